@@ -1,0 +1,136 @@
+// Decodes and validates wire messages against the generated protocol schema.
+// Both directions live here so the daemon, the CLI client and the tests share one codec.
+import { Ajv, type ValidateFunction } from 'ajv';
+import {
+  LIMITS,
+  METHODS,
+  EVENTS,
+  SCHEMA_DEFINITIONS,
+  type ClientMessage,
+  type ErrorCode,
+  type ServerMessage,
+} from '../../../protocol/generated/protocol.js';
+
+export type Decoded<T> =
+  | { ok: true; message: T }
+  | { ok: false; code: ErrorCode; message: string; id: string | null };
+
+const ajv = new Ajv({ allErrors: false, strict: false });
+ajv.addSchema({ $id: 'skyfarm', definitions: SCHEMA_DEFINITIONS });
+
+const validators = new Map<string, ValidateFunction>();
+function validator(key: string): ValidateFunction {
+  let fn = validators.get(key);
+  if (!fn) {
+    fn = ajv.getSchema(`skyfarm#/definitions/${key}`);
+    if (!fn) throw new Error(`protocol has no schema ${key}`);
+    validators.set(key, fn);
+  }
+  return fn;
+}
+
+const methodSet = new Set<string>(METHODS);
+const eventSet = new Set<string>(EVENTS);
+
+function describe(fn: ValidateFunction, where: string): string {
+  const first = fn.errors?.[0];
+  if (!first) return `${where} is invalid`;
+  const path = first.instancePath ? `${where}${first.instancePath.replaceAll('/', '.')}` : where;
+  if (first.keyword === 'additionalProperties') {
+    return `${path} has unknown field "${String((first.params as { additionalProperty?: string }).additionalProperty)}"`;
+  }
+  if (first.keyword === 'enum') {
+    return `${path} must be one of ${(first.params as { allowedValues?: unknown[] }).allowedValues?.map((v) => JSON.stringify(v)).join(', ')}`;
+  }
+  return `${path} ${first.message ?? 'is invalid'}`;
+}
+
+function parseObject(raw: string | Buffer): Decoded<Record<string, unknown>> {
+  const size = typeof raw === 'string' ? Buffer.byteLength(raw) : raw.length;
+  if (size > LIMITS.maxMessageBytes) {
+    return {
+      ok: false,
+      code: 'MESSAGE_TOO_LARGE',
+      message: `message of ${size} bytes exceeds the limit of ${LIMITS.maxMessageBytes} bytes`,
+      id: null,
+    };
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(typeof raw === 'string' ? raw : raw.toString('utf8'));
+  } catch (error) {
+    return { ok: false, code: 'BAD_MESSAGE', message: `not valid JSON: ${(error as Error).message}`, id: null };
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    return { ok: false, code: 'BAD_MESSAGE', message: 'a message must be a JSON object', id: null };
+  }
+  return { ok: true, message: value as Record<string, unknown> };
+}
+
+function requestIdOf(value: Record<string, unknown>): string | null {
+  const id = value['id'];
+  return typeof id === 'string' && id.length > 0 && id.length <= 64 ? id : null;
+}
+
+function check<T>(key: string, value: unknown, where: string, id: string | null): Decoded<T> {
+  const fn = validator(key);
+  if (fn(value)) return { ok: true, message: value as T };
+  return { ok: false, code: 'INVALID_MESSAGE', message: describe(fn, where), id };
+}
+
+/** Decodes a message sent by a client (add-on, CLI) to the daemon. */
+export function decodeClientMessage(raw: string | Buffer): Decoded<ClientMessage> {
+  const parsed = parseObject(raw);
+  if (!parsed.ok) return parsed;
+  const value = parsed.message;
+  const type = value['type'];
+  const id = requestIdOf(value);
+  if (typeof type !== 'string') return { ok: false, code: 'INVALID_MESSAGE', message: 'message.type must be a string', id };
+  if (type === 'hello') return check('message.hello', value, 'hello', null);
+  if (type !== 'request') return { ok: false, code: 'UNKNOWN_TYPE', message: `unknown message type "${type.slice(0, 64)}"`, id };
+  const envelope = check<Record<string, unknown>>('message.request', { params: {}, ...value }, 'request', id);
+  if (!envelope.ok) return envelope;
+  const method = String(envelope.message['method']);
+  if (!methodSet.has(method)) {
+    return { ok: false, code: 'UNKNOWN_METHOD', message: `unknown method "${method}"`, id };
+  }
+  const params = value['params'] ?? {};
+  const checked = check(`params.${method}`, params, 'params', id);
+  if (!checked.ok) return checked;
+  return { ok: true, message: { type: 'request', id: id as string, method, params } as ClientMessage };
+}
+
+/** Decodes a message sent by the daemon to a client. */
+export function decodeServerMessage(raw: string | Buffer): Decoded<ServerMessage> {
+  const parsed = parseObject(raw);
+  if (!parsed.ok) return parsed;
+  const value = parsed.message;
+  const type = value['type'];
+  const id = requestIdOf(value);
+  switch (type) {
+    case 'welcome':
+      return check('message.welcome', value, 'welcome', null);
+    case 'error':
+      return check('message.error', value, 'error', id);
+    case 'reply': {
+      const envelope = check<Record<string, unknown>>('message.reply', value, 'reply', id);
+      if (!envelope.ok) return envelope;
+      const method = String(value['method']);
+      if (!methodSet.has(method)) return { ok: false, code: 'UNKNOWN_METHOD', message: `unknown method "${method}"`, id };
+      const checked = check(`result.${method}`, value['result'], 'result', id);
+      return checked.ok ? { ok: true, message: value as unknown as ServerMessage } : checked;
+    }
+    case 'event': {
+      const envelope = check<Record<string, unknown>>('message.event', value, 'event', null);
+      if (!envelope.ok) return envelope;
+      const event = String(value['event']);
+      if (!eventSet.has(event)) return { ok: false, code: 'UNKNOWN_TYPE', message: `unknown event "${event}"`, id: null };
+      const checked = check(`event.${event}`, value['data'], 'data', null);
+      return checked.ok ? { ok: true, message: value as unknown as ServerMessage } : checked;
+    }
+    default:
+      return typeof type === 'string'
+        ? { ok: false, code: 'UNKNOWN_TYPE', message: `unknown message type "${type.slice(0, 64)}"`, id }
+        : { ok: false, code: 'INVALID_MESSAGE', message: 'message.type must be a string', id };
+  }
+}
