@@ -24,6 +24,7 @@ export const ERROR_CODES = {
   "BLENDER_MISSING": "Blender was not found.",
   "BLENDER_TOO_OLD": "The installed Blender is older than the supported minimum.",
   "BLENDER_FAILED": "Blender failed while inspecting the scene.",
+  "FRAMES_FAILED": "Some frames failed to render.",
   "SCENE_NOT_FOUND": "The named scene does not exist in the file.",
   "NO_CAMERA": "The scene has no camera.",
   "MISSING_DEPENDENCIES": "Files the scene depends on are missing.",
@@ -149,6 +150,7 @@ export type DaemonInfoResult = {
 
 export type RenderSubmitParams = {
   blendFile: string;
+  sourceBlendFile?: string;
   name?: string;
   scene?: string;
   frames?: string;
@@ -762,6 +764,7 @@ export const SCHEMA_DEFINITIONS: Record<string, unknown> = {
           "BLENDER_MISSING",
           "BLENDER_TOO_OLD",
           "BLENDER_FAILED",
+          "FRAMES_FAILED",
           "SCENE_NOT_FOUND",
           "NO_CAMERA",
           "MISSING_DEPENDENCIES",
@@ -859,6 +862,11 @@ export const SCHEMA_DEFINITIONS: Record<string, unknown> = {
         "type": "string",
         "minLength": 1,
         "maxLength": 4096
+      },
+      "sourceBlendFile": {
+        "type": "string",
+        "maxLength": 4096,
+        "$comment": "the user's own .blend when blendFile is a temporary copy of it: decides the scene's place in the project tree and the default output folder"
       },
       "name": {
         "type": "string",
