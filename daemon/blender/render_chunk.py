@@ -1,0 +1,169 @@
+# Runs inside Blender; renders one chunk of frames with overwrite off.
+#
+#   blender -b --python-exit-code 1 FILE.blend --python render_chunk.py -- '<json>'   (or -- @args.json)
+#
+# JSON: {"scene": str, "frames": [int], "outputDir": str, "filePattern": "frame_####",
+#        "remaps": {oldAbsPath: newAbsPath}}
+#
+# Prints one marker line per event, which the daemon parses (daemon/src/render/progress.ts):
+#   SKYFARM_FRAME_START <f>
+#   SKYFARM_FRAME_DONE <f> <seconds> <path>
+#   SKYFARM_FRAME_SKIPPED <f> <path>
+#   SKYFARM_FRAME_FAILED <f> <one-line message>
+# A frame that fails does not stop the chunk; the exit code is 0 only when every frame is done or
+# skipped. A frame is written to a temporary name and renamed, so a killed render leaves no partial
+# frame under the final name, and a retried chunk skips every frame that already exists.
+import json
+import os
+import sys
+import time
+import traceback
+
+import bpy
+
+TEMP_PREFIX = ".skyfarm-tmp-"
+
+
+def say(*parts):
+    # Python buffers stdout on a pipe while Blender's C code flushes: flush so lines keep their order.
+    print(*parts, flush=True)
+
+
+def one_line(text):
+    return " ".join(str(text).split()) or "unknown error"
+
+
+def script_args():
+    argv = sys.argv
+    rest = argv[argv.index("--") + 1 :] if "--" in argv else []
+    if not rest:
+        raise ValueError("render_chunk.py needs a JSON argument after --")
+    if rest[0].startswith("@"):
+        with open(rest[0][1:], encoding="utf-8") as handle:
+            return json.load(handle)
+    return json.loads(rest[0])
+
+
+def normalized_abspath(path, library=None):
+    return os.path.normpath(bpy.path.abspath(path, library=library)) if path else ""
+
+
+class Remapper:
+    """Maps absolute paths from the submitting machine to where the copy stage put the files.
+
+    A key names a file, or a folder whose whole content moved (image sequences, UDIM sets).
+    """
+
+    def __init__(self, remaps):
+        self.remaps = {os.path.normpath(old): os.path.normpath(new) for old, new in (remaps or {}).items()}
+
+    def target(self, path, library=None):
+        absolute = normalized_abspath(path, library)
+        if not absolute:
+            return None
+        if absolute in self.remaps:
+            return self.remaps[absolute]
+        for old, new in self.remaps.items():
+            if absolute.startswith(old.rstrip(os.sep) + os.sep):
+                return new + absolute[len(old.rstrip(os.sep)) :]
+        return None
+
+    def apply(self):
+        if not self.remaps:
+            return
+        for library in bpy.data.libraries:
+            new_path = self.target(library.filepath, library.library)
+            if new_path:
+                library.filepath = new_path
+                library.reload()
+        collections = (
+            bpy.data.images,
+            bpy.data.movieclips,
+            bpy.data.sounds,
+            bpy.data.fonts,
+            bpy.data.volumes,
+            bpy.data.cache_files,
+        )
+        for collection in collections:
+            for datablock in collection:
+                if datablock.library is not None or getattr(datablock, "packed_file", None) is not None:
+                    continue  # linked data is read-only here; its library was remapped above
+                new_path = self.target(datablock.filepath)
+                if new_path:
+                    datablock.filepath = new_path
+        for scene in bpy.data.scenes:
+            if scene.sequence_editor is None:
+                continue
+            for strip in scene.sequence_editor.sequences_all:
+                if strip.type == "IMAGE":
+                    new_dir = self.target(strip.directory)
+                    if new_dir:
+                        strip.directory = new_dir + os.sep
+                elif hasattr(strip, "filepath"):
+                    new_path = self.target(strip.filepath)
+                    if new_path:
+                        strip.filepath = new_path
+
+
+def is_finished_frame(path):
+    try:
+        return os.path.isfile(path) and os.path.getsize(path) > 0
+    except OSError:
+        return False
+
+
+def render_frame(scene, frame, final_path, file_camera):
+    # A camera switched by a timeline marker stays set after that frame; start every frame from the
+    # file's own camera so a frame renders the same whatever chunk it is in.
+    scene.camera = file_camera
+    scene.frame_set(frame)
+    bpy.ops.render.render(scene=scene.name)
+    folder, name = os.path.split(final_path)
+    os.makedirs(folder, exist_ok=True)
+    temp_path = os.path.join(folder, "%s%d-%s" % (TEMP_PREFIX, os.getpid(), name))
+    try:
+        bpy.data.images["Render Result"].save_render(filepath=temp_path, scene=scene)
+        if not is_finished_frame(temp_path):
+            raise RuntimeError("Blender wrote no image to %s" % temp_path)
+        os.replace(temp_path, final_path)
+    finally:
+        if os.path.exists(temp_path):
+            os.remove(temp_path)
+
+
+def main():
+    args = script_args()
+    scene = bpy.data.scenes.get(args["scene"])
+    frames = [int(frame) for frame in args["frames"]]
+    if scene is None:
+        names = ", ".join(s.name for s in bpy.data.scenes)
+        for frame in frames:
+            say("SKYFARM_FRAME_FAILED", frame, one_line('scene "%s" not found; scenes: %s' % (args["scene"], names)))
+        return False
+    if bpy.context.window is not None:
+        bpy.context.window.scene = scene
+    Remapper(args.get("remaps")).apply()
+    scene.render.filepath = os.path.join(args["outputDir"], args.get("filePattern") or "frame_####")
+    file_camera = scene.camera
+
+    all_ok = True
+    for frame in frames:
+        say("SKYFARM_FRAME_START", frame)
+        started = time.monotonic()
+        try:
+            final_path = scene.render.frame_path(frame=frame)
+            if is_finished_frame(final_path):
+                say("SKYFARM_FRAME_SKIPPED", frame, final_path)
+                continue
+            render_frame(scene, frame, final_path, file_camera)
+            say("SKYFARM_FRAME_DONE", frame, "%.3f" % (time.monotonic() - started), final_path)
+        except Exception as error:  # noqa: BLE001 - one bad frame must not stop the chunk
+            all_ok = False
+            traceback.print_exc(file=sys.stderr)
+            say("SKYFARM_FRAME_FAILED", frame, one_line(error))
+    return all_ok
+
+
+if not main():
+    sys.stdout.flush()
+    sys.exit(1)
