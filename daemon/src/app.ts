@@ -1,0 +1,42 @@
+// buildApp(deps) returns the fastify app; only the daemon entry point calls listen().
+import Fastify, { type FastifyInstance } from 'fastify';
+import websocket from '@fastify/websocket';
+import type { Logger } from 'pino';
+import { LIMITS } from '../../protocol/generated/protocol.js';
+import { securityPlugin } from './routes/security.js';
+import { healthRoute } from './routes/health.js';
+import { socketRoute } from './ws/socket.js';
+import type { RpcRegistry } from './rpc/registry.js';
+import type { ClientHub } from './ws/hub.js';
+
+export interface AppDeps {
+  token: string;
+  version: string;
+  registry: RpcRegistry;
+  hub: ClientHub;
+  logger?: Logger | boolean;
+  maxMessagesPerSecond?: number;
+}
+
+export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
+  const common = { disableRequestLogging: true, bodyLimit: 64 * 1024 };
+  const app: FastifyInstance =
+    typeof deps.logger === 'object'
+      ? (Fastify({ ...common, loggerInstance: deps.logger }) as unknown as FastifyInstance)
+      : Fastify({ ...common, logger: deps.logger ?? false });
+  // Applied to the root instance (not encapsulated) so the checks cover every route.
+  await securityPlugin(app);
+  // Frames larger than this close the connection outright; up to it the codec answers MESSAGE_TOO_LARGE.
+  await app.register(websocket, { options: { maxPayload: 4 * LIMITS.maxMessageBytes } });
+  await app.register(healthRoute(deps.version));
+  await app.register(
+    socketRoute({
+      token: deps.token,
+      version: deps.version,
+      registry: deps.registry,
+      hub: deps.hub,
+      ...(deps.maxMessagesPerSecond !== undefined ? { maxMessagesPerSecond: deps.maxMessagesPerSecond } : {}),
+    }),
+  );
+  return app;
+}

@@ -1,0 +1,199 @@
+// The job commands: render (with --wait), jobs, status, cancel, logs, demo.
+import { existsSync, readdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { Job, RenderSubmitParams } from '../../../protocol/generated/protocol.js';
+import type { DaemonClient } from '../client/daemon-client.js';
+import { FINISHED_STATES } from '../jobs/job-repo.js';
+import { SkyfarmError } from '../errors.js';
+import { findBlender } from '../render/blender.js';
+import { findProjectRoot } from '../config/project-root.js';
+import { connect, connectOrStart, stopDaemon } from './daemon-control.js';
+import { EXIT, exitCodeForState } from './exit-codes.js';
+import { ProgressPrinter, formatDuration } from './progress.js';
+
+export interface CliContext {
+  stateDir: string;
+  env: NodeJS.ProcessEnv;
+  cwd: string;
+  stdout: NodeJS.WriteStream;
+  stderr: NodeJS.WriteStream;
+}
+
+function print(ctx: CliContext, text: string): void {
+  ctx.stdout.write(text.endsWith('\n') ? text : text + '\n');
+}
+
+function printJson(ctx: CliContext, value: unknown): void {
+  print(ctx, JSON.stringify(value, null, 2));
+}
+
+export function describeJob(job: Job): string {
+  const lines = [
+    `${job.id}  ${job.name}`,
+    `  state     ${job.state}${job.error ? ` (${job.error.code})` : ''}`,
+    `  frames    ${job.framesDone}/${job.framesTotal} done${job.framesFailed ? `, ${job.framesFailed} failed: ${job.failedFrames.join(', ')}` : ''} (spec ${job.frames})`,
+    `  stages    upload ${job.stages.upload}, copy ${job.stages.copy}, render ${job.stages.render}, publish ${job.stages.publish}`,
+    `  output    ${job.output}`,
+    `  message   ${job.message}`,
+  ];
+  if (!FINISHED_STATES.has(job.state)) lines.push(`  eta       ${formatDuration(job.etaSeconds)}`);
+  return lines.join('\n');
+}
+
+/** Follows a job until it ends, printing progress; resolves with the final snapshot. */
+export async function waitForJob(client: DaemonClient, jobId: string, printer?: ProgressPrinter): Promise<Job> {
+  return new Promise<Job>((resolvePromise, reject) => {
+    let settled = false;
+    const finish = (job: Job) => {
+      if (settled) return;
+      settled = true;
+      stopEvents();
+      stopClose();
+      printer?.update(job);
+      printer?.finish();
+      resolvePromise(job);
+    };
+    const stopEvents = client.onEvent((event, data) => {
+      if (event !== 'job.update') return;
+      const job = data as Job;
+      if (job.id !== jobId) return;
+      if (FINISHED_STATES.has(job.state)) finish(job);
+      else printer?.update(job);
+    });
+    const stopClose = client.onClose((reason) => {
+      if (settled) return;
+      settled = true;
+      printer?.finish();
+      reject(new SkyfarmError('DAEMON_UNREACHABLE', `lost the daemon while waiting for ${jobId}: ${reason}`));
+    });
+    // Subscribed first, then read the current state, so a job that ended meanwhile is not missed.
+    client.request('jobs.get', { jobId }).then(({ job }) => {
+      if (FINISHED_STATES.has(job.state)) finish(job);
+      else printer?.update(job);
+    }, reject);
+  });
+}
+
+export interface RenderOptions {
+  file: string;
+  frames?: string;
+  chunkSize?: number;
+  backend?: 'local' | 'aws';
+  output?: string;
+  scene?: string;
+  name?: string;
+  strict?: boolean;
+  wait: boolean;
+  json: boolean;
+}
+
+export async function renderCommand(ctx: CliContext, options: RenderOptions): Promise<number> {
+  const params: RenderSubmitParams = { blendFile: resolve(ctx.cwd, options.file) };
+  if (options.frames !== undefined) params.frames = options.frames;
+  if (options.chunkSize !== undefined) params.chunkSize = options.chunkSize;
+  if (options.backend !== undefined) params.backend = options.backend;
+  if (options.output !== undefined) params.output = resolve(ctx.cwd, options.output);
+  if (options.scene !== undefined) params.scene = options.scene;
+  if (options.name !== undefined) params.name = options.name;
+  if (options.strict !== undefined) params.strict = options.strict;
+  const { client } = await connectOrStart(ctx.stateDir, ctx.env);
+  try {
+    const { job, missing } = await client.request('render.submit', params);
+    if (missing?.length && !options.json) {
+      ctx.stderr.write(`warning: ${missing.length} missing files will render without them:\n  ${missing.join('\n  ')}\n`);
+    }
+    if (!options.wait) {
+      if (options.json) printJson(ctx, job);
+      else print(ctx, `submitted ${job.id}: ${job.framesTotal} frames of "${job.scene}" → ${job.output}`);
+      return EXIT.ok;
+    }
+    if (!options.json) print(ctx, `submitted ${job.id}: ${job.framesTotal} frames of "${job.scene}" → ${job.output}`);
+    const final = await waitForJob(client, job.id, options.json ? undefined : new ProgressPrinter(ctx.stderr));
+    if (options.json) printJson(ctx, final);
+    else print(ctx, describeJob(final));
+    return exitCodeForState(final.state);
+  } finally {
+    client.close();
+  }
+}
+
+async function withClient<T>(ctx: CliContext, fn: (client: DaemonClient) => Promise<T>): Promise<T> {
+  const client = await connect(ctx.stateDir);
+  try {
+    return await fn(client);
+  } finally {
+    client.close();
+  }
+}
+
+export async function jobsCommand(ctx: CliContext, json: boolean): Promise<number> {
+  const { jobs } = await withClient(ctx, (client) => client.request('jobs.list', {}));
+  if (json) printJson(ctx, jobs);
+  else if (jobs.length === 0) print(ctx, 'no jobs yet');
+  else {
+    for (const job of jobs) {
+      print(
+        ctx,
+        `${job.id}  ${job.state.padEnd(10)} ${`${job.framesDone}/${job.framesTotal}`.padStart(9)}  ${job.name}`,
+      );
+    }
+  }
+  return EXIT.ok;
+}
+
+export async function statusCommand(ctx: CliContext, jobId: string, json: boolean): Promise<number> {
+  const { job } = await withClient(ctx, (client) => client.request('jobs.get', { jobId }));
+  if (json) printJson(ctx, job);
+  else print(ctx, describeJob(job));
+  return EXIT.ok;
+}
+
+export async function cancelCommand(ctx: CliContext, jobId: string, json: boolean): Promise<number> {
+  const { job } = await withClient(ctx, (client) => client.request('jobs.cancel', { jobId }));
+  if (json) printJson(ctx, job);
+  else print(ctx, `${job.id} ${job.state}`);
+  return EXIT.ok;
+}
+
+export async function logsCommand(ctx: CliContext, jobId: string, tail: number | undefined, json: boolean): Promise<number> {
+  const { lines } = await withClient(ctx, (client) =>
+    client.request('jobs.logs', tail !== undefined ? { jobId, tail } : { jobId }),
+  );
+  if (json) printJson(ctx, lines);
+  else if (lines.length) print(ctx, lines.join('\n'));
+  return EXIT.ok;
+}
+
+/** `npm run demo`: renders the bundled scene on the local backend and says where the frames are. */
+export async function demoCommand(ctx: CliContext): Promise<number> {
+  try {
+    await findBlender(ctx.env);
+  } catch (error) {
+    ctx.stderr.write(`${(error as Error).message}\n`);
+    return EXIT.input;
+  }
+  const root = findProjectRoot();
+  const scene = join(root, 'daemon', 'demo', 'demo.blend');
+  const output = join(root, 'demo-output');
+  print(ctx, `skyfarm demo: rendering ${scene} on the local backend`);
+  const { client, started } = await connectOrStart(ctx.stateDir, ctx.env);
+  try {
+    const began = Date.now();
+    const { job } = await client.request('render.submit', { blendFile: scene, output, name: 'skyfarm demo' });
+    print(ctx, `job ${job.id}: ${job.framesTotal} frames`);
+    const final = await waitForJob(client, job.id, new ProgressPrinter(ctx.stderr));
+    const seconds = ((Date.now() - began) / 1000).toFixed(1);
+    if (final.state !== 'done') {
+      print(ctx, describeJob(final));
+      print(ctx, `see the log: skyfarm logs ${final.id}`);
+      return exitCodeForState(final.state);
+    }
+    const files = existsSync(output) ? readdirSync(output).filter((f) => !f.startsWith('.')) : [];
+    print(ctx, `done in ${seconds} s: ${final.framesDone} frames in ${output}`);
+    for (const file of files.sort()) print(ctx, `  ${join(output, file)}`);
+    return EXIT.ok;
+  } finally {
+    client.close();
+    if (started) await stopDaemon(ctx.stateDir);
+  }
+}

@@ -1,0 +1,194 @@
+#!/usr/bin/env node
+// skyfarm command line: `skyfarm <command> [options]`. Exit codes: 0 success, 1 usage/input error,
+// 2 job failed, 3 canceled, 4 daemon unreachable.
+import { parseArgs } from 'node:util';
+import { stateDirFromEnv } from '../config/state-dir.js';
+import { SkyfarmError } from '../errors.js';
+import { startDaemon } from '../daemon.js';
+import { DAEMON_VERSION } from '../version.js';
+import { daemonStatus, startDetachedDaemon, stopDaemon } from './daemon-control.js';
+import { EXIT, exitCodeForError } from './exit-codes.js';
+import {
+  cancelCommand,
+  demoCommand,
+  jobsCommand,
+  logsCommand,
+  renderCommand,
+  statusCommand,
+  type CliContext,
+} from './commands.js';
+
+const USAGE = `skyfarm ${DAEMON_VERSION} — render Blender scenes on this machine or AWS Batch
+
+Usage:
+  skyfarm render FILE.blend [--frames SPEC] [--chunk-size N] [--scene NAME] [--backend local|aws]
+                            [--output DIR] [--name NAME] [--strict] [--wait] [--json]
+  skyfarm jobs [--json]                 list jobs
+  skyfarm status JOB [--json]           one job in detail
+  skyfarm cancel JOB [--json]           stop a job
+  skyfarm logs JOB [--tail N] [--json]  a job's log
+  skyfarm daemon                        run the daemon in the foreground
+  skyfarm daemon start|stop|status      manage the background daemon
+  skyfarm demo                          render the bundled example scene
+
+Frame specs: 1-250, 1-10,20,30-40, 1-100x5 (every 5th frame).
+Environment: SKYFARM_HOME (state dir), SKYFARM_PORT (0 = any free port), SKYFARM_BLENDER (Blender binary).
+Exit codes: 0 success, 1 usage or input error, 2 job failed, 3 canceled, 4 daemon unreachable.`;
+
+class UsageError extends Error {}
+
+function positiveInt(value: string | undefined, flag: string): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new UsageError(`${flag} must be a positive whole number, not "${value}"`);
+  return n;
+}
+
+function oneJob(positionals: string[], command: string): string {
+  if (positionals.length !== 1) throw new UsageError(`usage: skyfarm ${command} JOB`);
+  return positionals[0]!;
+}
+
+async function runDaemonForeground(ctx: CliContext): Promise<number> {
+  const daemon = await startDaemon({ stateDir: ctx.stateDir, env: ctx.env });
+  await new Promise<void>((resolve) => {
+    const stop = () => resolve();
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
+  await daemon.stop();
+  return EXIT.ok;
+}
+
+export async function main(argv: string[], ctx: CliContext): Promise<number> {
+  const [command, ...rest] = argv;
+  if (command === undefined || command === 'help' || command === '--help' || command === '-h') {
+    ctx.stdout.write(USAGE + '\n');
+    return command === undefined ? EXIT.input : EXIT.ok;
+  }
+  if (command === '--version' || command === 'version') {
+    ctx.stdout.write(`${DAEMON_VERSION}\n`);
+    return EXIT.ok;
+  }
+  const parsed = parseArgs({
+    args: rest,
+    allowPositionals: true,
+    strict: true,
+    options: {
+      json: { type: 'boolean', default: false },
+      wait: { type: 'boolean', default: false },
+      strict: { type: 'boolean' },
+      frames: { type: 'string' },
+      'chunk-size': { type: 'string' },
+      scene: { type: 'string' },
+      backend: { type: 'string' },
+      output: { type: 'string' },
+      name: { type: 'string' },
+      tail: { type: 'string' },
+    },
+  });
+  const { values, positionals } = parsed;
+  const json = values.json ?? false;
+  switch (command) {
+    case 'daemon': {
+      const action = positionals[0];
+      if (action === undefined) return runDaemonForeground(ctx);
+      if (action === 'start') {
+        const running = await daemonStatus(ctx.stateDir);
+        const info = running ?? (await startDetachedDaemon(ctx.stateDir, ctx.env));
+        ctx.stdout.write(
+          json
+            ? JSON.stringify({ running: true, ...info, stateDir: ctx.stateDir }) + '\n'
+            : `skyfarm daemon ${running ? 'already running' : 'started'}: pid ${info.pid}, port ${info.port}, state dir ${ctx.stateDir}\n`,
+        );
+        return EXIT.ok;
+      }
+      if (action === 'stop') {
+        const info = await stopDaemon(ctx.stateDir);
+        ctx.stdout.write(
+          json
+            ? JSON.stringify({ stopped: Boolean(info), ...(info ?? {}) }) + '\n'
+            : info
+              ? `stopped the daemon (pid ${info.pid})\n`
+              : 'no daemon was running\n',
+        );
+        return EXIT.ok;
+      }
+      if (action === 'status') {
+        const info = await daemonStatus(ctx.stateDir);
+        ctx.stdout.write(
+          json
+            ? JSON.stringify(info ? { running: true, ...info, stateDir: ctx.stateDir } : { running: false, stateDir: ctx.stateDir }) + '\n'
+            : info
+              ? `running: pid ${info.pid}, port ${info.port}, version ${info.version}, state dir ${ctx.stateDir}\n`
+              : `not running (state dir ${ctx.stateDir})\n`,
+        );
+        return info ? EXIT.ok : EXIT.unreachable;
+      }
+      throw new UsageError('usage: skyfarm daemon [start|stop|status]');
+    }
+    case 'render': {
+      if (positionals.length !== 1) throw new UsageError('usage: skyfarm render FILE.blend [options]');
+      const backend = values.backend;
+      if (backend !== undefined && backend !== 'local' && backend !== 'aws') {
+        throw new UsageError(`--backend must be local or aws, not "${backend}"`);
+      }
+      const chunkSize = positiveInt(values['chunk-size'], '--chunk-size');
+      return renderCommand(ctx, {
+        file: positionals[0]!,
+        wait: values.wait ?? false,
+        json,
+        ...(values.frames !== undefined ? { frames: values.frames } : {}),
+        ...(chunkSize !== undefined ? { chunkSize } : {}),
+        ...(backend !== undefined ? { backend } : {}),
+        ...(values.output !== undefined ? { output: values.output } : {}),
+        ...(values.scene !== undefined ? { scene: values.scene } : {}),
+        ...(values.name !== undefined ? { name: values.name } : {}),
+        ...(values.strict !== undefined ? { strict: values.strict } : {}),
+      });
+    }
+    case 'jobs':
+      return jobsCommand(ctx, json);
+    case 'status':
+      return statusCommand(ctx, oneJob(positionals, 'status'), json);
+    case 'cancel':
+      return cancelCommand(ctx, oneJob(positionals, 'cancel'), json);
+    case 'logs':
+      return logsCommand(ctx, oneJob(positionals, 'logs'), positiveInt(values.tail, '--tail'), json);
+    case 'demo':
+      return demoCommand(ctx);
+    default:
+      throw new UsageError(`unknown command "${command}"; run \`skyfarm help\``);
+  }
+}
+
+async function entry(): Promise<void> {
+  const ctx: CliContext = {
+    stateDir: stateDirFromEnv(process.env),
+    env: process.env,
+    cwd: process.cwd(),
+    stdout: process.stdout,
+    stderr: process.stderr,
+  };
+  const json = process.argv.includes('--json');
+  let code: number;
+  try {
+    code = await main(process.argv.slice(2), ctx);
+  } catch (error) {
+    if (error instanceof SkyfarmError) {
+      if (json) process.stdout.write(JSON.stringify({ error: { code: error.code, message: error.message } }) + '\n');
+      else process.stderr.write(`skyfarm: ${error.message}\n`);
+      code = exitCodeForError(error.code);
+    } else if (error instanceof UsageError || (error as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS')) {
+      if (json) process.stdout.write(JSON.stringify({ error: { code: 'BAD_ARGUMENT', message: (error as Error).message } }) + '\n');
+      else process.stderr.write(`skyfarm: ${(error as Error).message}\n`);
+      code = EXIT.input;
+    } else {
+      process.stderr.write(`skyfarm: unexpected error: ${(error as Error).stack ?? String(error)}\n`);
+      code = EXIT.input;
+    }
+  }
+  process.exitCode = code;
+}
+
+await entry();

@@ -1,0 +1,159 @@
+// The CLI's (and tests') connection to the daemon: reads daemon.json and the token from the state
+// dir, says hello, and offers request/reply plus push events.
+import { readFileSync } from 'node:fs';
+import { WebSocket } from 'ws';
+import {
+  PROTOCOL_VERSION,
+  type EventMap,
+  type EventName,
+  type Method,
+  type RequestMap,
+  type ServerMessage,
+} from '../../../protocol/generated/protocol.js';
+import { decodeServerMessage } from '../protocol/codec.js';
+import { SkyfarmError } from '../errors.js';
+import { readDaemonInfo, type DaemonInfo } from '../config/daemon-lock.js';
+import { statePaths } from '../config/state-dir.js';
+
+type EventListener = <E extends EventName>(event: E, data: EventMap[E]) => void;
+
+export interface ConnectOptions {
+  stateDir: string;
+  clientName?: string;
+  clientVersion?: string;
+  timeoutMs?: number;
+  /** Overrides for tests: connect to this port/token instead of the state dir's. */
+  port?: number;
+  token?: string;
+}
+
+export class DaemonClient {
+  private nextId = 1;
+  private readonly pending = new Map<string, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+  private readonly listeners = new Set<EventListener>();
+  private readonly closeListeners = new Set<(reason: string) => void>();
+
+  private constructor(
+    private readonly socket: WebSocket,
+    readonly daemon: DaemonInfo,
+  ) {
+    socket.on('message', (data) => this.onMessage(data.toString()));
+    socket.on('close', (code, reason) => {
+      const why = `connection to the daemon closed (${code}${reason.length ? `: ${reason.toString()}` : ''})`;
+      for (const { reject } of this.pending.values()) reject(new SkyfarmError('DAEMON_UNREACHABLE', why));
+      this.pending.clear();
+      for (const listener of this.closeListeners) listener(why);
+    });
+  }
+
+  static async connect(options: ConnectOptions): Promise<DaemonClient> {
+    const paths = statePaths(options.stateDir);
+    const info = readDaemonInfo(paths.daemonInfo);
+    const port = options.port ?? info?.port;
+    if (port === undefined) {
+      throw new SkyfarmError('DAEMON_UNREACHABLE', `no skyfarm daemon is running for ${options.stateDir}`);
+    }
+    let token = options.token;
+    if (token === undefined) {
+      try {
+        token = readFileSync(paths.token, 'utf8').trim();
+      } catch {
+        throw new SkyfarmError('DAEMON_UNREACHABLE', `cannot read the daemon token in ${options.stateDir}`);
+      }
+    }
+    const timeoutMs = options.timeoutMs ?? 5000;
+    const socket = new WebSocket(`ws://127.0.0.1:${port}/ws`, {
+      headers: { Authorization: `Bearer ${token}` },
+      handshakeTimeout: timeoutMs,
+      maxPayload: 64 * 1024 * 1024,
+    });
+    const client = await new Promise<DaemonClient>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        socket.terminate();
+        reject(new SkyfarmError('DAEMON_UNREACHABLE', `the daemon on port ${port} did not answer in ${timeoutMs} ms`));
+      }, timeoutMs);
+      socket.once('unexpected-response', (_request, response) => {
+        clearTimeout(timer);
+        socket.terminate();
+        reject(
+          new SkyfarmError(
+            response.statusCode === 401 ? 'UNAUTHORIZED' : 'DAEMON_UNREACHABLE',
+            `the daemon refused the connection (HTTP ${response.statusCode})`,
+          ),
+        );
+      });
+      socket.once('error', (error) => {
+        clearTimeout(timer);
+        reject(new SkyfarmError('DAEMON_UNREACHABLE', `cannot reach the daemon on port ${port}: ${error.message}`));
+      });
+      socket.once('open', () => {
+        socket.send(
+          JSON.stringify({
+            type: 'hello',
+            protocol: PROTOCOL_VERSION,
+            client: { name: options.clientName ?? 'skyfarm-cli', version: options.clientVersion ?? '0' },
+          }),
+        );
+        socket.once('message', (data) => {
+          clearTimeout(timer);
+          const decoded = decodeServerMessage(data.toString());
+          if (decoded.ok && decoded.message.type === 'welcome') {
+            socket.removeAllListeners('error');
+            socket.on('error', () => undefined);
+            resolve(new DaemonClient(socket, { pid: info?.pid ?? 0, port, version: decoded.message.daemon.version }));
+          } else if (decoded.ok && decoded.message.type === 'error') {
+            socket.close();
+            reject(new SkyfarmError(decoded.message.code, decoded.message.message));
+          } else {
+            socket.close();
+            reject(new SkyfarmError('BAD_MESSAGE', 'the daemon answered hello with something unexpected'));
+          }
+        });
+      });
+    });
+    return client;
+  }
+
+  private onMessage(text: string): void {
+    const decoded = decodeServerMessage(text);
+    if (!decoded.ok) return;
+    const message: ServerMessage = decoded.message;
+    if (message.type === 'event') {
+      for (const listener of this.listeners) listener(message.event, message.data as never);
+      return;
+    }
+    if (message.type === 'reply' || message.type === 'error') {
+      const waiter = message.id !== null ? this.pending.get(message.id) : undefined;
+      if (!waiter || message.id === null) return;
+      this.pending.delete(message.id);
+      if (message.type === 'reply') waiter.resolve(message.result);
+      else waiter.reject(new SkyfarmError(message.code, message.message));
+    }
+  }
+
+  request<M extends Method>(method: M, params: RequestMap[M]['params']): Promise<RequestMap[M]['result']> {
+    const id = String(this.nextId++);
+    return new Promise((resolve, reject) => {
+      if (this.socket.readyState !== WebSocket.OPEN) {
+        reject(new SkyfarmError('DAEMON_UNREACHABLE', 'not connected to the daemon'));
+        return;
+      }
+      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
+      this.socket.send(JSON.stringify({ type: 'request', id, method, params }));
+    });
+  }
+
+  onEvent(listener: EventListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  onClose(listener: (reason: string) => void): () => void {
+    this.closeListeners.add(listener);
+    return () => this.closeListeners.delete(listener);
+  }
+
+  close(): void {
+    this.socket.close();
+  }
+}

@@ -1,0 +1,126 @@
+// Assembles the daemon from its parts and runs it: state dir, lock, token, database, backends,
+// services, app. The CLI's `skyfarm daemon` and the tests both start it through `startDaemon`.
+import { writeFileSync, rmSync, renameSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import type { FastifyInstance } from 'fastify';
+import pino, { type Logger } from 'pino';
+import { buildApp } from './app.js';
+import { ensureStateDir, type StatePaths } from './config/state-dir.js';
+import { loadOrCreateToken } from './config/token.js';
+import { acquireDaemonLock, type DaemonInfo } from './config/daemon-lock.js';
+import { openDatabase, type Db } from './db/database.js';
+import { JobRepo } from './jobs/job-repo.js';
+import { JobLogs } from './jobs/job-log.js';
+import { JobService } from './jobs/job-service.js';
+import { LocalBackend } from './pipeline/local-backend.js';
+import { LocalObjectStore } from './store/local-store.js';
+import { RpcRegistry } from './rpc/registry.js';
+import { registerJobHandlers } from './rpc/job-handlers.js';
+import { ClientHub } from './ws/hub.js';
+import { Semaphore } from './util/semaphore.js';
+import { findBlender, probeBlend } from './render/blender.js';
+import { DAEMON_VERSION } from './version.js';
+import { SkyfarmError } from './errors.js';
+
+export interface DaemonOptions {
+  stateDir: string;
+  port?: number;
+  env?: NodeJS.ProcessEnv;
+  logger?: Logger;
+  maxParallelRenders?: number;
+}
+
+export interface RunningDaemon {
+  app: FastifyInstance;
+  port: number;
+  token: string;
+  paths: StatePaths;
+  db: Db;
+  jobs: JobService;
+  hub: ClientHub;
+  registry: RpcRegistry;
+  stop(): Promise<void>;
+}
+
+export function parsePort(value: string | undefined): number {
+  if (value === undefined || value === '') return 0;
+  const port = Number(value);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new SkyfarmError('BAD_ARGUMENT', `SKYFARM_PORT must be a port number (0 picks a free one), not "${value}"`);
+  }
+  return port;
+}
+
+export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon> {
+  const env = options.env ?? process.env;
+  const paths = ensureStateDir(options.stateDir);
+  const releaseLock = acquireDaemonLock(paths.lock, paths.daemonInfo, paths.root);
+  let db: Db | undefined;
+  try {
+    const log = options.logger ?? pino({ level: env['SKYFARM_LOG_LEVEL'] ?? 'info' });
+    const token = loadOrCreateToken(paths.token);
+    db = openDatabase(paths.database);
+    const repo = new JobRepo(db);
+    const logs = new JobLogs(paths.logs);
+    const hub = new ClientHub();
+    const blender = () => findBlender(env);
+    const local = new LocalBackend({
+      repo,
+      logs,
+      store: new LocalObjectStore(paths.store),
+      workDir: paths.work,
+      notify: hub.notify,
+      log,
+      renderSlots: new Semaphore(options.maxParallelRenders ?? 1),
+      findBlender: blender,
+    });
+    const jobs = new JobService({ repo, logs, notify: hub.notify, local, findBlender: blender, probeBlend });
+    const registry = new RpcRegistry();
+    registerJobHandlers(registry, jobs);
+    registry.register('daemon.info', async () => {
+      let localInfo: { available: boolean; reason?: string } = { available: true };
+      try {
+        await blender();
+      } catch (error) {
+        localInfo = { available: false, reason: (error as Error).message };
+      }
+      return {
+        version: DAEMON_VERSION,
+        pid: process.pid,
+        backends: { local: localInfo, aws: { available: false, reason: 'no AWS stack deployed (skyfarm deploy)' } },
+      };
+    });
+    const app = await buildApp({ token, version: DAEMON_VERSION, registry, hub, logger: log });
+    await app.listen({ host: '127.0.0.1', port: options.port ?? parsePort(env['SKYFARM_PORT']) });
+    const port = (app.server.address() as AddressInfo).port;
+    const info: DaemonInfo = { pid: process.pid, port, version: DAEMON_VERSION };
+    writeFileSync(`${paths.daemonInfo}.tmp`, JSON.stringify(info) + '\n', { mode: 0o600 });
+    renameSync(`${paths.daemonInfo}.tmp`, paths.daemonInfo);
+    const resumed = jobs.resumeUnfinished();
+    log.info({ port, stateDir: paths.root, resumed: resumed.length }, 'skyfarm daemon listening on 127.0.0.1');
+    const openDb = db;
+    let stopped: Promise<void> | undefined;
+    return {
+      app,
+      port,
+      token,
+      paths,
+      db: openDb,
+      jobs,
+      hub,
+      registry,
+      stop: () =>
+        (stopped ??= (async () => {
+          await app.close();
+          await local.stopAll();
+          openDb.close();
+          rmSync(paths.daemonInfo, { force: true });
+          releaseLock();
+        })()),
+    };
+  } catch (error) {
+    db?.close();
+    releaseLock();
+    throw error;
+  }
+}

@@ -1,0 +1,54 @@
+// SQLite holds every job, its frames and its stage states. Each state change is committed here
+// before it is acted on or announced, so a restarted daemon knows exactly where every job stands.
+import Database from 'better-sqlite3';
+
+export type Db = Database.Database;
+
+const MIGRATIONS: string[] = [
+  `CREATE TABLE jobs (
+     id TEXT PRIMARY KEY,
+     seq INTEGER NOT NULL,
+     name TEXT NOT NULL,
+     state TEXT NOT NULL,
+     backend TEXT NOT NULL,
+     blend_file TEXT NOT NULL,
+     scene TEXT NOT NULL,
+     frames_spec TEXT NOT NULL,
+     output_dir TEXT NOT NULL,
+     created_at TEXT NOT NULL,
+     updated_at TEXT NOT NULL,
+     stages TEXT NOT NULL,
+     frames_total INTEGER NOT NULL,
+     message TEXT NOT NULL DEFAULT '',
+     last_frame TEXT,
+     error_code TEXT,
+     error_message TEXT,
+     spec TEXT NOT NULL
+   )`,
+  `CREATE TABLE frames (
+     job_id TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+     frame INTEGER NOT NULL,
+     state TEXT NOT NULL,
+     path TEXT,
+     seconds REAL,
+     message TEXT,
+     PRIMARY KEY (job_id, frame)
+   )`,
+  `CREATE INDEX jobs_by_state ON jobs(state)`,
+  `CREATE TABLE kv (key TEXT PRIMARY KEY, value TEXT NOT NULL)`,
+];
+
+export function openDatabase(path: string): Db {
+  const db = new Database(path);
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = NORMAL');
+  db.pragma('foreign_keys = ON');
+  db.pragma('busy_timeout = 5000');
+  const version = db.pragma('user_version', { simple: true }) as number;
+  const migrate = db.transaction(() => {
+    for (let i = version; i < MIGRATIONS.length; i++) db.exec(MIGRATIONS[i]!);
+    db.pragma(`user_version = ${MIGRATIONS.length}`);
+  });
+  migrate();
+  return db;
+}

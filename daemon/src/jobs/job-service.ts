@@ -1,0 +1,128 @@
+// Jobs as clients see them: submit (validate everything first, then create and start), list, get,
+// cancel, logs. Backends do the work; this file decides what a request means.
+import { randomBytes } from 'node:crypto';
+import { basename, dirname, extname, resolve } from 'node:path';
+import type { Job, RenderSubmitParams, RenderSubmitResult } from '../../../protocol/generated/protocol.js';
+import { SkyfarmError } from '../errors.js';
+import type { Notify } from '../notify.js';
+import { parseFrameSpec } from '../render/frames.js';
+import type { ProbeResult } from '../render/blender.js';
+import { assertBlendFile } from './validate-blend.js';
+import { ensureWritableDir, resolveSceneOutput } from './output-dir.js';
+import { FINISHED_STATES, type JobRepo } from './job-repo.js';
+import type { JobLogs } from './job-log.js';
+import type { JobSpec } from './job-spec.js';
+import type { LocalBackend } from '../pipeline/local-backend.js';
+
+export const DEFAULT_LOCAL_CHUNK_SIZE = 10;
+
+export interface JobServiceDeps {
+  repo: JobRepo;
+  logs: JobLogs;
+  notify: Notify;
+  local: LocalBackend;
+  findBlender: () => Promise<{ path: string }>;
+  probeBlend: (blender: string, file: string, scene?: string) => Promise<ProbeResult>;
+}
+
+export function newJobId(): string {
+  return `j_${randomBytes(6).toString('hex')}`;
+}
+
+export class JobService {
+  constructor(private readonly deps: JobServiceDeps) {}
+
+  async submit(params: RenderSubmitParams): Promise<RenderSubmitResult> {
+    const blendFile = resolve(params.blendFile);
+    const sourceBlendFile = resolve(params.sourceBlendFile ?? blendFile);
+    await assertBlendFile(blendFile);
+    const backend = params.backend ?? 'local';
+    if (backend === 'aws') {
+      throw new SkyfarmError(
+        'BACKEND_UNAVAILABLE',
+        'the AWS backend needs a deployed stack (`skyfarm deploy`); render with --backend local meanwhile',
+      );
+    }
+    // Check the frame spec's syntax before starting Blender: a typo should fail fast.
+    const explicitFrames = params.frames !== undefined && params.frames.trim() !== '' ? parseFrameSpec(params.frames) : null;
+    if (params.output !== undefined && params.output.trim() === '') {
+      throw new SkyfarmError('OUTPUT_NOT_WRITABLE', 'the output folder is empty');
+    }
+    const blender = await this.deps.findBlender();
+    const probe = await this.deps.probeBlend(blender.path, blendFile, params.scene);
+    const scene = probe.scene;
+    if (!scene.hasCamera) {
+      throw new SkyfarmError('NO_CAMERA', `scene "${scene.name}" has no camera: add one or set the active camera`);
+    }
+    if (scene.isMovie) {
+      throw new SkyfarmError(
+        'BAD_ARGUMENT',
+        `scene "${scene.name}" writes a movie (${scene.fileFormat}); choose an image format (PNG, EXR) to render frames`,
+      );
+    }
+    const frames = explicitFrames ?? parseFrameSpec(`${scene.frameStart}-${scene.frameEnd}x${scene.frameStep}`);
+    const sceneOutput = resolveSceneOutput(scene.outputPath, sourceBlendFile);
+    const outputDir = params.output ? resolve(params.output) : sceneOutput.dir;
+    await ensureWritableDir(outputDir);
+
+    const jobId = newJobId();
+    const spec: JobSpec = {
+      jobId,
+      backend,
+      blendFile,
+      sourceBlendFile,
+      projectRoot: resolve(params.projectRoot ?? dirname(sourceBlendFile)),
+      temporaryBlend: params.temporaryBlend ?? false,
+      scene: scene.name,
+      frames,
+      framesSpec: params.frames?.trim() || `${scene.frameStart}-${scene.frameEnd}${scene.frameStep > 1 ? `x${scene.frameStep}` : ''}`,
+      chunkSize: params.chunkSize ?? DEFAULT_LOCAL_CHUNK_SIZE,
+      outputDir,
+      filePattern: sceneOutput.pattern,
+      fileExtension: scene.fileExtension,
+      dependencies: params.dependencies ?? probe.dependencies,
+      ...(params.aws ? { aws: params.aws } : {}),
+    };
+    const name = params.name?.trim() || `${basename(sourceBlendFile, extname(sourceBlendFile))} · ${scene.name}`;
+    const job = this.deps.repo.create(spec, name);
+    this.deps.logs.append(jobId, `[skyfarm] submitted ${sourceBlendFile} scene "${scene.name}" frames ${spec.framesSpec}`);
+    this.deps.notify('job.update', job);
+    this.deps.local.start(jobId);
+    const missing = spec.dependencies.filter((d) => d.missing).map((d) => d.path);
+    return missing.length ? { job, missing } : { job };
+  }
+
+  list(): Job[] {
+    return this.deps.repo.list();
+  }
+
+  get(jobId: string): Job {
+    const job = this.deps.repo.get(jobId);
+    if (!job) throw new SkyfarmError('JOB_NOT_FOUND', `no job ${jobId}`);
+    return job;
+  }
+
+  async cancel(jobId: string): Promise<Job> {
+    const job = this.get(jobId);
+    if (FINISHED_STATES.has(job.state)) {
+      throw new SkyfarmError('JOB_FINISHED', `job ${jobId} already ended (${job.state})`);
+    }
+    await this.deps.local.cancel(jobId);
+    return this.get(jobId);
+  }
+
+  logs(jobId: string, tail?: number): string[] {
+    this.get(jobId);
+    return this.deps.logs.tail(jobId, tail);
+  }
+
+  /** Restarts every job that was running when the daemon stopped. */
+  resumeUnfinished(): string[] {
+    const ids = this.deps.repo.unfinishedIds();
+    for (const id of ids) {
+      this.deps.logs.append(id, '[skyfarm] daemon restarted: resuming');
+      this.deps.local.start(id);
+    }
+    return ids;
+  }
+}

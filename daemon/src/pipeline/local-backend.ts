@@ -1,0 +1,308 @@
+// The local backend: the three pipeline stages (copy → render → publish, after upload) as child
+// processes on this machine. The "object store" is a folder under the state dir, the working folder
+// another. Every state change is written to SQLite before it is announced or acted on, and every stage
+// is idempotent, so a restarted daemon resumes a job where it stopped without re-rendering frames.
+import { mkdir, rm } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import type { Logger } from 'pino';
+import type { Job, JobState, Stages, StageState } from '../../../protocol/generated/protocol.js';
+import { SkyfarmError, toErrorInfo } from '../errors.js';
+import type { Notify } from '../notify.js';
+import type { JobRepo } from '../jobs/job-repo.js';
+import type { JobLogs } from '../jobs/job-log.js';
+import type { JobSpec } from '../jobs/job-spec.js';
+import type { IObjectStore } from '../store/object-store.js';
+import { uploadProject } from '../project/upload.js';
+import { materializeProject } from '../project/materialize.js';
+import type { Manifest } from '../project/manifest.js';
+import { chunkFrames, formatFrameList } from '../render/frames.js';
+import { renderChunk } from '../render/blender.js';
+import type { BlenderEvent } from '../render/progress.js';
+import type { Semaphore } from '../util/semaphore.js';
+import { moveFileAtomic } from '../util/files.js';
+import { unlink } from 'node:fs/promises';
+
+export interface LocalBackendDeps {
+  repo: JobRepo;
+  logs: JobLogs;
+  store: IObjectStore;
+  workDir: string;
+  notify: Notify;
+  log: Logger;
+  renderSlots: Semaphore;
+  findBlender: () => Promise<{ path: string }>;
+}
+
+export class LocalBackend {
+  private readonly running = new Map<string, { controller: AbortController; done: Promise<void> }>();
+
+  constructor(private readonly deps: LocalBackendDeps) {}
+
+  /** Starts (or resumes) a job in the background. */
+  start(jobId: string): void {
+    if (this.running.has(jobId)) return;
+    const controller = new AbortController();
+    const done = this.run(jobId, controller.signal)
+      .catch((error: unknown) => this.deps.log.error({ err: error, jobId }, 'job runner crashed'))
+      .finally(() => this.running.delete(jobId));
+    this.running.set(jobId, { controller, done });
+  }
+
+  isRunning(jobId: string): boolean {
+    return this.running.has(jobId);
+  }
+
+  /** Stops the job's Blender processes and marks it canceled; resolves once it has stopped. */
+  async cancel(jobId: string): Promise<void> {
+    const entry = this.running.get(jobId);
+    if (entry) {
+      entry.controller.abort(new SkyfarmError('CANCELED', 'canceled by the user'));
+      await entry.done;
+    } else {
+      await this.finishCanceled(jobId);
+    }
+  }
+
+  /** Waits for every running job to stop (daemon shutdown: jobs are resumed on next start). */
+  async stopAll(): Promise<void> {
+    for (const entry of this.running.values()) entry.controller.abort(new Error('daemon shutting down'));
+    await Promise.all([...this.running.values()].map((entry) => entry.done));
+  }
+
+  private emit(job: Job): Job {
+    this.deps.notify('job.update', job);
+    return job;
+  }
+
+  private transition(jobId: string, state: JobState, stage: [keyof Stages, StageState], message: string): void {
+    this.deps.logs.append(jobId, `[skyfarm] ${message}`);
+    this.emit(this.deps.repo.update(jobId, { state, stage, message }));
+  }
+
+  private jobDir(jobId: string): string {
+    return join(this.deps.workDir, jobId);
+  }
+
+  private async run(jobId: string, signal: AbortSignal): Promise<void> {
+    const { repo } = this.deps;
+    const spec = repo.spec(jobId);
+    const job = repo.get(jobId);
+    if (!spec || !job) return;
+    let stage: keyof Stages = 'upload';
+    try {
+      stage = 'upload';
+      const manifest = await this.upload(spec, job.stages.upload === 'done', signal);
+      stage = 'copy';
+      const projectBlend = await this.copy(spec, manifest, signal);
+      stage = 'render';
+      await this.render(spec, projectBlend, manifest, signal);
+      stage = 'publish';
+      await this.publish(spec);
+    } catch (error) {
+      if (signal.aborted && signal.reason instanceof SkyfarmError && signal.reason.code === 'CANCELED') {
+        await this.finishCanceled(jobId);
+        return;
+      }
+      if (signal.aborted) return; // daemon shutting down: the job resumes on the next start
+      const info = toErrorInfo(error);
+      this.deps.logs.append(jobId, `[skyfarm] ${stage} failed: ${info.message}`);
+      this.emit(repo.update(jobId, { state: 'failed', stage: [stage, 'failed'], message: info.message, error: info }));
+      await rm(this.jobDir(jobId), { recursive: true, force: true });
+    }
+  }
+
+  private async finishCanceled(jobId: string): Promise<void> {
+    const job = this.deps.repo.get(jobId);
+    if (!job) return;
+    for (const stage of ['upload', 'copy', 'render', 'publish'] as const) {
+      if (job.stages[stage] === 'running' || job.stages[stage] === 'pending') {
+        this.deps.repo.update(jobId, { stage: [stage, 'canceled'] });
+      }
+    }
+    this.deps.repo.setLive(jobId, undefined);
+    this.deps.logs.append(jobId, '[skyfarm] canceled');
+    this.emit(this.deps.repo.update(jobId, { state: 'canceled', message: 'canceled' }));
+    await rm(this.jobDir(jobId), { recursive: true, force: true });
+  }
+
+  private async upload(spec: JobSpec, alreadyDone: boolean, signal: AbortSignal): Promise<Manifest> {
+    const manifestKey = `jobs/${spec.jobId}/manifest.json`;
+    if (alreadyDone) {
+      const manifest = await this.deps.store.getJson<Manifest>(manifestKey);
+      if (manifest) return manifest;
+    }
+    this.transition(spec.jobId, 'uploading', ['upload', 'running'], 'collecting the scene and its files');
+    const result = await uploadProject({
+      jobId: spec.jobId,
+      blendFile: spec.blendFile,
+      sourceBlendFile: spec.sourceBlendFile,
+      projectRoot: spec.projectRoot,
+      dependencies: spec.dependencies,
+      strict: false,
+      store: this.deps.store,
+      signal,
+      onProgress: (progress) => this.deps.notify('upload.progress', progress),
+    });
+    // Manifest and job.json last: a job never references a blob that is not in the store.
+    await this.deps.store.putJson(manifestKey, result.manifest);
+    await this.deps.store.putJson(`jobs/${spec.jobId}/job.json`, { ...spec, manifest: manifestKey });
+    if (spec.temporaryBlend) await unlink(spec.blendFile).catch(() => undefined);
+    const missingNote = result.missing.length ? `; ${result.missing.length} missing: ${result.missing.join(', ')}` : '';
+    this.transition(
+      spec.jobId,
+      'copying',
+      ['upload', 'done'],
+      `stored ${result.files} files (${result.bytesUploaded} new bytes)${missingNote}`,
+    );
+    return result.manifest;
+  }
+
+  private async copy(spec: JobSpec, manifest: Manifest, signal: AbortSignal): Promise<string> {
+    this.transition(spec.jobId, 'copying', ['copy', 'running'], 'preparing the working folder');
+    const projectDir = join(this.jobDir(spec.jobId), 'project');
+    const blend = await materializeProject(this.deps.store, manifest, projectDir, signal);
+    await mkdir(join(this.jobDir(spec.jobId), 'output'), { recursive: true });
+    this.emit(this.deps.repo.update(spec.jobId, { stage: ['copy', 'done'] }));
+    return blend;
+  }
+
+  private async render(spec: JobSpec, projectBlend: string, manifest: Manifest, signal: AbortSignal): Promise<void> {
+    const { repo, logs } = this.deps;
+    const pending = repo
+      .frames(spec.jobId)
+      .filter((f) => f.state === 'pending')
+      .map((f) => f.frame);
+    this.transition(spec.jobId, 'rendering', ['render', 'running'], `rendering ${pending.length} frames`);
+    const blender = await this.deps.findBlender();
+    const outputDir = join(this.jobDir(spec.jobId), 'output');
+    const remaps = Object.fromEntries(
+      Object.entries(manifest.remaps).map(([from, to]) => [from, join(this.jobDir(spec.jobId), 'project', to)]),
+    );
+    const frameTimes: number[] = repo
+      .frames(spec.jobId)
+      .flatMap((f) => (f.state === 'done' && f.seconds !== null ? [f.seconds] : []));
+    let currentFrame: number | null = null;
+
+    const eta = (fraction: number): number | null => {
+      const remaining = repo.frames(spec.jobId).filter((f) => f.state === 'pending').length;
+      if (frameTimes.length === 0) return null;
+      const average = frameTimes.reduce((a, b) => a + b, 0) / frameTimes.length;
+      return Math.max(0, (remaining - fraction) * average);
+    };
+
+    const publishFrame = async (frame: number, renderedPath: string, seconds: number | null) => {
+      const finalPath = join(spec.outputDir, basename(renderedPath));
+      await moveFileAtomic(renderedPath, finalPath);
+      repo.setFrame(spec.jobId, frame, 'done', { path: finalPath, ...(seconds !== null ? { seconds } : {}) });
+      if (seconds !== null) frameTimes.push(seconds);
+      repo.setLive(spec.jobId, { currentFrameFraction: 0, etaSeconds: eta(0) });
+      this.emit(repo.update(spec.jobId, { lastFrame: finalPath, message: `frame ${frame} done` }));
+    };
+
+    const onEvent = (event: BlenderEvent): Promise<void> | void => {
+      switch (event.type) {
+        case 'frameStart':
+          currentFrame = event.frame;
+          repo.setLive(spec.jobId, { currentFrameFraction: 0, etaSeconds: eta(0) });
+          this.emit(repo.update(spec.jobId, { message: `rendering frame ${event.frame}` }));
+          return;
+        case 'samples': {
+          if (currentFrame === null || event.total <= 0) return;
+          // Sample lines arrive many times a second: announce at most every 5 % of a frame.
+          if (Math.floor((event.done / event.total) * 20) === Math.floor(((event.done - 1) / event.total) * 20)) return;
+          const fraction = Math.min(1, event.done / event.total);
+          repo.setLive(spec.jobId, { currentFrameFraction: fraction, etaSeconds: eta(fraction) });
+          this.emit(repo.get(spec.jobId)!);
+          return;
+        }
+        case 'frameDone':
+          return publishFrame(event.frame, event.path, event.seconds);
+        case 'frameSkipped':
+          return publishFrame(event.frame, event.path, null);
+        case 'frameFailed':
+          repo.setFrame(spec.jobId, event.frame, 'failed', { message: event.message });
+          logs.append(spec.jobId, `[skyfarm] frame ${event.frame} failed: ${event.message}`);
+          this.emit(repo.update(spec.jobId, { message: `frame ${event.frame} failed: ${event.message}` }));
+          return;
+        default:
+          return;
+      }
+    };
+
+    const chunks = chunkFrames(pending, spec.chunkSize);
+    await Promise.all(
+      chunks.map(async (frames) => {
+        const release = await this.deps.renderSlots.acquire(signal);
+        try {
+          // Frame events are applied in order; publishing a frame (a file move) finishes before the next event.
+          let queue: Promise<void> = Promise.resolve();
+          const result = await renderChunk({
+            blender: blender.path,
+            blendFile: projectBlend,
+            scene: spec.scene,
+            frames,
+            outputDir,
+            filePattern: spec.filePattern,
+            remaps,
+            signal,
+            onEvent: (event) => {
+              queue = queue.then(() => onEvent(event));
+            },
+            onLine: (line) => logs.append(spec.jobId, line),
+          });
+          await queue;
+          signal.throwIfAborted();
+          for (const failure of result.failed) {
+            const row = repo.frames(spec.jobId).find((f) => f.frame === failure.frame);
+            if (row?.state === 'pending') repo.setFrame(spec.jobId, failure.frame, 'failed', { message: failure.message });
+          }
+        } finally {
+          release();
+        }
+      }),
+    );
+    repo.setLive(spec.jobId, undefined);
+    const failed = repo.frames(spec.jobId).filter((f) => f.state === 'failed');
+    this.emit(repo.update(spec.jobId, { stage: ['render', failed.length ? 'failed' : 'done'] }));
+  }
+
+  private async publish(spec: JobSpec): Promise<void> {
+    const { repo } = this.deps;
+    this.transition(spec.jobId, 'publishing', ['publish', 'running'], 'publishing frames');
+    const frames = repo.frames(spec.jobId);
+    const ok = frames.filter((f) => f.state === 'done');
+    const failed = frames.filter((f) => f.state === 'failed');
+    const missing = frames.filter((f) => f.state === 'pending');
+    for (const frame of missing) repo.setFrame(spec.jobId, frame.frame, 'failed', { message: 'Blender did not render it' });
+    await this.deps.store.putJson(`jobs/${spec.jobId}/result.json`, {
+      jobId: spec.jobId,
+      ok: ok.map((f) => ({ frame: f.frame, path: f.path })),
+      failed: failed.map((f) => ({ frame: f.frame, message: f.message })),
+      missing: missing.map((f) => f.frame),
+    });
+    await rm(this.jobDir(spec.jobId), { recursive: true, force: true });
+    const bad = [...failed, ...missing];
+    if (bad.length === 0) {
+      this.deps.logs.append(spec.jobId, `[skyfarm] done: ${ok.length} frames in ${spec.outputDir}`);
+      this.emit(
+        repo.update(spec.jobId, {
+          state: 'done',
+          stage: ['publish', 'done'],
+          message: `${ok.length} frames in ${spec.outputDir}`,
+        }),
+      );
+      return;
+    }
+    const reason = failed[0]?.message ?? 'Blender did not render it';
+    const message = `${bad.length} of ${frames.length} frames failed (${formatFrameList(bad.map((f) => f.frame))}): ${reason}`;
+    this.deps.logs.append(spec.jobId, `[skyfarm] ${message}`);
+    this.emit(
+      repo.update(spec.jobId, {
+        state: 'failed',
+        stage: ['publish', 'done'],
+        message,
+        error: { code: 'FRAMES_FAILED', message },
+      }),
+    );
+  }
+}
