@@ -1,0 +1,243 @@
+"""Decodes and encodes skyfarm wire messages, checked against protocol.SCHEMA_DEFINITIONS.
+
+Mirrors daemon/src/protocol/codec.ts: the same inputs give the same verdict and error code, which
+tests/test_protocol_vectors.py proves with the shared vectors. Only the subset of JSON Schema that
+protocol/schema.json uses is implemented. No bpy here.
+"""
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from typing import Any, Dict, Optional, Union
+
+from . import protocol
+
+_METHODS = frozenset(protocol.METHODS)
+_EVENTS = frozenset(protocol.EVENTS)
+_REF_PREFIX = "#/definitions/"
+
+
+@dataclass(frozen=True)
+class Decoded:
+    ok: bool
+    message: Optional[Dict[str, Any]] = None
+    code: Optional[str] = None
+    error: str = ""
+    # The request id the message refers to, when it carries a usable one.
+    id: Optional[str] = None
+
+
+class SchemaViolation(Exception):
+    def __init__(self, where: str, problem: str):
+        super().__init__(f"{where} {problem}")
+        self.where = where
+
+
+def _reject_constant(name: str) -> Any:
+    # JSON.parse rejects NaN and Infinity, so must we.
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _is_integer(value: Any) -> bool:
+    # JSON has one number type: 3.0 is an integer to ajv, so it must be here too.
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return True
+    return isinstance(value, float) and math.isfinite(value) and value.is_integer()
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+_TYPE_CHECKS = {
+    "object": lambda v: isinstance(v, dict),
+    "array": lambda v: isinstance(v, list),
+    "string": lambda v: isinstance(v, str),
+    "integer": _is_integer,
+    "number": _is_number,
+    "boolean": lambda v: isinstance(v, bool),
+    "null": lambda v: v is None,
+}
+
+
+def _resolve(schema: Dict[str, Any]) -> Dict[str, Any]:
+    while "$ref" in schema:
+        ref = schema["$ref"]
+        if not ref.startswith(_REF_PREFIX):
+            raise KeyError(f"unsupported $ref {ref}")
+        schema = protocol.SCHEMA_DEFINITIONS[ref[len(_REF_PREFIX):]]
+    return schema
+
+
+def validate(schema: Dict[str, Any], value: Any, where: str) -> None:
+    """Raises SchemaViolation naming the first field that does not match."""
+    schema = _resolve(schema)
+    if "type" in schema:
+        types = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
+        if not any(_TYPE_CHECKS[name](value) for name in types):
+            raise SchemaViolation(where, f"must be {' or '.join(types)}")
+    if "const" in schema and not _json_equal(value, schema["const"]):
+        raise SchemaViolation(where, f"must be {json.dumps(schema['const'])}")
+    if "enum" in schema and not any(_json_equal(value, option) for option in schema["enum"]):
+        allowed = ", ".join(json.dumps(option) for option in schema["enum"])
+        raise SchemaViolation(where, f"must be one of {allowed}")
+    if isinstance(value, str):
+        if "minLength" in schema and len(value) < schema["minLength"]:
+            raise SchemaViolation(where, f"must have at least {schema['minLength']} characters")
+        if "maxLength" in schema and len(value) > schema["maxLength"]:
+            raise SchemaViolation(where, f"must have at most {schema['maxLength']} characters")
+        if "pattern" in schema and not re.search(schema["pattern"], value):
+            raise SchemaViolation(where, f"must match {schema['pattern']}")
+    if _is_number(value):
+        if "minimum" in schema and value < schema["minimum"]:
+            raise SchemaViolation(where, f"must be >= {schema['minimum']}")
+        if "maximum" in schema and value > schema["maximum"]:
+            raise SchemaViolation(where, f"must be <= {schema['maximum']}")
+    if isinstance(value, list):
+        if "maxItems" in schema and len(value) > schema["maxItems"]:
+            raise SchemaViolation(where, f"must have at most {schema['maxItems']} items")
+        if "items" in schema:
+            for index, item in enumerate(value):
+                validate(schema["items"], item, f"{where}.{index}")
+    if isinstance(value, dict):
+        for name in schema.get("required", ()):
+            if name not in value:
+                raise SchemaViolation(where, f"must have required property '{name}'")
+        properties = schema.get("properties", {})
+        extra = schema.get("additionalProperties", True)
+        for name, item in value.items():
+            if name in properties:
+                validate(properties[name], item, f"{where}.{name}")
+            elif extra is False:
+                raise SchemaViolation(where, f"has unknown field \"{name}\"")
+            elif isinstance(extra, dict):
+                validate(extra, item, f"{where}.{name}")
+
+
+def _json_equal(left: Any, right: Any) -> bool:
+    # Python says True == 1; JSON does not.
+    if isinstance(left, bool) or isinstance(right, bool):
+        return isinstance(left, bool) and isinstance(right, bool) and left == right
+    return left == right
+
+
+def _parse_object(raw: Union[str, bytes]) -> Decoded:
+    data = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw
+    if len(data) > protocol.MAX_MESSAGE_BYTES:
+        return Decoded(
+            ok=False,
+            code="MESSAGE_TOO_LARGE",
+            error=f"message of {len(data)} bytes exceeds the limit of {protocol.MAX_MESSAGE_BYTES} bytes",
+        )
+    try:
+        text = data.decode("utf-8")
+        value = json.loads(text, parse_constant=_reject_constant)
+    except (UnicodeDecodeError, ValueError) as error:
+        return Decoded(ok=False, code="BAD_MESSAGE", error=f"not valid JSON: {error}")
+    if not isinstance(value, dict):
+        return Decoded(ok=False, code="BAD_MESSAGE", error="a message must be a JSON object")
+    return Decoded(ok=True, message=value)
+
+
+def _request_id_of(value: Dict[str, Any]) -> Optional[str]:
+    request_id = value.get("id")
+    if isinstance(request_id, str) and 0 < len(request_id) <= 64:
+        return request_id
+    return None
+
+
+def _check(key: str, value: Any, where: str, request_id: Optional[str]) -> Optional[Decoded]:
+    """None when value matches SCHEMA_DEFINITIONS[key], else the INVALID_MESSAGE verdict."""
+    try:
+        validate(protocol.SCHEMA_DEFINITIONS[key], value, where)
+    except SchemaViolation as violation:
+        return Decoded(ok=False, code="INVALID_MESSAGE", error=str(violation), id=request_id)
+    return None
+
+
+def _unknown_type(kind: str, name: str, request_id: Optional[str]) -> Decoded:
+    return Decoded(ok=False, code="UNKNOWN_TYPE", error=f"unknown {kind} \"{name[:64]}\"", id=request_id)
+
+
+def decode_server_message(raw: Union[str, bytes]) -> Decoded:
+    """Decodes a message the daemon sent to a client."""
+    parsed = _parse_object(raw)
+    if not parsed.ok:
+        return parsed
+    value = parsed.message
+    message_type = value.get("type")
+    request_id = _request_id_of(value)
+    if message_type == "welcome":
+        failure = _check("message.welcome", value, "welcome", None)
+    elif message_type == "error":
+        failure = _check("message.error", value, "error", request_id)
+    elif message_type == "reply":
+        failure = _check("message.reply", value, "reply", request_id)
+        if failure is None:
+            method = value["method"]
+            if method not in _METHODS:
+                return Decoded(ok=False, code="UNKNOWN_METHOD", error=f"unknown method \"{method}\"", id=request_id)
+            failure = _check(f"result.{method}", value["result"], "result", request_id)
+    elif message_type == "event":
+        failure = _check("message.event", value, "event", None)
+        if failure is None:
+            event = value["event"]
+            if event not in _EVENTS:
+                return _unknown_type("event", event, None)
+            failure = _check(f"event.{event}", value["data"], "data", None)
+    elif isinstance(message_type, str):
+        return _unknown_type("message type", message_type, request_id)
+    else:
+        return Decoded(ok=False, code="INVALID_MESSAGE", error="message.type must be a string", id=request_id)
+    if failure is not None:
+        return failure
+    return Decoded(ok=True, message=value, id=request_id)
+
+
+def decode_client_message(raw: Union[str, bytes]) -> Decoded:
+    """Decodes a message a client sends to the daemon (used to check what the add-on sends)."""
+    parsed = _parse_object(raw)
+    if not parsed.ok:
+        return parsed
+    value = parsed.message
+    message_type = value.get("type")
+    request_id = _request_id_of(value)
+    if not isinstance(message_type, str):
+        return Decoded(ok=False, code="INVALID_MESSAGE", error="message.type must be a string", id=request_id)
+    if message_type == "hello":
+        failure = _check("message.hello", value, "hello", None)
+        return failure or Decoded(ok=True, message=value)
+    if message_type != "request":
+        return _unknown_type("message type", message_type, request_id)
+    envelope = dict(value)
+    envelope.setdefault("params", {})
+    failure = _check("message.request", envelope, "request", request_id)
+    if failure is not None:
+        return failure
+    method = envelope["method"]
+    if method not in _METHODS:
+        return Decoded(ok=False, code="UNKNOWN_METHOD", error=f"unknown method \"{method}\"", id=request_id)
+    failure = _check(f"params.{method}", envelope["params"], "params", request_id)
+    return failure or Decoded(ok=True, message=envelope, id=request_id)
+
+
+def encode_hello(client_name: str, client_version: str) -> str:
+    return _encode_checked(
+        {"type": "hello", "protocol": protocol.PROTOCOL_VERSION, "client": {"name": client_name, "version": client_version}}
+    )
+
+
+def encode_request(request_id: str, method: str, params: Dict[str, Any]) -> str:
+    """Raises ValueError when the request would be refused, so bugs show up before sending."""
+    return _encode_checked({"type": "request", "id": request_id, "method": method, "params": params})
+
+
+def _encode_checked(message: Dict[str, Any]) -> str:
+    text = json.dumps(message, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    verdict = decode_client_message(text)
+    if not verdict.ok:
+        raise ValueError(f"{verdict.code}: {verdict.error}")
+    return text

@@ -1,0 +1,82 @@
+"""Where the daemon keeps its state, and how to read its address and token.
+
+Must resolve exactly like the daemon: SKYFARM_HOME, else $XDG_STATE_HOME/skyfarm, else
+~/.local/state/skyfarm. No bpy here so plain Python tests can use it.
+"""
+
+import json
+import os
+from dataclasses import dataclass
+from typing import Mapping, Optional
+
+
+class DaemonNotRunning(Exception):
+    """daemon.json is absent or unreadable: nothing to connect to."""
+
+
+class DaemonInfoInvalid(Exception):
+    """daemon.json or the token file exists but does not hold what the daemon writes."""
+
+
+@dataclass(frozen=True)
+class DaemonEndpoint:
+    state_dir: str
+    port: int
+    token: str
+    pid: Optional[int]
+    version: str
+
+
+def state_dir(environ: Optional[Mapping[str, str]] = None) -> str:
+    env = os.environ if environ is None else environ
+    explicit = env.get("SKYFARM_HOME", "")
+    if explicit:
+        return os.path.abspath(os.path.expanduser(explicit))
+    xdg = env.get("XDG_STATE_HOME", "")
+    # The XDG spec says relative values are invalid and must be ignored.
+    if xdg and os.path.isabs(xdg):
+        return os.path.join(xdg, "skyfarm")
+    home = env.get("HOME") or os.path.expanduser("~")
+    return os.path.join(home, ".local", "state", "skyfarm")
+
+
+def read_endpoint(directory: Optional[str] = None) -> DaemonEndpoint:
+    """Reads daemon.json and token. Raises DaemonNotRunning or DaemonInfoInvalid."""
+    directory = directory or state_dir()
+    info_path = os.path.join(directory, "daemon.json")
+    token_path = os.path.join(directory, "token")
+    try:
+        with open(info_path, "r", encoding="utf-8") as handle:
+            raw = handle.read()
+    except FileNotFoundError:
+        raise DaemonNotRunning(f"the skyfarm daemon is not running (no {info_path})") from None
+    except OSError as error:
+        raise DaemonNotRunning(f"cannot read {info_path}: {error.strerror}") from None
+    try:
+        info = json.loads(raw)
+    except ValueError:
+        # The daemon may be in the middle of writing it; the caller retries.
+        raise DaemonInfoInvalid(f"{info_path} is not valid JSON") from None
+    if not isinstance(info, dict):
+        raise DaemonInfoInvalid(f"{info_path} is not a JSON object")
+    port = info.get("port")
+    if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
+        raise DaemonInfoInvalid(f"{info_path} has no valid port")
+    pid = info.get("pid")
+    version = info.get("version")
+    try:
+        with open(token_path, "r", encoding="utf-8") as handle:
+            token = handle.read().strip()
+    except FileNotFoundError:
+        raise DaemonInfoInvalid(f"the daemon token file {token_path} is missing") from None
+    except OSError as error:
+        raise DaemonInfoInvalid(f"cannot read the daemon token {token_path}: {error.strerror}") from None
+    if not token or any(ch.isspace() for ch in token):
+        raise DaemonInfoInvalid(f"the daemon token file {token_path} is empty or malformed")
+    return DaemonEndpoint(
+        state_dir=directory,
+        port=port,
+        token=token,
+        pid=pid if isinstance(pid, int) and not isinstance(pid, bool) else None,
+        version=version if isinstance(version, str) else "",
+    )

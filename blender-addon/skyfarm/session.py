@@ -1,0 +1,234 @@
+"""Everything the add-on knows about the daemon, kept up to date from the connection.
+
+Ties the connection to the job table: re-syncs the jobs after every (re)connect, folds in
+job.update events, learns which backends can render, and queues notices (job finished, job failed,
+submit refused) for the UI to report. Runs entirely on the thread that calls tick(), which in
+Blender is the main thread via bpy.app.timers. No bpy here, so plain Python tests drive it.
+"""
+
+import collections
+from dataclasses import dataclass
+from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
+
+from . import connection, state
+
+# CloudFormation states in which the stack's resources exist and can take jobs.
+STACK_READY_STATUSES = ("CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE", "IMPORT_COMPLETE")
+
+JobCallback = Callable[[Optional[Dict[str, Any]], Optional[connection.RequestError]], None]
+
+
+@dataclass(frozen=True)
+class BackendAvailability:
+    available: bool
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Notice:
+    level: str  # INFO, WARNING or ERROR, as Blender's report types
+    text: str
+
+
+_NOT_CONNECTED = BackendAvailability(False, "not connected to the skyfarm daemon")
+
+
+class DaemonSession:
+    def __init__(self, daemon: connection.DaemonConnection, stack_name: Callable[[], str] = lambda: ""):
+        self.connection = daemon
+        self.jobs = state.JobTable()
+        self.local = _NOT_CONNECTED
+        self.aws = _NOT_CONNECTED
+        self.daemon_info: Optional[Dict[str, Any]] = None
+        self.stack: Optional[Dict[str, Any]] = None
+        # Latest upload.progress per job id, shown while a job is uploading.
+        self.uploads: Dict[str, Dict[str, Any]] = {}
+        # True once jobs.list has answered on the current connection.
+        self.synced = False
+        self.submitting = False
+        self.notices: Deque[Notice] = collections.deque(maxlen=100)
+        self._stack_name = stack_name
+        self._revision = 0
+        daemon.listeners.on_status = self._on_status
+        daemon.listeners.on_event = self._on_event
+        daemon.listeners.on_notice = lambda level, text: self._notify(level, text)
+
+    @property
+    def status(self) -> connection.ConnectionStatus:
+        return self.connection.status
+
+    @property
+    def revision(self) -> int:
+        """Changes whenever anything the UI shows changes."""
+        return self._revision + self.jobs.revision
+
+    def start(self) -> None:
+        self.connection.start()
+
+    def stop(self) -> bool:
+        return self.connection.stop()
+
+    def tick(self, budget_seconds: float) -> bool:
+        """Applies what the network thread received, for at most budget_seconds. True if more is waiting."""
+        return self.connection.drain(budget_seconds)
+
+    def take_notices(self) -> List[Notice]:
+        notices = list(self.notices)
+        self.notices.clear()
+        return notices
+
+    def backend(self, name: str) -> BackendAvailability:
+        return self.aws if name == "aws" else self.local
+
+    # ----- requests ----------------------------------------------------------------------------
+
+    def submit(self, params: Dict[str, Any], on_done: Optional[JobCallback] = None) -> str:
+        """Sends render.submit. on_done(job, error) runs when the daemon answers (or the link drops)."""
+
+        def answered(result: Optional[Dict[str, Any]], error: Optional[connection.RequestError]) -> None:
+            self.submitting = False
+            self._revision += 1
+            job = None
+            if result is not None:
+                job = result["job"]
+                self.jobs.apply(job)
+                missing = result.get("missing") or []
+                text = f"skyfarm: submitted \"{job['name']}\" ({job['framesTotal']} frames, {job['backend']})"
+                if missing:
+                    text += f"; {len(missing)} missing file(s) left out: {', '.join(missing[:5])}"
+                self._notify("WARNING" if missing else "INFO", text)
+            else:
+                self._notify("ERROR", f"skyfarm: the daemon refused the render: {error.message} [{error.code}]")
+            if on_done:
+                on_done(job, error)
+
+        request_id = self.connection.request("render.submit", params, answered)
+        self.submitting = True
+        self._revision += 1
+        return request_id
+
+    def cancel(self, job_id: str, on_done: Optional[JobCallback] = None) -> str:
+        def answered(result: Optional[Dict[str, Any]], error: Optional[connection.RequestError]) -> None:
+            job = None
+            if result is not None:
+                job = result["job"]
+                self._apply_job(job)
+            else:
+                self._notify("ERROR", f"skyfarm: could not cancel {job_id}: {error.message} [{error.code}]")
+            if on_done:
+                on_done(job, error)
+
+        return self.connection.request("jobs.cancel", {"jobId": job_id}, answered)
+
+    def resync(self) -> None:
+        """Replaces the job table with the daemon's list: after a reconnect it may have missed updates."""
+
+        def answered(result: Optional[Dict[str, Any]], error: Optional[connection.RequestError]) -> None:
+            if result is None:
+                self._notify("WARNING", f"skyfarm: could not list jobs: {error.message} [{error.code}]")
+                return
+            for transition in self.jobs.replace_all(result["jobs"]):
+                self._notify(*state.finish_notice(transition))
+            self.synced = True
+            self._revision += 1
+
+        self.connection.request("jobs.list", {}, answered)
+
+    def refresh_backends(self) -> None:
+        """Asks which backends can render: daemon.info first, then the AWS stack if AWS is usable at all."""
+
+        def info_answered(result: Optional[Dict[str, Any]], error: Optional[connection.RequestError]) -> None:
+            self._revision += 1
+            if result is None:
+                reason = f"the daemon did not describe its backends: {error.message}"
+                self.local = self.aws = BackendAvailability(False, reason)
+                return
+            self.daemon_info = result
+            backends = result["backends"]
+            self.local = BackendAvailability(backends["local"]["available"], backends["local"].get("reason", ""))
+            aws = backends["aws"]
+            if not aws["available"]:
+                self.aws = BackendAvailability(False, aws.get("reason") or "the daemon cannot use AWS")
+                return
+            self.aws = BackendAvailability(False, "checking the AWS stack…")
+            self._request_stack_status()
+
+        self.connection.request("daemon.info", {}, info_answered)
+
+    def _request_stack_status(self) -> None:
+        params = {}
+        stack_name = self._stack_name()
+        if stack_name:
+            params["stackName"] = stack_name
+
+        def answered(result: Optional[Dict[str, Any]], error: Optional[connection.RequestError]) -> None:
+            self._revision += 1
+            if result is None:
+                self.stack = None
+                reason = error.message
+                if error.code == "STACK_NOT_FOUND":
+                    reason = f"no skyfarm stack is deployed ({error.message}); run `skyfarm deploy`"
+                self.aws = BackendAvailability(False, reason)
+                return
+            self.stack = result["stack"]
+            self.aws = stack_availability(self.stack)
+
+        self.connection.request("stack.status", params, answered)
+
+    # ----- connection listeners ----------------------------------------------------------------
+
+    def _on_status(self, status: connection.ConnectionStatus) -> None:
+        self._revision += 1
+        if status.connected:
+            self.resync()
+            self.refresh_backends()
+            if status.update_hint:
+                self._notify("WARNING", f"skyfarm: {status.update_hint}")
+        else:
+            self.synced = False
+            self.submitting = False
+            self.local = self.aws = _NOT_CONNECTED
+
+    def _on_event(self, name: str, data: Dict[str, Any]) -> None:
+        if name == "job.update":
+            self._apply_job(data)
+        elif name == "upload.progress":
+            if data.get("jobId"):
+                self.uploads[data["jobId"]] = data
+                self._revision += 1
+        elif name == "stack.event":
+            # The stack's own resource reaching a final state can change whether AWS is usable.
+            if data["resourceType"] == "AWS::CloudFormation::Stack" and data["status"].endswith(
+                ("_COMPLETE", "_FAILED")
+            ):
+                self.refresh_backends()
+
+    def _apply_job(self, job: Dict[str, Any]) -> None:
+        transition = self.jobs.apply(job)
+        if state.is_finished(job):
+            self.uploads.pop(job["id"], None)
+        if transition is not None:
+            self._notify(*state.finish_notice(transition))
+
+    def _notify(self, level: str, text: str) -> None:
+        self.notices.append(Notice(level, text))
+        self._revision += 1
+
+
+def stack_availability(stack: Dict[str, Any]) -> BackendAvailability:
+    status = stack["status"]
+    if status in STACK_READY_STATUSES:
+        return BackendAvailability(True, f"stack {stack['stackName']} is {status}")
+    reason = f"the AWS stack {stack['stackName']} is {status}"
+    if stack.get("reason"):
+        reason += f": {stack['reason']}"
+    return BackendAvailability(False, reason)
+
+
+def describe_upload(progress: Dict[str, Any]) -> Tuple[str, float]:
+    """A one-line upload summary and its 0-1 fraction, for the status panel."""
+    total = progress["bytesTotal"]
+    fraction = progress["bytesDone"] / total if total else 0.0
+    speed = progress["bytesPerSecond"] / 1e6
+    text = f"uploading {progress['filesDone']}/{progress['filesTotal']} files, {speed:.1f} MB/s"
+    return text, min(1.0, fraction)
