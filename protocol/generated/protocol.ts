@@ -92,6 +92,7 @@ export type Dependency = {
   path: string;
   kind?: string;
   missing?: boolean;
+  relative?: boolean;
 };
 
 export type AwsRenderOptions = {
@@ -126,9 +127,21 @@ export type StackInfo = {
   };
 };
 
+export type UploadManifestRef = {
+  key: string;
+  sha256: string;
+  blend: string;
+  root: string;
+  files: number;
+  remaps: {
+    [key: string]: string;
+  };
+};
+
 export interface RequestMap {
   'daemon.info': { params: DaemonInfoParams; result: DaemonInfoResult };
   'render.submit': { params: RenderSubmitParams; result: RenderSubmitResult };
+  'project.upload': { params: ProjectUploadParams; result: ProjectUploadResult };
   'jobs.list': { params: JobsListParams; result: JobsListResult };
   'jobs.get': { params: JobsGetParams; result: JobsGetResult };
   'jobs.cancel': { params: JobsCancelParams; result: JobsCancelResult };
@@ -166,6 +179,28 @@ export type RenderSubmitParams = {
 export type RenderSubmitResult = {
   job: Job;
   missing?: Array<string>;
+};
+
+export type ProjectUploadParams = {
+  blendFile: string;
+  sourceBlendFile?: string;
+  scene?: string;
+  backend?: Backend;
+  bucket?: string;
+  stackName?: string;
+  strict?: boolean;
+  projectRoot?: string;
+  dependencies?: Array<Dependency>;
+};
+export type ProjectUploadResult = {
+  files: number;
+  missing: Array<string>;
+  bytesTotal: number;
+  bytesUploaded: number;
+  blobsUploaded: number;
+  filesHashed: number;
+  seconds: number;
+  manifest: UploadManifestRef;
 };
 
 export type JobsListParams = Record<string, never>;
@@ -243,7 +278,7 @@ export interface EventMap {
 
 export type Method = keyof RequestMap;
 export type EventName = keyof EventMap;
-export const METHODS = ["daemon.info","render.submit","jobs.list","jobs.get","jobs.cancel","jobs.logs","stack.status","stack.deploy","stack.destroy"] as const;
+export const METHODS = ["daemon.info","render.submit","project.upload","jobs.list","jobs.get","jobs.cancel","jobs.logs","stack.status","stack.deploy","stack.destroy"] as const;
 export const EVENTS = ["job.update","upload.progress","stack.event"] as const;
 
 export type Hello = {
@@ -473,6 +508,10 @@ export const SCHEMA_DEFINITIONS: Record<string, unknown> = {
       },
       "missing": {
         "type": "boolean"
+      },
+      "relative": {
+        "type": "boolean",
+        "$comment": "stored in the .blend (or library) relative to it (`//…`): the file keeps its place relative to the .blend in the project tree; absolute ones may be mapped elsewhere and are remapped at render time"
       }
     }
   },
@@ -591,6 +630,51 @@ export const SCHEMA_DEFINITIONS: Record<string, unknown> = {
           "type": "string",
           "maxLength": 4096
         }
+      }
+    }
+  },
+  "UploadManifestRef": {
+    "type": "object",
+    "required": [
+      "key",
+      "sha256",
+      "blend",
+      "root",
+      "files",
+      "remaps"
+    ],
+    "additionalProperties": false,
+    "properties": {
+      "key": {
+        "type": "string",
+        "maxLength": 1024,
+        "$comment": "object-store key of the manifest (manifests/<sha256>.json, or jobs/<jobId>/manifest.json)"
+      },
+      "sha256": {
+        "type": "string",
+        "maxLength": 64
+      },
+      "blend": {
+        "type": "string",
+        "maxLength": 4096,
+        "$comment": "the .blend's path relative to the project root"
+      },
+      "root": {
+        "type": "string",
+        "maxLength": 4096,
+        "$comment": "the project root on this machine"
+      },
+      "files": {
+        "type": "integer",
+        "minimum": 0
+      },
+      "remaps": {
+        "type": "object",
+        "additionalProperties": {
+          "type": "string",
+          "maxLength": 4096
+        },
+        "$comment": "absolute folders on this machine → their place in the project tree; the render stage rewrites those paths in Blender"
       }
     }
   },
@@ -929,6 +1013,103 @@ export const SCHEMA_DEFINITIONS: Record<string, unknown> = {
         "items": {
           "type": "string"
         }
+      }
+    }
+  },
+  "params.project.upload": {
+    "type": "object",
+    "required": [
+      "blendFile"
+    ],
+    "additionalProperties": false,
+    "properties": {
+      "blendFile": {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": 4096
+      },
+      "sourceBlendFile": {
+        "type": "string",
+        "maxLength": 4096
+      },
+      "scene": {
+        "type": "string",
+        "maxLength": 1024
+      },
+      "backend": {
+        "$ref": "#/definitions/Backend"
+      },
+      "bucket": {
+        "type": "string",
+        "maxLength": 255
+      },
+      "stackName": {
+        "type": "string",
+        "maxLength": 128
+      },
+      "strict": {
+        "type": "boolean"
+      },
+      "projectRoot": {
+        "type": "string",
+        "maxLength": 4096
+      },
+      "dependencies": {
+        "type": "array",
+        "items": {
+          "$ref": "#/definitions/Dependency"
+        },
+        "maxItems": 100000
+      }
+    }
+  },
+  "result.project.upload": {
+    "type": "object",
+    "required": [
+      "files",
+      "missing",
+      "bytesTotal",
+      "bytesUploaded",
+      "blobsUploaded",
+      "filesHashed",
+      "seconds",
+      "manifest"
+    ],
+    "additionalProperties": false,
+    "properties": {
+      "files": {
+        "type": "integer",
+        "minimum": 0
+      },
+      "missing": {
+        "type": "array",
+        "items": {
+          "type": "string"
+        }
+      },
+      "bytesTotal": {
+        "type": "integer",
+        "minimum": 0
+      },
+      "bytesUploaded": {
+        "type": "integer",
+        "minimum": 0
+      },
+      "blobsUploaded": {
+        "type": "integer",
+        "minimum": 0
+      },
+      "filesHashed": {
+        "type": "integer",
+        "minimum": 0,
+        "$comment": "files whose hash was not in the hash cache"
+      },
+      "seconds": {
+        "type": "number",
+        "minimum": 0
+      },
+      "manifest": {
+        "$ref": "#/definitions/UploadManifestRef"
       }
     }
   },
