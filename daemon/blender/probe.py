@@ -79,42 +79,148 @@ def kinds_by_path():
     return kinds
 
 
-def expanded_image_files():
-    """Image sequences and UDIM sets are one path in Blender but several files on disk."""
+def sequence_files(path):
+    """Every frame of a numbered sequence (`shot_0001.exr` → all `shot_####*.exr` beside it)."""
+    directory, name = os.path.split(path)
+    match = re.match(r"^(.*?)(\d+)(\.[^.]*)?$", name)
+    if not match:
+        return [path]
+    prefix, digits, extension = match.group(1), match.group(2), match.group(3) or ""
+    pattern = glob.escape(prefix) + "[0-9]" * len(digits) + "*" + glob.escape(extension)
+    return sorted(glob.glob(os.path.join(glob.escape(directory), pattern))) or [path]
+
+
+def tile_files(path, defined_tiles):
+    """A UDIM (`<UDIM>`, 1001…) or UV-tile (`<UVTILE>`, u1_v1…) set: every tile on disk plus every
+    tile the image defines (a defined tile that is not on disk is reported missing)."""
+    directory, name = os.path.split(path)
+    files = set()
+    for token, digits in (("<UDIM>", r"\d{4}"), ("<UVTILE>", r"u\d+_v\d+")):
+        if token not in name:
+            continue
+        head, tail = name.split(token, 1)
+        pattern = re.compile("^" + re.escape(head) + digits + re.escape(tail) + "$")
+        try:
+            names = os.listdir(directory)
+        except OSError:
+            names = []
+        files.update(os.path.join(directory, n) for n in names if pattern.match(n))
+        if token == "<UDIM>":
+            files.update(path.replace(token, str(number)) for number in defined_tiles)
+        else:
+            for number in defined_tiles:
+                u, v = (number - 1001) % 10 + 1, (number - 1001) // 10 + 1
+                files.add(path.replace(token, "u%d_v%d" % (u, v)))
+    return sorted(files) or [path]
+
+
+def expanded_files():
+    """Image sequences, UDIM sets and cache sequences are one path in Blender but several files on disk."""
     expanded = {}
     for image in bpy.data.images:
         if image.packed_file is not None or not image.filepath:
             continue
         path = normalized_abspath(image.filepath, image.library)
-        if image.source == "TILED" and "<UDIM>" in path:
-            expanded[path] = [path.replace("<UDIM>", str(tile.number)) for tile in image.tiles]
+        if image.source == "TILED" and ("<UDIM>" in path or "<UVTILE>" in path):
+            expanded[path] = tile_files(path, [tile.number for tile in image.tiles])
         elif image.source == "SEQUENCE":
-            directory, name = os.path.split(path)
-            match = re.match(r"^(.*?)(\d+)(\.[^.]*)?$", name)
-            if match:
-                prefix, digits, extension = match.group(1), match.group(2), match.group(3) or ""
-                pattern = glob.escape(prefix) + "[0-9]" * len(digits) + "*" + glob.escape(extension)
-                expanded[path] = sorted(glob.glob(os.path.join(glob.escape(directory), pattern))) or [path]
+            expanded[path] = sequence_files(path)
+    for clip in bpy.data.movieclips:
+        if clip.filepath and clip.source == "SEQUENCE":
+            path = normalized_abspath(clip.filepath, clip.library)
+            expanded[path] = sequence_files(path)
+    for collection in (bpy.data.volumes, bpy.data.cache_files):
+        for datablock in collection:
+            if datablock.filepath and getattr(datablock, "is_sequence", False):
+                path = normalized_abspath(datablock.filepath, datablock.library)
+                expanded[path] = sequence_files(path)
     return expanded
 
 
+def point_caches(ob):
+    """The point caches of an object (cloth, soft body, particles, dynamic paint)."""
+    caches = []
+    for modifier in ob.modifiers:
+        for owner in (modifier, getattr(modifier, "settings", None)):
+            cache = getattr(owner, "point_cache", None) if owner is not None else None
+            if cache is not None:
+                caches.append(cache)
+        canvas = getattr(modifier, "canvas_settings", None)
+        if canvas is not None:
+            caches.extend(surface.point_cache for surface in canvas.canvas_surfaces)
+    caches.extend(system.point_cache for system in ob.particle_systems)
+    return caches
+
+
+def point_cache_entries():
+    """Disk caches (`//blendcache_<file>/` or an external folder) are not in blend_paths()."""
+    entries = []
+    base = os.path.splitext(os.path.basename(bpy.data.filepath))[0]
+    for ob in bpy.data.objects:
+        for cache in point_caches(ob):
+            if not cache.use_disk_cache and not cache.use_external:
+                continue
+            folder = cache.filepath if cache.use_external and cache.filepath else "//blendcache_%s" % base
+            directory = normalized_abspath(folder, ob.library)
+            hexname = "".join("%02X" % byte for byte in ob.name.encode("utf-8"))
+            prefixes = tuple(p + "_" for p in {cache.name, hexname} if p)
+            try:
+                names = sorted(os.listdir(directory))
+            except OSError:
+                entries.append((directory, folder.startswith("//"), "cache"))
+                continue
+            for name in names:
+                if name.startswith(prefixes) and not name.startswith("."):
+                    entries.append((os.path.join(directory, name), folder.startswith("//"), "cache"))
+    return entries
+
+
+def strip_entries():
+    """Image strips name a folder and one file per element."""
+    entries = []
+    for scene in bpy.data.scenes:
+        if scene.sequence_editor is None:
+            continue
+        for strip in scene.sequence_editor.sequences_all:
+            if strip.type != "IMAGE" or not strip.directory:
+                continue
+            directory = normalized_abspath(strip.directory, scene.library)
+            for element in strip.elements:
+                entries.append((os.path.join(directory, element.filename), strip.directory.startswith("//"), "image"))
+    return entries
+
+
 def dependencies():
+    """Every external file: path (absolute), kind, missing, and relative (stored as `//…` in the
+    .blend or library that uses it, so it must keep its place relative to that file)."""
     kinds = kinds_by_path()
-    expanded = expanded_image_files()
-    paths = [normalized_abspath(p) for p in bpy.utils.blend_paths(absolute=True, packed=False, local=False)]
+    expanded = expanded_files()
+    stored = bpy.utils.blend_paths(absolute=False, packed=False, local=False)
+    resolved = bpy.utils.blend_paths(absolute=True, packed=False, local=False)
+    aligned = len(stored) == len(resolved)
+    entries = []
+    for index, path in enumerate(resolved):
+        relative = stored[index].startswith("//") if aligned else True
+        entries.append((normalized_abspath(path), relative, None))
     # blend_paths() lists libraries too, but be explicit: a linked library is always a dependency.
-    paths += [normalized_abspath(lib.filepath, lib.library) for lib in bpy.data.libraries]
+    entries += [(normalized_abspath(lib.filepath, lib.library), lib.filepath.startswith("//"), "library") for lib in bpy.data.libraries]
+    entries += point_cache_entries()
+    entries += strip_entries()
     result = []
-    seen = set()
-    for path in paths:
+    index_by_path = {}
+    for path, relative, kind in entries:
         if not path or path.startswith("<"):
             continue  # "<builtin>" font and other virtual paths
-        kind = kinds.get(path, "file")
+        kind = kind or kinds.get(path, "file")
         for file_path in expanded.get(path, [path]):
-            if file_path in seen:
+            if file_path in index_by_path:
+                if relative:  # referenced both ways: the relative reference decides the layout
+                    result[index_by_path[file_path]]["relative"] = True
                 continue
-            seen.add(file_path)
-            result.append({"path": file_path, "kind": kind, "missing": not os.path.exists(file_path)})
+            index_by_path[file_path] = len(result)
+            result.append(
+                {"path": file_path, "kind": kind, "missing": not os.path.exists(file_path), "relative": relative}
+            )
     return result
 
 
