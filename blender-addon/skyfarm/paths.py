@@ -28,16 +28,12 @@ class DaemonEndpoint:
 
 
 def state_dir(environ: Optional[Mapping[str, str]] = None) -> str:
+    """Mirrors stateDirFromEnv in daemon/src/config/state-dir.ts, value for value."""
     env = os.environ if environ is None else environ
-    explicit = env.get("SKYFARM_HOME", "")
-    if explicit:
-        return os.path.abspath(os.path.expanduser(explicit))
-    xdg = env.get("XDG_STATE_HOME", "")
-    # The XDG spec says relative values are invalid and must be ignored.
-    if xdg and os.path.isabs(xdg):
-        return os.path.join(xdg, "skyfarm")
-    home = env.get("HOME") or os.path.expanduser("~")
-    return os.path.join(home, ".local", "state", "skyfarm")
+    if env.get("SKYFARM_HOME"):
+        return env["SKYFARM_HOME"]
+    xdg = env.get("XDG_STATE_HOME") or os.path.join(env.get("HOME") or os.path.expanduser("~"), ".local", "state")
+    return os.path.join(xdg, "skyfarm")
 
 
 def read_endpoint(directory: Optional[str] = None) -> DaemonEndpoint:

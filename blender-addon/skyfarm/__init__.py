@@ -1,0 +1,44 @@
+"""skyfarm: render the open scene locally or on AWS Batch through the skyfarm daemon, and follow
+every job live in Properties > Output."""
+
+bl_info = {
+    "name": "skyfarm",
+    "author": "skyfarm contributors",
+    "version": (0, 1, 0),
+    "blender": (3, 4, 0),
+    "location": "Properties > Output > skyfarm",
+    "description": "Render the scene locally or on AWS Batch through the skyfarm daemon, with live job status",
+    "doc_url": "https://github.com/skyfarm/skyfarm/blob/main/blender-addon/README.md",
+    "category": "Render",
+}
+
+if "bpy" in locals():
+    # Script reload (F3 > Reload Scripts): pick up edited modules.
+    import importlib
+
+    for _module in (paths, framespec, codec, wsclient, state, connection, session, submission):  # noqa: F821
+        importlib.reload(_module)
+    for _module in (sync, props, dependencies, preferences, operators, panels):  # noqa: F821
+        importlib.reload(_module)
+
+import bpy
+
+from . import codec, connection, framespec, paths, session, state, submission, wsclient  # noqa: F401 (bpy-free core)
+from . import dependencies, operators, panels, preferences, props, sync
+
+ADDON_VERSION = ".".join(str(part) for part in bl_info["version"])
+
+# Order matters: properties before the UI that draws them; panels last.
+_modules = (props, preferences, operators, panels)
+
+
+def register():
+    for module in _modules:
+        module.register()
+    sync.start(ADDON_VERSION)
+
+
+def unregister():
+    sync.stop()
+    for module in reversed(_modules):
+        module.unregister()

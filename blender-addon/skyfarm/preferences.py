@@ -1,0 +1,148 @@
+"""Add-on preferences: the daemon connection state and how to start the daemon."""
+
+import shlex
+import shutil
+
+import bpy
+from bpy.props import StringProperty
+
+from . import connection, sync
+
+DEFAULT_COMMAND = "skyfarm"
+
+
+def addon_preferences(context=None):
+    context = context or bpy.context
+    addon = context.preferences.addons.get(__package__)
+    return addon.preferences if addon else None
+
+
+def skyfarm_command(context=None):
+    prefs = addon_preferences(context)
+    command = prefs.skyfarm_command.strip() if prefs else ""
+    return command or DEFAULT_COMMAND
+
+
+def resolve_command(command):
+    """The argv prefix for the skyfarm CLI, or raises ValueError saying what is wrong."""
+    try:
+        argv = shlex.split(command)
+    except ValueError as error:
+        raise ValueError(f"cannot parse the skyfarm command {command!r}: {error}") from None
+    if not argv:
+        raise ValueError("the skyfarm command is empty")
+    executable = shutil.which(argv[0])
+    if executable is None:
+        raise ValueError(
+            f"{argv[0]!r} was not found: install skyfarm (npm install -g skyfarm) or set the path to the "
+            f"skyfarm command in the add-on preferences"
+        )
+    return [executable] + argv[1:]
+
+
+def _stack_name_changed(prefs, context):
+    if sync.session is not None and sync.session.status.connected:
+        sync.session.refresh_backends()
+
+
+class SkyfarmPreferences(bpy.types.AddonPreferences):
+    bl_idname = __package__
+
+    skyfarm_command: StringProperty(
+        name="skyfarm Command",
+        description=(
+            "The skyfarm command line tool used to start the daemon; a bare name is looked up on PATH, "
+            "arguments are allowed (e.g. node /path/to/main.js)"
+        ),
+        default=DEFAULT_COMMAND,
+        subtype="FILE_PATH",
+    )
+    aws_stack_name: StringProperty(
+        name="AWS Stack",
+        description="Name of the deployed skyfarm CloudFormation stack; empty uses the daemon's default",
+        default="",
+        update=_stack_name_changed,
+    )
+
+    def draw(self, context):
+        layout = self.layout
+        layout.use_property_split = True
+        layout.use_property_decorate = False
+        draw_connection(layout, context, show_detail=True)
+        layout.separator()
+        layout.prop(self, "skyfarm_command")
+        try:
+            argv = resolve_command(self.skyfarm_command.strip() or DEFAULT_COMMAND)
+            row = layout.row()
+            row.alignment = "RIGHT"
+            row.label(text=f"Runs: {' '.join(argv)} daemon start")
+        except ValueError as error:
+            layout.label(text=str(error), icon="ERROR")
+        layout.prop(self, "aws_stack_name")
+        col = layout.column(align=True)
+        col.label(text=f"Daemon state folder: {sync.state_dir()}")
+
+
+CONNECTION_ICONS = {
+    connection.CONNECTED: "CHECKMARK",
+    connection.CONNECTING: "SORTTIME",
+    connection.NOT_RUNNING: "ERROR",
+    connection.DISCONNECTED: "ERROR",
+    connection.UNAUTHORIZED: "LOCKED",
+    connection.INCOMPATIBLE: "ERROR",
+    connection.STOPPED: "PAUSE",
+}
+
+
+def connection_headline(status):
+    """A short user-facing summary of a ConnectionStatus."""
+    if status.connected:
+        return f"Connected to skyfarm {status.daemon_version}".strip()
+    if status.lost:
+        return "Disconnected from the daemon: reconnecting"
+    return {
+        connection.NOT_RUNNING: "The skyfarm daemon is not running",
+        connection.CONNECTING: "Connecting to the skyfarm daemon",
+        connection.DISCONNECTED: "Cannot reach the skyfarm daemon",
+        connection.UNAUTHORIZED: "The daemon refused this add-on's token",
+        connection.INCOMPATIBLE: "Add-on and daemon are incompatible",
+        connection.STOPPED: "Not connected",
+    }.get(status.state, status.state)
+
+
+def draw_connection(layout, context, show_detail=False):
+    """Connection state with a Start/Retry button where it helps; shared by preferences and panels."""
+    if sync.session is None:
+        layout.label(text="skyfarm is not running in this Blender session", icon="ERROR")
+        return
+    status = sync.session.status
+    box = layout.box()
+    row = box.row()
+    row.label(text=connection_headline(status), icon=CONNECTION_ICONS.get(status.state, "QUESTION"))
+    if not status.connected:
+        row.operator("skyfarm.reconnect", text="", icon="FILE_REFRESH")
+    if status.detail and (show_detail or not status.connected):
+        for line in wrap(status.detail, 70):
+            box.label(text=line)
+    if status.update_hint:
+        box.label(text=status.update_hint, icon="ERROR")
+    if status.state in (connection.NOT_RUNNING, connection.DISCONNECTED) or (status.lost and not status.connected):
+        box.operator("skyfarm.start_daemon", icon="PLAY")
+
+
+def wrap(text, width):
+    """Splits a long message over several labels, as Blender labels do not wrap."""
+    words, lines, line = text.split(), [], ""
+    for word in words:
+        if line and len(line) + 1 + len(word) > width:
+            lines.append(line)
+            line = word
+        else:
+            line = f"{line} {word}" if line else word
+    if line:
+        lines.append(line)
+    return lines
+
+
+classes = (SkyfarmPreferences,)
+register, unregister = bpy.utils.register_classes_factory(classes)

@@ -1,0 +1,190 @@
+"""The main-thread half of the daemon link: drains the session from a bpy.app.timers callback.
+
+Each tick applies queued network messages for about 2 ms, then mirrors whatever changed into
+WindowManager.skyfarm, reports finished jobs and errors, and tags the Properties editors for
+redraw. It comes back quickly while messages are waiting and idles at 10 Hz otherwise.
+"""
+
+import collections
+import time
+
+import bpy
+from bpy.app.handlers import persistent
+
+from . import connection, paths, session as session_module
+
+CLIENT_NAME = "blender-addon"
+TICK_BUDGET_SECONDS = 0.002
+BUSY_INTERVAL = 0.01
+IDLE_INTERVAL = 0.1
+
+session = None  # DaemonSession while the add-on is enabled
+# The last reports, newest last, for scripts and tests to read back.
+reported = collections.deque(maxlen=50)
+_mirrored = {"revision": None, "order": None, "jobs": {}, "select": None}
+# Longest tick so far, reported by the GUI test (and handy when profiling).
+slowest_tick_seconds = 0.0
+
+
+def state_dir():
+    return paths.state_dir()
+
+
+def start(addon_version):
+    global session
+    if session is not None:
+        return
+    from . import preferences
+
+    def stack_name():
+        prefs = preferences.addon_preferences()
+        return prefs.aws_stack_name.strip() if prefs else ""
+
+    link = connection.DaemonConnection(CLIENT_NAME, addon_version, state_dir=paths.state_dir)
+    session = session_module.DaemonSession(link, stack_name=stack_name)
+    session.start()
+    _mirrored.update(revision=None, order=None, jobs={}, select=None)
+    bpy.app.timers.register(tick, first_interval=0.0, persistent=True)
+    if _on_load_post not in bpy.app.handlers.load_post:
+        bpy.app.handlers.load_post.append(_on_load_post)
+
+
+def stop():
+    global session
+    if bpy.app.timers.is_registered(tick):
+        bpy.app.timers.unregister(tick)
+    if _on_load_post in bpy.app.handlers.load_post:
+        bpy.app.handlers.load_post.remove(_on_load_post)
+    if session is not None:
+        session.stop()
+        session = None
+
+
+def tick():
+    """bpy.app.timers callback; returns the delay until the next call."""
+    global slowest_tick_seconds
+    if session is None:
+        return None
+    started = time.perf_counter()
+    more = session.tick(TICK_BUDGET_SECONDS)
+    mirror_into_blender()
+    for notice in session.take_notices():
+        notify(notice.level, notice.text)
+    elapsed = time.perf_counter() - started
+    slowest_tick_seconds = max(slowest_tick_seconds, elapsed)
+    return BUSY_INTERVAL if more else IDLE_INTERVAL
+
+
+def _window_manager():
+    managers = bpy.data.window_managers
+    return managers[0] if len(managers) else None
+
+
+def mirror_into_blender(force=False):
+    """Copies the session's state into WindowManager.skyfarm, touching only what changed."""
+    wm = _window_manager()
+    if wm is None or session is None:
+        return
+    revision = session.revision
+    if revision == _mirrored["revision"] and not force:
+        return
+    live = wm.skyfarm
+    status = session.status
+    _assign(live, "connection_state", status.state)
+    _assign(live, "connection_detail", status.detail)
+    _assign(live, "daemon_version", status.daemon_version)
+    _assign(live, "aws_available", session.aws.available)
+    _assign(live, "aws_reason", session.aws.reason)
+
+    jobs = session.jobs.ordered()
+    order = [job["id"] for job in jobs]
+    if force or order != _mirrored["order"] or len(live.jobs) != len(order):
+        active_id = live.jobs[live.active_job_index].job_id if 0 <= live.active_job_index < len(live.jobs) else None
+        live.jobs.clear()
+        for _ in order:
+            live.jobs.add()
+        _mirrored["jobs"] = {}
+        _mirrored["order"] = order
+        live.active_job_index = order.index(active_id) if active_id in order else 0
+    for item, job in zip(live.jobs, jobs):
+        if _mirrored["jobs"].get(job["id"]) is not job:
+            _write_job(item, job)
+            _mirrored["jobs"][job["id"]] = job
+    if _mirrored["select"] in order:
+        live.active_job_index = order.index(_mirrored["select"])
+        _mirrored["select"] = None
+    _mirrored["revision"] = revision
+    request_redraw()
+
+
+def _assign(target, name, value):
+    # Writing an unchanged value still sends update notifications; skip those.
+    if getattr(target, name) != value:
+        setattr(target, name, value)
+
+
+def _write_job(item, job):
+    item.job_id = job["id"]
+    item.name = job["name"]
+    item.state = job["state"]
+    item.backend = job["backend"]
+    item.progress = min(1.0, max(0.0, float(job["progress"])))
+    item.frames_done = job["framesDone"]
+    item.frames_total = job["framesTotal"]
+    item.frames_failed = job["framesFailed"]
+    item.eta = -1.0 if job["etaSeconds"] is None else float(job["etaSeconds"])
+    item.message = job["message"]
+    error = job.get("error") or {}
+    item.error_code = error.get("code", "")
+    item.error_message = error.get("message", "")
+    item.output = job["output"]
+    item.last_frame = job["lastFrame"] or ""
+    item.frames = job["frames"]
+    item.created_at = job["createdAt"]
+
+
+def select_job(job_id):
+    """Makes job_id the active row of the jobs list on the next mirror (e.g. a job just submitted)."""
+    _mirrored["select"] = job_id
+    _mirrored["revision"] = None
+
+
+def request_redraw(all_areas=False):
+    """Tags the editors that show skyfarm state; Blender redraws them on its next loop."""
+    wm = _window_manager()
+    if wm is None:
+        return
+    for window in wm.windows:
+        for area in window.screen.areas:
+            if all_areas or area.type in {"PROPERTIES", "PREFERENCES"}:
+                area.tag_redraw()
+
+
+def notify(level, text):
+    """Reports a message in the status bar and Info log (stdout when there is no window)."""
+    reported.append((level, text))
+    wm = _window_manager()
+    window = wm.windows[0] if wm is not None and len(wm.windows) else None
+    if window is None:
+        print(f"{level}: {text}", flush=True)
+        return
+    with bpy.context.temp_override(window=window):
+        bpy.ops.skyfarm.report(level=level, message=text)
+
+
+def job_view(job_id):
+    """The session's snapshot for a job id, or None."""
+    return session.jobs.get(job_id) if session is not None else None
+
+
+def upload_line(job_id):
+    progress = session.uploads.get(job_id) if session is not None else None
+    return session_module.describe_upload(progress) if progress else None
+
+
+@persistent
+def _on_load_post(_dummy):
+    # A loaded file may bring its own window manager: fill it from the session again.
+    _mirrored.update(revision=None, order=None, jobs={})
+    mirror_into_blender(force=True)
+

@@ -1,0 +1,228 @@
+"""The add-on's connection and session against the real daemon: auth, fragmentation, restarts.
+
+Everything here runs without Blender's Python; the daemon is the real built CLI in a private
+state dir.
+"""
+
+import json
+import os
+import shutil
+import tempfile
+import time
+import unittest
+
+from daemon_process import DaemonProcess
+from helpers import import_addon_module
+
+codec = import_addon_module("codec")
+connection = import_addon_module("connection")
+protocol = import_addon_module("protocol")
+session_module = import_addon_module("session")
+wsclient = import_addon_module("wsclient")
+
+
+def fast_connection(state_dir, **kwargs):
+    return connection.DaemonConnection(
+        "blender-addon-test",
+        "0.0.1",
+        state_dir=lambda: state_dir,
+        backoff=wsclient.Backoff(initial=0.05, maximum=0.3),
+        **kwargs,
+    )
+
+
+def pump_until(conn, predicate, timeout=15.0, what="condition"):
+    """Drains the connection like the add-on's timer does until predicate() holds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        conn.drain(0.002)
+        if predicate():
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}; status: {conn.status}")
+
+
+class Replies:
+    """Collects request callbacks by name."""
+
+    def __init__(self):
+        self.results = {}
+
+    def callback(self, name):
+        def record(result, error):
+            self.results[name] = (result, error)
+
+        return record
+
+    def __contains__(self, name):
+        return name in self.results
+
+    def __getitem__(self, name):
+        return self.results[name]
+
+
+class DaemonTestCase(unittest.TestCase):
+    def setUp(self):
+        self.daemon = DaemonProcess().start()
+        self.addCleanup(self.daemon.cleanup)
+        self.connections = []
+
+    def connect(self, state_dir=None, **kwargs):
+        conn = fast_connection(state_dir or self.daemon.home, **kwargs)
+        self.connections.append(conn)
+        self.addCleanup(conn.stop)
+        conn.start()
+        return conn
+
+
+class HandshakeWithDaemonTest(DaemonTestCase):
+    def test_connects_and_answers_requests(self):
+        conn = self.connect()
+        pump_until(conn, lambda: conn.status.connected, what="connected")
+        with open(os.path.join(self.daemon.home, "daemon.json"), encoding="utf-8") as handle:
+            info = json.load(handle)
+        self.assertEqual(conn.status.daemon_version, info["version"])
+        self.assertEqual(conn.status.port, self.daemon.port)
+        self.assertEqual(conn.status.daemon_protocol, protocol.PROTOCOL_VERSION)
+        replies = Replies()
+        conn.request("jobs.list", {}, replies.callback("list"))
+        conn.request("daemon.info", {}, replies.callback("info"))
+        pump_until(conn, lambda: "list" in replies and "info" in replies, what="replies")
+        self.assertEqual(replies["list"], ({"jobs": []}, None))
+        info_result, error = replies["info"]
+        self.assertIsNone(error)
+        self.assertEqual(info_result["pid"], self.daemon.process.pid)
+
+    def test_daemon_error_reply_reaches_the_callback(self):
+        conn = self.connect()
+        pump_until(conn, lambda: conn.status.connected, what="connected")
+        replies = Replies()
+        conn.request("jobs.get", {"jobId": "j_doesnotexist"}, replies.callback("get"))
+        pump_until(conn, lambda: "get" in replies, what="error reply")
+        result, error = replies["get"]
+        self.assertIsNone(result)
+        self.assertEqual(error.code, "JOB_NOT_FOUND")
+
+    def test_wrong_token_is_refused_with_401(self):
+        forged = tempfile.mkdtemp(prefix="skyfarm-forged-")
+        self.addCleanup(shutil.rmtree, forged, True)
+        shutil.copy(os.path.join(self.daemon.home, "daemon.json"), forged)
+        with open(os.path.join(forged, "token"), "w", encoding="utf-8") as handle:
+            handle.write("not-the-token\n")
+        conn = self.connect(state_dir=forged)
+        pump_until(conn, lambda: conn.status.state == connection.UNAUTHORIZED, what="unauthorized")
+        self.assertIn("401", conn.status.detail)
+        replies = Replies()
+        conn.request("jobs.list", {}, replies.callback("list"))
+        pump_until(conn, lambda: "list" in replies, what="refusal")
+        self.assertEqual(replies["list"][1].code, "DAEMON_UNREACHABLE")
+
+    def test_raw_upgrade_without_token_gets_401(self):
+        with self.assertRaises(wsclient.HandshakeError) as caught:
+            wsclient.WebSocket.connect("127.0.0.1", self.daemon.port, "/ws", timeout=5)
+        self.assertEqual(caught.exception.status, 401)
+        ws = wsclient.WebSocket.connect(
+            "127.0.0.1", self.daemon.port, "/ws", headers={"Authorization": f"Bearer {self.daemon.token()}"}, timeout=5
+        )
+        ws.send_text(codec.encode_hello("raw", "1"))
+        welcome = codec.decode_server_message(ws.receive(timeout=5))
+        self.assertTrue(welcome.ok, welcome.error)
+        self.assertEqual(welcome.message["type"], "welcome")
+        ws.close()
+
+    def test_newer_client_protocol_is_refused_with_advice(self):
+        original = protocol.PROTOCOL_VERSION
+        protocol.PROTOCOL_VERSION = original + 1
+        self.addCleanup(setattr, protocol, "PROTOCOL_VERSION", original)
+        conn = self.connect()
+        pump_until(conn, lambda: conn.status.state == connection.INCOMPATIBLE, what="incompatible")
+        self.assertIn("protocol", conn.status.detail)
+        self.assertIn("update", conn.status.detail.lower())
+
+
+class FragmentationWithDaemonTest(DaemonTestCase):
+    def test_fragmented_requests_are_reassembled_by_the_daemon(self):
+        conn = self.connect(fragment_size=7)
+        pump_until(conn, lambda: conn.status.connected, what="connected")
+        replies = Replies()
+        conn.request("jobs.list", {}, replies.callback("list"))
+        pump_until(conn, lambda: "list" in replies, what="reply to a fragmented request")
+        self.assertEqual(replies["list"], ({"jobs": []}, None))
+
+    def test_large_fragmented_submit_gets_a_typed_answer(self):
+        conn = self.connect(fragment_size=4096)
+        pump_until(conn, lambda: conn.status.connected, what="connected")
+        dependencies = [{"path": f"/nowhere/texture_{index:05d}.png", "kind": "image", "missing": True} for index in range(3000)]
+        missing_blend = os.path.join(self.daemon.home, "no-such-file.blend")
+        replies = Replies()
+        conn.request("render.submit", {"blendFile": missing_blend, "dependencies": dependencies}, replies.callback("submit"))
+        pump_until(conn, lambda: "submit" in replies, what="submit reply")
+        result, error = replies["submit"]
+        self.assertIsNone(result)
+        self.assertEqual(error.code, "FILE_NOT_FOUND")
+
+
+class GarbageToDaemonTest(DaemonTestCase):
+    def test_daemon_answers_garbage_with_a_decodable_error(self):
+        ws = wsclient.WebSocket.connect(
+            "127.0.0.1", self.daemon.port, "/ws", headers={"Authorization": f"Bearer {self.daemon.token()}"}, timeout=5
+        )
+        self.addCleanup(ws.close, 1000, "", 0)
+        ws.send_text("\x00\x01garbage")
+        verdict = codec.decode_server_message(ws.receive(timeout=5))
+        self.assertTrue(verdict.ok, verdict.error)
+        self.assertEqual((verdict.message["type"], verdict.message["code"]), ("error", "BAD_MESSAGE"))
+
+
+class RestartTest(DaemonTestCase):
+    def test_reconnects_after_the_daemon_restarts_and_resyncs(self):
+        conn = self.connect()
+        live = session_module.DaemonSession(conn)
+        pump_until(conn, lambda: live.synced, what="first sync")
+
+        # Requests sent while the daemon goes away are answered, not left hanging.
+        replies = Replies()
+        self.daemon.stop()
+        pump_until(conn, lambda: not conn.status.connected, what="disconnect after stop")
+        self.assertTrue(conn.status.lost, "after losing the daemon the status must say disconnected")
+        self.assertFalse(live.synced)
+        conn.request("jobs.list", {}, replies.callback("while-down"))
+        pump_until(conn, lambda: "while-down" in replies, what="refusal while down")
+        self.assertEqual(replies["while-down"][1].code, "DAEMON_UNREACHABLE")
+
+        self.daemon.start()
+        pump_until(conn, lambda: conn.status.connected and live.synced, timeout=20, what="reconnect")
+        self.assertFalse(conn.status.lost)
+        # Port 0 means the restarted daemon may listen elsewhere: the client re-reads daemon.json.
+        self.assertEqual(conn.status.port, self.daemon.port)
+        pump_until(conn, lambda: live.local.available, what="backends after reconnect")
+
+    def test_reconnects_after_a_crash_with_stale_daemon_json(self):
+        conn = self.connect()
+        pump_until(conn, lambda: conn.status.connected, what="connected")
+        self.daemon.kill()
+        pump_until(conn, lambda: conn.status.state == connection.NOT_RUNNING, what="not running after crash")
+        self.assertTrue(conn.status.lost)
+        self.assertIn("nothing listens", conn.status.detail)
+        self.daemon.start()
+        pump_until(conn, lambda: conn.status.connected, timeout=20, what="reconnect after crash")
+
+    def test_no_daemon_at_all(self):
+        empty = tempfile.mkdtemp(prefix="skyfarm-empty-")
+        self.addCleanup(shutil.rmtree, empty, True)
+        conn = self.connect(state_dir=empty)
+        pump_until(conn, lambda: conn.status.state == connection.NOT_RUNNING, what="not running")
+        self.assertFalse(conn.status.lost, "never connected, so not 'disconnected'")
+        self.assertIn("not running", conn.status.detail)
+
+    def test_stop_ends_the_thread_promptly(self):
+        conn = fast_connection(self.daemon.home)
+        conn.start()
+        pump_until(conn, lambda: conn.status.connected, what="connected")
+        started = time.monotonic()
+        self.assertTrue(conn.stop(timeout=3))
+        self.assertLess(time.monotonic() - started, 3)
+
+
+if __name__ == "__main__":
+    unittest.main()
