@@ -3,7 +3,11 @@
 #   blender -b --python-exit-code 1 FILE.blend --python render_chunk.py -- '<json>'   (or -- @args.json)
 #
 # JSON: {"scene": str, "frames": [int], "outputDir": str, "filePattern": "frame_####",
-#        "remaps": {oldAbsPath: newAbsPath}}
+#        "remaps": {oldAbsPath: newAbsPath},
+#        "device": "CPU" | "GPU" (optional; GPU enables OptiX, else CUDA, and fails every frame when
+#                  Blender finds neither: a GPU job never falls back to the CPU),
+#        "previewDir": str (optional; a small PNG of every finished frame, <previewDir>/<frame>.png,
+#                  written before its FRAME_DONE marker), "previewSize": int (longest side, default 256)}
 #
 # Prints one marker line per event, which the daemon parses (daemon/src/render/progress.ts):
 #   SKYFARM_FRAME_START <f>
@@ -105,6 +109,51 @@ class Remapper:
                         strip.filepath = new_path
 
 
+def enable_gpu(scene):
+    """Switches Cycles to the GPU (OptiX, else CUDA); returns an error message when there is none."""
+    if scene.render.engine != "CYCLES":
+        return None  # Eevee and Workbench draw with the GPU already; they fail on their own without one
+    try:
+        prefs = bpy.context.preferences.addons["cycles"].preferences
+    except KeyError:
+        return "GPU requested but the Cycles add-on is not available"
+    tried = []
+    for kind in ("OPTIX", "CUDA"):
+        try:
+            prefs.compute_device_type = kind
+        except TypeError:
+            tried.append("%s (not in this Blender build)" % kind)
+            continue
+        devices = [device for device in prefs.get_devices_for_type(kind) if device.type == kind]
+        if not devices:
+            tried.append("%s (no device)" % kind)
+            continue
+        for device in prefs.devices:
+            device.use = device.type == kind
+        scene.cycles.device = "GPU"
+        say("SKYFARM_GPU", kind, ", ".join(device.name for device in devices))
+        return None
+    return "GPU requested but Blender found no GPU: tried " + ", ".join(tried) + "; refusing to render on the CPU"
+
+
+def write_preview(final_path, preview_path, size):
+    image = bpy.data.images.load(final_path, check_existing=False)
+    try:
+        width, height = image.size
+        if width <= 0 or height <= 0:
+            return
+        scale = min(1.0, float(size) / max(width, height))
+        image.scale(max(1, int(round(width * scale))), max(1, int(round(height * scale))))
+        os.makedirs(os.path.dirname(preview_path), exist_ok=True)
+        temp_path = preview_path + ".tmp.png"
+        image.filepath_raw = temp_path
+        image.file_format = "PNG"
+        image.save()
+        os.replace(temp_path, preview_path)
+    finally:
+        bpy.data.images.remove(image)
+
+
 def is_finished_frame(path):
     try:
         return os.path.isfile(path) and os.path.getsize(path) > 0
@@ -145,6 +194,14 @@ def main():
     Remapper(args.get("remaps")).apply()
     scene.render.filepath = os.path.join(args["outputDir"], args.get("filePattern") or "frame_####")
     file_camera = scene.camera
+    preview_dir = args.get("previewDir")
+    preview_size = int(args.get("previewSize") or 256)
+    if str(args.get("device") or "CPU").upper() == "GPU":
+        problem = enable_gpu(scene)
+        if problem:
+            for frame in frames:
+                say("SKYFARM_FRAME_FAILED", frame, one_line(problem))
+            return False
 
     all_ok = True
     for frame in frames:
@@ -156,6 +213,11 @@ def main():
                 say("SKYFARM_FRAME_SKIPPED", frame, final_path)
                 continue
             render_frame(scene, frame, final_path, file_camera)
+            if preview_dir:
+                try:
+                    write_preview(final_path, os.path.join(preview_dir, "%d.png" % frame), preview_size)
+                except Exception as error:  # noqa: BLE001 - a preview is a nicety; the frame is done
+                    say("Warning: no preview for frame %d: %s" % (frame, one_line(error)))
             say("SKYFARM_FRAME_DONE", frame, "%.3f" % (time.monotonic() - started), final_path)
         except Exception as error:  # noqa: BLE001 - one bad frame must not stop the chunk
             all_ok = False

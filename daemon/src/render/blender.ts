@@ -421,6 +421,12 @@ export interface RenderChunkOptions {
   env?: NodeJS.ProcessEnv;
   /** Blender's `-t`: render threads (0 = all cores). */
   threads?: number;
+  /** `gpu`: Cycles on OptiX, else CUDA; every frame fails when there is no GPU (never a CPU fallback). */
+  device?: 'cpu' | 'gpu';
+  /** Writes a small PNG of each rendered frame to `<previewDir>/<frame>.png` before announcing it. */
+  previewDir?: string;
+  /** Longest side of a preview in pixels (default 256). */
+  previewSize?: number;
 }
 
 export interface RenderChunkResult {
@@ -483,6 +489,10 @@ export async function renderChunk(opts: RenderChunkOptions): Promise<RenderChunk
     outputDir,
     filePattern: opts.filePattern,
     remaps: opts.remaps ?? {},
+    ...(opts.device === 'gpu' ? { device: 'GPU' } : {}),
+    ...(opts.previewDir !== undefined
+      ? { previewDir: path.resolve(opts.previewDir), previewSize: opts.previewSize ?? 256 }
+      : {}),
   });
   let argsDir: string | undefined;
   let scriptArg = scriptJson;

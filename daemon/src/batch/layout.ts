@@ -1,0 +1,164 @@
+// The AWS pipeline's shared vocabulary: where things live in the bucket and on EFS, what job.json
+// holds, how frames are split into array-job children, and what the stages report back. Both the
+// daemon (daemon/src/batch/) and the container worker (infra/worker/) use this file, so the two
+// sides cannot drift apart.
+import { posix } from 'node:path';
+import { chunkFrames } from '../render/frames.js';
+
+/** AWS Batch limits an array job to 10,000 children. */
+export const MAX_ARRAY_CHILDREN = 10_000;
+
+export type Device = 'cpu' | 'gpu';
+export type Market = 'spot' | 'on-demand';
+export type Stage = 'copy' | 'render' | 'publish';
+
+/** `jobs/<jobId>/job.json`: everything a stage needs beyond its environment. */
+export interface WorkerJobDocument {
+  version: 1;
+  jobId: string;
+  name: string;
+  /** The user's .blend, for messages only. */
+  sourceBlendFile: string;
+  scene: string;
+  frames: number[];
+  chunkSize: number;
+  /** Basename with `#` padding (`frame_####`); Blender adds the extension. */
+  filePattern: string;
+  /** e.g. `.png`, for naming frames that have no marker. */
+  fileExtension: string;
+  /** Key of the manifest (relative path → blob) written by the upload. */
+  manifestKey: string;
+  device: Device;
+  market: Market;
+  blenderVersion: string;
+  /** Mail sent by publish; absent: no mail. */
+  notify?: { to: string; from: string };
+  /** For the "how to fetch the results" line of the mail. */
+  bucket: string;
+  region?: string;
+  createdAt: string;
+}
+
+/** `jobs/<jobId>/progress/frames/<frame>.json`, written by a render chunk for each frame it finished or lost. */
+export interface FrameMarker {
+  frame: number;
+  state: 'done' | 'failed';
+  chunk: number;
+  attempt: number;
+  /** Output file name (done frames). */
+  file?: string;
+  seconds?: number;
+  /** Key of the preview PNG (done frames, when Blender could write one). */
+  preview?: string;
+  message?: string;
+  at: string;
+}
+
+export type ResultState = 'succeeded' | 'partial' | 'failed' | 'canceled';
+
+/** `jobs/<jobId>/result.json`, written by publish. */
+export interface JobResult {
+  version: 1;
+  jobId: string;
+  state: ResultState;
+  ok: Array<{ frame: number; key: string; file: string }>;
+  failed: Array<{ frame: number; message: string }>;
+  missing: number[];
+  /** Why the job did not fully succeed (render/copy failure reason, cancel). */
+  reason?: string;
+  mail?: { to: string; messageId?: string; error?: string };
+  publishedAt: string;
+}
+
+/** `jobs/<jobId>/cancel.json`, written by the daemon before it terminates a job's Batch jobs. */
+export interface CancelRequest {
+  jobId: string;
+  reason: string;
+  at: string;
+}
+
+export function blobKey(sha256: string): string {
+  if (!/^[0-9a-f]{64}$/.test(sha256)) throw new Error(`not a sha256: ${sha256}`);
+  return `cas/${sha256}`;
+}
+
+export function jobKeys(jobId: string) {
+  if (!/^[A-Za-z0-9_-]{1,64}$/.test(jobId)) throw new Error(`bad job id ${JSON.stringify(jobId)}`);
+  const root = `jobs/${jobId}/`;
+  return {
+    root,
+    job: `${root}job.json`,
+    manifest: `${root}manifest.json`,
+    result: `${root}result.json`,
+    cancel: `${root}cancel.json`,
+    framesPrefix: `${root}progress/frames/`,
+    frame: (frame: number) => `${root}progress/frames/${frame}.json`,
+    previewsPrefix: `${root}progress/previews/`,
+    preview: (frame: number) => `${root}progress/previews/${frame}.png`,
+    outputPrefix: `${root}output/`,
+    output: (file: string) => `${root}output/${safeFileName(file)}`,
+  };
+}
+
+/** The job's folder on EFS and its parts. */
+export function efsPaths(efsRoot: string, jobId: string) {
+  jobKeys(jobId); // validates the id
+  const job = posix.join(efsRoot, 'jobs', jobId);
+  return {
+    cache: posix.join(efsRoot, 'cas'),
+    job,
+    project: posix.join(job, 'project'),
+    output: posix.join(job, 'output'),
+    previews: posix.join(job, 'previews'),
+    copied: posix.join(job, '.copied'),
+  };
+}
+
+export function safeFileName(file: string): string {
+  if (
+    !file ||
+    file.includes('/') ||
+    file.includes('\\') ||
+    file === '.' ||
+    file === '..' ||
+    file.includes('\0')
+  ) {
+    throw new Error(`not a plain file name: ${JSON.stringify(file)}`);
+  }
+  return file;
+}
+
+/** The smallest chunk size ≥ `requested` that keeps the array within 10,000 children. */
+export function effectiveChunkSize(frameCount: number, requested: number): number {
+  const minimum = Math.ceil(frameCount / MAX_ARRAY_CHILDREN);
+  return Math.max(requested, minimum, 1);
+}
+
+export function chunksOf(job: Pick<WorkerJobDocument, 'frames' | 'chunkSize'>): number[][] {
+  return chunkFrames(job.frames, job.chunkSize);
+}
+
+/** The chunk that holds `frame`. */
+export function chunkOfFrame(job: Pick<WorkerJobDocument, 'frames' | 'chunkSize'>, frame: number): number {
+  const index = job.frames.indexOf(frame);
+  return index < 0 ? -1 : Math.floor(index / job.chunkSize);
+}
+
+/**
+ * The file Blender writes for `frame` (as `scene.render.frame_path` does): the last run of `#` is
+ * replaced by the zero-padded frame number, or four digits are appended when there is none.
+ */
+export function frameFileName(filePattern: string, frame: number, extension: string): string {
+  const pattern = filePattern || 'frame_####';
+  const match = /#+(?!.*#)/.exec(pattern);
+  const digits = (width: number) =>
+    (frame < 0 ? '-' : '') + String(Math.abs(frame)).padStart(frame < 0 ? width - 1 : width, '0');
+  const name = match
+    ? pattern.slice(0, match.index) + digits(match[0].length) + pattern.slice(match.index + match[0].length)
+    : pattern + digits(4);
+  return extension && !name.toLowerCase().endsWith(extension.toLowerCase()) ? name + extension : name;
+}
+
+export function batchJobName(jobId: string, stage: Stage | 'cleanup'): string {
+  return `skyfarm-${jobId}-${stage}`;
+}

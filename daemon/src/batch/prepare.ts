@@ -1,0 +1,74 @@
+// Prepares an AWS job: uploads the project (content-addressed, deduplicated) and writes the manifest
+// and then job.json, so a Batch stage never sees a job whose files are not all in the bucket.
+import type { Dependency, EventMap } from '../../../protocol/generated/protocol.js';
+import { uploadProject } from '../project/upload.js';
+import type { IBucket } from './bucket.js';
+import { BucketObjectStore } from './bucket-store.js';
+import { effectiveChunkSize, jobKeys, type Device, type Market, type WorkerJobDocument } from './layout.js';
+
+export interface PrepareRequest {
+  jobId: string;
+  name: string;
+  blendFile: string;
+  sourceBlendFile: string;
+  projectRoot: string;
+  dependencies: Dependency[];
+  strict?: boolean;
+  scene: string;
+  frames: number[];
+  chunkSize: number;
+  filePattern: string;
+  fileExtension: string;
+  device: Device;
+  market: Market;
+  blenderVersion: string;
+  notify?: { to: string; from: string };
+  bucket: IBucket;
+  region?: string;
+  signal?: AbortSignal;
+  onProgress?: (progress: EventMap['upload.progress']) => void;
+}
+
+export interface PrepareResult {
+  job: WorkerJobDocument;
+  missing: string[];
+  files: number;
+  bytesUploaded: number;
+}
+
+export async function prepareJob(request: PrepareRequest): Promise<PrepareResult> {
+  const keys = jobKeys(request.jobId);
+  const upload = await uploadProject({
+    jobId: request.jobId,
+    blendFile: request.blendFile,
+    sourceBlendFile: request.sourceBlendFile,
+    projectRoot: request.projectRoot,
+    dependencies: request.dependencies,
+    strict: request.strict ?? false,
+    store: new BucketObjectStore(request.bucket),
+    ...(request.signal ? { signal: request.signal } : {}),
+    ...(request.onProgress ? { onProgress: request.onProgress } : {}),
+  });
+  await request.bucket.putJson(keys.manifest, upload.manifest);
+  const job: WorkerJobDocument = {
+    version: 1,
+    jobId: request.jobId,
+    name: request.name,
+    sourceBlendFile: request.sourceBlendFile,
+    scene: request.scene,
+    frames: request.frames,
+    chunkSize: effectiveChunkSize(request.frames.length, request.chunkSize),
+    filePattern: request.filePattern || 'frame_####',
+    fileExtension: request.fileExtension,
+    manifestKey: keys.manifest,
+    device: request.device,
+    market: request.market,
+    blenderVersion: request.blenderVersion,
+    ...(request.notify ? { notify: request.notify } : {}),
+    bucket: request.bucket.name,
+    ...(request.region ? { region: request.region } : {}),
+    createdAt: new Date().toISOString(),
+  };
+  await request.bucket.putJson(keys.job, job);
+  return { job, missing: upload.missing, files: upload.files, bytesUploaded: upload.bytesUploaded };
+}

@@ -1,0 +1,152 @@
+// render: renders this child's chunk of frames with overwrite off (a retried chunk skips the frames a
+// previous attempt finished), with the job's path remaps and, for GPU jobs, OptiX else CUDA (never a
+// silent CPU fallback). Each finished or failed frame leaves a marker, and each finished frame a small
+// preview, under jobs/<jobId>/progress/ for the daemon to follow. Exits non-zero when a frame failed.
+import { existsSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import {
+  chunksOf,
+  efsPaths,
+  jobKeys,
+  type FrameMarker,
+  type WorkerJobDocument,
+} from '../../daemon/src/batch/layout.js';
+import { findBlender, renderChunk } from '../../daemon/src/render/blender.js';
+import { loadJob } from './copy.js';
+import type { WorkerContext } from './context.js';
+
+export interface RenderOutcome {
+  chunk: number;
+  frames: number[];
+  done: number[];
+  skipped: number[];
+  failed: Array<{ frame: number; message: string }>;
+}
+
+export function chunkForIndex(
+  job: WorkerJobDocument,
+  arrayIndex: number | null,
+): { index: number; frames: number[] } {
+  const chunks = chunksOf(job);
+  const index = arrayIndex ?? 0;
+  if (arrayIndex === null && chunks.length > 1) {
+    throw new Error(`the job has ${chunks.length} chunks but AWS_BATCH_JOB_ARRAY_INDEX is not set`);
+  }
+  const frames = chunks[index];
+  if (!frames) throw new Error(`chunk ${index} does not exist: the job has ${chunks.length} chunks`);
+  return { index, frames };
+}
+
+export async function renderStage(ctx: WorkerContext): Promise<RenderOutcome> {
+  const { job, manifest } = await loadJob(ctx);
+  const { index, frames } = chunkForIndex(job, ctx.config.arrayIndex);
+  const keys = jobKeys(job.jobId);
+  const paths = efsPaths(ctx.config.efsRoot, job.jobId);
+  const outcome: RenderOutcome = { chunk: index, frames, done: [], skipped: [], failed: [] };
+  const attempt = ctx.config.attempt;
+
+  // Uploads run in order beside Blender; a marker never overtakes its preview.
+  let uploads: Promise<void> = Promise.resolve();
+  let uploadError: unknown = null;
+  const enqueue = (task: () => Promise<void>) => {
+    uploads = uploads.then(task).catch((error: unknown) => {
+      uploadError ??= error;
+      ctx.log(`render: progress upload failed: ${(error as Error).message}`);
+    });
+  };
+  const marker = (frame: number, fields: Partial<FrameMarker> & Pick<FrameMarker, 'state'>): FrameMarker => ({
+    frame,
+    chunk: index,
+    attempt,
+    at: new Date().toISOString(),
+    ...fields,
+  });
+  const previewDir = join(paths.previews, String(index));
+  const finished = (frame: number, path: string, seconds: number | undefined) =>
+    enqueue(async () => {
+      const preview = join(previewDir, `${frame}.png`);
+      let previewKey: string | undefined;
+      if (existsSync(preview)) {
+        previewKey = keys.preview(frame);
+        await ctx.bucket.putFile(previewKey, preview, { contentType: 'image/png' });
+      }
+      await ctx.bucket.putJson(
+        keys.frame(frame),
+        marker(frame, {
+          state: 'done',
+          file: basename(path),
+          ...(seconds !== undefined ? { seconds } : {}),
+          ...(previewKey ? { preview: previewKey } : {}),
+        }),
+      );
+    });
+  // A terminated attempt (cancel, spot interruption) leaves no failure markers: its frames are not
+  // failed, they are unfinished, and a retry renders them.
+  const lost = (frame: number, message: string) => {
+    if (ctx.signal.aborted) return;
+    enqueue(() => ctx.bucket.putJson(keys.frame(frame), marker(frame, { state: 'failed', message })));
+  };
+
+  const failedFrames = new Set<number>();
+  try {
+    const project = join(paths.project, ...manifest.blend.split('/'));
+    if (!existsSync(project)) {
+      throw new Error(`${project} does not exist: the copy stage did not run or the folder was removed`);
+    }
+    const blender = await findBlender(ctx.env);
+    ctx.log(
+      `render: chunk ${index} (frames ${frames.join(',')}), attempt ${attempt}, device ${job.device}, ` +
+        `Blender ${blender.version.join('.')}`,
+    );
+    await mkdir(previewDir, { recursive: true });
+    const remaps = Object.fromEntries(
+      Object.entries(manifest.remaps).map(([from, to]) => [from, join(paths.project, ...to.split(/[\\/]/))]),
+    );
+    const result = await renderChunk({
+      blender: blender.path,
+      blendFile: project,
+      scene: job.scene,
+      frames,
+      outputDir: paths.output,
+      filePattern: job.filePattern,
+      remaps,
+      device: job.device,
+      previewDir,
+      signal: ctx.signal,
+      env: ctx.env,
+      onLine: (line) => ctx.log(line),
+      onEvent: (event) => {
+        if (event.type === 'frameDone') finished(event.frame, event.path, event.seconds);
+        else if (event.type === 'frameSkipped') finished(event.frame, event.path, undefined);
+        else if (event.type === 'frameFailed') {
+          failedFrames.add(event.frame);
+          lost(event.frame, event.message);
+        }
+      },
+    });
+    outcome.done = result.done;
+    outcome.skipped = result.skipped;
+    outcome.failed = result.failed;
+    // Frames Blender never reported (it crashed or was killed) get their marker here.
+    for (const failure of result.failed)
+      if (!failedFrames.has(failure.frame)) lost(failure.frame, failure.message);
+    if (result.failed.length === 0 && result.exitCode !== 0) {
+      outcome.failed = [
+        { frame: frames[0]!, message: `Blender exited with ${result.exitCode ?? result.signal}` },
+      ];
+    }
+  } catch (error) {
+    const message = (error as Error).message;
+    outcome.failed = frames.map((frame) => ({ frame, message }));
+    for (const frame of frames) lost(frame, message);
+  }
+  await uploads;
+  if (uploadError && outcome.failed.length === 0) throw uploadError;
+  ctx.log(
+    `render: chunk ${index}: ${outcome.done.length} rendered, ${outcome.skipped.length} already there, ` +
+      `${outcome.failed.length} failed` +
+      (outcome.failed.length ? ` (${outcome.failed.map((f) => `${f.frame}: ${f.message}`).join('; ')})` : ''),
+  );
+  return outcome;
+}
