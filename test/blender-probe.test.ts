@@ -38,8 +38,9 @@ t.test('probe with real Blender', { skip: blenderSkip }, async (t) => {
     library: 'libs/props library.blend',
   });
 
+  const probe = await probeBlend(blender, blendFile);
+
   t.test('scene settings of the active scene', async (t) => {
-    const probe = await probeBlend(blender, blendFile);
     t.equal(probe.blenderVersion.length, 3);
     t.ok(probe.blenderVersion[0]! >= 3, 'Blender major version');
     t.equal(probe.blendFile, blendFile);
@@ -65,18 +66,18 @@ t.test('probe with real Blender', { skip: blenderSkip }, async (t) => {
   });
 
   t.test('dependencies: every external file, with kind and missing flag', async (t) => {
-    const probe = await probeBlend(blender, blendFile);
     const byPath = new Map(probe.dependencies.map((dependency) => [dependency.path, dependency]));
-    const expected: Array<[string, string, boolean]> = [
-      [path.join(project, 'textures', 'wood grain.png'), 'image', false],
-      [path.join(project, 'textures', 'ñandú.png'), 'image', false],
-      [path.join(project, 'textures', 'missing.png'), 'image', true],
-      [path.join(root, 'elsewhere', 'outside.png'), 'image', false],
-      [path.join(root, 'elsewhere', 'gone.png'), 'image', true],
-      [path.join(project, 'libs', 'props library.blend'), 'library', false],
+    // [path, kind, missing, relative (stored as //… in the .blend)]
+    const expected: Array<[string, string, boolean, boolean]> = [
+      [path.join(project, 'textures', 'wood grain.png'), 'image', false, true],
+      [path.join(project, 'textures', 'ñandú.png'), 'image', false, true],
+      [path.join(project, 'textures', 'missing.png'), 'image', true, true],
+      [path.join(root, 'elsewhere', 'outside.png'), 'image', false, false],
+      [path.join(root, 'elsewhere', 'gone.png'), 'image', true, false],
+      [path.join(project, 'libs', 'props library.blend'), 'library', false, true],
     ];
-    for (const [file, kind, missing] of expected) {
-      t.same(byPath.get(file), { path: file, kind, missing }, path.basename(file));
+    for (const [file, kind, missing, relative] of expected) {
+      t.same(byPath.get(file), { path: file, kind, missing, relative }, path.basename(file));
     }
     t.equal(probe.dependencies.length, expected.length, 'nothing else, no duplicates');
   });
@@ -163,7 +164,12 @@ t.test('probe with real Blender', { skip: blenderSkip }, async (t) => {
     const probe = await probeBlend(blender, copy);
     t.equal(probe.scene.outputPathAbsolute, path.join(copyDir, 'render', 'shot_####'));
     const wood = probe.dependencies.find((dependency) => dependency.path.endsWith('wood grain.png'));
-    t.same(wood, { path: path.join(copyDir, 'textures', 'wood grain.png'), kind: 'image', missing: true });
+    t.same(wood, {
+      path: path.join(copyDir, 'textures', 'wood grain.png'),
+      kind: 'image',
+      missing: true,
+      relative: true,
+    });
     const outside = probe.dependencies.find((dependency) => dependency.path.endsWith('outside.png'));
     t.equal(outside?.missing, false, 'absolute paths stay where they were');
   });
