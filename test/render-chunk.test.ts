@@ -5,7 +5,12 @@ import { existsSync } from 'node:fs';
 import { readdir, readFile, rename, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { isSkyfarmError } from '../daemon/src/errors.js';
-import { findBlender, renderChunk, type RenderChunkOptions } from '../daemon/src/render/blender.js';
+import {
+  findBlender,
+  PARTIAL_FRAME_PREFIX,
+  renderChunk,
+  type RenderChunkOptions,
+} from '../daemon/src/render/blender.js';
 import type { BlenderEvent } from '../daemon/src/render/progress.js';
 import { blenderSkip, makeScene, readPng } from './helpers/scenes.js';
 
@@ -92,8 +97,9 @@ t.test('renderChunk with real Blender', { skip: blenderSkip }, async (t) => {
     );
   });
 
-  t.test('an empty leftover file is not a finished frame', async (t) => {
-    const dir = t.testdir({ out: { 'frame_0001.png': '' } });
+  t.test('an empty leftover file is not a finished frame; stale partial frames are removed', async (t) => {
+    const stale = `${PARTIAL_FRAME_PREFIX}999999-frame_0002.png`;
+    const dir = t.testdir({ out: { 'frame_0001.png': '', [stale]: 'half a PNG' } });
     const blendFile = await makeScene(dir, { frames: [1, 2] });
     const result = await renderChunk({
       blender,
@@ -106,6 +112,7 @@ t.test('renderChunk with real Blender', { skip: blenderSkip }, async (t) => {
     });
     t.same(result.done, [1, 2]);
     t.match(await readPng(path.join(dir, 'out', 'frame_0001.png')), { width: 64, height: 36 });
+    t.same((await readdir(path.join(dir, 'out'))).sort(), ['frame_0001.png', 'frame_0002.png']);
   });
 
   t.test('a frame without a camera fails alone; the others render; exit code 1', async (t) => {

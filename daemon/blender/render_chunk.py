@@ -17,6 +17,7 @@
 # A frame that fails does not stop the chunk; the exit code is 0 only when every frame is done or
 # skipped. A frame is written to a temporary name and renamed, so a killed render leaves no partial
 # frame under the final name, and a retried chunk skips every frame that already exists.
+import glob
 import json
 import os
 import sys
@@ -169,6 +170,9 @@ def render_frame(scene, frame, final_path, file_camera):
     bpy.ops.render.render(scene=scene.name)
     folder, name = os.path.split(final_path)
     os.makedirs(folder, exist_ok=True)
+    # A Blender killed between save and rename (SIGKILL) leaves its temporary file: remove it.
+    for stale in glob.glob(os.path.join(glob.escape(folder), glob.escape(TEMP_PREFIX) + "*-" + glob.escape(name))):
+        os.remove(stale)
     temp_path = os.path.join(folder, "%s%d-%s" % (TEMP_PREFIX, os.getpid(), name))
     try:
         bpy.data.images["Render Result"].save_render(filepath=temp_path, scene=scene)

@@ -298,6 +298,8 @@ export interface ProbeDependency {
   /** library, image, movieclip, sound, font, volume, cache, text, or file (anything else). */
   kind: string;
   missing: boolean;
+  /** Stored as `//…` in the .blend (or library) that uses it: must keep its place relative to it. */
+  relative: boolean;
 }
 
 export interface ProbeResult {
@@ -437,6 +439,12 @@ export interface RenderChunkResult {
   failed: Array<{ frame: number; message: string }>;
 }
 
+/**
+ * render_chunk.py writes each frame to `<outputDir>/.skyfarm-tmp-<pid>-<name>` and renames it when
+ * complete; a file with this prefix is never a finished frame (publishing skips dotfiles).
+ */
+export const PARTIAL_FRAME_PREFIX = '.skyfarm-tmp-';
+
 /** JSON arguments larger than this go through a file: Linux limits one argument to 128 KiB. */
 const INLINE_ARGS_LIMIT = 64 * 1024;
 
@@ -480,6 +488,10 @@ export async function renderChunk(opts: RenderChunkOptions): Promise<RenderChunk
     throw new SkyfarmError('BAD_ARGUMENT', 'a render chunk needs at least one whole frame number');
   }
   assertFilePattern(opts.filePattern);
+  if (opts.signal?.aborted) {
+    const failed = opts.frames.map((frame) => ({ frame, message: 'render canceled' }));
+    return { exitCode: null, signal: null, done: [], skipped: [], failed };
+  }
   const outputDir = path.resolve(opts.outputDir);
   await mkdir(outputDir, { recursive: true });
 
