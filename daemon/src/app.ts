@@ -19,10 +19,12 @@ export interface AppDeps {
 }
 
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
-  const common = { disableRequestLogging: true, bodyLimit: 64 * 1024 };
+  // forceCloseConnections: stopping the daemon must not wait for a client that keeps its socket open.
+  const common = { bodyLimit: 64 * 1024, forceCloseConnections: true };
   const app: FastifyInstance =
     typeof deps.logger === 'object'
-      ? (Fastify({ ...common, loggerInstance: deps.logger }) as unknown as FastifyInstance)
+      ? // Per-request lines only at warn: the daemon log is for jobs, not for every health check.
+        (Fastify({ ...common, loggerInstance: deps.logger.child({}, { level: 'warn' }) }) as unknown as FastifyInstance)
       : Fastify({ ...common, logger: deps.logger ?? false });
   // Applied to the root instance (not encapsulated) so the checks cover every route.
   await securityPlugin(app);

@@ -1,5 +1,6 @@
 // Starts a real daemon (port 0, private state dir) for a test and stops it at teardown.
 import type { Test } from 'tap';
+import { join } from 'node:path';
 import pino from 'pino';
 import { startDaemon, type RunningDaemon } from '../../daemon/src/daemon.js';
 import { DaemonClient } from '../../daemon/src/client/daemon-client.js';
@@ -8,7 +9,8 @@ export async function startTestDaemon(
   t: Test,
   options: { stateDir?: string; env?: NodeJS.ProcessEnv; maxParallelRenders?: number } = {},
 ): Promise<RunningDaemon> {
-  const stateDir = options.stateDir ?? t.testdir({});
+  // A fresh subfolder: the daemon creates it 0700 (it refuses state dirs other users can read).
+  const stateDir = options.stateDir ?? join(t.testdir({}), 'home');
   const daemon = await startDaemon({
     stateDir,
     port: 0,

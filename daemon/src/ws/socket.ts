@@ -12,6 +12,7 @@ import {
 import { decodeClientMessage } from '../protocol/codec.js';
 import { toErrorInfo } from '../errors.js';
 import { tokenMatches } from '../config/token.js';
+import { refuse } from '../routes/refuse.js';
 import type { RpcRegistry } from '../rpc/registry.js';
 import { sendJson, type ClientHub } from './hub.js';
 
@@ -40,7 +41,7 @@ export function socketRoute(options: SocketOptions) {
         websocket: true,
         preValidation: async (request, reply) => {
           if (!tokenMatches(bearer(request), options.token)) {
-            return reply.code(401).send({ code: 'UNAUTHORIZED', message: 'missing or wrong token' });
+            return refuse(request, reply, 401, { code: 'UNAUTHORIZED', message: 'missing or wrong token' });
           }
         },
       },
