@@ -108,7 +108,8 @@ export async function renderCommand(ctx: CliContext, options: RenderOptions): Pr
       return EXIT.ok;
     }
     if (!options.json) print(ctx, `submitted ${job.id}: ${job.framesTotal} frames of "${job.scene}" → ${job.output}`);
-    const final = await waitForJob(client, job.id, options.json ? undefined : new ProgressPrinter(ctx.stderr));
+    // Progress goes to stderr in every mode: stdout carries only the result (JSON with --json).
+    const final = await waitForJob(client, job.id, new ProgressPrinter(ctx.stderr));
     if (options.json) printJson(ctx, final);
     else print(ctx, describeJob(final));
     return exitCodeForState(final.state);
