@@ -156,7 +156,9 @@ t.test('IAM: no wildcard resources on S3, SES, ECR or log data actions', async (
               ? [logGroupArn]
               : action.startsWith('ses:')
                 ? [identityArn]
-                : [];
+                : action === 'batch:SubmitJob'
+                  ? [physical('TransferQueue'), physical('PublishAfterFailureJobDefinition')]
+                  : [];
         t.ok(allowed.length > 0, `${id}: ${action} is a known data action`);
         for (const r of resourcesOf)
           t.ok(allowed.includes(r), `${id}: ${action} on ${r} is limited to this stack`);
@@ -250,7 +252,7 @@ t.test('ECR and CodeBuild', async (t) => {
   const build = props('WorkerImageBuild');
   t.match(build.Source, { Type: 'S3', Location: `${physical('Bucket')}/build/worker.zip` });
   t.match((build.Source as Props).BuildSpec, /docker push "\$REPOSITORY_URI:\$BLENDER_VERSION"/);
-  t.match((build.Source as Props).BuildSpec, /infra\/worker\/Dockerfile/);
+  t.match((build.Source as Props).BuildSpec, /-f infra\/Dockerfile /);
   t.equal((build.Environment as Props).PrivilegedMode, true, 'docker builds need privileged mode');
   t.equal(build.ServiceRole, `arn:aws:iam::123456789012:role/${physical('CodeBuildRole')}`);
 });

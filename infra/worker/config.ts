@@ -50,8 +50,10 @@ export function readConfig(argv: string[], env: NodeJS.ProcessEnv): WorkerConfig
     throw new ConfigError('usage: skyfarm-worker copy|render|publish (or SKYFARM_STAGE)');
   }
   const stage = stageName as Stage;
-  // A Batch parameter that was never filled in arrives as its default; treat placeholders as absent.
-  const fromArgs = values['job-id'] && !values['job-id'].startsWith('Ref::') ? values['job-id'] : undefined;
+  // A Batch parameter that was never filled in arrives as its default ('-') or its placeholder.
+  const given = (value: string | undefined) =>
+    value !== undefined && value !== '-' && value !== '' && !value.startsWith('Ref::') ? value : undefined;
+  const fromArgs = given(values['job-id']);
   const jobId = (env['SKYFARM_JOB_ID'] || fromArgs || '').trim();
   if (!/^[A-Za-z0-9_-]{1,64}$/.test(jobId)) {
     throw new ConfigError(`SKYFARM_JOB_ID must be a skyfarm job id, not "${jobId}"`);
@@ -59,7 +61,7 @@ export function readConfig(argv: string[], env: NodeJS.ProcessEnv): WorkerConfig
   const bucket = (env['SKYFARM_BUCKET'] ?? '').trim();
   if (!bucket) throw new ConfigError('SKYFARM_BUCKET is not set');
   const efsRoot = (env['SKYFARM_EFS_ROOT'] ?? '').trim() || '/mnt/efs';
-  const reason = values.reason && !values.reason.startsWith('Ref::') ? values.reason : null;
+  const reason = given(values.reason) ?? null;
   return {
     stage,
     jobId,
