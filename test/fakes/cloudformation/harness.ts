@@ -1,0 +1,116 @@
+// Test wiring: the fake CloudFormation endpoint, an AWS environment pointing the real SDK clients at
+// it (dummy credentials, a region, no instance metadata), and a recorder for streamed stack events.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { StackEvent, EventName, EventMap } from '../../../protocol/generated/protocol.js';
+import type { Notify } from '../../../daemon/src/notify.js';
+import { startFakeCloudFormation, type FakeCloudFormation, type FakeOptions } from './server.js';
+
+export const REGION = 'eu-west-1';
+export const ACCESS_KEY_ID = 'AKIDSKYFARMTEST';
+export const SECRET = 'skyfarm-test-secret-never-printed';
+
+/** Milliseconds limits that keep tests fast but still exercise polling. */
+export const FAST_LIMITS = {
+  pollIntervalMs: 10,
+  busyWaitMs: 3_000,
+  operationTimeoutMs: 20_000,
+  changeSetTimeoutMs: 5_000,
+};
+
+interface Teardown {
+  teardown(fn: () => unknown): void;
+}
+
+/**
+ * Replaces every AWS_* variable of this test process (the SDK's credential chain reads process.env)
+ * and restores them at teardown. Shared config files point into an empty temporary folder.
+ */
+export function awsEnv(t: Teardown, vars: Record<string, string | undefined>): NodeJS.ProcessEnv {
+  const saved = Object.fromEntries(
+    Object.keys(process.env)
+      .filter((k) => k.startsWith('AWS_'))
+      .map((k) => [k, process.env[k]]),
+  );
+  const home = mkdtempSync(join(tmpdir(), 'skyfarm-aws-'));
+  for (const k of Object.keys(saved)) delete process.env[k];
+  const base: Record<string, string> = {
+    AWS_CONFIG_FILE: join(home, 'config'),
+    AWS_SHARED_CREDENTIALS_FILE: join(home, 'credentials'),
+    AWS_EC2_METADATA_DISABLED: 'true',
+  };
+  for (const [k, v] of Object.entries({ ...base, ...vars })) {
+    if (v === undefined) delete process.env[k];
+    else process.env[k] = v;
+  }
+  t.teardown(() => {
+    for (const k of Object.keys(process.env)) if (k.startsWith('AWS_')) delete process.env[k];
+    Object.assign(process.env, saved);
+    rmSync(home, { recursive: true, force: true });
+  });
+  return process.env;
+}
+
+export async function startFake(t: Teardown, options: FakeOptions = {}): Promise<FakeCloudFormation> {
+  const fake = await startFakeCloudFormation({ stepMs: 3, ...options });
+  t.teardown(() => fake.close());
+  return fake;
+}
+
+/** Environment for the real SDK clients talking to `fake`. */
+export function fakeAwsEnv(
+  t: Teardown,
+  fake: FakeCloudFormation,
+  extra: Record<string, string | undefined> = {},
+) {
+  return awsEnv(t, {
+    AWS_REGION: REGION,
+    AWS_ACCESS_KEY_ID: ACCESS_KEY_ID,
+    AWS_SECRET_ACCESS_KEY: SECRET,
+    AWS_ENDPOINT_URL_CLOUDFORMATION: fake.url,
+    ...extra,
+  });
+}
+
+export interface Recorder {
+  notify: Notify;
+  events: StackEvent[];
+  all: Array<{ event: EventName; data: unknown }>;
+}
+
+export function recorder(): Recorder {
+  const events: StackEvent[] = [];
+  const all: Array<{ event: EventName; data: unknown }> = [];
+  const notify = <E extends EventName>(event: E, data: EventMap[E]) => {
+    all.push({ event, data });
+    if (event === 'stack.event') events.push(data as StackEvent);
+  };
+  return { notify: notify as Notify, events, all };
+}
+
+/** "Logical STATUS" lines, handy for asserting order. */
+export function lines(events: StackEvent[]): string[] {
+  return events.map((e) => `${e.resource} ${e.status}`);
+}
+
+interface S3rverInstance {
+  run(): Promise<{ port: number }>;
+  close(): Promise<void>;
+}
+
+/** s3rver (an independent S3 emulator) on 127.0.0.1, port 0; it wants access key S3RVER / secret S3RVER. */
+export async function startS3rver(t: Teardown): Promise<{ url: string }> {
+  const S3rver = createRequire(import.meta.url)('s3rver') as new (
+    options: Record<string, unknown>,
+  ) => S3rverInstance;
+  const directory = mkdtempSync(join(tmpdir(), 'skyfarm-s3rver-'));
+  const server = new S3rver({ address: '127.0.0.1', port: 0, silent: true, directory });
+  const { port } = await server.run();
+  t.teardown(async () => {
+    await server.close();
+    rmSync(directory, { recursive: true, force: true });
+  });
+  return { url: `http://127.0.0.1:${port}` };
+}
