@@ -101,6 +101,8 @@ export type AwsRenderOptions = {
   market?: "spot" | "on-demand";
   blenderVersion?: string;
   notifyEmail?: string;
+  bucket?: string;
+  prepareOnly?: boolean;
 };
 
 export type BackendInfo = {
@@ -146,6 +148,7 @@ export interface RequestMap {
   'jobs.get': { params: JobsGetParams; result: JobsGetResult };
   'jobs.cancel': { params: JobsCancelParams; result: JobsCancelResult };
   'jobs.logs': { params: JobsLogsParams; result: JobsLogsResult };
+  'jobs.download': { params: JobsDownloadParams; result: JobsDownloadResult };
   'stack.status': { params: StackStatusParams; result: StackStatusResult };
   'stack.deploy': { params: StackDeployParams; result: StackDeployResult };
   'stack.destroy': { params: StackDestroyParams; result: StackDestroyResult };
@@ -225,9 +228,21 @@ export type JobsCancelResult = {
 export type JobsLogsParams = {
   jobId: string;
   tail?: number;
+  chunk?: number;
 };
 export type JobsLogsResult = {
   lines: Array<string>;
+};
+
+export type JobsDownloadParams = {
+  jobId: string;
+  output?: string;
+};
+export type JobsDownloadResult = {
+  output: string;
+  downloaded: number;
+  present: number;
+  bytes: number;
 };
 
 export type StackStatusParams = {
@@ -278,7 +293,7 @@ export interface EventMap {
 
 export type Method = keyof RequestMap;
 export type EventName = keyof EventMap;
-export const METHODS = ["daemon.info","render.submit","project.upload","jobs.list","jobs.get","jobs.cancel","jobs.logs","stack.status","stack.deploy","stack.destroy"] as const;
+export const METHODS = ["daemon.info","render.submit","project.upload","jobs.list","jobs.get","jobs.cancel","jobs.logs","jobs.download","stack.status","stack.deploy","stack.destroy"] as const;
 export const EVENTS = ["job.update","upload.progress","stack.event"] as const;
 
 export type Hello = {
@@ -542,6 +557,15 @@ export const SCHEMA_DEFINITIONS: Record<string, unknown> = {
       "notifyEmail": {
         "type": "string",
         "maxLength": 320
+      },
+      "bucket": {
+        "type": "string",
+        "maxLength": 63,
+        "$comment": "the farm's bucket when no stack name is given (stack outputs otherwise)"
+      },
+      "prepareOnly": {
+        "type": "boolean",
+        "$comment": "upload and write jobs/<jobId>/job.json, submit nothing (for running the worker by hand)"
       }
     }
   },
@@ -1201,6 +1225,12 @@ export const SCHEMA_DEFINITIONS: Record<string, unknown> = {
         "type": "integer",
         "minimum": 1,
         "maximum": 100000
+      },
+      "chunk": {
+        "type": "integer",
+        "minimum": 0,
+        "maximum": 9999,
+        "$comment": "AWS jobs: the CloudWatch log of this render chunk (array index) instead of the job log"
       }
     }
   },
@@ -1216,6 +1246,51 @@ export const SCHEMA_DEFINITIONS: Record<string, unknown> = {
         "items": {
           "type": "string"
         }
+      }
+    }
+  },
+  "params.jobs.download": {
+    "type": "object",
+    "required": [
+      "jobId"
+    ],
+    "additionalProperties": false,
+    "properties": {
+      "jobId": {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": 64
+      },
+      "output": {
+        "type": "string",
+        "maxLength": 4096
+      }
+    }
+  },
+  "result.jobs.download": {
+    "type": "object",
+    "required": [
+      "output",
+      "downloaded",
+      "present",
+      "bytes"
+    ],
+    "additionalProperties": false,
+    "properties": {
+      "output": {
+        "type": "string"
+      },
+      "downloaded": {
+        "type": "integer",
+        "minimum": 0
+      },
+      "present": {
+        "type": "integer",
+        "minimum": 0
+      },
+      "bytes": {
+        "type": "integer",
+        "minimum": 0
       }
     }
   },
