@@ -152,6 +152,24 @@ export class JobRepo {
       .run(state, detail.path ?? null, detail.seconds ?? null, detail.message ?? null, id, frame);
   }
 
+  /** Blender process groups started for a job, so a restarted daemon can stop leftovers. */
+  recordProcess(id: string, pid: number): void {
+    const pids = new Set(this.processes(id));
+    pids.add(pid);
+    this.db
+      .prepare('INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value')
+      .run(`pids:${id}`, JSON.stringify([...pids]));
+  }
+
+  processes(id: string): number[] {
+    const row = this.db.prepare('SELECT value FROM kv WHERE key = ?').get(`pids:${id}`) as { value: string } | undefined;
+    return row ? (JSON.parse(row.value) as number[]) : [];
+  }
+
+  forgetProcesses(id: string): void {
+    this.db.prepare('DELETE FROM kv WHERE key = ?').run(`pids:${id}`);
+  }
+
   setLive(id: string, live: LiveProgress | undefined): void {
     if (live) this.live.set(id, live);
     else this.live.delete(id);

@@ -12,15 +12,16 @@ import type { JobRepo } from '../jobs/job-repo.js';
 import type { JobLogs } from '../jobs/job-log.js';
 import type { JobSpec } from '../jobs/job-spec.js';
 import type { IObjectStore } from '../store/object-store.js';
-import { uploadProject } from '../project/upload.js';
-import { materializeProject } from '../project/materialize.js';
-import type { Manifest } from '../project/manifest.js';
+import { uploadProject, writeManifest, type UploadRequest, type UploadResult } from '../project/upload.js';
+import { envInto, materializeProject, remapsInto } from '../project/materialize.js';
+import { jobManifestKey, type Manifest } from '../project/manifest.js';
 import { chunkFrames, formatFrameList } from '../render/frames.js';
 import { renderChunk } from '../render/blender.js';
 import type { BlenderEvent } from '../render/progress.js';
 import type { Semaphore } from '../util/semaphore.js';
 import { moveFileAtomic } from '../util/files.js';
 import { unlink } from 'node:fs/promises';
+import { existsSync, readFileSync } from 'node:fs';
 
 export interface LocalBackendDeps {
   repo: JobRepo;
@@ -31,6 +32,8 @@ export interface LocalBackendDeps {
   log: Logger;
   renderSlots: Semaphore;
   findBlender: () => Promise<{ path: string }>;
+  /** The upload stage with the daemon's hash cache and known-blob record (default: plain uploadProject). */
+  uploadProject?: (request: UploadRequest) => Promise<UploadResult>;
 }
 
 export class LocalBackend {
@@ -89,6 +92,7 @@ export class LocalBackend {
     const job = repo.get(jobId);
     if (!spec || !job) return;
     let stage: keyof Stages = 'upload';
+    await this.stopLeftoverBlender(jobId);
     try {
       stage = 'upload';
       const manifest = await this.upload(spec, job.stages.upload === 'done', signal);
@@ -111,6 +115,39 @@ export class LocalBackend {
     }
   }
 
+  /**
+   * Blender runs in its own process group, so it outlives a daemon that was killed. Before resuming a
+   * job, stop what the previous daemon started for it, so no frame renders twice at once.
+   */
+  private async stopLeftoverBlender(jobId: string): Promise<void> {
+    const alive = (pid: number) => {
+      try {
+        process.kill(pid, 0);
+      } catch {
+        return false;
+      }
+      // Where /proc exists, make sure the pid still belongs to this job's Blender (pids get reused).
+      if (!existsSync('/proc')) return true;
+      try {
+        return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(jobId);
+      } catch {
+        return false;
+      }
+    };
+    const leftovers = this.deps.repo.processes(jobId).filter(alive);
+    for (const pid of leftovers) {
+      this.deps.logs.append(jobId, `[skyfarm] stopping Blender ${pid} left over from the previous daemon`);
+      try {
+        process.kill(-pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+    const deadline = Date.now() + 5000;
+    while (leftovers.some(alive) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    this.deps.repo.forgetProcesses(jobId);
+  }
+
   private async finishCanceled(jobId: string): Promise<void> {
     const job = this.deps.repo.get(jobId);
     if (!job) return;
@@ -126,13 +163,14 @@ export class LocalBackend {
   }
 
   private async upload(spec: JobSpec, alreadyDone: boolean, signal: AbortSignal): Promise<Manifest> {
-    const manifestKey = `jobs/${spec.jobId}/manifest.json`;
+    const manifestKey = jobManifestKey(spec.jobId);
     if (alreadyDone) {
       const manifest = await this.deps.store.getJson<Manifest>(manifestKey);
       if (manifest) return manifest;
     }
     this.transition(spec.jobId, 'uploading', ['upload', 'running'], 'collecting the scene and its files');
-    const result = await uploadProject({
+    const upload = this.deps.uploadProject ?? uploadProject;
+    const result = await upload({
       jobId: spec.jobId,
       blendFile: spec.blendFile,
       sourceBlendFile: spec.sourceBlendFile,
@@ -144,10 +182,13 @@ export class LocalBackend {
       onProgress: (progress) => this.deps.notify('upload.progress', progress),
     });
     // Manifest and job.json last: a job never references a blob that is not in the store.
-    await this.deps.store.putJson(manifestKey, result.manifest);
+    await writeManifest(this.deps.store, result, spec.jobId);
     await this.deps.store.putJson(`jobs/${spec.jobId}/job.json`, { ...spec, manifest: manifestKey });
     if (spec.temporaryBlend) await unlink(spec.blendFile).catch(() => undefined);
     const missingNote = result.missing.length ? `; ${result.missing.length} missing: ${result.missing.join(', ')}` : '';
+    for (const [from, to] of Object.entries(result.manifest.remaps)) {
+      this.deps.logs.append(spec.jobId, `[skyfarm] remap ${from} → ${to === '.' ? '(project root)' : to}`);
+    }
     this.transition(
       spec.jobId,
       'copying',
@@ -175,9 +216,9 @@ export class LocalBackend {
     this.transition(spec.jobId, 'rendering', ['render', 'running'], `rendering ${pending.length} frames`);
     const blender = await this.deps.findBlender();
     const outputDir = join(this.jobDir(spec.jobId), 'output');
-    const remaps = Object.fromEntries(
-      Object.entries(manifest.remaps).map(([from, to]) => [from, join(this.jobDir(spec.jobId), 'project', to)]),
-    );
+    const projectDir = join(this.jobDir(spec.jobId), 'project');
+    const remaps = remapsInto(manifest, projectDir);
+    const renderEnv = envInto(manifest, projectDir);
     const frameTimes: number[] = repo
       .frames(spec.jobId)
       .flatMap((f) => (f.state === 'done' && f.seconds !== null ? [f.seconds] : []));
@@ -244,11 +285,13 @@ export class LocalBackend {
             outputDir,
             filePattern: spec.filePattern,
             remaps,
+            ...(Object.keys(renderEnv).length ? { env: { ...process.env, ...renderEnv } } : {}),
             signal,
             onEvent: (event) => {
               queue = queue.then(() => onEvent(event));
             },
             onLine: (line) => logs.append(spec.jobId, line),
+            onSpawn: (pid) => repo.recordProcess(spec.jobId, pid),
           });
           await queue;
           signal.throwIfAborted();

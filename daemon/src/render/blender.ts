@@ -147,6 +147,8 @@ interface RunOptions {
   signal?: AbortSignal;
   timeoutMs?: number;
   onLine?: (line: string, stream: 'stdout' | 'stderr') => void;
+  /** Called with Blender's pid (= its process group id) once it runs, so a caller can record it. */
+  onSpawn?: (pid: number) => void;
 }
 
 const TAIL_LINES = 40;
@@ -185,6 +187,7 @@ export function runBlender(blender: string, args: string[], options: RunOptions 
       detached: true,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
+    if (child.pid !== undefined) options.onSpawn?.(child.pid);
     let killTimer: NodeJS.Timeout | undefined;
     let timeoutTimer: NodeJS.Timeout | undefined;
     const stop = () => {
@@ -429,6 +432,8 @@ export interface RenderChunkOptions {
   previewDir?: string;
   /** Longest side of a preview in pixels (default 256). */
   previewSize?: number;
+  /** Called with Blender's pid (its process group id) as soon as it runs. */
+  onSpawn?: (pid: number) => void;
 }
 
 export interface RenderChunkResult {
@@ -557,6 +562,7 @@ export async function renderChunk(opts: RenderChunkOptions): Promise<RenderChunk
         env: opts.env,
         signal: opts.signal,
         onLine,
+        ...(opts.onSpawn ? { onSpawn: opts.onSpawn } : {}),
       },
     ).catch((error: unknown) => {
       throw new SkyfarmError('BLENDER_MISSING', `${opts.blender} could not be started: ${errorText(error)}`);
