@@ -146,7 +146,18 @@ export function noCredentialsError(params: AwsParams, env: Env, cause?: unknown)
  */
 export async function resolveAwsConfig(params: AwsParams, env: Env = process.env): Promise<AwsConfig> {
   const region = resolveRegion(params, env);
-  const profile = params.profile || undefined;
+  const profile = params.profile || env.AWS_PROFILE || undefined;
+  const endpoints = endpointOverrides(env);
+  // The chain's first link, taken from `env` itself so an injected environment (a daemon started with
+  // its own env) behaves like process.env. A selected profile wins over keys, as in the SDK.
+  if (!profile && env.AWS_ACCESS_KEY_ID && env.AWS_SECRET_ACCESS_KEY) {
+    const identity = {
+      accessKeyId: env.AWS_ACCESS_KEY_ID,
+      secretAccessKey: env.AWS_SECRET_ACCESS_KEY,
+      ...(env.AWS_SESSION_TOKEN ? { sessionToken: env.AWS_SESSION_TOKEN } : {}),
+    };
+    return { region, credentials: async () => identity, endpoints };
+  }
   const probe = new CloudFormationClient({ region, ...(profile ? { profile } : {}) });
   const credentials = probe.config.credentials;
   try {
@@ -157,5 +168,5 @@ export async function resolveAwsConfig(params: AwsParams, env: Env = process.env
   } finally {
     probe.destroy();
   }
-  return { region, ...(profile ? { profile } : {}), credentials, endpoints: endpointOverrides(env) };
+  return { region, ...(profile ? { profile } : {}), credentials, endpoints };
 }
