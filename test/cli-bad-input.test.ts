@@ -15,16 +15,52 @@ t.test('bad input to skyfarm render', { skip: blenderSkip }, async (t) => {
   const noCamera = await makeScene(dir, { name: 'nocam.blend', camera: false });
   const env = cliEnv(t, join(dir, 'home'));
 
-  const cases: Array<{ what: string; args: string[]; env?: NodeJS.ProcessEnv; code: string; says: RegExp }> = [
-    { what: 'missing file', args: ['render', join(dir, 'nope.blend')], code: 'FILE_NOT_FOUND', says: /nope\.blend does not exist/ },
-    { what: 'not a .blend', args: ['render', join(dir, 'notes.blend')], code: 'NOT_A_BLEND', says: /not a Blender file/ },
-    { what: 'an image', args: ['render', join(dir, 'picture.png')], code: 'NOT_A_BLEND', says: /not a Blender file/ },
-    { what: 'malformed frame spec', args: ['render', scene, '--frames', '1-x'], code: 'BAD_FRAME_SPEC', says: /1-x/ },
-    { what: 'reversed range', args: ['render', scene, '--frames', '10-1'], code: 'BAD_FRAME_SPEC', says: /10-1/ },
-    { what: 'empty frame spec', args: ['render', scene, '--frames', ','], code: 'BAD_FRAME_SPEC', says: /frame/ },
-    { what: 'unknown scene', args: ['render', scene, '--scene', 'Nope'], code: 'SCENE_NOT_FOUND', says: /"Nope".*Scene/ },
-    { what: 'no camera', args: ['render', noCamera], code: 'NO_CAMERA', says: /no camera/ },
-  ];
+  const cases: Array<{ what: string; args: string[]; env?: NodeJS.ProcessEnv; code: string; says: RegExp }> =
+    [
+      {
+        what: 'missing file',
+        args: ['render', join(dir, 'nope.blend')],
+        code: 'FILE_NOT_FOUND',
+        says: /nope\.blend does not exist/,
+      },
+      {
+        what: 'not a .blend',
+        args: ['render', join(dir, 'notes.blend')],
+        code: 'NOT_A_BLEND',
+        says: /not a Blender file/,
+      },
+      {
+        what: 'an image',
+        args: ['render', join(dir, 'picture.png')],
+        code: 'NOT_A_BLEND',
+        says: /not a Blender file/,
+      },
+      {
+        what: 'malformed frame spec',
+        args: ['render', scene, '--frames', '1-x'],
+        code: 'BAD_FRAME_SPEC',
+        says: /1-x/,
+      },
+      {
+        what: 'reversed range',
+        args: ['render', scene, '--frames', '10-1'],
+        code: 'BAD_FRAME_SPEC',
+        says: /10-1/,
+      },
+      {
+        what: 'empty frame spec',
+        args: ['render', scene, '--frames', ','],
+        code: 'BAD_FRAME_SPEC',
+        says: /frame/,
+      },
+      {
+        what: 'unknown scene',
+        args: ['render', scene, '--scene', 'Nope'],
+        code: 'SCENE_NOT_FOUND',
+        says: /"Nope".*Scene/,
+      },
+      { what: 'no camera', args: ['render', noCamera], code: 'NO_CAMERA', says: /no camera/ },
+    ];
   for (const c of cases) {
     const result = await runCli([...c.args, '--json'], { env: { ...env, ...c.env }, cwd: dir });
     t.equal(result.code, 1, `${c.what}: exit code 1`);
@@ -39,7 +75,9 @@ t.test('bad input to skyfarm render', { skip: blenderSkip }, async (t) => {
   const missingEnv = cliEnv(t, join(dir, 'home-missing'), { SKYFARM_BLENDER: join(dir, 'no-blender-here') });
   const missing = await runCli(['render', scene, '--json'], { env: missingEnv, cwd: dir });
   t.equal(missing.code, 1, 'Blender missing: exit code 1');
-  t.match(JSON.parse(missing.stdout), { error: { code: 'BLENDER_MISSING', message: /no-blender-here.*apt-get install blender/s } });
+  t.match(JSON.parse(missing.stdout), {
+    error: { code: 'BLENDER_MISSING', message: /no-blender-here.*apt-get install blender/s },
+  });
   // Blender too old: a stand-in binary that reports 2.79.
   const oldBlender = join(dir, 'old-blender');
   writeFileSync(oldBlender, '#!/bin/sh\necho "Blender 2.79 (sub 7)"\n');
@@ -56,7 +94,10 @@ t.test('bad input to skyfarm render', { skip: blenderSkip }, async (t) => {
     mkdirSync(locked);
     chmodSync(locked, 0o555);
     try {
-      const ro = await runCli(['render', scene, '--output', join(locked, 'out'), '--json'], { env, cwd: dir });
+      const ro = await runCli(['render', scene, '--output', join(locked, 'out'), '--json'], {
+        env,
+        cwd: dir,
+      });
       t.equal(ro.code, 1);
       t.match(JSON.parse(ro.stdout), { error: { code: 'OUTPUT_NOT_WRITABLE' } });
     } finally {
@@ -65,7 +106,10 @@ t.test('bad input to skyfarm render', { skip: blenderSkip }, async (t) => {
   }
   // A file where the output folder should be is refused for root too.
   writeFileSync(join(dir, 'occupied'), 'x');
-  const occupied = await runCli(['render', scene, '--output', join(dir, 'occupied', 'out'), '--json'], { env, cwd: dir });
+  const occupied = await runCli(['render', scene, '--output', join(dir, 'occupied', 'out'), '--json'], {
+    env,
+    cwd: dir,
+  });
   t.equal(occupied.code, 1);
   t.match(JSON.parse(occupied.stdout), { error: { code: 'OUTPUT_NOT_WRITABLE', message: /occupied/ } });
 

@@ -18,8 +18,14 @@ t.test('render six frames end to end from the CLI', { skip: blenderSkip }, async
   t.match(job['stages'], { upload: 'done', copy: 'done', render: 'done', publish: 'done' });
 
   const outputDir = join(dir, 'render');
-  const frames = readdirSync(outputDir).filter((name) => !name.startsWith('.')).sort();
-  t.same(frames, [1, 2, 3, 4, 5, 6].map((n) => `shot_${String(n).padStart(4, '0')}.png`), 'six frames, named as the scene says');
+  const frames = readdirSync(outputDir)
+    .filter((name) => !name.startsWith('.'))
+    .sort();
+  t.same(
+    frames,
+    [1, 2, 3, 4, 5, 6].map((n) => `shot_${String(n).padStart(4, '0')}.png`),
+    'six frames, named as the scene says',
+  );
   const png = await readPng(join(outputDir, frames[0]!));
   t.equal(png.width, 64, 'a real PNG at the scene resolution');
   t.equal(job['lastFrame'], join(outputDir, 'shot_0006.png'), 'lastFrame points at the newest frame');

@@ -25,7 +25,10 @@ t.test('resume after the daemon is killed', { skip: blenderSkip }, async (t) => 
     await sleep(100);
     before = await status();
   }
-  t.ok(before.framesDone >= 2 && before.framesDone < 8, `killed mid-render after ${before.framesDone} frames`);
+  t.ok(
+    before.framesDone >= 2 && before.framesDone < 8,
+    `killed mid-render after ${before.framesDone} frames`,
+  );
   const pid = (JSON.parse(readFileSync(join(home, 'daemon.json'), 'utf8')) as { pid: number }).pid;
   process.kill(pid, 'SIGKILL');
   await sleep(300);

@@ -13,7 +13,9 @@ interface Vector {
 }
 
 function load(name: string): Vector[] {
-  return JSON.parse(readFileSync(new URL(`../protocol/vectors/${name}`, import.meta.url), 'utf8')) as Vector[];
+  return JSON.parse(
+    readFileSync(new URL(`../protocol/vectors/${name}`, import.meta.url), 'utf8'),
+  ) as Vector[];
 }
 
 for (const [file, decode] of [
@@ -28,9 +30,16 @@ for (const [file, decode] of [
       const raw = vector.raw + ' '.repeat(vector.padSpaces ?? 0);
       const decoded = decode(raw);
       if (vector.valid) {
-        t.ok(decoded.ok, `${vector.name}: accepted${decoded.ok ? '' : ` (got ${decoded.code}: ${decoded.message})`}`);
+        t.ok(
+          decoded.ok,
+          `${vector.name}: accepted${decoded.ok ? '' : ` (got ${decoded.code}: ${decoded.message})`}`,
+        );
       } else {
-        t.equal(decoded.ok ? 'accepted' : decoded.code, vector.code, `${vector.name}: rejected with ${vector.code}`);
+        t.equal(
+          decoded.ok ? 'accepted' : decoded.code,
+          vector.code,
+          `${vector.name}: rejected with ${vector.code}`,
+        );
         if (!decoded.ok) t.ok(decoded.message.length > 0, `${vector.name}: the error explains itself`);
       }
     }

@@ -35,7 +35,8 @@ t.test('cancel a rendering job', { skip: blenderSkip }, async (t) => {
   const deadline = Date.now() + 60_000;
   let state = '';
   while (Date.now() < deadline) {
-    state = (JSON.parse((await runCli(['status', jobId, '--json'], { env })).stdout) as { state: string }).state;
+    state = (JSON.parse((await runCli(['status', jobId, '--json'], { env })).stdout) as { state: string })
+      .state;
     if (state === 'rendering' && blenderProcessesUsing(join(home, 'work', jobId)).length > 0) break;
     await sleep(200);
   }

@@ -6,7 +6,10 @@ import { request } from 'node:http';
 import { WebSocket } from 'ws';
 import { startTestDaemon } from './helpers/daemon.js';
 
-function upgrade(port: number, headers: Record<string, string>): Promise<{ status: number; body: string } | 'open'> {
+function upgrade(
+  port: number,
+  headers: Record<string, string>,
+): Promise<{ status: number; body: string } | 'open'> {
   return new Promise((resolve, reject) => {
     const socket = new WebSocket(`ws://127.0.0.1:${port}/ws`, { headers });
     socket.once('open', () => {
@@ -25,7 +28,11 @@ function upgrade(port: number, headers: Record<string, string>): Promise<{ statu
   });
 }
 
-function httpGet(port: number, path: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
+function httpGet(
+  port: number,
+  path: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const req = request({ host: '127.0.0.1', port, path, headers }, (res) => {
       let body = '';
@@ -51,14 +58,22 @@ t.test('token, origin and host checks on the WebSocket upgrade', async (t) => {
   t.equal(typeof wrong === 'object' && wrong.status, 401, 'a wrong token: 401');
 
   const browser = await upgrade(daemon.port, { ...auth, Origin: 'https://evil.example' });
-  t.equal(typeof browser === 'object' && browser.status, 403, 'a browser Origin is refused even with the token');
+  t.equal(
+    typeof browser === 'object' && browser.status,
+    403,
+    'a browser Origin is refused even with the token',
+  );
   t.match(typeof browser === 'object' ? browser.body : '', /FORBIDDEN_ORIGIN/);
 
   const localOrigin = await upgrade(daemon.port, { ...auth, Origin: `http://127.0.0.1:${daemon.port}` });
   t.equal(typeof localOrigin === 'object' && localOrigin.status, 403, 'even a localhost page is a browser');
 
   const rebinding = await upgrade(daemon.port, { ...auth, Host: `attacker.example:${daemon.port}` });
-  t.equal(typeof rebinding === 'object' && rebinding.status, 403, 'a foreign Host (DNS rebinding) is refused');
+  t.equal(
+    typeof rebinding === 'object' && rebinding.status,
+    403,
+    'a foreign Host (DNS rebinding) is refused',
+  );
 
   for (const host of [`localhost:${daemon.port}`, `127.0.0.1:${daemon.port}`, `[::1]:${daemon.port}`]) {
     t.equal(await upgrade(daemon.port, { ...auth, Host: host }), 'open', `Host ${host} is accepted`);
@@ -70,7 +85,11 @@ t.test('health route, loopback binding and private state files', async (t) => {
   const health = await httpGet(daemon.port, '/health');
   t.equal(health.status, 200);
   t.match(JSON.parse(health.body), { ok: true, name: 'skyfarm' });
-  t.equal((await httpGet(daemon.port, '/health', { Host: 'evil.example' })).status, 403, 'health checks Host too');
+  t.equal(
+    (await httpGet(daemon.port, '/health', { Host: 'evil.example' })).status,
+    403,
+    'health checks Host too',
+  );
 
   const address = daemon.app.server.address();
   t.equal(typeof address === 'object' && address?.address, '127.0.0.1', 'bound to 127.0.0.1 only');
@@ -80,5 +99,9 @@ t.test('health route, loopback binding and private state files', async (t) => {
   const info = JSON.parse(readFileSync(daemon.paths.daemonInfo, 'utf8')) as Record<string, unknown>;
   t.same(Object.keys(info).sort(), ['pid', 'port', 'version'], 'daemon.json holds pid, port, version');
   t.equal(info['port'], daemon.port);
-  t.notMatch(readFileSync(daemon.paths.daemonInfo, 'utf8'), daemon.token, 'daemon.json does not contain the token');
+  t.notMatch(
+    readFileSync(daemon.paths.daemonInfo, 'utf8'),
+    daemon.token,
+    'daemon.json does not contain the token',
+  );
 });

@@ -51,7 +51,11 @@ t.test('handshake rules', async (t) => {
   const daemon = await startTestDaemon(t);
   const conn = await open(daemon);
   conn.send({ type: 'request', id: 'early', method: 'jobs.list', params: {} });
-  t.match(await conn.next(), { type: 'error', id: 'early', code: 'HANDSHAKE_REQUIRED' }, 'requests need hello first');
+  t.match(
+    await conn.next(),
+    { type: 'error', id: 'early', code: 'HANDSHAKE_REQUIRED' },
+    'requests need hello first',
+  );
   conn.send(hello);
   t.match(await conn.next(), { type: 'welcome', protocol: 1, daemon: { name: 'skyfarm' } });
   conn.send({ type: 'request', id: 'a', method: 'jobs.list' });
@@ -79,8 +83,14 @@ t.test('malformed, unknown, wrongly typed and oversized messages get typed error
     [{ type: 'request', id: '2', method: 'jobs.get', params: { jobId: 5 } }, 'INVALID_MESSAGE'],
     [{ type: 'request', id: '3', method: 'jobs.get', params: { jobId: 'j_missing' } }, 'JOB_NOT_FOUND'],
     [{ type: 'request', id: '4', method: 'jobs.cancel', params: { jobId: 'j_missing' } }, 'JOB_NOT_FOUND'],
-    [{ type: 'request', id: '5', method: 'render.submit', params: { blendFile: '/nonexistent/x.blend' } }, 'FILE_NOT_FOUND'],
-    [JSON.stringify({ type: 'request', id: '6', method: 'jobs.list', params: {} }) + ' '.repeat(1_100_000), 'MESSAGE_TOO_LARGE'],
+    [
+      { type: 'request', id: '5', method: 'render.submit', params: { blendFile: '/nonexistent/x.blend' } },
+      'FILE_NOT_FOUND',
+    ],
+    [
+      JSON.stringify({ type: 'request', id: '6', method: 'jobs.list', params: {} }) + ' '.repeat(1_100_000),
+      'MESSAGE_TOO_LARGE',
+    ],
   ];
   for (const [message, code] of cases) {
     conn.send(message);
@@ -103,7 +113,8 @@ t.test('a flood of messages is rate limited without hurting other clients', asyn
   const other = await open(daemon);
   other.send(hello);
   await other.next();
-  for (let i = 0; i < 600; i++) flooder.send({ type: 'request', id: `f${i}`, method: 'jobs.list', params: {} });
+  for (let i = 0; i < 600; i++)
+    flooder.send({ type: 'request', id: `f${i}`, method: 'jobs.list', params: {} });
   let limited = 0;
   for (let i = 0; i < 600; i++) {
     const reply = await flooder.next();

@@ -24,7 +24,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const app: FastifyInstance =
     typeof deps.logger === 'object'
       ? // Per-request lines only at warn: the daemon log is for jobs, not for every health check.
-        (Fastify({ ...common, loggerInstance: deps.logger.child({}, { level: 'warn' }) }) as unknown as FastifyInstance)
+        (Fastify({
+          ...common,
+          loggerInstance: deps.logger.child({}, { level: 'warn' }),
+        }) as unknown as FastifyInstance)
       : Fastify({ ...common, logger: deps.logger ?? false });
   // Applied to the root instance (not encapsulated) so the checks cover every route.
   await securityPlugin(app);

@@ -14,6 +14,7 @@ import { JobLogs } from './jobs/job-log.js';
 import { JobService } from './jobs/job-service.js';
 import { LocalBackend } from './pipeline/local-backend.js';
 import { LocalObjectStore } from './store/local-store.js';
+import { ProjectService } from './project/service.js';
 import { RpcRegistry } from './rpc/registry.js';
 import { registerJobHandlers } from './rpc/job-handlers.js';
 import { ClientHub } from './ws/hub.js';
@@ -39,6 +40,7 @@ export interface RunningDaemon {
   jobs: JobService;
   hub: ClientHub;
   registry: RpcRegistry;
+  projects: ProjectService;
   stop(): Promise<void>;
 }
 
@@ -46,7 +48,10 @@ export function parsePort(value: string | undefined): number {
   if (value === undefined || value === '') return 0;
   const port = Number(value);
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
-    throw new SkyfarmError('BAD_ARGUMENT', `SKYFARM_PORT must be a port number (0 picks a free one), not "${value}"`);
+    throw new SkyfarmError(
+      'BAD_ARGUMENT',
+      `SKYFARM_PORT must be a port number (0 picks a free one), not "${value}"`,
+    );
   }
   return port;
 }
@@ -56,6 +61,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   const paths = ensureStateDir(options.stateDir);
   const releaseLock = acquireDaemonLock(paths.lock, paths.daemonInfo, paths.root);
   let db: Db | undefined;
+  let projects: ProjectService | undefined;
   try {
     const log = options.logger ?? pino({ level: env['SKYFARM_LOG_LEVEL'] ?? 'info' });
     const token = loadOrCreateToken(paths.token);
@@ -64,10 +70,22 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     const logs = new JobLogs(paths.logs);
     const hub = new ClientHub();
     const blender = () => findBlender(env);
+    const localStore = new LocalObjectStore(paths.store);
+    projects = new ProjectService({
+      db,
+      localStore,
+      env,
+      notify: hub.notify,
+      findBlender: blender,
+      probeBlend,
+      log,
+    });
+    const projectService = projects;
     const local = new LocalBackend({
       repo,
       logs,
-      store: new LocalObjectStore(paths.store),
+      store: localStore,
+      uploadProject: (request) => projectService.upload(request),
       workDir: paths.work,
       notify: hub.notify,
       log,
@@ -77,6 +95,9 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     const jobs = new JobService({ repo, logs, notify: hub.notify, local, findBlender: blender, probeBlend });
     const registry = new RpcRegistry();
     registerJobHandlers(registry, jobs);
+    registry.register('project.upload', (params, context) =>
+      projectService.uploadRequest(params, context.signal),
+    );
     registry.register('daemon.info', async () => {
       let localInfo: { available: boolean; reason?: string } = { available: true };
       try {
@@ -87,7 +108,10 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
       return {
         version: DAEMON_VERSION,
         pid: process.pid,
-        backends: { local: localInfo, aws: { available: false, reason: 'no AWS stack deployed (skyfarm deploy)' } },
+        backends: {
+          local: localInfo,
+          aws: { available: false, reason: 'no AWS stack deployed (skyfarm deploy)' },
+        },
       };
     });
     const app = await buildApp({ token, version: DAEMON_VERSION, registry, hub, logger: log });
@@ -97,7 +121,10 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     writeFileSync(`${paths.daemonInfo}.tmp`, JSON.stringify(info) + '\n', { mode: 0o600 });
     renameSync(`${paths.daemonInfo}.tmp`, paths.daemonInfo);
     const resumed = jobs.resumeUnfinished();
-    log.info({ port, stateDir: paths.root, resumed: resumed.length }, 'skyfarm daemon listening on 127.0.0.1');
+    log.info(
+      { port, stateDir: paths.root, resumed: resumed.length },
+      'skyfarm daemon listening on 127.0.0.1',
+    );
     const openDb = db;
     let stopped: Promise<void> | undefined;
     return {
@@ -109,16 +136,19 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
       jobs,
       hub,
       registry,
+      projects: projectService,
       stop: () =>
         (stopped ??= (async () => {
           await app.close();
           await local.stopAll();
+          await projectService.close();
           openDb.close();
           rmSync(paths.daemonInfo, { force: true });
           releaseLock();
         })()),
     };
   } catch (error) {
+    await projects?.close();
     db?.close();
     releaseLock();
     throw error;

@@ -17,7 +17,8 @@ export function runCli(
   args: string[],
   options: { env: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number; onStdout?: (text: string) => void },
 ): Promise<CliResult> {
-  if (!existsSync(cliEntry)) throw new Error(`${cliEntry} is missing: run \`npm run build\` first (npm test does)`);
+  if (!existsSync(cliEntry))
+    throw new Error(`${cliEntry} is missing: run \`npm run build\` first (npm test does)`);
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [cliEntry, ...args], {
       env: options.env,
@@ -33,7 +34,11 @@ export function runCli(
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      reject(new Error(`skyfarm ${args.join(' ')} did not finish in ${options.timeoutMs ?? 120_000} ms\n${stderr}`));
+      reject(
+        new Error(
+          `skyfarm ${args.join(' ')} did not finish in ${options.timeoutMs ?? 120_000} ms\n${stderr}`,
+        ),
+      );
     }, options.timeoutMs ?? 120_000);
     child.once('error', reject);
     child.once('close', (code) => {

@@ -23,7 +23,11 @@ export async function startTestDaemon(
 }
 
 export async function connectTestClient(t: Test, daemon: RunningDaemon): Promise<DaemonClient> {
-  const client = await DaemonClient.connect({ stateDir: daemon.paths.root, clientName: 'test', clientVersion: '1' });
+  const client = await DaemonClient.connect({
+    stateDir: daemon.paths.root,
+    clientName: 'test',
+    clientVersion: '1',
+  });
   t.teardown(() => client.close());
   return client;
 }

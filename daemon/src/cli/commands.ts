@@ -1,7 +1,12 @@
 // The job commands: render (with --wait), jobs, status, cancel, logs, demo.
 import { existsSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import type { Job, RenderSubmitParams } from '../../../protocol/generated/protocol.js';
+import type {
+  EventMap,
+  Job,
+  ProjectUploadParams,
+  RenderSubmitParams,
+} from '../../../protocol/generated/protocol.js';
 import type { DaemonClient } from '../client/daemon-client.js';
 import { FINISHED_STATES } from '../jobs/job-repo.js';
 import { SkyfarmError } from '../errors.js';
@@ -41,7 +46,11 @@ export function describeJob(job: Job): string {
 }
 
 /** Follows a job until it ends, printing progress; resolves with the final snapshot. */
-export async function waitForJob(client: DaemonClient, jobId: string, printer?: ProgressPrinter): Promise<Job> {
+export async function waitForJob(
+  client: DaemonClient,
+  jobId: string,
+  printer?: ProgressPrinter,
+): Promise<Job> {
   return new Promise<Job>((resolvePromise, reject) => {
     let settled = false;
     const finish = (job: Job) => {
@@ -100,20 +109,98 @@ export async function renderCommand(ctx: CliContext, options: RenderOptions): Pr
   try {
     const { job, missing } = await client.request('render.submit', params);
     if (missing?.length && !options.json) {
-      ctx.stderr.write(`warning: ${missing.length} missing files will render without them:\n  ${missing.join('\n  ')}\n`);
+      ctx.stderr.write(
+        `warning: ${missing.length} missing files will render without them:\n  ${missing.join('\n  ')}\n`,
+      );
     }
     if (!options.wait) {
       if (options.json) printJson(ctx, job);
       else print(ctx, `submitted ${job.id}: ${job.framesTotal} frames of "${job.scene}" → ${job.output}`);
       return EXIT.ok;
     }
-    if (!options.json) print(ctx, `submitted ${job.id}: ${job.framesTotal} frames of "${job.scene}" → ${job.output}`);
+    if (!options.json)
+      print(ctx, `submitted ${job.id}: ${job.framesTotal} frames of "${job.scene}" → ${job.output}`);
     // Progress goes to stderr in every mode: stdout carries only the result (JSON with --json).
     const final = await waitForJob(client, job.id, new ProgressPrinter(ctx.stderr));
     if (options.json) printJson(ctx, final);
     else print(ctx, describeJob(final));
     return exitCodeForState(final.state);
   } finally {
+    client.close();
+  }
+}
+
+export interface UploadOptions {
+  file: string;
+  backend?: 'local' | 'aws';
+  bucket?: string;
+  stackName?: string;
+  scene?: string;
+  strict: boolean;
+  json: boolean;
+}
+
+function formatBytes(bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit += 1;
+  }
+  return `${unit === 0 ? value : value.toFixed(1)} ${units[unit]}`;
+}
+
+/** `skyfarm upload`: just the upload stage; prints { files, missing, bytesTotal, bytesUploaded, manifest }. */
+export async function uploadCommand(ctx: CliContext, options: UploadOptions): Promise<number> {
+  const params: ProjectUploadParams = { blendFile: resolve(ctx.cwd, options.file), strict: options.strict };
+  if (options.backend !== undefined) params.backend = options.backend;
+  if (options.bucket !== undefined) params.bucket = options.bucket;
+  if (options.stackName !== undefined) params.stackName = options.stackName;
+  if (options.scene !== undefined) params.scene = options.scene;
+  const { client } = await connectOrStart(ctx.stateDir, ctx.env);
+  const tty = ctx.stderr.isTTY;
+  let lastLine = 0;
+  const stopEvents = options.json
+    ? () => undefined
+    : client.onEvent((event, data) => {
+        if (event !== 'upload.progress') return;
+        const p = data as EventMap['upload.progress'];
+        if (p.jobId !== null) return;
+        const now = Date.now();
+        if (!tty && now - lastLine < 2000 && p.filesDone < p.filesTotal) return;
+        lastLine = now;
+        const line =
+          `upload ${p.filesDone}/${p.filesTotal} files, ${formatBytes(p.bytesDone)}/${formatBytes(p.bytesTotal)}` +
+          `, ${formatBytes(p.bytesPerSecond)}/s, ETA ${formatDuration(p.etaSeconds)}`;
+        ctx.stderr.write(tty ? `\r${line.padEnd(90)}` : line + '\n');
+      });
+  try {
+    const result = await client.request('project.upload', params);
+    if (tty && !options.json && lastLine) ctx.stderr.write('\n');
+    if (options.json) {
+      printJson(ctx, result);
+      return EXIT.ok;
+    }
+    if (result.missing.length) {
+      ctx.stderr.write(
+        `warning: ${result.missing.length} missing files:\n  ${result.missing.join('\n  ')}\n`,
+      );
+    }
+    const remapped = Object.entries(result.manifest.remaps).filter(([, to]) => to !== '.');
+    print(
+      ctx,
+      [
+        `uploaded ${result.manifest.blend} and ${result.files - 1} files from ${result.manifest.root}`,
+        `  ${formatBytes(result.bytesUploaded)} sent of ${formatBytes(result.bytesTotal)} ` +
+          `(${result.blobsUploaded} new blobs, ${result.filesHashed} files hashed) in ${result.seconds.toFixed(2)} s`,
+        `  manifest ${result.manifest.key}`,
+        ...remapped.map(([from, to]) => `  outside the project: ${from} → ${to}`),
+      ].join('\n'),
+    );
+    return EXIT.ok;
+  } finally {
+    stopEvents();
     client.close();
   }
 }
@@ -156,7 +243,12 @@ export async function cancelCommand(ctx: CliContext, jobId: string, json: boolea
   return EXIT.ok;
 }
 
-export async function logsCommand(ctx: CliContext, jobId: string, tail: number | undefined, json: boolean): Promise<number> {
+export async function logsCommand(
+  ctx: CliContext,
+  jobId: string,
+  tail: number | undefined,
+  json: boolean,
+): Promise<number> {
   const { lines } = await withClient(ctx, (client) =>
     client.request('jobs.logs', tail !== undefined ? { jobId, tail } : { jobId }),
   );

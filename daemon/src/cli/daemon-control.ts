@@ -12,7 +12,12 @@ import { DAEMON_VERSION } from '../version.js';
 const CLI_ENTRY = fileURLToPath(new URL('./main.js', import.meta.url));
 
 export async function connect(stateDir: string, timeoutMs = 5000): Promise<DaemonClient> {
-  return DaemonClient.connect({ stateDir, clientName: 'skyfarm-cli', clientVersion: DAEMON_VERSION, timeoutMs });
+  return DaemonClient.connect({
+    stateDir,
+    clientName: 'skyfarm-cli',
+    clientVersion: DAEMON_VERSION,
+    timeoutMs,
+  });
 }
 
 export async function daemonStatus(stateDir: string): Promise<DaemonInfo | undefined> {
@@ -52,11 +57,17 @@ export async function startDetachedDaemon(stateDir: string, env: NodeJS.ProcessE
     if (info) return info;
     await sleep(150);
   }
-  throw new SkyfarmError('DAEMON_UNREACHABLE', `the daemon did not start within 20 s; see ${paths.daemonLog}`);
+  throw new SkyfarmError(
+    'DAEMON_UNREACHABLE',
+    `the daemon did not start within 20 s; see ${paths.daemonLog}`,
+  );
 }
 
 /** Connects to the running daemon, starting one first when none answers. */
-export async function connectOrStart(stateDir: string, env: NodeJS.ProcessEnv): Promise<{ client: DaemonClient; started: boolean }> {
+export async function connectOrStart(
+  stateDir: string,
+  env: NodeJS.ProcessEnv,
+): Promise<{ client: DaemonClient; started: boolean }> {
   try {
     return { client: await connect(stateDir), started: false };
   } catch (error) {

@@ -15,6 +15,7 @@ import {
   logsCommand,
   renderCommand,
   statusCommand,
+  uploadCommand,
   type CliContext,
 } from './commands.js';
 
@@ -23,6 +24,8 @@ const USAGE = `skyfarm ${DAEMON_VERSION} — render Blender scenes on this machi
 Usage:
   skyfarm render FILE.blend [--frames SPEC] [--chunk-size N] [--scene NAME] [--backend local|aws]
                             [--output DIR] [--name NAME] [--strict] [--wait] [--json]
+  skyfarm upload FILE.blend [--backend local|aws] [--bucket B | --stack-name N] [--scene NAME]
+                            [--strict] [--json]   upload the scene and every file it uses
   skyfarm jobs [--json]                 list jobs
   skyfarm status JOB [--json]           one job in detail
   skyfarm cancel JOB [--json]           stop a job
@@ -40,7 +43,8 @@ class UsageError extends Error {}
 function positiveInt(value: string | undefined, flag: string): number | undefined {
   if (value === undefined) return undefined;
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new UsageError(`${flag} must be a positive whole number, not "${value}"`);
+  if (!Number.isInteger(n) || n < 1)
+    throw new UsageError(`${flag} must be a positive whole number, not "${value}"`);
   return n;
 }
 
@@ -85,6 +89,8 @@ export async function main(argv: string[], ctx: CliContext): Promise<number> {
       output: { type: 'string' },
       name: { type: 'string' },
       tail: { type: 'string' },
+      bucket: { type: 'string' },
+      'stack-name': { type: 'string' },
     },
   });
   const { values, positionals } = parsed;
@@ -118,7 +124,11 @@ export async function main(argv: string[], ctx: CliContext): Promise<number> {
         const info = await daemonStatus(ctx.stateDir);
         ctx.stdout.write(
           json
-            ? JSON.stringify(info ? { running: true, ...info, stateDir: ctx.stateDir } : { running: false, stateDir: ctx.stateDir }) + '\n'
+            ? JSON.stringify(
+                info
+                  ? { running: true, ...info, stateDir: ctx.stateDir }
+                  : { running: false, stateDir: ctx.stateDir },
+              ) + '\n'
             : info
               ? `running: pid ${info.pid}, port ${info.port}, version ${info.version}, state dir ${ctx.stateDir}\n`
               : `not running (state dir ${ctx.stateDir})\n`,
@@ -145,6 +155,22 @@ export async function main(argv: string[], ctx: CliContext): Promise<number> {
         ...(values.scene !== undefined ? { scene: values.scene } : {}),
         ...(values.name !== undefined ? { name: values.name } : {}),
         ...(values.strict !== undefined ? { strict: values.strict } : {}),
+      });
+    }
+    case 'upload': {
+      if (positionals.length !== 1) throw new UsageError('usage: skyfarm upload FILE.blend [options]');
+      const backend = values.backend;
+      if (backend !== undefined && backend !== 'local' && backend !== 'aws') {
+        throw new UsageError(`--backend must be local or aws, not "${backend}"`);
+      }
+      return uploadCommand(ctx, {
+        file: positionals[0]!,
+        json,
+        strict: values.strict ?? false,
+        ...(backend !== undefined ? { backend } : {}),
+        ...(values.bucket !== undefined ? { bucket: values.bucket } : {}),
+        ...(values['stack-name'] !== undefined ? { stackName: values['stack-name'] } : {}),
+        ...(values.scene !== undefined ? { scene: values.scene } : {}),
       });
     }
     case 'jobs':
@@ -176,11 +202,18 @@ async function entry(): Promise<void> {
     code = await main(process.argv.slice(2), ctx);
   } catch (error) {
     if (error instanceof SkyfarmError) {
-      if (json) process.stdout.write(JSON.stringify({ error: { code: error.code, message: error.message } }) + '\n');
+      if (json)
+        process.stdout.write(JSON.stringify({ error: { code: error.code, message: error.message } }) + '\n');
       else process.stderr.write(`skyfarm: ${error.message}\n`);
       code = exitCodeForError(error.code);
-    } else if (error instanceof UsageError || (error as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS')) {
-      if (json) process.stdout.write(JSON.stringify({ error: { code: 'BAD_ARGUMENT', message: (error as Error).message } }) + '\n');
+    } else if (
+      error instanceof UsageError ||
+      (error as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS')
+    ) {
+      if (json)
+        process.stdout.write(
+          JSON.stringify({ error: { code: 'BAD_ARGUMENT', message: (error as Error).message } }) + '\n',
+        );
       else process.stderr.write(`skyfarm: ${(error as Error).message}\n`);
       code = EXIT.input;
     } else {

@@ -30,7 +30,9 @@ export class ProgressPrinter {
     if (this.stream.isTTY) {
       const columns = this.stream.columns || 100;
       const line = progressBar(job).slice(0, columns - 1);
-      this.stream.write(`\r${line.padEnd(Math.min(columns - 1, Math.max(line.length, this.lastLine.length)))}`);
+      this.stream.write(
+        `\r${line.padEnd(Math.min(columns - 1, Math.max(line.length, this.lastLine.length)))}`,
+      );
       this.lastLine = line;
     } else {
       const line = progressLine(job);

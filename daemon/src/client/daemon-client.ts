@@ -70,7 +70,12 @@ export class DaemonClient {
     const client = await new Promise<DaemonClient>((resolve, reject) => {
       const timer = setTimeout(() => {
         socket.terminate();
-        reject(new SkyfarmError('DAEMON_UNREACHABLE', `the daemon on port ${port} did not answer in ${timeoutMs} ms`));
+        reject(
+          new SkyfarmError(
+            'DAEMON_UNREACHABLE',
+            `the daemon on port ${port} did not answer in ${timeoutMs} ms`,
+          ),
+        );
       }, timeoutMs);
       socket.once('unexpected-response', (_request, response) => {
         clearTimeout(timer);
@@ -84,7 +89,9 @@ export class DaemonClient {
       });
       socket.once('error', (error) => {
         clearTimeout(timer);
-        reject(new SkyfarmError('DAEMON_UNREACHABLE', `cannot reach the daemon on port ${port}: ${error.message}`));
+        reject(
+          new SkyfarmError('DAEMON_UNREACHABLE', `cannot reach the daemon on port ${port}: ${error.message}`),
+        );
       });
       socket.once('open', () => {
         socket.send(
@@ -100,7 +107,13 @@ export class DaemonClient {
           if (decoded.ok && decoded.message.type === 'welcome') {
             socket.removeAllListeners('error');
             socket.on('error', () => undefined);
-            resolve(new DaemonClient(socket, { pid: info?.pid ?? 0, port, version: decoded.message.daemon.version }));
+            resolve(
+              new DaemonClient(socket, {
+                pid: info?.pid ?? 0,
+                port,
+                version: decoded.message.daemon.version,
+              }),
+            );
           } else if (decoded.ok && decoded.message.type === 'error') {
             socket.close();
             reject(new SkyfarmError(decoded.message.code, decoded.message.message));

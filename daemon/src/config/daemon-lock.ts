@@ -35,7 +35,8 @@ export function acquireDaemonLock(lockPath: string, infoPath: string, stateDir: 
       closeSync(fd);
       return () => {
         try {
-          if (readFileSync(lockPath, 'utf8').trim() === String(process.pid)) rmSync(lockPath, { force: true });
+          if (readFileSync(lockPath, 'utf8').trim() === String(process.pid))
+            rmSync(lockPath, { force: true });
         } catch {
           // already gone
         }

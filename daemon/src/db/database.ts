@@ -36,6 +36,24 @@ const MIGRATIONS: string[] = [
    )`,
   `CREATE INDEX jobs_by_state ON jobs(state)`,
   `CREATE TABLE kv (key TEXT PRIMARY KEY, value TEXT NOT NULL)`,
+  // Scene upload (daemon/src/project/hash-cache.ts): a file's SHA-256 while path, size, mtime and
+  // inode are unchanged.
+  `CREATE TABLE file_hashes (
+     path TEXT PRIMARY KEY,
+     size INTEGER NOT NULL,
+     mtime_ns TEXT NOT NULL,
+     inode TEXT NOT NULL,
+     sha256 TEXT NOT NULL,
+     hashed_at_ns TEXT NOT NULL
+   ) WITHOUT ROWID`,
+  // Blobs last seen in a store (daemon/src/project/known-blobs.ts); confirmed again before use.
+  `CREATE TABLE known_blobs (
+     store TEXT NOT NULL,
+     sha256 TEXT NOT NULL,
+     size INTEGER NOT NULL,
+     seen_at INTEGER NOT NULL,
+     PRIMARY KEY (store, sha256)
+   ) WITHOUT ROWID`,
 ];
 
 export function openDatabase(path: string): Db {

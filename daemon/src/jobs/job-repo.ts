@@ -48,8 +48,9 @@ export class JobRepo {
   create(spec: JobSpec, name: string, now = new Date()): Job {
     const stages: Stages = { upload: 'pending', copy: 'pending', render: 'pending', publish: 'pending' };
     const insert = this.db.transaction(() => {
-      const seq = (this.db.prepare('SELECT COALESCE(MAX(seq), 0) + 1 AS next FROM jobs').get() as { next: number })
-        .next;
+      const seq = (
+        this.db.prepare('SELECT COALESCE(MAX(seq), 0) + 1 AS next FROM jobs').get() as { next: number }
+      ).next;
       this.db
         .prepare(
           `INSERT INTO jobs (id, seq, name, state, backend, blend_file, scene, frames_spec, output_dir, created_at,
@@ -143,7 +144,12 @@ export class JobRepo {
     return this.get(id)!;
   }
 
-  setFrame(id: string, frame: number, state: FrameState, detail: { path?: string; seconds?: number; message?: string }) {
+  setFrame(
+    id: string,
+    frame: number,
+    state: FrameState,
+    detail: { path?: string; seconds?: number; message?: string },
+  ) {
     this.db
       .prepare(
         `UPDATE frames SET state = ?, path = COALESCE(?, path), seconds = COALESCE(?, seconds), message = ?
@@ -157,12 +163,15 @@ export class JobRepo {
     const pids = new Set(this.processes(id));
     pids.add(pid);
     this.db
-      .prepare('INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value')
+      .prepare(
+        'INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value',
+      )
       .run(`pids:${id}`, JSON.stringify([...pids]));
   }
 
   processes(id: string): number[] {
-    const row = this.db.prepare('SELECT value FROM kv WHERE key = ?').get(`pids:${id}`) as { value: string } | undefined;
+    const row = this.db.prepare('SELECT value FROM kv WHERE key = ?').get(`pids:${id}`) as
+      { value: string } | undefined;
     return row ? (JSON.parse(row.value) as number[]) : [];
   }
 

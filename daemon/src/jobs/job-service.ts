@@ -13,6 +13,8 @@ import { FINISHED_STATES, type JobRepo } from './job-repo.js';
 import type { JobLogs } from './job-log.js';
 import type { JobSpec } from './job-spec.js';
 import type { LocalBackend } from '../pipeline/local-backend.js';
+import type { AwsWiring } from '../batch/wiring.js';
+import { awsChunkSize } from '../batch/aws-backend.js';
 
 export const DEFAULT_LOCAL_CHUNK_SIZE = 10;
 
@@ -23,6 +25,8 @@ export interface JobServiceDeps {
   local: LocalBackend;
   findBlender: () => Promise<{ path: string }>;
   probeBlend: (blender: string, file: string, scene?: string) => Promise<ProbeResult>;
+  /** The AWS backend (daemon/src/batch/); without it `--backend aws` is refused. */
+  aws?: AwsWiring;
 }
 
 export function newJobId(): string {
@@ -37,14 +41,16 @@ export class JobService {
     const sourceBlendFile = resolve(params.sourceBlendFile ?? blendFile);
     await assertBlendFile(blendFile);
     const backend = params.backend ?? 'local';
-    if (backend === 'aws') {
+    if (backend === 'aws' && !this.deps.aws) {
       throw new SkyfarmError(
         'BACKEND_UNAVAILABLE',
         'the AWS backend needs a deployed stack (`skyfarm deploy`); render with --backend local meanwhile',
       );
     }
+    const awsOptions = backend === 'aws' ? await this.deps.aws!.options(params.aws) : undefined;
     // Check the frame spec's syntax before starting Blender: a typo should fail fast.
-    const explicitFrames = params.frames !== undefined && params.frames.trim() !== '' ? parseFrameSpec(params.frames) : null;
+    const explicitFrames =
+      params.frames !== undefined && params.frames.trim() !== '' ? parseFrameSpec(params.frames) : null;
     if (params.output !== undefined && params.output.trim() === '') {
       throw new SkyfarmError('OUTPUT_NOT_WRITABLE', 'the output folder is empty');
     }
@@ -52,7 +58,10 @@ export class JobService {
     const probe = await this.deps.probeBlend(blender.path, blendFile, params.scene);
     const scene = probe.scene;
     if (!scene.hasCamera) {
-      throw new SkyfarmError('NO_CAMERA', `scene "${scene.name}" has no camera: add one or set the active camera`);
+      throw new SkyfarmError(
+        'NO_CAMERA',
+        `scene "${scene.name}" has no camera: add one or set the active camera`,
+      );
     }
     if (scene.isMovie) {
       throw new SkyfarmError(
@@ -60,10 +69,20 @@ export class JobService {
         `scene "${scene.name}" writes a movie (${scene.fileFormat}); choose an image format (PNG, EXR) to render frames`,
       );
     }
-    const frames = explicitFrames ?? parseFrameSpec(`${scene.frameStart}-${scene.frameEnd}x${scene.frameStep}`);
+    const frames =
+      explicitFrames ?? parseFrameSpec(`${scene.frameStart}-${scene.frameEnd}x${scene.frameStep}`);
     const sceneOutput = resolveSceneOutput(scene.outputPath, sourceBlendFile);
     const outputDir = params.output ? resolve(params.output) : sceneOutput.dir;
     await ensureWritableDir(outputDir);
+
+    const dependencies = params.dependencies ?? probe.dependencies;
+    const missingFiles = dependencies.filter((d) => d.missing).map((d) => d.path);
+    if (params.strict && missingFiles.length > 0) {
+      throw new SkyfarmError(
+        'MISSING_DEPENDENCIES',
+        `${missingFiles.length} file(s) the scene needs are missing (--strict): ${missingFiles.join(', ')}`,
+      );
+    }
 
     const jobId = newJobId();
     const spec: JobSpec = {
@@ -75,19 +94,28 @@ export class JobService {
       temporaryBlend: params.temporaryBlend ?? false,
       scene: scene.name,
       frames,
-      framesSpec: params.frames?.trim() || `${scene.frameStart}-${scene.frameEnd}${scene.frameStep > 1 ? `x${scene.frameStep}` : ''}`,
-      chunkSize: params.chunkSize ?? DEFAULT_LOCAL_CHUNK_SIZE,
+      framesSpec:
+        params.frames?.trim() ||
+        `${scene.frameStart}-${scene.frameEnd}${scene.frameStep > 1 ? `x${scene.frameStep}` : ''}`,
+      chunkSize: awsOptions
+        ? awsChunkSize(frames.length, params.chunkSize ?? DEFAULT_LOCAL_CHUNK_SIZE)
+        : (params.chunkSize ?? DEFAULT_LOCAL_CHUNK_SIZE),
       outputDir,
       filePattern: sceneOutput.pattern,
       fileExtension: scene.fileExtension,
-      dependencies: params.dependencies ?? probe.dependencies,
+      dependencies,
       ...(params.aws ? { aws: params.aws } : {}),
     };
-    const name = params.name?.trim() || `${basename(sourceBlendFile, extname(sourceBlendFile))} · ${scene.name}`;
+    const name =
+      params.name?.trim() || `${basename(sourceBlendFile, extname(sourceBlendFile))} · ${scene.name}`;
     const job = this.deps.repo.create(spec, name);
-    this.deps.logs.append(jobId, `[skyfarm] submitted ${sourceBlendFile} scene "${scene.name}" frames ${spec.framesSpec}`);
+    this.deps.logs.append(
+      jobId,
+      `[skyfarm] submitted ${sourceBlendFile} scene "${scene.name}" frames ${spec.framesSpec}`,
+    );
     this.deps.notify('job.update', job);
-    this.deps.local.start(jobId);
+    if (awsOptions) this.deps.aws!.backend.submit(spec, awsOptions);
+    else this.deps.local.start(jobId);
     const missing = spec.dependencies.filter((d) => d.missing).map((d) => d.path);
     return missing.length ? { job, missing } : { job };
   }
@@ -107,7 +135,8 @@ export class JobService {
     if (FINISHED_STATES.has(job.state)) {
       throw new SkyfarmError('JOB_FINISHED', `job ${jobId} already ended (${job.state})`);
     }
-    await this.deps.local.cancel(jobId);
+    if (job.backend === 'aws' && this.deps.aws) await this.deps.aws.backend.cancel(jobId);
+    else await this.deps.local.cancel(jobId);
     return this.get(jobId);
   }
 
@@ -121,7 +150,8 @@ export class JobService {
     const ids = this.deps.repo.unfinishedIds();
     for (const id of ids) {
       this.deps.logs.append(id, '[skyfarm] daemon restarted: resuming');
-      this.deps.local.start(id);
+      if (this.deps.aws?.backend.isAws(id)) this.deps.aws.backend.resume(id);
+      else this.deps.local.start(id);
     }
     return ids;
   }

@@ -9,7 +9,8 @@ export function resolveSceneOutput(rawPath: string, blendFile: string): { dir: s
   let path = rawPath || '//';
   if (path.startsWith('//')) path = join(dirname(blendFile), path.slice(2));
   else if (!isAbsolute(path)) path = resolve(dirname(blendFile), path);
-  if (path.endsWith('/') || path.endsWith('\\')) return { dir: path.replace(/[\\/]+$/, '') || '/', pattern: '' };
+  if (path.endsWith('/') || path.endsWith('\\'))
+    return { dir: path.replace(/[\\/]+$/, '') || '/', pattern: '' };
   return { dir: dirname(path), pattern: basename(path) };
 }
 

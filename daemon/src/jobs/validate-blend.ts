@@ -35,5 +35,8 @@ export async function assertBlendFile(path: string): Promise<void> {
       // fall through to the error below
     }
   }
-  throw new SkyfarmError('NOT_A_BLEND', `${path} is not a Blender file (it does not start with a .blend header)`);
+  throw new SkyfarmError(
+    'NOT_A_BLEND',
+    `${path} is not a Blender file (it does not start with a .blend header)`,
+  );
 }

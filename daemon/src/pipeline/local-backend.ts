@@ -77,7 +77,12 @@ export class LocalBackend {
     return job;
   }
 
-  private transition(jobId: string, state: JobState, stage: [keyof Stages, StageState], message: string): void {
+  private transition(
+    jobId: string,
+    state: JobState,
+    stage: [keyof Stages, StageState],
+    message: string,
+  ): void {
     this.deps.logs.append(jobId, `[skyfarm] ${message}`);
     this.emit(this.deps.repo.update(jobId, { state, stage, message }));
   }
@@ -110,7 +115,9 @@ export class LocalBackend {
       if (signal.aborted) return; // daemon shutting down: the job resumes on the next start
       const info = toErrorInfo(error);
       this.deps.logs.append(jobId, `[skyfarm] ${stage} failed: ${info.message}`);
-      this.emit(repo.update(jobId, { state: 'failed', stage: [stage, 'failed'], message: info.message, error: info }));
+      this.emit(
+        repo.update(jobId, { state: 'failed', stage: [stage, 'failed'], message: info.message, error: info }),
+      );
       await rm(this.jobDir(jobId), { recursive: true, force: true });
     }
   }
@@ -185,7 +192,9 @@ export class LocalBackend {
     await writeManifest(this.deps.store, result, spec.jobId);
     await this.deps.store.putJson(`jobs/${spec.jobId}/job.json`, { ...spec, manifest: manifestKey });
     if (spec.temporaryBlend) await unlink(spec.blendFile).catch(() => undefined);
-    const missingNote = result.missing.length ? `; ${result.missing.length} missing: ${result.missing.join(', ')}` : '';
+    const missingNote = result.missing.length
+      ? `; ${result.missing.length} missing: ${result.missing.join(', ')}`
+      : '';
     for (const [from, to] of Object.entries(result.manifest.remaps)) {
       this.deps.logs.append(spec.jobId, `[skyfarm] remap ${from} → ${to === '.' ? '(project root)' : to}`);
     }
@@ -207,7 +216,12 @@ export class LocalBackend {
     return blend;
   }
 
-  private async render(spec: JobSpec, projectBlend: string, manifest: Manifest, signal: AbortSignal): Promise<void> {
+  private async render(
+    spec: JobSpec,
+    projectBlend: string,
+    manifest: Manifest,
+    signal: AbortSignal,
+  ): Promise<void> {
     const { repo, logs } = this.deps;
     const pending = repo
       .frames(spec.jobId)
@@ -250,7 +264,10 @@ export class LocalBackend {
         case 'samples': {
           if (currentFrame === null || event.total <= 0) return;
           // Sample lines arrive many times a second: announce at most every 5 % of a frame.
-          if (Math.floor((event.done / event.total) * 20) === Math.floor(((event.done - 1) / event.total) * 20)) return;
+          if (
+            Math.floor((event.done / event.total) * 20) === Math.floor(((event.done - 1) / event.total) * 20)
+          )
+            return;
           const fraction = Math.min(1, event.done / event.total);
           repo.setLive(spec.jobId, { currentFrameFraction: fraction, etaSeconds: eta(fraction) });
           this.emit(repo.get(spec.jobId)!);
@@ -297,7 +314,8 @@ export class LocalBackend {
           signal.throwIfAborted();
           for (const failure of result.failed) {
             const row = repo.frames(spec.jobId).find((f) => f.frame === failure.frame);
-            if (row?.state === 'pending') repo.setFrame(spec.jobId, failure.frame, 'failed', { message: failure.message });
+            if (row?.state === 'pending')
+              repo.setFrame(spec.jobId, failure.frame, 'failed', { message: failure.message });
           }
         } finally {
           release();
@@ -316,7 +334,8 @@ export class LocalBackend {
     const ok = frames.filter((f) => f.state === 'done');
     const failed = frames.filter((f) => f.state === 'failed');
     const missing = frames.filter((f) => f.state === 'pending');
-    for (const frame of missing) repo.setFrame(spec.jobId, frame.frame, 'failed', { message: 'Blender did not render it' });
+    for (const frame of missing)
+      repo.setFrame(spec.jobId, frame.frame, 'failed', { message: 'Blender did not render it' });
     await this.deps.store.putJson(`jobs/${spec.jobId}/result.json`, {
       jobId: spec.jobId,
       ok: ok.map((f) => ({ frame: f.frame, path: f.path })),

@@ -12,8 +12,7 @@ import {
 } from '../../../protocol/generated/protocol.js';
 
 export type Decoded<T> =
-  | { ok: true; message: T }
-  | { ok: false; code: ErrorCode; message: string; id: string | null };
+  { ok: true; message: T } | { ok: false; code: ErrorCode; message: string; id: string | null };
 
 const ajv = new Ajv({ allErrors: false, strict: false });
 ajv.addSchema({ $id: 'skyfarm', definitions: SCHEMA_DEFINITIONS });
@@ -59,7 +58,12 @@ function parseObject(raw: string | Buffer): Decoded<Record<string, unknown>> {
   try {
     value = JSON.parse(typeof raw === 'string' ? raw : raw.toString('utf8'));
   } catch (error) {
-    return { ok: false, code: 'BAD_MESSAGE', message: `not valid JSON: ${(error as Error).message}`, id: null };
+    return {
+      ok: false,
+      code: 'BAD_MESSAGE',
+      message: `not valid JSON: ${(error as Error).message}`,
+      id: null,
+    };
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     return { ok: false, code: 'BAD_MESSAGE', message: 'a message must be a JSON object', id: null };
@@ -85,9 +89,11 @@ export function decodeClientMessage(raw: string | Buffer): Decoded<ClientMessage
   const value = parsed.message;
   const type = value['type'];
   const id = requestIdOf(value);
-  if (typeof type !== 'string') return { ok: false, code: 'INVALID_MESSAGE', message: 'message.type must be a string', id };
+  if (typeof type !== 'string')
+    return { ok: false, code: 'INVALID_MESSAGE', message: 'message.type must be a string', id };
   if (type === 'hello') return check('message.hello', value, 'hello', null);
-  if (type !== 'request') return { ok: false, code: 'UNKNOWN_TYPE', message: `unknown message type "${type.slice(0, 64)}"`, id };
+  if (type !== 'request')
+    return { ok: false, code: 'UNKNOWN_TYPE', message: `unknown message type "${type.slice(0, 64)}"`, id };
   const envelope = check<Record<string, unknown>>('message.request', { params: {}, ...value }, 'request', id);
   if (!envelope.ok) return envelope;
   const method = String(envelope.message['method']);
@@ -116,7 +122,8 @@ export function decodeServerMessage(raw: string | Buffer): Decoded<ServerMessage
       const envelope = check<Record<string, unknown>>('message.reply', value, 'reply', id);
       if (!envelope.ok) return envelope;
       const method = String(value['method']);
-      if (!methodSet.has(method)) return { ok: false, code: 'UNKNOWN_METHOD', message: `unknown method "${method}"`, id };
+      if (!methodSet.has(method))
+        return { ok: false, code: 'UNKNOWN_METHOD', message: `unknown method "${method}"`, id };
       const checked = check(`result.${method}`, value['result'], 'result', id);
       return checked.ok ? { ok: true, message: value as unknown as ServerMessage } : checked;
     }
@@ -124,7 +131,8 @@ export function decodeServerMessage(raw: string | Buffer): Decoded<ServerMessage
       const envelope = check<Record<string, unknown>>('message.event', value, 'event', null);
       if (!envelope.ok) return envelope;
       const event = String(value['event']);
-      if (!eventSet.has(event)) return { ok: false, code: 'UNKNOWN_TYPE', message: `unknown event "${event}"`, id: null };
+      if (!eventSet.has(event))
+        return { ok: false, code: 'UNKNOWN_TYPE', message: `unknown event "${event}"`, id: null };
       const checked = check(`event.${event}`, value['data'], 'data', null);
       return checked.ok ? { ok: true, message: value as unknown as ServerMessage } : checked;
     }

@@ -1,23 +1,39 @@
-// Folder-backed object store for the local backend. Blobs are read-only files named by their hash.
-import { createReadStream } from 'node:fs';
+// Folder-backed object store for the local backend. Blobs are read-only files named by their hash,
+// written through a temporary name and verified (hash and size of the bytes written) before they
+// appear under it.
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
 import { copyFile, link, mkdir, readFile, rename, rm, stat, writeFile, chmod } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
-import { randomBytes } from 'node:crypto';
-import type { IObjectStore } from './object-store.js';
-import { sha256File } from '../project/hash.js';
-
-const SHA256 = /^[0-9a-f]{64}$/;
+import { dirname, join, resolve } from 'node:path';
+import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { pathToFileURL } from 'node:url';
+import {
+  BlobChangedError,
+  SHA256_HEX,
+  type BlobRef,
+  type IObjectStore,
+  type PresenceCheck,
+  type PresenceOptions,
+  type PutBlobOptions,
+} from './object-store.js';
 
 export class LocalObjectStore implements IObjectStore {
-  constructor(private readonly root: string) {}
+  readonly id: string;
+
+  constructor(private readonly root: string) {
+    this.id = pathToFileURL(resolve(root)).href;
+  }
 
   private blobPath(sha256: string): string {
-    if (!SHA256.test(sha256)) throw new Error(`not a sha256: ${sha256}`);
+    if (!SHA256_HEX.test(sha256)) throw new Error(`not a sha256: ${sha256}`);
     return join(this.root, 'cas', sha256.slice(0, 2), sha256);
   }
 
   private keyPath(key: string): string {
-    if (key.split('/').some((part) => part === '..' || part === '')) throw new Error(`bad key ${key}`);
+    if (key.split('/').some((part) => part === '..' || part === '' || part === '.')) {
+      throw new Error(`bad key ${key}`);
+    }
     return join(this.root, key);
   }
 
@@ -30,14 +46,51 @@ export class LocalObjectStore implements IObjectStore {
     }
   }
 
-  async putBlobFromFile(sha256: string, file: string): Promise<void> {
+  presence(): PresenceCheck {
+    let requests = 0;
+    return {
+      get requests() {
+        return requests;
+      },
+      has: async (blob: BlobRef) => {
+        requests += 1;
+        try {
+          return (await stat(this.blobPath(blob.sha256))).size === blob.size;
+        } catch {
+          return false;
+        }
+      },
+    };
+  }
+
+  async putBlobFromFile(sha256: string, file: string, signal?: AbortSignal): Promise<void> {
+    const size = (await stat(file)).size;
+    await this.putBlob(sha256, file, { size, ...(signal ? { signal } : {}) });
+  }
+
+  async putBlob(sha256: string, file: string, options: PutBlobOptions): Promise<void> {
     const dest = this.blobPath(sha256);
     await mkdir(dirname(dest), { recursive: true });
     const temp = `${dest}.${randomBytes(4).toString('hex')}.part`;
+    const hash = createHash('sha256');
+    let size = 0;
+    const meter = new Transform({
+      transform(chunk: Buffer, _encoding, callback) {
+        hash.update(chunk);
+        size += chunk.length;
+        options.onBytes?.(chunk.length);
+        callback(null, chunk);
+      },
+    });
     try {
-      await copyFile(file, temp);
-      const actual = await sha256File(temp);
-      if (actual !== sha256) throw new Error(`${file} changed while it was being stored`);
+      await pipeline(
+        createReadStream(file, { highWaterMark: 1 << 20 }),
+        meter,
+        createWriteStream(temp, { mode: 0o600 }),
+        ...(options.signal ? [{ signal: options.signal }] : []),
+      );
+      const actual = hash.digest('hex');
+      if (actual !== sha256 || size !== options.size) throw new BlobChangedError(file, sha256, actual);
       await chmod(temp, 0o444);
       await rename(temp, dest);
     } finally {
@@ -45,7 +98,8 @@ export class LocalObjectStore implements IObjectStore {
     }
   }
 
-  async materializeBlob(sha256: string, dest: string): Promise<void> {
+  async materializeBlob(sha256: string, dest: string, signal?: AbortSignal): Promise<void> {
+    signal?.throwIfAborted();
     const source = this.blobPath(sha256);
     await mkdir(dirname(dest), { recursive: true });
     await rm(dest, { force: true });

@@ -1,5 +1,8 @@
 // The object store a job's project and results live in (DESIGN.md "Object layout"): `cas/<sha256>`
 // blobs and `jobs/<jobId>/…` documents. The local backend's store is a folder; the AWS one is S3.
+//
+// The five core methods are all a store must have. The optional ones let the upload go faster
+// (batched presence checks, byte progress) and are used when a store offers them.
 export interface IObjectStore {
   /** True when the blob is present (and, for the local store, complete). */
   hasBlob(sha256: string): Promise<boolean>;
@@ -9,4 +12,67 @@ export interface IObjectStore {
   materializeBlob(sha256: string, dest: string, signal?: AbortSignal): Promise<void>;
   putJson(key: string, value: unknown): Promise<void>;
   getJson<T>(key: string): Promise<T | undefined>;
+
+  /** Identifies the store (`file:///…`, `s3://bucket@endpoint`) in the daemon's known-blob record. */
+  readonly id?: string;
+  /** putBlobFromFile with the expected size and byte progress. */
+  putBlob?(sha256: string, file: string, options: PutBlobOptions): Promise<void>;
+  /**
+   * Prepares presence checks for about `count` blobs. A store may answer them from one listing
+   * instead of one request per blob; `sizeHint` is how many blobs the store is believed to hold.
+   */
+  presence?(count: number, options: PresenceOptions): PresenceCheck;
+}
+
+export interface BlobRef {
+  sha256: string;
+  size: number;
+}
+
+export interface PutBlobOptions {
+  size: number;
+  signal?: AbortSignal;
+  /** Called with each increment of bytes sent. */
+  onBytes?: (bytes: number) => void;
+}
+
+export interface PresenceOptions {
+  signal?: AbortSignal;
+  sizeHint?: number;
+}
+
+export interface PresenceCheck {
+  /** Whether the blob is in the store, complete (its size matches). */
+  has(blob: BlobRef): Promise<boolean>;
+  /** Requests this check made so far (listing pages + single checks), for tests and the bench. */
+  readonly requests: number;
+  /** When the check listed the store: how many blobs it saw. */
+  readonly listed?: number;
+}
+
+export const SHA256_HEX = /^[0-9a-f]{64}$/;
+
+export function blobKey(sha256: string): string {
+  if (!SHA256_HEX.test(sha256)) throw new Error(`not a sha256: ${sha256}`);
+  return `cas/${sha256}`;
+}
+
+/** The file (or its bytes) did not hash to the blob it was meant to be: it changed since it was hashed. */
+export class BlobChangedError extends Error {
+  constructor(
+    readonly file: string,
+    readonly expected: string,
+    readonly actual: string,
+  ) {
+    super(`${file} changed while it was being uploaded (expected sha256 ${expected}, read ${actual})`);
+    this.name = 'BlobChangedError';
+  }
+}
+
+/** The store returned or kept bytes other than the ones sent (a transport or storage fault). */
+export class IntegrityError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'IntegrityError';
+  }
 }

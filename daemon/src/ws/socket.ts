@@ -120,7 +120,8 @@ export function socketRoute(options: SocketOptions) {
               (result) => sendJson(socket, { type: 'reply', id: message.id, method: message.method, result }),
               (error: unknown) => {
                 const info = toErrorInfo(error);
-                if (info.code === 'INTERNAL') log.error({ err: error, method: message.method }, 'request failed');
+                if (info.code === 'INTERNAL')
+                  log.error({ err: error, method: message.method }, 'request failed');
                 fail(message.id, info.code, info.message);
               },
             );

@@ -1,0 +1,162 @@
+// Turns the dependency list (from Blender via probe.py, or from the add-on's submit message) into the
+// files to upload: folders (fluid/ocean caches) expanded, tile tokens left by older clients expanded,
+// the OCIO config and its LUTs added when $OCIO is set, duplicates dropped, and missing files listed.
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import type { Dependency } from '../../../protocol/generated/protocol.js';
+import { SkyfarmError } from '../errors.js';
+
+export interface CollectedFile {
+  /** Absolute, normalised. */
+  path: string;
+  kind: string;
+  /** Stored relative to the .blend/library that uses it (unknown counts as relative: see tree.ts). */
+  relative: boolean;
+}
+
+export interface Collection {
+  files: CollectedFile[];
+  /** Absolute paths of files the scene names that do not exist. */
+  missing: string[];
+  /** Environment the render stage needs, as absolute paths on this machine (OCIO). */
+  env: Record<string, string>;
+}
+
+export interface CollectOptions {
+  /** The folder of the user's .blend (`//` in a dependency path). */
+  blendDir: string;
+  env?: NodeJS.ProcessEnv;
+  /** Files one folder dependency may expand to (default 100,000). */
+  maxFolderFiles?: number;
+}
+
+/** Editor backups, temporary and hidden files are never part of a project. */
+export function isIgnoredName(name: string): boolean {
+  return (
+    name.startsWith('.') ||
+    /\.blend\d+$/.test(name) ||
+    name.endsWith('~') ||
+    /\.(tmp|part|swp|swx)$/i.test(name) ||
+    (name.startsWith('#') && name.endsWith('#'))
+  );
+}
+
+async function walk(folder: string, limit: number, into: string[]): Promise<void> {
+  const entries = await readdir(folder, { withFileTypes: true });
+  for (const entry of entries) {
+    if (isIgnoredName(entry.name)) continue;
+    const path = join(folder, entry.name);
+    if (entry.isDirectory()) await walk(path, limit, into);
+    else if (entry.isFile() || entry.isSymbolicLink()) into.push(path);
+    if (into.length > limit) {
+      throw new SkyfarmError('BAD_ARGUMENT', `${folder} holds more than ${limit} files; is it really a cache folder?`);
+    }
+  }
+}
+
+/** `<UDIM>` (1001…) and `<UVTILE>` (u1_v1…) name every tile beside them. */
+async function expandTiles(path: string): Promise<string[]> {
+  const folder = dirname(path);
+  const name = basename(path);
+  const token = name.includes('<UDIM>') ? '<UDIM>' : '<UVTILE>';
+  const [head = '', tail = ''] = name.split(token);
+  const digits = token === '<UDIM>' ? '\\d{4}' : 'u\\d+_v\\d+';
+  const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const pattern = new RegExp(`^${escape(head)}${digits}${escape(tail)}$`);
+  try {
+    return (await readdir(folder))
+      .filter((n) => pattern.test(n))
+      .sort()
+      .map((n) => join(folder, n));
+  } catch {
+    return [];
+  }
+}
+
+/** The OCIO config and the LUT folders its `search_path` names. */
+async function ocioFiles(config: string, limit: number): Promise<string[]> {
+  const files = [config];
+  let searchPath: unknown;
+  try {
+    const document = parseYaml(await readFile(config, 'utf8'), { uniqueKeys: false }) as Record<string, unknown>;
+    searchPath = document?.['search_path'];
+  } catch {
+    return files; // a config we cannot read is uploaded as it is
+  }
+  const entries = Array.isArray(searchPath)
+    ? searchPath.map(String)
+    : typeof searchPath === 'string'
+      ? searchPath.split(':')
+      : [];
+  for (const entry of entries) {
+    if (!entry || entry.includes('$')) continue; // environment-dependent paths cannot be resolved here
+    const folder = resolve(dirname(config), entry);
+    try {
+      if ((await stat(folder)).isDirectory()) await walk(folder, limit, files);
+    } catch {
+      // a search path entry that does not exist: OCIO tolerates it too
+    }
+  }
+  return files;
+}
+
+export async function collectFiles(dependencies: Dependency[], options: CollectOptions): Promise<Collection> {
+  const limit = options.maxFolderFiles ?? 100_000;
+  const byPath = new Map<string, CollectedFile>();
+  const missing = new Set<string>();
+  const add = (path: string, kind: string, relative: boolean) => {
+    const existing = byPath.get(path);
+    if (existing) existing.relative ||= relative;
+    else byPath.set(path, { path, kind, relative });
+  };
+
+  for (const dependency of dependencies) {
+    const raw = dependency.path;
+    const path = raw.startsWith('//')
+      ? resolve(options.blendDir, raw.slice(2))
+      : isAbsolute(raw)
+        ? resolve(raw)
+        : resolve(options.blendDir, raw);
+    const kind = dependency.kind ?? 'file';
+    const relative = dependency.relative ?? true;
+    if (path.includes('<UDIM>') || path.includes('<UVTILE>')) {
+      const tiles = await expandTiles(path);
+      if (tiles.length === 0) missing.add(path);
+      for (const tile of tiles) add(tile, kind, relative);
+      continue;
+    }
+    let info;
+    try {
+      info = await stat(path);
+    } catch {
+      missing.add(path);
+      continue;
+    }
+    if (info.isDirectory()) {
+      const inside: string[] = [];
+      await walk(path, limit, inside);
+      for (const file of inside) add(file, kind, relative);
+    } else if (info.isFile()) {
+      add(path, kind, relative);
+    } else {
+      missing.add(path); // a device or socket is not something a render can use
+    }
+  }
+
+  const env: Record<string, string> = {};
+  const ocio = options.env?.['OCIO'];
+  if (ocio) {
+    const config = resolve(ocio);
+    try {
+      if (!(await stat(config)).isFile()) throw new Error('not a file');
+      for (const file of await ocioFiles(config, limit)) add(file, 'ocio', false);
+      env['OCIO'] = config;
+    } catch {
+      missing.add(config);
+    }
+  }
+
+  for (const path of byPath.keys()) missing.delete(path);
+  return { files: [...byPath.values()], missing: [...missing].sort(), env };
+}

@@ -1,0 +1,62 @@
+// The daemon's record of blobs it has seen in each store. It is a hint, never the truth: every upload
+// confirms presence with the store itself (HEAD or a listing), and a blob that vanished (a lifecycle
+// rule, a wiped bucket) is forgotten here and uploaded again. The record sizes that confirmation: a
+// store believed small is listed once instead of asked blob by blob.
+import type { Db } from '../db/database.js';
+import type { BlobRef } from '../store/object-store.js';
+
+export class KnownBlobs {
+  private readonly countStmt;
+  private readonly hasStmt;
+  private readonly upsert;
+  private readonly remove;
+  private readonly kvGet;
+  private readonly kvSet;
+
+  constructor(private readonly db: Db) {
+    this.countStmt = db.prepare<[string], { n: number }>('SELECT COUNT(*) AS n FROM known_blobs WHERE store = ?');
+    this.hasStmt = db.prepare<[string, string], { size: number }>(
+      'SELECT size FROM known_blobs WHERE store = ? AND sha256 = ?',
+    );
+    this.upsert = db.prepare(
+      `INSERT INTO known_blobs (store, sha256, size, seen_at) VALUES (?, ?, ?, ?)
+       ON CONFLICT(store, sha256) DO UPDATE SET size = excluded.size, seen_at = excluded.seen_at`,
+    );
+    this.remove = db.prepare('DELETE FROM known_blobs WHERE store = ? AND sha256 = ?');
+    this.kvGet = db.prepare<[string], { value: string }>('SELECT value FROM kv WHERE key = ?');
+    this.kvSet = db.prepare(
+      'INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value',
+    );
+  }
+
+  count(store: string): number {
+    return this.countStmt.get(store)?.n ?? 0;
+  }
+
+  has(store: string, blob: BlobRef): boolean {
+    return this.hasStmt.get(store, blob.sha256)?.size === blob.size;
+  }
+
+  /** How many blobs the store is believed to hold (what we saw there, or its last full listing). */
+  sizeHint(store: string): number {
+    const listed = Number(this.kvGet.get(`known-blobs:listed:${store}`)?.value ?? 0);
+    return Math.max(this.count(store), Number.isFinite(listed) ? listed : 0);
+  }
+
+  recordListing(store: string, count: number): void {
+    this.kvSet.run(`known-blobs:listed:${store}`, String(count));
+  }
+
+  markPresent(store: string, blobs: BlobRef[]): void {
+    const now = Date.now();
+    this.db.transaction(() => {
+      for (const blob of blobs) this.upsert.run(store, blob.sha256, blob.size, now);
+    })();
+  }
+
+  forget(store: string, shas: string[]): void {
+    this.db.transaction(() => {
+      for (const sha of shas) this.remove.run(store, sha);
+    })();
+  }
+}

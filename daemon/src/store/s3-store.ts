@@ -1,0 +1,236 @@
+// The content-addressed store in an S3 bucket (DESIGN.md "Object layout"): `cas/<sha256>` blobs,
+// `jobs/<jobId>/…` and `manifests/…` JSON documents. Small blobs go up in one PUT from memory (so the
+// SDK can retry them), large ones multipart from a stream; both are verified (see s3.ts) and the
+// streamed bytes are hashed on the way, so a file that changed after it was hashed is never stored
+// under the wrong name.
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { PassThrough, Transform, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { Semaphore } from '../util/semaphore.js';
+import {
+  BlobChangedError,
+  IntegrityError,
+  blobKey,
+  type BlobRef,
+  type IObjectStore,
+  type PresenceCheck,
+  type PresenceOptions,
+  type PutBlobOptions,
+} from './object-store.js';
+import type { IS3 } from './s3.js';
+import { withRetries } from './retry.js';
+
+export interface S3StoreOptions {
+  /** Multipart part size (default 8 MiB; S3's minimum is 5 MiB). */
+  partSize?: number;
+  /** Files above this size go multipart (default 16 MiB). */
+  multipartThreshold?: number;
+  /** Parts in flight per multipart upload (default 4). */
+  queueSize?: number;
+  /** Multipart uploads at once (default 2): bounds memory to about 2 × queueSize × partSize. */
+  maxMultipartUploads?: number;
+  /** Whole-operation attempts on top of the SDK's per-request retries (default 4). */
+  attempts?: number;
+}
+
+const MiB = 1024 * 1024;
+
+export function hexToBase64(hex: string): string {
+  return Buffer.from(hex, 'hex').toString('base64');
+}
+
+function sha256Hex(data: Uint8Array): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+async function readAll(stream: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
+export class S3ObjectStore implements IObjectStore {
+  readonly id: string;
+  private readonly partSize: number;
+  private readonly threshold: number;
+  private readonly queueSize: number;
+  private readonly attempts: number;
+  private readonly multipartSlots: Semaphore;
+
+  constructor(
+    readonly s3: IS3,
+    options: S3StoreOptions = {},
+  ) {
+    this.id = s3.location;
+    this.partSize = Math.max(5 * MiB, options.partSize ?? 8 * MiB);
+    this.threshold = Math.max(this.partSize, options.multipartThreshold ?? 16 * MiB);
+    this.queueSize = options.queueSize ?? 4;
+    this.attempts = options.attempts ?? 4;
+    this.multipartSlots = new Semaphore(options.maxMultipartUploads ?? 2);
+  }
+
+  async hasBlob(sha256: string): Promise<boolean> {
+    return (await withRetries(() => this.s3.head(blobKey(sha256)), { attempts: this.attempts })) !== undefined;
+  }
+
+  /**
+   * Listing `cas/` costs one request per 1000 blobs in the bucket; a HEAD costs one per blob. List when
+   * the bucket is believed small next to the number of blobs to check, else HEAD each.
+   */
+  presence(count: number, options: PresenceOptions = {}): PresenceCheck {
+    const s3 = this.s3;
+    const attempts = this.attempts;
+    const pages = Math.ceil((options.sizeHint ?? 0) / 1000) + 1;
+    const useListing = count >= 16 && pages * 8 <= count;
+    let requests = 0;
+    let listed: number | undefined;
+    let listing: Promise<Map<string, number>> | undefined;
+    const list = () =>
+      (listing ??= withRetries(
+        async () => {
+          const sizes = new Map<string, number>();
+          for await (const page of s3.list('cas/', options.signal)) {
+            requests += 1;
+            for (const entry of page) sizes.set(entry.key.slice('cas/'.length), entry.size);
+          }
+          listed = sizes.size;
+          return sizes;
+        },
+        { attempts, ...(options.signal ? { signal: options.signal } : {}) },
+      ));
+    return {
+      get requests() {
+        return requests;
+      },
+      get listed() {
+        return listed;
+      },
+      async has(blob: BlobRef) {
+        if (useListing) return (await list()).get(blob.sha256) === blob.size;
+        requests += 1;
+        const head = await withRetries(() => s3.head(blobKey(blob.sha256), options.signal), {
+          attempts,
+          ...(options.signal ? { signal: options.signal } : {}),
+        });
+        return head !== undefined && head.size === blob.size;
+      },
+    };
+  }
+
+  async putBlobFromFile(sha256: string, file: string, signal?: AbortSignal): Promise<void> {
+    await this.putBlob(sha256, file, { size: (await stat(file)).size, ...(signal ? { signal } : {}) });
+  }
+
+  async putBlob(sha256: string, file: string, options: PutBlobOptions): Promise<void> {
+    const key = blobKey(sha256);
+    const retry = { attempts: this.attempts, ...(options.signal ? { signal: options.signal } : {}) };
+    if (options.size <= this.threshold) {
+      await withRetries(async () => {
+        const body = await readFile(file, options.signal ? { signal: options.signal } : {});
+        const actual = sha256Hex(body);
+        if (actual !== sha256 || body.length !== options.size) throw new BlobChangedError(file, sha256, actual);
+        await this.s3.put(key, body, {
+          checksumSha256: hexToBase64(sha256),
+          ...(options.signal ? { signal: options.signal } : {}),
+        });
+      }, retry);
+      options.onBytes?.(options.size);
+      return;
+    }
+    const release = await this.multipartSlots.acquire(options.signal);
+    try {
+      await withRetries(async () => {
+        let sent = 0;
+        const hash = createHash('sha256');
+        const hasher = new Transform({
+          transform(chunk: Buffer, _encoding, callback) {
+            hash.update(chunk);
+            callback(null, chunk);
+          },
+        });
+        const source = createReadStream(file, { highWaterMark: MiB });
+        const body = new PassThrough({ highWaterMark: MiB });
+        const feeding = pipeline(source, hasher, body).catch(() => undefined);
+        try {
+          await this.s3.uploadMultipart(key, body, {
+            size: options.size,
+            partSize: this.partSize,
+            queueSize: this.queueSize,
+            ...(options.signal ? { signal: options.signal } : {}),
+            onPart: (bytes) => {
+              sent += bytes;
+              options.onBytes?.(bytes);
+            },
+          });
+        } catch (error) {
+          if (sent) options.onBytes?.(-sent); // this attempt's bytes will be sent again
+          source.destroy();
+          throw error;
+        } finally {
+          await feeding;
+        }
+        const actual = hash.digest('hex');
+        if (actual !== sha256) {
+          await this.s3.delete(key).catch(() => undefined);
+          throw new BlobChangedError(file, sha256, actual);
+        }
+        const head = await this.s3.head(key, options.signal);
+        if (!head || head.size !== options.size) {
+          throw new IntegrityError(`${key}: stored ${head?.size ?? 'nothing'}, expected ${options.size} bytes`);
+        }
+      }, retry);
+    } finally {
+      release();
+    }
+  }
+
+  async materializeBlob(sha256: string, dest: string, signal?: AbortSignal): Promise<void> {
+    const key = blobKey(sha256);
+    await mkdir(dirname(dest), { recursive: true });
+    await withRetries(
+      async () => {
+        const temp = `${dest}.${randomBytes(4).toString('hex')}.part`;
+        try {
+          const body = await this.s3.get(key, signal);
+          if (!body) throw new Error(`blob ${sha256} is not in ${this.s3.location}`);
+          const hash = createHash('sha256');
+          const hasher = new Transform({
+            transform(chunk: Buffer, _encoding, callback) {
+              hash.update(chunk);
+              callback(null, chunk);
+            },
+          });
+          await pipeline(body, hasher, createWriteStream(temp), ...(signal ? [{ signal }] : []));
+          const actual = hash.digest('hex');
+          if (actual !== sha256) throw new IntegrityError(`${key} downloaded as ${actual}`);
+          await rename(temp, dest);
+        } finally {
+          await rm(temp, { force: true });
+        }
+      },
+      { attempts: this.attempts, ...(signal ? { signal } : {}) },
+    );
+  }
+
+  async putJson(key: string, value: unknown): Promise<void> {
+    const body = Buffer.from(JSON.stringify(value, null, 2));
+    await withRetries(
+      () =>
+        this.s3.put(key, body, { contentType: 'application/json', checksumSha256: hexToBase64(sha256Hex(body)) }),
+      { attempts: this.attempts },
+    );
+  }
+
+  async getJson<T>(key: string): Promise<T | undefined> {
+    return withRetries(
+      async () => {
+        const body = await this.s3.get(key);
+        return body ? (JSON.parse((await readAll(body)).toString('utf8')) as T) : undefined;
+      },
+      { attempts: this.attempts },
+    );
+  }
+}
