@@ -56,30 +56,55 @@ def normalized_abspath(path, library=None):
 class Remapper:
     """Maps absolute paths from the submitting machine to where the copy stage put the files.
 
-    A key names a file, or a folder whose whole content moved (image sequences, UDIM sets).
+    A key names a file, or a folder whose whole content moved (the project root, an external folder
+    holding image sequences or UDIM sets); the longest matching key wins. Paths that already point
+    into a target (relative paths resolved in the job folder) are left alone. Each rewrite is printed
+    as `SKYFARM_REMAP <old> -> <new>`; afterwards every file the scene still cannot find is printed as
+    `SKYFARM_MISSING <path>` (it renders without it: pink textures).
     """
 
     def __init__(self, remaps):
-        self.remaps = {os.path.normpath(old): os.path.normpath(new) for old, new in (remaps or {}).items()}
+        self.remaps = sorted(
+            ((os.path.normpath(old), os.path.normpath(new)) for old, new in (remaps or {}).items()),
+            key=lambda pair: len(pair[0]),
+            reverse=True,
+        )
+        self.targets = [new for _, new in self.remaps]
+        self.count = 0
+
+    @staticmethod
+    def _inside(path, folder):
+        return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
 
     def target(self, path, library=None):
         absolute = normalized_abspath(path, library)
-        if not absolute:
+        if not absolute or any(self._inside(absolute, t) for t in self.targets):
             return None
-        if absolute in self.remaps:
-            return self.remaps[absolute]
-        for old, new in self.remaps.items():
-            if absolute.startswith(old.rstrip(os.sep) + os.sep):
-                return new + absolute[len(old.rstrip(os.sep)) :]
+        for old, new in self.remaps:
+            if self._inside(absolute, old):
+                return new + absolute[len(old.rstrip(os.sep)) :] if absolute != old else new
         return None
+
+    def _set(self, owner, attribute, new_path, what):
+        old_path = getattr(owner, attribute)
+        try:
+            setattr(owner, attribute, new_path)
+        except (AttributeError, TypeError, RuntimeError) as error:
+            say("Warning: skyfarm could not remap %s %s: %s" % (what, old_path, one_line(error)))
+            return False
+        self.count += 1
+        say("SKYFARM_REMAP", old_path, "->", new_path)
+        return True
 
     def apply(self):
         if not self.remaps:
             return
-        for library in bpy.data.libraries:
-            new_path = self.target(library.filepath, library.library)
-            if new_path:
-                library.filepath = new_path
+        # Libraries first (parents before the libraries they link): reloading one loads its data, and
+        # its own `//` paths then resolve inside the job folder. Blender keeps every library's path
+        # relative to the main file, indirect ones included.
+        for library in sorted(bpy.data.libraries, key=lambda lib: 0 if lib.parent is None else 1):
+            new_path = self.target(library.filepath)
+            if new_path and self._set(library, "filepath", new_path, "library"):
                 library.reload()
         collections = (
             bpy.data.images,
@@ -91,23 +116,56 @@ class Remapper:
         )
         for collection in collections:
             for datablock in collection:
-                if datablock.library is not None or getattr(datablock, "packed_file", None) is not None:
-                    continue  # linked data is read-only here; its library was remapped above
-                new_path = self.target(datablock.filepath)
+                if getattr(datablock, "packed_file", None) is not None or not datablock.filepath:
+                    continue
+                # Linked data keeps `//` paths relative to its (remapped) library; absolute ones need this.
+                new_path = self.target(datablock.filepath, datablock.library)
                 if new_path:
-                    datablock.filepath = new_path
+                    self._set(datablock, "filepath", new_path, datablock.__class__.__name__.lower())
+        for ob in bpy.data.objects:
+            for modifier in ob.modifiers:
+                domain = getattr(modifier, "domain_settings", None)
+                if domain is not None and domain.cache_directory:
+                    new_dir = self.target(domain.cache_directory, ob.library)
+                    if new_dir:
+                        self._set(domain, "cache_directory", new_dir, "fluid cache")
+                if modifier.type in ("OCEAN", "MESH_CACHE") and getattr(modifier, "filepath", ""):
+                    new_path = self.target(modifier.filepath, ob.library)
+                    if new_path:
+                        self._set(modifier, "filepath", new_path, "modifier cache")
+                cache = getattr(modifier, "point_cache", None)
+                if cache is not None and cache.use_external and cache.filepath:
+                    new_dir = self.target(cache.filepath, ob.library)
+                    if new_dir:
+                        self._set(cache, "filepath", new_dir, "point cache")
         for scene in bpy.data.scenes:
             if scene.sequence_editor is None:
                 continue
             for strip in scene.sequence_editor.sequences_all:
                 if strip.type == "IMAGE":
-                    new_dir = self.target(strip.directory)
+                    new_dir = self.target(strip.directory, scene.library)
                     if new_dir:
-                        strip.directory = new_dir + os.sep
+                        self._set(strip, "directory", new_dir + os.sep, "image strip")
                 elif hasattr(strip, "filepath"):
-                    new_path = self.target(strip.filepath)
+                    new_path = self.target(strip.filepath, scene.library)
                     if new_path:
-                        strip.filepath = new_path
+                        self._set(strip, "filepath", new_path, "strip")
+        say("SKYFARM_REMAPPED", self.count)
+
+    @staticmethod
+    def report_missing():
+        for path in bpy.utils.blend_paths(absolute=True, packed=False, local=False):
+            path = os.path.normpath(path)
+            if path.startswith("<") or not path:
+                continue
+            if "<UDIM>" in path or "<UVTILE>" in path:
+                folder = os.path.dirname(path)
+                head = os.path.basename(path).split("<")[0]
+                present = os.path.isdir(folder) and any(n.startswith(head) for n in os.listdir(folder))
+            else:
+                present = os.path.exists(path)
+            if not present:
+                say("SKYFARM_MISSING", path)
 
 
 def enable_gpu(scene):
@@ -196,6 +254,7 @@ def main():
     if bpy.context.window is not None:
         bpy.context.window.scene = scene
     Remapper(args.get("remaps")).apply()
+    Remapper.report_missing()
     scene.render.filepath = os.path.join(args["outputDir"], args.get("filePattern") or "frame_####")
     file_camera = scene.camera
     preview_dir = args.get("previewDir")

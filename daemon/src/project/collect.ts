@@ -50,7 +50,10 @@ async function walk(folder: string, limit: number, into: string[]): Promise<void
     if (entry.isDirectory()) await walk(path, limit, into);
     else if (entry.isFile() || entry.isSymbolicLink()) into.push(path);
     if (into.length > limit) {
-      throw new SkyfarmError('BAD_ARGUMENT', `${folder} holds more than ${limit} files; is it really a cache folder?`);
+      throw new SkyfarmError(
+        'BAD_ARGUMENT',
+        `${folder} holds more than ${limit} files; is it really a cache folder?`,
+      );
     }
   }
 }
@@ -79,7 +82,10 @@ async function ocioFiles(config: string, limit: number): Promise<string[]> {
   const files = [config];
   let searchPath: unknown;
   try {
-    const document = parseYaml(await readFile(config, 'utf8'), { uniqueKeys: false }) as Record<string, unknown>;
+    const document = parseYaml(await readFile(config, 'utf8'), { uniqueKeys: false }) as Record<
+      string,
+      unknown
+    >;
     searchPath = document?.['search_path'];
   } catch {
     return files; // a config we cannot read is uploaded as it is

@@ -28,7 +28,12 @@ const HASH_ATTEMPTS = 3;
 export async function fileIdentity(path: string): Promise<FileIdentity> {
   const s = await stat(path, { bigint: true });
   if (!s.isFile()) throw new Error(`${path} is not a regular file`);
-  return { size: Number(s.size), mtimeNs: s.mtimeNs, inode: `${s.dev}:${s.ino}`, mode: Number(s.mode) & 0o777 };
+  return {
+    size: Number(s.size),
+    mtimeNs: s.mtimeNs,
+    inode: `${s.dev}:${s.ino}`,
+    mode: Number(s.mode) & 0o777,
+  };
 }
 
 function sameIdentity(a: FileIdentity, b: FileIdentity): boolean {
@@ -37,7 +42,10 @@ function sameIdentity(a: FileIdentity, b: FileIdentity): boolean {
 
 export async function sha256Stream(path: string, signal?: AbortSignal): Promise<string> {
   const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20, ...(signal ? { signal } : {}) })) {
+  for await (const chunk of createReadStream(path, {
+    highWaterMark: 1 << 20,
+    ...(signal ? { signal } : {}),
+  })) {
     hash.update(chunk as Buffer);
   }
   return hash.digest('hex');
@@ -80,7 +88,11 @@ export class HashCache {
   lookup(path: string, identity: FileIdentity): string | undefined {
     const row = this.select.get(path);
     if (!row) return undefined;
-    if (row.size !== identity.size || row.mtime_ns !== String(identity.mtimeNs) || row.inode !== identity.inode) {
+    if (
+      row.size !== identity.size ||
+      row.mtime_ns !== String(identity.mtimeNs) ||
+      row.inode !== identity.inode
+    ) {
       return undefined;
     }
     if (BigInt(row.hashed_at_ns) - identity.mtimeNs <= RACY_WINDOW_NS) return undefined;
@@ -88,7 +100,14 @@ export class HashCache {
   }
 
   record(path: string, identity: FileIdentity, sha256: string, hashedAtNs: bigint): void {
-    this.upsert.run(path, identity.size, String(identity.mtimeNs), identity.inode, sha256, String(hashedAtNs));
+    this.upsert.run(
+      path,
+      identity.size,
+      String(identity.mtimeNs),
+      identity.inode,
+      sha256,
+      String(hashedAtNs),
+    );
   }
 
   forget(path: string): void {
@@ -123,6 +142,9 @@ export class HashCache {
       }
       before = after; // it changed while we read it: read it again
     }
-    throw new SkyfarmError('BAD_ARGUMENT', `${path} keeps changing while it is being read; save it and retry`);
+    throw new SkyfarmError(
+      'BAD_ARGUMENT',
+      `${path} keeps changing while it is being read; save it and retry`,
+    );
   }
 }

@@ -14,7 +14,9 @@ export class KnownBlobs {
   private readonly kvSet;
 
   constructor(private readonly db: Db) {
-    this.countStmt = db.prepare<[string], { n: number }>('SELECT COUNT(*) AS n FROM known_blobs WHERE store = ?');
+    this.countStmt = db.prepare<[string], { n: number }>(
+      'SELECT COUNT(*) AS n FROM known_blobs WHERE store = ?',
+    );
     this.hasStmt = db.prepare<[string, string], { size: number }>(
       'SELECT size FROM known_blobs WHERE store = ? AND sha256 = ?',
     );

@@ -1,7 +1,12 @@
 // The project tree a job renders: relative path → blob. Relative paths are what Blender sees on the
 // worker, so they must never escape the job folder.
+import { createHash } from 'node:crypto';
 import { isAbsolute, normalize, sep, posix } from 'node:path';
 import { SkyfarmError } from '../errors.js';
+import { SHA256_HEX } from '../store/object-store.js';
+
+/** Files from outside the project root live under this folder of the tree. */
+export const EXTERNAL_DIR = '_external';
 
 export interface ManifestEntry {
   sha256: string;
@@ -14,8 +19,17 @@ export interface Manifest {
   /** Path of the .blend to render, relative to the project root. */
   blend: string;
   files: Record<string, ManifestEntry>;
-  /** Absolute paths on the submitting machine that were mapped into the tree → their relative path. */
+  /**
+   * Absolute folders (or files) on the submitting machine → where they are in the tree (`.` is the
+   * root). The render stage rewrites paths in Blender that point into them.
+   */
   remaps: Record<string, string>;
+  /** The project root on the submitting machine. */
+  root?: string;
+  /** Environment for the render stage whose values are paths in the tree (OCIO). */
+  env?: Record<string, string>;
+  /** Files the scene names that were not found when it was uploaded (rendered without them). */
+  missing?: string[];
 }
 
 /** Checks a manifest path is relative, normalised and stays inside the project folder. */
@@ -24,6 +38,7 @@ export function assertSafeRelativePath(path: string): string {
   const normalised = posix.normalize(asPosix);
   if (
     asPosix.length === 0 ||
+    asPosix.includes('\0') ||
     isAbsolute(path) ||
     posix.isAbsolute(asPosix) ||
     /^[A-Za-z]:/.test(asPosix) ||
@@ -35,4 +50,41 @@ export function assertSafeRelativePath(path: string): string {
     throw new SkyfarmError('UNSAFE_PATH', `path "${path}" escapes the project folder or is not normalised`);
   }
   return normalize(path);
+}
+
+/** Checks everything in a manifest that becomes a path in the job folder (a manifest may come from anywhere). */
+export function assertSafeManifest(manifest: Manifest): void {
+  if (manifest?.version !== 1 || typeof manifest.files !== 'object' || manifest.files === null) {
+    throw new SkyfarmError('BAD_ARGUMENT', 'not a skyfarm manifest (version 1)');
+  }
+  assertSafeRelativePath(manifest.blend);
+  if (!(manifest.blend in manifest.files)) {
+    throw new SkyfarmError('BAD_ARGUMENT', `the manifest does not contain its .blend (${manifest.blend})`);
+  }
+  for (const [path, entry] of Object.entries(manifest.files)) {
+    assertSafeRelativePath(path);
+    if (!SHA256_HEX.test(entry.sha256) || !Number.isSafeInteger(entry.size) || entry.size < 0) {
+      throw new SkyfarmError('BAD_ARGUMENT', `manifest entry "${path}" is malformed`);
+    }
+  }
+  for (const target of [...Object.values(manifest.remaps ?? {}), ...Object.values(manifest.env ?? {})]) {
+    if (target !== '.') assertSafeRelativePath(target);
+  }
+}
+
+/** The manifest's canonical bytes (sorted file list) and their SHA-256. */
+export function serializeManifest(manifest: Manifest): { json: string; sha256: string } {
+  const files = Object.fromEntries(
+    Object.entries(manifest.files).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
+  );
+  const json = JSON.stringify({ ...manifest, files });
+  return { json, sha256: createHash('sha256').update(json).digest('hex') };
+}
+
+export function jobManifestKey(jobId: string): string {
+  return `jobs/${jobId}/manifest.json`;
+}
+
+export function uploadManifestKey(sha256: string): string {
+  return `manifests/${sha256}.json`;
 }

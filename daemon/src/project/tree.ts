@@ -104,7 +104,13 @@ export async function planTree(request: TreeRequest): Promise<ProjectTree> {
   const blendPath = toPosix(relative(root, source));
   assertSafeRelativePath(blendPath);
   const blendInfo = await stat(request.blendFile);
-  place({ source: resolve(request.blendFile), path: blendPath, size: blendInfo.size, mode: 0o644, kind: 'blend' });
+  place({
+    source: resolve(request.blendFile),
+    path: blendPath,
+    size: blendInfo.size,
+    mode: 0o644,
+    kind: 'blend',
+  });
 
   for (const file of request.files) {
     if (file.path === source) continue; // the scene names itself (e.g. a self-referencing library)

@@ -1,13 +1,42 @@
 // Upload stage: puts the .blend and every file it depends on into the object store under their
-// hashes, then writes the manifest (and job.json, by the caller) last, so a job never references a
-// blob that is not there.
-import { lstat, realpath } from 'node:fs/promises';
-import { basename, dirname, isAbsolute, relative, resolve, sep } from 'node:path';
+// hashes (only the blobs the store lacks), then the caller writes the manifest (and job.json) last,
+// so a job never references a blob that is not there.
+//
+//   collect (collect.ts) → plan the tree (tree.ts) → [strict: refuse when anything is missing]
+//   → hash each file (hash cache) → confirm presence (known record + HEAD/listing) → upload the rest
+//
+// Hashing, presence checks and uploads overlap: a file is checked and sent as soon as it is hashed.
+import { setMaxListeners } from 'node:events';
+import { dirname } from 'node:path';
 import type { Dependency, EventMap } from '../../../protocol/generated/protocol.js';
 import { SkyfarmError } from '../errors.js';
-import type { IObjectStore } from '../store/object-store.js';
-import { sha256File } from './hash.js';
-import { assertSafeRelativePath, type Manifest } from './manifest.js';
+import {
+  BlobChangedError,
+  type BlobRef,
+  type IObjectStore,
+  type PresenceCheck,
+} from '../store/object-store.js';
+import { Semaphore } from '../util/semaphore.js';
+import { collectFiles } from './collect.js';
+import { fileIdentity, sha256Stream, type HashedFile } from './hash-cache.js';
+import type { KnownBlobs } from './known-blobs.js';
+import { jobManifestKey, serializeManifest, uploadManifestKey, type Manifest } from './manifest.js';
+import { planTree, type TreeEntry } from './tree.js';
+
+export interface FileHasher {
+  hash(path: string, signal?: AbortSignal): Promise<HashedFile>;
+  forget?(path: string): void;
+}
+
+/** Hashing without a cache (tests, one-off tools). */
+export const plainHasher: FileHasher = {
+  async hash(path, signal) {
+    const identity = await fileIdentity(path);
+    return { ...identity, sha256: await sha256Stream(path, signal), cached: false };
+  },
+};
+
+export type UploadPhase = 'plan' | 'transfer' | 'total';
 
 export interface UploadRequest {
   jobId: string | null;
@@ -15,12 +44,30 @@ export interface UploadRequest {
   blendFile: string;
   /** Where the scene lives for the user; its relative paths hang off this location. */
   sourceBlendFile: string;
+  /** A folder the project root must include (default: the .blend's folder). */
   projectRoot: string;
   dependencies: Dependency[];
+  /** Refuse (MISSING_DEPENDENCIES) before uploading anything when a file is missing. */
   strict: boolean;
   store: IObjectStore;
+  /** The daemon's hash cache (default: hash everything). */
+  hasher?: FileHasher;
+  /** The daemon's record of blobs seen in stores. */
+  known?: KnownBlobs;
+  /** Environment of the submitting side: `OCIO` adds the colour config. */
+  env?: NodeJS.ProcessEnv;
   signal?: AbortSignal;
   onProgress?: (progress: EventMap['upload.progress']) => void;
+  /** Minimum time between progress events (default 250 ms); the last one is always sent. */
+  progressIntervalMs?: number;
+  /** Files hashed at once (default 4). */
+  hashConcurrency?: number;
+  /** Presence checks at once (default 32). */
+  checkConcurrency?: number;
+  /** Blob uploads at once (default 8). */
+  uploadConcurrency?: number;
+  /** Bench hook: each phase's duration in milliseconds. */
+  onPhase?: (phase: UploadPhase, ms: number) => void;
 }
 
 export interface UploadResult {
@@ -28,108 +75,277 @@ export interface UploadResult {
   missing: string[];
   bytesTotal: number;
   bytesUploaded: number;
+  blobsUploaded: number;
+  /** Files whose hash was computed (not found in the hash cache). */
+  filesHashed: number;
+  bytesHashed: number;
+  /** Blobs the known record listed that the store no longer had (uploaded again). */
+  blobsVanished: number;
+  /** Requests the presence check made (listing pages + HEADs). */
+  presenceRequests: number;
+  root: string;
+  /** Absolute paths of the files read (the .blend first). */
+  sources: string[];
   manifest: Manifest;
+  manifestSha256: string;
+  timings: Record<UploadPhase, number>;
 }
 
-interface PlannedFile {
-  source: string;
-  relativePath: string;
-  size: number;
-  mode: number;
-}
+class Progress {
+  private filesDone = 0;
+  private bytesDone = 0;
+  private inflight = 0;
+  private lastEmit = 0;
+  private readonly started = Date.now();
 
-function isInside(root: string, path: string): boolean {
-  const rel = relative(root, path);
-  return rel !== '' && rel !== '..' && !rel.startsWith('..' + sep) && !isAbsolute(rel);
-}
+  constructor(
+    private readonly request: UploadRequest,
+    private readonly filesTotal: number,
+    private readonly bytesTotal: number,
+  ) {}
 
-/** Decides where each file goes in the project tree; files outside the root go under `_external/`. */
-async function planFiles(request: UploadRequest): Promise<{ planned: PlannedFile[]; missing: string[]; remaps: Record<string, string> }> {
-  const root = resolve(request.projectRoot);
-  const planned: PlannedFile[] = [];
-  const missing: string[] = [];
-  const remaps: Record<string, string> = {};
-  const taken = new Set<string>();
-  const blendRel = isInside(root, resolve(request.sourceBlendFile))
-    ? relative(root, resolve(request.sourceBlendFile))
-    : basename(request.sourceBlendFile);
-  const blendStat = await lstat(request.blendFile);
-  planned.push({ source: request.blendFile, relativePath: assertSafeRelativePath(blendRel), size: blendStat.size, mode: 0o644 });
-  taken.add(blendRel);
-
-  let externalIndex = 0;
-  for (const dependency of request.dependencies) {
-    const absolute = resolve(dirname(request.sourceBlendFile), dependency.path);
-    let stats;
-    try {
-      stats = await lstat(absolute);
-      if (stats.isSymbolicLink()) {
-        const target = await realpath(absolute);
-        if (!isInside(root, target)) {
-          throw new SkyfarmError('UNSAFE_PATH', `${absolute} is a symlink pointing outside the project (${target})`);
-        }
-        stats = await lstat(target);
-      }
-    } catch (error) {
-      if (error instanceof SkyfarmError) throw error;
-      missing.push(absolute);
-      continue;
-    }
-    if (!stats.isFile()) {
-      missing.push(absolute);
-      continue;
-    }
-    let relativePath: string;
-    if (isInside(root, absolute)) {
-      relativePath = relative(root, absolute);
-    } else {
-      externalIndex += 1;
-      relativePath = ['_external', String(externalIndex), basename(absolute)].join(sep);
-      remaps[absolute] = relativePath;
-    }
-    if (taken.has(relativePath)) continue;
-    taken.add(relativePath);
-    planned.push({ source: absolute, relativePath: assertSafeRelativePath(relativePath), size: stats.size, mode: stats.mode & 0o777 });
+  sending(bytes: number): void {
+    this.inflight += bytes;
+    this.emit(false);
   }
-  return { planned, missing, remaps };
+
+  blobFinished(sent: number): void {
+    this.inflight -= sent;
+  }
+
+  fileDone(size: number): void {
+    this.filesDone += 1;
+    this.bytesDone += size;
+    this.emit(false);
+  }
+
+  emit(force: boolean): void {
+    const onProgress = this.request.onProgress;
+    if (!onProgress) return;
+    const now = Date.now();
+    if (!force && now - this.lastEmit < (this.request.progressIntervalMs ?? 250)) return;
+    this.lastEmit = now;
+    const bytesDone = Math.min(this.bytesTotal, Math.max(0, this.bytesDone + this.inflight));
+    const elapsed = (now - this.started) / 1000;
+    const rate = elapsed > 0 ? bytesDone / elapsed : 0;
+    onProgress({
+      jobId: this.request.jobId,
+      filesDone: this.filesDone,
+      filesTotal: this.filesTotal,
+      bytesDone,
+      bytesTotal: this.bytesTotal,
+      bytesPerSecond: rate,
+      etaSeconds: rate > 0 ? (this.bytesTotal - bytesDone) / rate : null,
+    });
+  }
+}
+
+/** Presence through hasBlob for stores without a batched check. */
+function fallbackPresence(store: IObjectStore): PresenceCheck {
+  let requests = 0;
+  return {
+    get requests() {
+      return requests;
+    },
+    has: async (blob: BlobRef) => {
+      requests += 1;
+      return store.hasBlob(blob.sha256);
+    },
+  };
 }
 
 export async function uploadProject(request: UploadRequest): Promise<UploadResult> {
-  const { planned, missing, remaps } = await planFiles(request);
-  if (request.strict && missing.length > 0) {
-    throw new SkyfarmError('MISSING_DEPENDENCIES', `missing files (--strict): ${missing.join(', ')}`);
+  const t0 = performance.now();
+  const { store } = request;
+  const hasher = request.hasher ?? plainHasher;
+  const collection = await collectFiles(request.dependencies, {
+    blendDir: dirname(request.sourceBlendFile),
+    ...(request.env ? { env: request.env } : {}),
+  });
+  if (request.strict && collection.missing.length > 0) {
+    throw new SkyfarmError(
+      'MISSING_DEPENDENCIES',
+      `${collection.missing.length} file(s) the scene needs are missing (--strict): ${collection.missing.join(', ')}`,
+    );
   }
-  const bytesTotal = planned.reduce((sum, file) => sum + file.size, 0);
-  let bytesDone = 0;
-  let bytesUploaded = 0;
-  const started = Date.now();
+  const tree = await planTree({
+    blendFile: request.blendFile,
+    sourceBlendFile: request.sourceBlendFile,
+    rootHint: request.projectRoot,
+    files: collection.files,
+    env: collection.env,
+  });
+  const tPlan = performance.now();
+  request.onPhase?.('plan', tPlan - t0);
+
+  // One controller for the whole transfer: the first failure (or the caller's abort) stops the rest.
+  const controller = new AbortController();
+  setMaxListeners(0, controller.signal); // one listener per waiting file and request
+  const onAbort = () => controller.abort(request.signal?.reason);
+  if (request.signal?.aborted) onAbort();
+  else request.signal?.addEventListener('abort', onAbort, { once: true });
+  const signal = controller.signal;
+
+  const storeId = store.id ?? 'store';
+  const bytesTotal = tree.entries.reduce((sum, entry) => sum + entry.size, 0);
+  const progress = new Progress(request, tree.entries.length, bytesTotal);
+  progress.emit(true);
+  const presence =
+    store.presence?.(tree.entries.length, {
+      signal,
+      sizeHint: request.known?.sizeHint(storeId) ?? 0,
+    }) ?? fallbackPresence(store);
+  const hashSlots = new Semaphore(request.hashConcurrency ?? 4);
+  const checkSlots = new Semaphore(request.checkConcurrency ?? 32);
+  const uploadSlots = new Semaphore(request.uploadConcurrency ?? 8);
+
   const files: Manifest['files'] = {};
-  for (const [index, file] of planned.entries()) {
-    request.signal?.throwIfAborted();
-    const sha256 = await sha256File(file.source, request.signal);
-    if (!(await request.store.hasBlob(sha256))) {
-      await request.store.putBlobFromFile(sha256, file.source, request.signal);
-      bytesUploaded += file.size;
+  const blobJobs = new Map<string, Promise<void>>();
+  const present: BlobRef[] = [];
+  const vanished: string[] = [];
+  let bytesUploaded = 0;
+  let blobsUploaded = 0;
+  let filesHashed = 0;
+  let bytesHashed = 0;
+
+  const ensureBlob = (blob: BlobRef, source: string): Promise<void> => {
+    let job = blobJobs.get(blob.sha256);
+    if (job) return job;
+    job = (async () => {
+      let release = await checkSlots.acquire(signal);
+      let there: boolean;
+      try {
+        there = await presence.has(blob);
+      } finally {
+        release();
+      }
+      if (!there) {
+        if (request.known?.has(storeId, blob)) vanished.push(blob.sha256);
+        release = await uploadSlots.acquire(signal);
+        let sent = 0;
+        try {
+          const onBytes = (bytes: number) => {
+            sent += bytes;
+            progress.sending(bytes);
+          };
+          if (store.putBlob) await store.putBlob(blob.sha256, source, { size: blob.size, signal, onBytes });
+          else {
+            await store.putBlobFromFile(blob.sha256, source, signal);
+            onBytes(blob.size);
+          }
+        } finally {
+          progress.blobFinished(sent);
+          release();
+        }
+        bytesUploaded += blob.size;
+        blobsUploaded += 1;
+      }
+      present.push(blob);
+    })();
+    // A blob whose upload failed may be retried by another file with the same bytes.
+    job.catch(() => blobJobs.delete(blob.sha256));
+    blobJobs.set(blob.sha256, job);
+    return job;
+  };
+
+  const processFile = async (entry: TreeEntry): Promise<void> => {
+    for (let attempt = 1; ; attempt++) {
+      const release = await hashSlots.acquire(signal);
+      let hashed: HashedFile;
+      try {
+        hashed = await hasher.hash(entry.source, signal);
+      } finally {
+        release();
+      }
+      if (!hashed.cached) {
+        filesHashed += 1;
+        bytesHashed += hashed.size;
+      }
+      try {
+        await ensureBlob({ sha256: hashed.sha256, size: hashed.size }, entry.source);
+      } catch (error) {
+        // Saved again between hashing and sending: hash it again, once.
+        if (error instanceof BlobChangedError && attempt < 2) {
+          hasher.forget?.(entry.source);
+          continue;
+        }
+        throw error;
+      }
+      files[entry.path] = { sha256: hashed.sha256, size: hashed.size, mode: entry.mode };
+      progress.fileDone(hashed.size);
+      return;
     }
-    files[file.relativePath.split(sep).join('/')] = { sha256, size: file.size, mode: file.mode };
-    bytesDone += file.size;
-    const elapsed = (Date.now() - started) / 1000;
-    const rate = elapsed > 0 ? bytesDone / elapsed : 0;
-    request.onProgress?.({
-      jobId: request.jobId,
-      filesDone: index + 1,
-      filesTotal: planned.length,
-      bytesDone,
-      bytesTotal,
-      bytesPerSecond: rate,
-      etaSeconds: rate > 0 ? (bytesTotal - bytesDone) / rate : null,
-    });
+  };
+
+  const outcomes = await Promise.allSettled(
+    tree.entries.map((entry) =>
+      processFile(entry).catch((error: unknown) => {
+        if (!signal.aborted) controller.abort(error);
+        throw error;
+      }),
+    ),
+  );
+  request.signal?.removeEventListener('abort', onAbort);
+  if (request.signal?.aborted) {
+    throw new SkyfarmError('CANCELED', 'the upload was canceled', { cause: request.signal.reason });
+  }
+  const failure = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected');
+  if (failure) {
+    const reason = signal.reason ?? failure.reason;
+    if (reason instanceof BlobChangedError) {
+      throw new SkyfarmError('BAD_ARGUMENT', `${reason.message}; save your work and submit again`, {
+        cause: reason,
+      });
+    }
+    throw reason;
+  }
+  progress.emit(true);
+
+  if (request.known) {
+    request.known.forget(storeId, vanished);
+    request.known.markPresent(storeId, present);
+    if (presence.listed !== undefined) request.known.recordListing(storeId, presence.listed);
   }
   const manifest: Manifest = {
     version: 1,
-    blend: planned[0]!.relativePath.split(sep).join('/'),
-    files,
-    remaps,
+    blend: tree.blend,
+    files: Object.fromEntries(Object.entries(files).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))),
+    remaps: tree.remaps,
+    root: tree.root,
+    ...(Object.keys(tree.env).length ? { env: tree.env } : {}),
+    ...(collection.missing.length ? { missing: collection.missing } : {}),
   };
-  return { files: planned.length, missing, bytesTotal, bytesUploaded, manifest };
+  const tEnd = performance.now();
+  request.onPhase?.('transfer', tEnd - tPlan);
+  request.onPhase?.('total', tEnd - t0);
+  return {
+    files: tree.entries.length,
+    missing: collection.missing,
+    bytesTotal,
+    bytesUploaded,
+    blobsUploaded,
+    filesHashed,
+    bytesHashed,
+    blobsVanished: vanished.length,
+    presenceRequests: presence.requests,
+    root: tree.root,
+    sources: tree.entries.map((entry) => entry.source),
+    manifest,
+    manifestSha256: serializeManifest(manifest).sha256,
+    timings: { plan: tPlan - t0, transfer: tEnd - tPlan, total: tEnd - t0 },
+  };
+}
+
+/**
+ * Writes the manifest, after every blob it names is in the store: `jobs/<jobId>/manifest.json` for a
+ * job (then the caller writes job.json), else `manifests/<sha256>.json` (a pre-synced project).
+ */
+export async function writeManifest(
+  store: IObjectStore,
+  result: UploadResult,
+  jobId: string | null,
+): Promise<string> {
+  const key = jobId ? jobManifestKey(jobId) : uploadManifestKey(result.manifestSha256);
+  await store.putJson(key, result.manifest);
+  return key;
 }

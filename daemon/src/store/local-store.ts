@@ -14,7 +14,6 @@ import {
   type BlobRef,
   type IObjectStore,
   type PresenceCheck,
-  type PresenceOptions,
   type PutBlobOptions,
 } from './object-store.js';
 

@@ -42,7 +42,8 @@ export function isTransient(error: unknown): boolean {
   if (e.name && PERMANENT_NAMES.has(e.name)) return false;
   if (e.$retryable) return true;
   if (e.code && NETWORK_CODES.has(e.code)) return true;
-  if (e.name === 'TimeoutError' || e.name === 'RequestTimeout' || e.name === 'RequestTimeTooSkewed') return true;
+  if (e.name === 'TimeoutError' || e.name === 'RequestTimeout' || e.name === 'RequestTimeTooSkewed')
+    return true;
   const status = e.$metadata?.httpStatusCode;
   if (status !== undefined) return status >= 500 || status === 408 || status === 429;
   if (/socket hang up|premature close|ECONNRESET|EPIPE|aborted/i.test(e.message ?? '')) return true;
@@ -57,7 +58,10 @@ export interface RetryOptions {
   onRetry?: (error: unknown, attempt: number) => void;
 }
 
-export async function withRetries<T>(fn: (attempt: number) => Promise<T>, options: RetryOptions = {}): Promise<T> {
+export async function withRetries<T>(
+  fn: (attempt: number) => Promise<T>,
+  options: RetryOptions = {},
+): Promise<T> {
   const attempts = options.attempts ?? 4;
   const base = options.baseDelayMs ?? 100;
   for (let attempt = 1; ; attempt++) {

@@ -73,7 +73,9 @@ export class S3ObjectStore implements IObjectStore {
   }
 
   async hasBlob(sha256: string): Promise<boolean> {
-    return (await withRetries(() => this.s3.head(blobKey(sha256)), { attempts: this.attempts })) !== undefined;
+    return (
+      (await withRetries(() => this.s3.head(blobKey(sha256)), { attempts: this.attempts })) !== undefined
+    );
   }
 
   /**
@@ -131,7 +133,8 @@ export class S3ObjectStore implements IObjectStore {
       await withRetries(async () => {
         const body = await readFile(file, options.signal ? { signal: options.signal } : {});
         const actual = sha256Hex(body);
-        if (actual !== sha256 || body.length !== options.size) throw new BlobChangedError(file, sha256, actual);
+        if (actual !== sha256 || body.length !== options.size)
+          throw new BlobChangedError(file, sha256, actual);
         await this.s3.put(key, body, {
           checksumSha256: hexToBase64(sha256),
           ...(options.signal ? { signal: options.signal } : {}),
@@ -179,7 +182,9 @@ export class S3ObjectStore implements IObjectStore {
         }
         const head = await this.s3.head(key, options.signal);
         if (!head || head.size !== options.size) {
-          throw new IntegrityError(`${key}: stored ${head?.size ?? 'nothing'}, expected ${options.size} bytes`);
+          throw new IntegrityError(
+            `${key}: stored ${head?.size ?? 'nothing'}, expected ${options.size} bytes`,
+          );
         }
       }, retry);
     } finally {
@@ -219,7 +224,10 @@ export class S3ObjectStore implements IObjectStore {
     const body = Buffer.from(JSON.stringify(value, null, 2));
     await withRetries(
       () =>
-        this.s3.put(key, body, { contentType: 'application/json', checksumSha256: hexToBase64(sha256Hex(body)) }),
+        this.s3.put(key, body, {
+          contentType: 'application/json',
+          checksumSha256: hexToBase64(sha256Hex(body)),
+        }),
       { attempts: this.attempts },
     );
   }

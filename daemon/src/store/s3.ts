@@ -101,7 +101,10 @@ export function s3SettingsFromEnv(bucket: string, env: NodeJS.ProcessEnv): S3Set
   const secretAccessKey = env['AWS_SECRET_ACCESS_KEY'];
   const region = env['AWS_REGION'] || env['AWS_DEFAULT_REGION'] || (endpoint ? 'us-east-1' : undefined);
   if (!region) {
-    throw new SkyfarmError('AWS_NO_REGION', 'No AWS region configured: set AWS_REGION (e.g. AWS_REGION=eu-central-1)');
+    throw new SkyfarmError(
+      'AWS_NO_REGION',
+      'No AWS region configured: set AWS_REGION (e.g. AWS_REGION=eu-central-1)',
+    );
   }
   return {
     bucket,
@@ -125,7 +128,8 @@ const SWEEP_SKEW_MS = 60_000;
 const BUCKET_NAME = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
 
 export function assertBucketName(bucket: string): void {
-  if (!BUCKET_NAME.test(bucket)) throw new SkyfarmError('BAD_ARGUMENT', `"${bucket}" is not a valid S3 bucket name`);
+  if (!BUCKET_NAME.test(bucket))
+    throw new SkyfarmError('BAD_ARGUMENT', `"${bucket}" is not a valid S3 bucket name`);
 }
 
 function md5Hex(data: Uint8Array): string {
@@ -213,7 +217,10 @@ export function createS3(settings: S3Settings): IS3 {
           Contents?: Array<{ Key?: string; Size?: number }>;
           IsTruncated?: boolean;
           NextContinuationToken?: string;
-        }>(new ListObjectsV2Command({ Bucket, Prefix: prefix, ContinuationToken: token, MaxKeys: 1000 }), signal);
+        }>(
+          new ListObjectsV2Command({ Bucket, Prefix: prefix, ContinuationToken: token, MaxKeys: 1000 }),
+          signal,
+        );
         yield (out.Contents ?? []).flatMap((o) => (o.Key ? [{ key: o.Key, size: o.Size ?? 0 }] : []));
         if (!out.IsTruncated || !out.NextContinuationToken) return;
         token = out.NextContinuationToken;
@@ -233,7 +240,9 @@ export function createS3(settings: S3Settings): IS3 {
         options.signal,
       );
       if (options.checksumSha256 && out.ChecksumSHA256 && out.ChecksumSHA256 !== options.checksumSha256) {
-        throw new IntegrityError(`${key}: S3 computed SHA-256 ${out.ChecksumSHA256}, sent ${options.checksumSha256}`);
+        throw new IntegrityError(
+          `${key}: S3 computed SHA-256 ${out.ChecksumSHA256}, sent ${options.checksumSha256}`,
+        );
       }
       checkEtag(out.ETag, body, out.ServerSideEncryption, key);
     },
@@ -256,10 +265,10 @@ export function createS3(settings: S3Settings): IS3 {
               command instanceof UploadPartCommand ||
               command instanceof PutObjectCommand ||
               command instanceof CompleteMultipartUploadCommand;
-            const out = (await rawSend(command, interruptible && signal ? { abortSignal: signal } : {})) as Record<
-              string,
-              unknown
-            >;
+            const out = (await rawSend(
+              command,
+              interruptible && signal ? { abortSignal: signal } : {},
+            )) as Record<string, unknown>;
             if (command instanceof CreateMultipartUploadCommand && typeof out['UploadId'] === 'string') {
               uploadIds.add(out['UploadId']);
             }
@@ -368,7 +377,11 @@ export function createS3(settings: S3Settings): IS3 {
         );
         for (const u of out.Uploads ?? []) {
           if (u.Key && u.UploadId) {
-            found.push({ key: u.Key, uploadId: u.UploadId, ...(u.Initiated ? { initiated: u.Initiated } : {}) });
+            found.push({
+              key: u.Key,
+              uploadId: u.UploadId,
+              ...(u.Initiated ? { initiated: u.Initiated } : {}),
+            });
           }
         }
         if (!out.IsTruncated) break;

@@ -1,0 +1,173 @@
+// The scene upload as a daemon service: `project.upload` (what `skyfarm upload` calls), and the upload
+// stage of every render job (local backend now, AWS backend through the same call). It owns the hash
+// cache, the known-blob record, the project watcher and the stores.
+import { resolve } from 'node:path';
+import type { Logger } from 'pino';
+import type {
+  Backend,
+  ProjectUploadParams,
+  ProjectUploadResult,
+} from '../../../protocol/generated/protocol.js';
+import type { Db } from '../db/database.js';
+import { SkyfarmError } from '../errors.js';
+import type { Notify } from '../notify.js';
+import type { ProbeResult } from '../render/blender.js';
+import { assertBlendFile } from '../jobs/validate-blend.js';
+import type { IObjectStore } from '../store/object-store.js';
+import { createS3, s3SettingsFromEnv } from '../store/s3.js';
+import { S3ObjectStore, type S3StoreOptions } from '../store/s3-store.js';
+import { HashCache } from './hash-cache.js';
+import { KnownBlobs } from './known-blobs.js';
+import { uploadProject, writeManifest, type UploadRequest, type UploadResult } from './upload.js';
+import { ProjectWatcher } from './watcher.js';
+
+export interface ProjectServiceDeps {
+  db: Db;
+  /** The local backend's store. */
+  localStore: IObjectStore;
+  env: NodeJS.ProcessEnv;
+  notify: Notify;
+  findBlender: () => Promise<{ path: string }>;
+  probeBlend: (blender: string, file: string, scene?: string) => Promise<ProbeResult>;
+  log?: Logger;
+  /** The farm bucket of a deployed stack (from the stack service's outputs), when there is one. */
+  resolveStackBucket?: (stackName: string) => Promise<string>;
+  /** Makes the S3 store for a bucket (tests inject part sizes); default: the real SDK client from `env`. */
+  s3Store?: (bucket: string) => IObjectStore;
+  s3Options?: S3StoreOptions;
+  watcher?: { maxProjects?: number; maxFolders?: number; debounceMs?: number; enabled?: boolean };
+}
+
+export interface StoreChoice {
+  backend?: Backend;
+  bucket?: string;
+  stackName?: string;
+}
+
+/** A job's (or a standalone) upload, with the daemon's caches filled in. */
+export type ServiceUploadRequest = Omit<UploadRequest, 'hasher' | 'known' | 'env'>;
+
+export class ProjectService {
+  readonly hashCache: HashCache;
+  readonly known: KnownBlobs;
+  readonly watcher: ProjectWatcher | undefined;
+  private readonly s3Stores = new Map<string, IObjectStore>();
+
+  constructor(private readonly deps: ProjectServiceDeps) {
+    this.hashCache = new HashCache(deps.db);
+    this.known = new KnownBlobs(deps.db);
+    this.watcher =
+      deps.watcher?.enabled === false
+        ? undefined
+        : new ProjectWatcher({
+            hashCache: this.hashCache,
+            ...(deps.watcher?.maxProjects !== undefined ? { maxProjects: deps.watcher.maxProjects } : {}),
+            ...(deps.watcher?.maxFolders !== undefined ? { maxFolders: deps.watcher.maxFolders } : {}),
+            ...(deps.watcher?.debounceMs !== undefined ? { debounceMs: deps.watcher.debounceMs } : {}),
+            ...(deps.log ? { log: deps.log } : {}),
+          });
+  }
+
+  /** The store a backend uploads to: the local folder, or the farm bucket (`bucket`, else the stack's). */
+  async storeFor(choice: StoreChoice): Promise<IObjectStore> {
+    if ((choice.backend ?? (choice.bucket || choice.stackName ? 'aws' : 'local')) === 'local') {
+      return this.deps.localStore;
+    }
+    let bucket = choice.bucket;
+    if (!bucket && choice.stackName) {
+      if (!this.deps.resolveStackBucket) {
+        throw new SkyfarmError(
+          'BACKEND_UNAVAILABLE',
+          `cannot look up the bucket of stack "${choice.stackName}" in this daemon; pass --bucket`,
+        );
+      }
+      bucket = await this.deps.resolveStackBucket(choice.stackName);
+    }
+    if (!bucket) {
+      throw new SkyfarmError(
+        'BAD_ARGUMENT',
+        'the AWS backend needs the farm bucket: pass --bucket B or --stack-name N',
+      );
+    }
+    let store = this.s3Stores.get(bucket);
+    if (!store) {
+      store = this.deps.s3Store
+        ? this.deps.s3Store(bucket)
+        : new S3ObjectStore(createS3(s3SettingsFromEnv(bucket, this.deps.env)), this.deps.s3Options);
+      this.s3Stores.set(bucket, store);
+    }
+    return store;
+  }
+
+  /** Uploads with the hash cache and known-blob record, then watches the project for changes. */
+  async upload(request: ServiceUploadRequest): Promise<UploadResult> {
+    const result = await uploadProject({
+      ...request,
+      hasher: this.hashCache,
+      known: this.known,
+      env: this.deps.env,
+    });
+    if (this.watcher) {
+      // The project's own files; a temporary copy of the scene (submitted from Blender) is not worth watching.
+      const files = result.sources.filter(
+        (file) => file !== request.blendFile || file === request.sourceBlendFile,
+      );
+      this.watcher.watch(result.root, files).catch((error: unknown) => {
+        this.deps.log?.warn({ err: error, root: result.root }, 'could not watch the project');
+      });
+    }
+    return result;
+  }
+
+  /** `project.upload`: reads the scene's dependencies (Blender, when the client did not send them) and uploads. */
+  async uploadRequest(params: ProjectUploadParams, signal?: AbortSignal): Promise<ProjectUploadResult> {
+    const started = performance.now();
+    const blendFile = resolve(params.blendFile);
+    const sourceBlendFile = resolve(params.sourceBlendFile ?? blendFile);
+    await assertBlendFile(blendFile);
+    const store = await this.storeFor({
+      ...(params.backend ? { backend: params.backend } : {}),
+      ...(params.bucket ? { bucket: params.bucket } : {}),
+      ...(params.stackName ? { stackName: params.stackName } : {}),
+    });
+    let dependencies = params.dependencies;
+    if (!dependencies) {
+      const blender = await this.deps.findBlender();
+      dependencies = (await this.deps.probeBlend(blender.path, blendFile, params.scene)).dependencies;
+    }
+    signal?.throwIfAborted();
+    const result = await this.upload({
+      jobId: null,
+      blendFile,
+      sourceBlendFile,
+      projectRoot: resolve(params.projectRoot ?? resolve(sourceBlendFile, '..')),
+      dependencies,
+      strict: params.strict ?? false,
+      store,
+      ...(signal ? { signal } : {}),
+      onProgress: (progress) => this.deps.notify('upload.progress', progress),
+    });
+    const key = await writeManifest(store, result, null);
+    return {
+      files: result.files,
+      missing: result.missing,
+      bytesTotal: result.bytesTotal,
+      bytesUploaded: result.bytesUploaded,
+      blobsUploaded: result.blobsUploaded,
+      filesHashed: result.filesHashed,
+      seconds: (performance.now() - started) / 1000,
+      manifest: {
+        key,
+        sha256: result.manifestSha256,
+        blend: result.manifest.blend,
+        root: result.root,
+        files: result.files,
+        remaps: result.manifest.remaps,
+      },
+    };
+  }
+
+  async close(): Promise<void> {
+    await this.watcher?.close();
+  }
+}

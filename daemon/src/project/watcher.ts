@@ -1,0 +1,146 @@
+// Watches the folders of recently submitted projects (chokidar) and re-hashes a changed file in the
+// background, so the next submit finds its hash in the cache. Bounded: at most `maxProjects` projects
+// (least recently submitted dropped first) and `maxFolders` folders in all; only files the project
+// uses are re-hashed; editor backups (*.blend1), temporary and hidden files are ignored.
+import { basename, dirname } from 'node:path';
+import { watch, type FSWatcher } from 'chokidar';
+import type { Logger } from 'pino';
+import { isIgnoredName } from './collect.js';
+import type { HashCache } from './hash-cache.js';
+
+export interface ProjectWatcherOptions {
+  hashCache: HashCache;
+  maxProjects?: number;
+  maxFolders?: number;
+  /** Quiet time after the last event before a file is re-hashed (default 500 ms). */
+  debounceMs?: number;
+  log?: Logger;
+  /** Called after a background re-hash (tests). */
+  onRehashed?: (path: string, sha256: string) => void;
+}
+
+interface WatchedProject {
+  root: string;
+  files: Set<string>;
+  folders: string[];
+  watcher: FSWatcher;
+}
+
+export class ProjectWatcher {
+  private readonly projects = new Map<string, WatchedProject>();
+  private readonly timers = new Map<string, NodeJS.Timeout>();
+  private queue: Promise<void> = Promise.resolve();
+  private readonly controller = new AbortController();
+  private closed = false;
+  readonly maxProjects: number;
+  readonly maxFolders: number;
+
+  constructor(private readonly options: ProjectWatcherOptions) {
+    this.maxProjects = options.maxProjects ?? 5;
+    this.maxFolders = options.maxFolders ?? 1000;
+  }
+
+  get watchedProjects(): string[] {
+    return [...this.projects.keys()];
+  }
+
+  get watchedFolders(): number {
+    let n = 0;
+    for (const project of this.projects.values()) n += project.folders.length;
+    return n;
+  }
+
+  /** Starts (or refreshes) watching a project's folders; resolves once the watcher is ready. */
+  async watch(root: string, files: string[]): Promise<void> {
+    if (this.closed) return;
+    const existing = this.projects.get(root);
+    if (existing) {
+      this.projects.delete(root);
+      const folders = new Set(files.map((file) => dirname(file)));
+      if (folders.size === existing.folders.length && existing.folders.every((f) => folders.has(f))) {
+        existing.files = new Set(files); // same folders: keep the watcher, most recent again
+        this.projects.set(root, existing);
+        return;
+      }
+      await existing.watcher.close();
+    }
+    while (this.projects.size >= this.maxProjects) {
+      const oldest = this.projects.keys().next().value as string;
+      const dropped = this.projects.get(oldest);
+      this.projects.delete(oldest);
+      await dropped?.watcher.close();
+    }
+    const budget = this.maxFolders - this.watchedFolders;
+    if (budget <= 0) return;
+    // The folders holding the most files first, when there are more than the budget allows.
+    const counts = new Map<string, number>();
+    for (const file of files) counts.set(dirname(file), (counts.get(dirname(file)) ?? 0) + 1);
+    const folders = [...counts.entries()]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, budget)
+      .map(([folder]) => folder);
+    const folderSet = new Set(folders);
+    const fileSet = new Set(files.filter((file) => folderSet.has(dirname(file))));
+    const watcher = watch(folders, {
+      depth: 0,
+      ignoreInitial: true,
+      persistent: true,
+      ignorePermissionErrors: true,
+      ignored: (path: string) => !folderSet.has(path) && isIgnoredName(basename(path)),
+    });
+    const project: WatchedProject = { root, files: fileSet, folders, watcher };
+    const onChange = (path: string) => {
+      if (project.files.has(path)) this.schedule(path);
+    };
+    watcher.on('change', onChange);
+    watcher.on('add', onChange);
+    watcher.on('unlink', (path: string) => {
+      if (project.files.has(path)) this.options.hashCache.forget(path);
+    });
+    watcher.on('error', (error: unknown) =>
+      this.options.log?.warn({ err: error, root }, 'project watcher error'),
+    );
+    this.projects.set(root, project);
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, 10_000); // never hold a submit up for a slow folder scan
+      watcher.once('ready', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  private schedule(path: string): void {
+    if (this.closed) return;
+    clearTimeout(this.timers.get(path));
+    this.timers.set(
+      path,
+      setTimeout(() => {
+        this.timers.delete(path);
+        this.queue = this.queue.then(() => this.rehash(path));
+      }, this.options.debounceMs ?? 500),
+    );
+  }
+
+  private async rehash(path: string): Promise<void> {
+    if (this.closed) return;
+    try {
+      const hashed = await this.options.hashCache.hash(path, this.controller.signal);
+      this.options.onRehashed?.(path, hashed.sha256);
+    } catch (error) {
+      if (!this.closed) this.options.log?.debug({ err: error, path }, 'background re-hash failed');
+    }
+  }
+
+  /** Stops every watcher and pending re-hash (daemon shutdown). */
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const timer of this.timers.values()) clearTimeout(timer);
+    this.timers.clear();
+    this.controller.abort();
+    const watchers = [...this.projects.values()].map((project) => project.watcher.close());
+    this.projects.clear();
+    await Promise.allSettled(watchers);
+    await this.queue.catch(() => undefined);
+  }
+}
