@@ -40,6 +40,9 @@ export function awsEnv(t: Teardown, vars: Record<string, string | undefined>): N
     AWS_CONFIG_FILE: join(home, 'config'),
     AWS_SHARED_CREDENTIALS_FILE: join(home, 'credentials'),
     AWS_EC2_METADATA_DISABLED: 'true',
+    // Safety net: a service not pointed at a local fake fails on a closed loopback port instead of
+    // resolving a real AWS host name.
+    AWS_ENDPOINT_URL: 'http://127.0.0.1:9',
   };
   for (const [k, v] of Object.entries({ ...base, ...vars })) {
     if (v === undefined) delete process.env[k];
