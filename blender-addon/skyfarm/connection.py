@@ -135,6 +135,7 @@ class DaemonConnection:
     def start(self) -> None:
         if self._thread is not None:
             return
+        self.status = ConnectionStatus(CONNECTING, f"looking for the skyfarm daemon in {self._state_dir()}")
         self._thread = threading.Thread(target=self._run, name="skyfarm-daemon-connection", daemon=True)
         self._thread.start()
 

@@ -20,7 +20,8 @@ def scene_facts(scene):
         frame_end=scene.frame_end,
         frame_step=scene.frame_step,
         render_filepath=scene.render.filepath,
-        has_camera=scene.camera is not None,
+        # Timeline markers can bind cameras per frame; the daemon counts those too.
+        has_camera=scene.camera is not None or any(marker.camera is not None for marker in scene.timeline_markers),
         is_movie=image_settings.file_format in {"FFMPEG", "AVI_JPEG", "AVI_RAW"},
     )
 

@@ -6,7 +6,7 @@ this reducer folds both into one table and reports the transitions the user shou
 """
 
 from dataclasses import dataclass
-from typing import Any, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Set, Tuple
 
 FINISHED_STATES = ("done", "failed", "canceled")
 
@@ -40,6 +40,9 @@ class JobTable:
 
     def __contains__(self, job_id: str) -> bool:
         return job_id in self._jobs
+
+    def ids(self) -> Set[str]:
+        return set(self._jobs)
 
     def get(self, job_id: str) -> Optional[Job]:
         return self._jobs.get(job_id)

@@ -169,7 +169,10 @@ def notify(level, text):
         print(f"{level}: {text}", flush=True)
         return
     with bpy.context.temp_override(window=window):
-        bpy.ops.skyfarm.report(level=level, message=text)
+        try:
+            bpy.ops.skyfarm.report(level=level, message=text)
+        except RuntimeError:
+            pass  # bpy.ops raises for ERROR reports after showing them, which is all we wanted.
 
 
 def job_view(job_id):

@@ -1,0 +1,177 @@
+"""The connection and session against a fake daemon that speaks a newer or broken protocol.
+
+The real daemon cannot be made to send these, so a raw server plays the daemon here.
+"""
+
+import json
+import os
+import shutil
+import tempfile
+import time
+import unittest
+
+from helpers import import_addon_module
+from rawserver import RawServer
+
+connection = import_addon_module("connection")
+protocol = import_addon_module("protocol")
+session_module = import_addon_module("session")
+wsclient = import_addon_module("wsclient")
+
+JOB = {
+    "id": "j_1", "name": "shot", "state": "rendering", "backend": "local", "blendFile": "/p/shot.blend",
+    "scene": "Scene", "frames": "1-6", "output": "/p/render", "createdAt": "2026-01-01T00:00:00.000Z",
+    "updatedAt": "2026-01-01T00:00:01.000Z",
+    "stages": {"upload": "done", "copy": "done", "render": "running", "publish": "pending"},
+    "framesTotal": 6, "framesDone": 2, "framesFailed": 0, "failedFrames": [], "progress": 0.33,
+    "etaSeconds": 12.0, "message": "rendering frame 3", "lastFrame": None,
+}
+
+
+def welcome(protocol_version=1, minimum=1, **extra):
+    message = {"type": "welcome", "protocol": protocol_version, "minProtocol": minimum, "daemon": {"name": "skyfarm", "version": "9.9.9"}}
+    message.update(extra)
+    return json.dumps(message)
+
+
+class FakeDaemon:
+    """Plays the daemon: answers hello with `greeting`, then runs `after(connection, requests)`."""
+
+    def __init__(self, greeting, after=None):
+        self.requests = []
+
+        def handler(conn):
+            conn.accept()
+            opcode, payload, _ = conn.read_message()
+            self.hello = json.loads(payload)
+            conn.send_frame(wsclient.OP_TEXT, greeting.encode())
+            if after:
+                after(conn, self)
+            # Keep the connection open until the client goes away.
+            try:
+                while True:
+                    conn.read_message(timeout=30)
+            except (ConnectionError, OSError):
+                pass
+
+        self.server = RawServer(handler)
+        self.home = tempfile.mkdtemp(prefix="skyfarm-fake-")
+        with open(os.path.join(self.home, "daemon.json"), "w", encoding="utf-8") as handle:
+            json.dump({"pid": os.getpid(), "port": self.server.port, "version": "9.9.9"}, handle)
+        with open(os.path.join(self.home, "token"), "w", encoding="utf-8") as handle:
+            handle.write("token\n")
+
+    def close(self):
+        self.server.close()
+        shutil.rmtree(self.home, ignore_errors=True)
+
+
+def answer_requests(conn, fake, replies):
+    """Reads requests and answers each with replies[method](request) (raw text)."""
+    while True:
+        opcode, payload, _ = conn.read_message(timeout=30)
+        if opcode == wsclient.OP_CLOSE:
+            return
+        request = json.loads(payload)
+        fake.requests.append(request)
+        make = replies.get(request["method"])
+        if make:
+            conn.send_frame(wsclient.OP_TEXT, make(request).encode())
+
+
+def pump(conn, predicate, timeout=10.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        conn.drain(0.002)
+        if predicate():
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"timed out waiting for {what}; status {conn.status}")
+
+
+class FakeDaemonTestCase(unittest.TestCase):
+    def start(self, greeting, after=None):
+        fake = FakeDaemon(greeting, after)
+        self.addCleanup(fake.close)
+        conn = connection.DaemonConnection(
+            "blender-addon", "0.1.0", state_dir=lambda: fake.home, backoff=wsclient.Backoff(initial=0.05, maximum=0.2)
+        )
+        self.addCleanup(conn.stop)
+        live = session_module.DaemonSession(conn)
+        conn.start()
+        return fake, conn, live
+
+
+class NewerProtocolTest(FakeDaemonTestCase):
+    def test_daemon_that_no_longer_accepts_this_protocol_says_update_the_addon(self):
+        fake, conn, _ = self.start(welcome(protocol_version=3, minimum=2))
+        pump(conn, lambda: conn.status.state == connection.INCOMPATIBLE, what="incompatible")
+        self.assertIn("update the skyfarm add-on", conn.status.detail)
+        self.assertIn("protocol 3", conn.status.detail)
+        self.assertEqual(fake.hello["protocol"], protocol.PROTOCOL_VERSION)
+        self.assertEqual(fake.hello["client"]["name"], "blender-addon")
+
+    def test_welcome_with_unknown_fields_from_a_newer_daemon_is_understood(self):
+        _, conn, _ = self.start(welcome(protocol_version=2, minimum=2, features=["teleport"]))
+        pump(conn, lambda: conn.status.state == connection.INCOMPATIBLE, what="incompatible")
+        self.assertIn("update the skyfarm add-on", conn.status.detail)
+
+    def test_compatible_newer_daemon_connects_and_asks_for_an_update_on_unknown_messages(self):
+        def after(conn, fake):
+            conn.send_frame(wsclient.OP_TEXT, json.dumps({"type": "event", "event": "job.teleported", "data": {}}).encode())
+            conn.send_frame(wsclient.OP_TEXT, json.dumps({"type": "event", "event": "job.update", "data": JOB}).encode())
+
+        _, conn, live = self.start(welcome(protocol_version=2, minimum=1), after)
+        pump(conn, lambda: conn.status.connected and live.jobs.get("j_1") is not None, what="connected with job")
+        self.assertIn("update the skyfarm add-on", conn.status.update_hint)
+        texts = [notice.text for notice in live.take_notices()]
+        self.assertTrue(any("does not understand" in text and "Update the skyfarm add-on" in text for text in texts), texts)
+
+    def test_protocol_mismatch_error_is_shown_with_the_daemons_advice(self):
+        refusal = json.dumps({"type": "error", "id": None, "code": "PROTOCOL_MISMATCH", "message": "blender-addon speaks 1, this daemon speaks 2–3: update blender-addon"})
+        _, conn, _ = self.start(refusal)
+        pump(conn, lambda: conn.status.state == connection.INCOMPATIBLE, what="incompatible")
+        self.assertIn("update blender-addon", conn.status.detail)
+        self.assertIn("Update the skyfarm add-on", conn.status.detail)
+
+
+class GarbageFromDaemonTest(FakeDaemonTestCase):
+    def test_garbage_welcome_is_a_failed_connection_not_a_crash(self):
+        _, conn, _ = self.start("\x00\x01garbage")
+        pump(conn, lambda: conn.status.state == connection.DISCONNECTED, what="disconnected")
+        self.assertIn("bad welcome", conn.status.detail)
+        self.assertIn("not valid JSON", conn.status.detail)
+
+    def test_garbage_after_welcome_is_reported_and_the_connection_survives(self):
+        def after(conn, fake):
+            conn.send_frame(wsclient.OP_TEXT, b"this is not json")
+            conn.send_frame(wsclient.OP_TEXT, json.dumps({"type": "event", "event": "job.update", "data": dict(JOB, progress=7)}).encode())
+            answer_requests(conn, fake, {
+                "jobs.list": lambda request: json.dumps({"type": "reply", "id": request["id"], "method": "jobs.list", "result": {"jobs": "many"}}),
+                "daemon.info": lambda request: json.dumps({"type": "reply", "id": request["id"], "method": "daemon.info", "result": {"version": "9", "pid": 1, "backends": {"local": {"available": True}, "aws": {"available": False, "reason": "no stack"}}}}),
+            })
+
+        fake, conn, live = self.start(welcome(), after)
+        pump(conn, lambda: live.local.available, what="daemon.info answered")
+        self.assertTrue(conn.status.connected, "garbage must not drop the connection")
+        self.assertEqual(len(live.jobs), 0, "an invalid job snapshot must not enter the table")
+        self.assertFalse(live.synced, "an unreadable jobs.list reply is not a sync")
+        texts = [notice.text for notice in live.take_notices()]
+        self.assertTrue(any("malformed message" in text and "BAD_MESSAGE" in text for text in texts), texts)
+        self.assertTrue(any("progress" in text for text in texts), texts)
+        self.assertTrue(any("could not list jobs" in text for text in texts), texts)
+
+    def test_broken_frames_make_the_client_reconnect(self):
+        attempts = []
+
+        def after(conn, fake):
+            attempts.append(time.monotonic())
+            conn.send_raw(b"\x83\x00")  # opcode 3 is reserved
+
+        fake, conn, _ = self.start(welcome(), after)
+        pump(conn, lambda: len(attempts) >= 2, what="a second connection after the protocol error")
+        self.assertGreaterEqual(fake.server.connections, 2)
+
+
+if __name__ == "__main__":
+    unittest.main()

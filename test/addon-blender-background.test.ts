@@ -1,0 +1,141 @@
+// The add-on inside real Blender in background mode (`blender -b`): registering twice, bad input
+// explained by Render's poll, submitting from a script (unsaved changes, dependencies, frames on
+// disk), untitled files, cancel, failures, and the daemon going away mid-job.
+import t from 'tap';
+import path from 'node:path';
+import { makeScene } from './helpers/scenes.js';
+import { startTestDaemon } from './helpers/daemon.js';
+import {
+  addonRoot,
+  blenderEnv,
+  blenderVersion,
+  cliEntry,
+  runBlenderScript,
+  stopDaemonIn,
+} from '../blender-addon/tests/harness.js';
+
+t.comment(`using ${blenderVersion()}`);
+
+const addonSource = addonRoot;
+const minute = 60_000;
+
+t.test('registers and unregisters cleanly twice; preferences and scene properties exist', async (t) => {
+  const env = blenderEnv(t, { SKYFARM_HOME: path.join(t.testdir({}), 'no-daemon-here') });
+  await runBlenderScript(t, {
+    script: 'background.py',
+    args: { scenario: 'register', addonSource },
+    env,
+    timeoutMs: 2 * minute,
+  });
+});
+
+t.test('submit from a script reaches the daemon and renders the unsaved state', async (t) => {
+  const dir = t.testdir({ 'project ü': {}, libs: {}, outside: {} });
+  const daemon = await startTestDaemon(t, { stateDir: path.join(dir, 'home') });
+  const project = path.join(dir, 'project ü');
+  const blendFile = await makeScene(project, {
+    name: 'shot 01 ü.blend',
+    frames: [1, 3],
+    textures: [
+      { path: 'tex/wood grain ü.png' },
+      { path: 'tex/gone.png', create: false },
+      { path: path.join(dir, 'outside', 'shared tex.png'), relative: false },
+    ],
+    library: path.join(dir, 'libs', 'props lib.blend'),
+  });
+  const outputDir = path.join(dir, 'frames out');
+  await runBlenderScript(t, {
+    script: 'background.py',
+    blendFile,
+    args: {
+      scenario: 'submit',
+      addonSource,
+      blendFile,
+      outputDir,
+      resolution: [72, 40],
+      frameSpec: '1,3',
+      expectedFrames: ['frame_0001.png', 'frame_0003.png'],
+      expectedDependencies: [
+        { path: path.join(project, 'tex', 'wood grain ü.png'), kind: 'image', missing: false },
+        { path: path.join(project, 'tex', 'gone.png'), kind: 'image', missing: true },
+        { path: path.join(dir, 'outside', 'shared tex.png'), kind: 'image', missing: false },
+        { path: path.join(dir, 'libs', 'props lib.blend'), kind: 'library', missing: false },
+      ],
+      missingNames: ['gone.png'],
+      renderTimeout: 180,
+    },
+    env: blenderEnv(t, { SKYFARM_HOME: daemon.paths.root }),
+    timeoutMs: 5 * minute,
+  });
+});
+
+t.test('each bad input disables Render with a reason', async (t) => {
+  const dir = t.testdir({});
+  const daemon = await startTestDaemon(t, { stateDir: path.join(dir, 'home') });
+  const blendFile = await makeScene(dir, { frames: [1, 3] });
+  await runBlenderScript(t, {
+    script: 'background.py',
+    blendFile,
+    args: { scenario: 'bad-inputs', addonSource },
+    env: blenderEnv(t, { SKYFARM_HOME: daemon.paths.root }),
+    timeoutMs: 2 * minute,
+  });
+});
+
+t.test('an untitled, never saved file renders', async (t) => {
+  const dir = t.testdir({});
+  const daemon = await startTestDaemon(t, { stateDir: path.join(dir, 'home') });
+  await runBlenderScript(t, {
+    script: 'background.py',
+    args: { scenario: 'untitled', addonSource, outputDir: path.join(dir, 'out'), renderTimeout: 180 },
+    env: blenderEnv(t, { SKYFARM_HOME: daemon.paths.root }),
+    timeoutMs: 5 * minute,
+  });
+});
+
+t.test('Cancel stops a running job', async (t) => {
+  const dir = t.testdir({});
+  const daemon = await startTestDaemon(t, { stateDir: path.join(dir, 'home') });
+  const blendFile = await makeScene(dir, { frames: [1, 60], samples: 16 });
+  await runBlenderScript(t, {
+    script: 'background.py',
+    blendFile,
+    args: { scenario: 'cancel', addonSource, outputDir: path.join(dir, 'out') },
+    env: blenderEnv(t, { SKYFARM_HOME: daemon.paths.root }),
+    timeoutMs: 3 * minute,
+  });
+});
+
+t.test("a failing job reports the daemon's message", async (t) => {
+  const dir = t.testdir({});
+  const daemon = await startTestDaemon(t, { stateDir: path.join(dir, 'home') });
+  const blendFile = await makeScene(dir, { frames: [1, 2], failFirstFrame: true });
+  await runBlenderScript(t, {
+    script: 'background.py',
+    blendFile,
+    args: { scenario: 'failure', addonSource, outputDir: path.join(dir, 'out'), renderTimeout: 180 },
+    env: blenderEnv(t, { SKYFARM_HOME: daemon.paths.root }),
+    timeoutMs: 5 * minute,
+  });
+});
+
+t.test('no daemon: Start Daemon; daemon stopped mid-job: disconnected, then the true state', async (t) => {
+  const dir = t.testdir({});
+  const home = path.join(dir, 'home');
+  t.teardown(() => stopDaemonIn(home));
+  const blendFile = await makeScene(dir, { frames: [1, 6], samples: 8 });
+  await runBlenderScript(t, {
+    script: 'background.py',
+    blendFile,
+    args: {
+      scenario: 'daemon-lifecycle',
+      addonSource,
+      skyfarmCommand: `"${process.execPath}" "${cliEntry}"`,
+      outputDir: path.join(dir, 'out'),
+      frames: 6,
+      renderTimeout: 240,
+    },
+    env: blenderEnv(t, { SKYFARM_HOME: home, SKYFARM_PORT: '0' }),
+    timeoutMs: 6 * minute,
+  });
+});
