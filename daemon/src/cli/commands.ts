@@ -2,12 +2,14 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type {
+  AwsRenderOptions,
   EventMap,
   Job,
   ProjectUploadParams,
   RenderSubmitParams,
 } from '../../../protocol/generated/protocol.js';
 import type { DaemonClient } from '../client/daemon-client.js';
+import { preparedOnly } from './aws-commands.js';
 import { FINISHED_STATES } from '../jobs/job-repo.js';
 import { SkyfarmError } from '../errors.js';
 import { findBlender } from '../render/blender.js';
@@ -92,6 +94,8 @@ export interface RenderOptions {
   scene?: string;
   name?: string;
   strict?: boolean;
+  /** --backend aws: farm, device, market, Blender version, mail, --prepare-only. */
+  aws?: AwsRenderOptions;
   wait: boolean;
   json: boolean;
 }
@@ -105,9 +109,11 @@ export async function renderCommand(ctx: CliContext, options: RenderOptions): Pr
   if (options.scene !== undefined) params.scene = options.scene;
   if (options.name !== undefined) params.name = options.name;
   if (options.strict !== undefined) params.strict = options.strict;
+  if (options.aws !== undefined) params.aws = options.aws;
   const { client } = await connectOrStart(ctx.stateDir, ctx.env);
   try {
     const { job, missing } = await client.request('render.submit', params);
+    if (options.aws?.prepareOnly) return await preparedOnly(ctx, client, job.id);
     if (missing?.length && !options.json) {
       ctx.stderr.write(
         `warning: ${missing.length} missing files will render without them:\n  ${missing.join('\n  ')}\n`,
@@ -248,9 +254,14 @@ export async function logsCommand(
   jobId: string,
   tail: number | undefined,
   json: boolean,
+  chunk?: number,
 ): Promise<number> {
   const { lines } = await withClient(ctx, (client) =>
-    client.request('jobs.logs', tail !== undefined ? { jobId, tail } : { jobId }),
+    client.request('jobs.logs', {
+      jobId,
+      ...(tail !== undefined ? { tail } : {}),
+      ...(chunk !== undefined ? { chunk } : {}),
+    }),
   );
   if (json) printJson(ctx, lines);
   else if (lines.length) print(ctx, lines.join('\n'));
@@ -258,7 +269,7 @@ export async function logsCommand(
 }
 
 /** `npm run demo`: renders the bundled scene on the local backend and says where the frames are. */
-export async function demoCommand(ctx: CliContext): Promise<number> {
+export async function demoCommand(ctx: CliContext, outputDir?: string): Promise<number> {
   try {
     await findBlender(ctx.env);
   } catch (error) {
@@ -267,7 +278,7 @@ export async function demoCommand(ctx: CliContext): Promise<number> {
   }
   const root = findProjectRoot();
   const scene = join(root, 'daemon', 'demo', 'demo.blend');
-  const output = join(root, 'demo-output');
+  const output = outputDir ? resolve(ctx.cwd, outputDir) : join(root, 'demo-output');
   print(ctx, `skyfarm demo: rendering ${scene} on the local backend`);
   const { client, started } = await connectOrStart(ctx.stateDir, ctx.env);
   try {

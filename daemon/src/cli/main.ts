@@ -18,6 +18,7 @@ import {
   uploadCommand,
   type CliContext,
 } from './commands.js';
+import { awsRenderOptions, downloadCommand } from './aws-commands.js';
 
 const USAGE = `skyfarm ${DAEMON_VERSION} — render Blender scenes on this machine or AWS Batch
 
@@ -29,10 +30,15 @@ Usage:
   skyfarm jobs [--json]                 list jobs
   skyfarm status JOB [--json]           one job in detail
   skyfarm cancel JOB [--json]           stop a job
-  skyfarm logs JOB [--tail N] [--json]  a job's log
+  skyfarm render FILE.blend --backend aws [--bucket B | --stack-name N] [--device cpu|gpu]
+                            [--market spot|on-demand] [--blender-version X] [--notify-email A]
+                            [--prepare-only] ...   render on AWS Batch (--prepare-only: upload,
+                            write job.json and print {"jobId"} for running skyfarm-worker by hand)
+  skyfarm logs JOB [--tail N] [--chunk N] [--json]  a job's log (--chunk: that AWS render chunk's log)
+  skyfarm download JOB [--output DIR]   fetch an AWS job's published frames
   skyfarm daemon                        run the daemon in the foreground
   skyfarm daemon start|stop|status      manage the background daemon
-  skyfarm demo                          render the bundled example scene
+  skyfarm demo [--output DIR]           render the bundled example scene
 
 Frame specs: 1-250, 1-10,20,30-40, 1-100x5 (every 5th frame).
 Environment: SKYFARM_HOME (state dir), SKYFARM_PORT (0 = any free port), SKYFARM_BLENDER (Blender binary).
@@ -45,6 +51,12 @@ function positiveInt(value: string | undefined, flag: string): number | undefine
   const n = Number(value);
   if (!Number.isInteger(n) || n < 1)
     throw new UsageError(`${flag} must be a positive whole number, not "${value}"`);
+  return n;
+}
+
+function nonNegativeInt(value: string, flag: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new UsageError(`${flag} must be a whole number ≥ 0, not "${value}"`);
   return n;
 }
 
@@ -91,6 +103,12 @@ export async function main(argv: string[], ctx: CliContext): Promise<number> {
       tail: { type: 'string' },
       bucket: { type: 'string' },
       'stack-name': { type: 'string' },
+      device: { type: 'string' },
+      market: { type: 'string' },
+      'blender-version': { type: 'string' },
+      'notify-email': { type: 'string' },
+      'prepare-only': { type: 'boolean' },
+      chunk: { type: 'string' },
     },
   });
   const { values, positionals } = parsed;
@@ -144,7 +162,15 @@ export async function main(argv: string[], ctx: CliContext): Promise<number> {
         throw new UsageError(`--backend must be local or aws, not "${backend}"`);
       }
       const chunkSize = positiveInt(values['chunk-size'], '--chunk-size');
+      let aws;
+      try {
+        aws = awsRenderOptions(values);
+      } catch (error) {
+        throw new UsageError((error as Error).message);
+      }
+      if (aws && backend !== 'aws') throw new UsageError('AWS options need --backend aws');
       return renderCommand(ctx, {
+        ...(aws ? { aws } : {}),
         file: positionals[0]!,
         wait: values.wait ?? false,
         json,
@@ -180,9 +206,17 @@ export async function main(argv: string[], ctx: CliContext): Promise<number> {
     case 'cancel':
       return cancelCommand(ctx, oneJob(positionals, 'cancel'), json);
     case 'logs':
-      return logsCommand(ctx, oneJob(positionals, 'logs'), positiveInt(values.tail, '--tail'), json);
+      return logsCommand(
+        ctx,
+        oneJob(positionals, 'logs'),
+        positiveInt(values.tail, '--tail'),
+        json,
+        values.chunk !== undefined ? nonNegativeInt(values.chunk, '--chunk') : undefined,
+      );
+    case 'download':
+      return downloadCommand(ctx, oneJob(positionals, 'download'), values.output, json);
     case 'demo':
-      return demoCommand(ctx);
+      return demoCommand(ctx, values.output);
     default:
       throw new UsageError(`unknown command "${command}"; run \`skyfarm help\``);
   }
