@@ -73,6 +73,9 @@ t.test('deploy, status and destroy over the WebSocket, events to every client', 
   });
   t.type(remembered?.seenAt, 'string');
   t.equal(await stack.resolveBucket('skyfarm'), deployed.stack.outputs.BucketName);
+  const calls = fake.calls.length;
+  t.same(await stack.resolveStack('skyfarm'), deployed.stack, 'the AWS backend gets region and outputs');
+  t.equal(fake.calls.length, calls, 'from the database, without asking CloudFormation');
   t.same(stack.backendInfo(), { available: true });
 
   const bucket = deployed.stack.outputs.BucketName as string;

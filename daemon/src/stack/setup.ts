@@ -1,7 +1,7 @@
 // Wires the stack service into the daemon: the three WebSocket methods (events broadcast to every
 // client through the request context's notify), remembered outputs in SQLite, and the bucket lookup
 // the upload path uses for `--stack-name`.
-import type { BackendInfo } from '../../../protocol/generated/protocol.js';
+import type { BackendInfo, StackInfo } from '../../../protocol/generated/protocol.js';
 import type { Db } from '../db/database.js';
 import { SkyfarmError } from '../errors.js';
 import type { RpcRegistry } from '../rpc/registry.js';
@@ -13,7 +13,9 @@ export interface StackSetup {
   remembered: RememberedStacks;
   /** Registers stack.status, stack.deploy and stack.destroy. */
   register(registry: RpcRegistry): void;
-  /** The farm bucket of a stack: remembered outputs, else asked from CloudFormation. */
+  /** A stack's status, region and outputs: remembered if usable, else asked from CloudFormation. */
+  resolveStack(stackName: string): Promise<StackInfo>;
+  /** The farm bucket of a stack (its BucketName output). */
   resolveBucket(stackName: string): Promise<string>;
   /** For daemon.info: whether a usable stack is known. */
   backendInfo(): BackendInfo;
@@ -29,6 +31,14 @@ export function setupStack(
     remember: (info) => remembered.remember(info),
     forget: (name, region) => remembered.forget(name, region),
   });
+  const resolveStack = async (stackName: string): Promise<StackInfo> => {
+    const known = remembered.get(stackName);
+    if (known && USABLE_STATUSES.has(known.status)) {
+      const { seenAt: _seenAt, ...info } = known;
+      return info;
+    }
+    return service.status({ stackName });
+  };
   return {
     service,
     remembered,
@@ -41,10 +51,9 @@ export function setupStack(
         service.destroy(params, context.notify, context.signal),
       );
     },
+    resolveStack,
     async resolveBucket(stackName) {
-      const known = remembered.get(stackName)?.outputs.BucketName;
-      if (known) return known;
-      const info = await service.status({ stackName });
+      const info = await resolveStack(stackName);
       const bucket = info.outputs.BucketName;
       if (!bucket) {
         throw new SkyfarmError(
