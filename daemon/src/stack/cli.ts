@@ -138,3 +138,16 @@ export async function destroyCommand(
     );
   return EXIT.ok;
 }
+
+/** The flags `skyfarm deploy|stack|destroy` share, from parseArgs values. */
+export function stackFlags(values: {
+  'stack-name'?: string | undefined;
+  region?: string | undefined;
+  profile?: string | undefined;
+}): Omit<StackCliOptions, 'json'> {
+  return {
+    ...(values['stack-name'] !== undefined ? { stackName: values['stack-name'] } : {}),
+    ...(values.region !== undefined ? { region: values.region } : {}),
+    ...(values.profile !== undefined ? { profile: values.profile } : {}),
+  };
+}
