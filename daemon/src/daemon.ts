@@ -17,6 +17,7 @@ import { LocalObjectStore } from './store/local-store.js';
 import { ProjectService } from './project/service.js';
 import { RpcRegistry } from './rpc/registry.js';
 import { registerJobHandlers } from './rpc/job-handlers.js';
+import { setupStack } from './stack/setup.js';
 import { ClientHub } from './ws/hub.js';
 import { Semaphore } from './util/semaphore.js';
 import { findBlender, probeBlend } from './render/blender.js';
@@ -95,6 +96,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     const jobs = new JobService({ repo, logs, notify: hub.notify, local, findBlender: blender, probeBlend });
     const registry = new RpcRegistry();
     registerJobHandlers(registry, jobs);
+    setupStack({ db, env }).register(registry);
     registry.register('project.upload', (params, context) =>
       projectService.uploadRequest(params, context.signal),
     );

@@ -18,6 +18,7 @@ import {
   uploadCommand,
   type CliContext,
 } from './commands.js';
+import { deployCommand, destroyCommand, stackCommand, stackFlags } from '../stack/cli.js';
 import { awsRenderOptions, downloadCommand } from './aws-commands.js';
 
 const USAGE = `skyfarm ${DAEMON_VERSION} — render Blender scenes on this machine or AWS Batch
@@ -36,6 +37,11 @@ Usage:
                             write job.json and print {"jobId"} for running skyfarm-worker by hand)
   skyfarm logs JOB [--tail N] [--chunk N] [--json]  a job's log (--chunk: that AWS render chunk's log)
   skyfarm download JOB [--output DIR]   fetch an AWS job's published frames
+  skyfarm deploy [--stack-name N] [--region R] [--profile P] [--gpu|--no-gpu] [--max-vcpus N]
+                 [--notify-email A] [--yes] [--json]     create or update the AWS farm (CloudFormation)
+  skyfarm stack [--stack-name N] [--region R] [--profile P] [--json]   the farm's status and outputs
+  skyfarm destroy [--stack-name N] [--region R] [--profile P] [--yes] [--json]
+                                        empty the farm's bucket and delete the stack
   skyfarm daemon                        run the daemon in the foreground
   skyfarm daemon start|stop|status      manage the background daemon
   skyfarm demo [--output DIR]           render the bundled example scene
@@ -103,6 +109,12 @@ export async function main(argv: string[], ctx: CliContext): Promise<number> {
       tail: { type: 'string' },
       bucket: { type: 'string' },
       'stack-name': { type: 'string' },
+      region: { type: 'string' },
+      profile: { type: 'string' },
+      gpu: { type: 'boolean' },
+      'no-gpu': { type: 'boolean' },
+      'max-vcpus': { type: 'string' },
+      yes: { type: 'boolean', default: false },
       device: { type: 'string' },
       market: { type: 'string' },
       'blender-version': { type: 'string' },
@@ -215,6 +227,26 @@ export async function main(argv: string[], ctx: CliContext): Promise<number> {
       );
     case 'download':
       return downloadCommand(ctx, oneJob(positionals, 'download'), values.output, json);
+    case 'deploy': {
+      if (positionals.length) throw new UsageError('usage: skyfarm deploy [options]');
+      if (values.gpu && values['no-gpu']) throw new UsageError('--gpu and --no-gpu contradict each other');
+      const maxVcpus = positiveInt(values['max-vcpus'], '--max-vcpus');
+      const gpu = values.gpu ? true : values['no-gpu'] ? false : undefined;
+      return deployCommand(ctx, {
+        ...stackFlags(values),
+        json,
+        yes: values.yes ?? false,
+        ...(gpu !== undefined ? { gpu } : {}),
+        ...(maxVcpus !== undefined ? { maxVcpus } : {}),
+        ...(values['notify-email'] !== undefined ? { notifyEmail: values['notify-email'] } : {}),
+      });
+    }
+    case 'stack':
+      if (positionals.length) throw new UsageError('usage: skyfarm stack [--stack-name N] [--json]');
+      return stackCommand(ctx, { ...stackFlags(values), json });
+    case 'destroy':
+      if (positionals.length) throw new UsageError('usage: skyfarm destroy [--stack-name N] [--yes]');
+      return destroyCommand(ctx, { ...stackFlags(values), json, yes: values.yes ?? false });
     case 'demo':
       return demoCommand(ctx, values.output);
     default:
