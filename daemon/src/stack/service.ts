@@ -29,7 +29,7 @@ export const SKYFARM_TAG = 'skyfarm:stack';
 export const SKYFARM_VERSION_OUTPUT = 'SkyfarmStackVersion';
 
 export interface StackLimits {
-  /** Pause between two polls of DescribeStacks / DescribeStackEvents / DescribeChangeSet. */
+  /** Longest pause between two polls of DescribeStacks / DescribeStackEvents / DescribeChangeSet (the first ones are quicker). */
   pollIntervalMs: number;
   /** How long deploy/destroy waits for someone else's operation (stack *_IN_PROGRESS); 0 refuses at once. */
   busyWaitMs: number;
@@ -179,6 +179,9 @@ export function createStackService(deps: StackServiceDeps = {}): StackService {
     }
   };
 
+  /** Quick first polls (short operations, change sets), then every pollIntervalMs. */
+  const backoff = (n: number) => Math.min(limits.pollIntervalMs, Math.round(200 * 1.5 ** n));
+
   /** One operation per stack name at a time within this daemon. */
   const exclusive = async <T>(stackName: string, fn: () => Promise<T>): Promise<T> => {
     if (busy.has(stackName)) {
@@ -224,6 +227,7 @@ export function createStackService(deps: StackServiceDeps = {}): StackService {
     const started = now();
     const events: StackEventRecord[] = [];
     let last = since;
+    let polls = 0;
     for (;;) {
       // Status first, then events: every event up to a terminal status is then already listed.
       const stack = await cf.describeStack(stackId);
@@ -236,7 +240,7 @@ export function createStackService(deps: StackServiceDeps = {}): StackService {
       if (!stack) return { events };
       if (!isInProgress(stack.status)) return { stack, events };
       if (now() - started >= timeoutMs) throw onTimeout(stack);
-      await pause(limits.pollIntervalMs, signal, `following stack ${stack.stackName}`);
+      await pause(backoff(polls++), signal, `following stack ${stack.stackName}`);
     }
   };
 
@@ -343,6 +347,7 @@ export function createStackService(deps: StackServiceDeps = {}): StackService {
     signal?: AbortSignal,
   ) => {
     const started = now();
+    let polls = 0;
     for (;;) {
       const cs = await cf.describeChangeSet(stackName, changeSetId);
       if (cs.status !== 'CREATE_PENDING' && cs.status !== 'CREATE_IN_PROGRESS') return cs;
@@ -352,7 +357,7 @@ export function createStackService(deps: StackServiceDeps = {}): StackService {
           `CloudFormation did not compute the change set for ${stackName} within ${seconds(limits.changeSetTimeoutMs)}.`,
         );
       }
-      await pause(limits.pollIntervalMs, signal, `preparing the update of ${stackName}`);
+      await pause(backoff(polls++), signal, `preparing the update of ${stackName}`);
     }
   };
 
