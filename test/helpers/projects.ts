@@ -12,28 +12,20 @@
 //   <base>/outside/shared tex.png                absolute path outside the project
 //   <base>/proj/textures/missing.png             referenced, never created
 import { execFile } from 'node:child_process';
+import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { crc32, deflateSync } from 'node:zlib';
 import { blenderCommand } from './scenes.js';
 
 const execFileAsync = promisify(execFile);
 
 // Runs in `blender -b --factory-startup` with the JSON arguments after `--`.
 const MAKE_PROJECT_PY = String.raw`
-import bpy, json, math, os, struct, sys, wave
+import bpy, json, os, sys
 args = json.loads(sys.argv[sys.argv.index("--") + 1])
 root, outside, blend_path = args["root"], args["outside"], args["blend"]
 bpy.context.preferences.filepaths.save_version = 0
-
-def png(path, seed):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    image = bpy.data.images.new("pixels", 8, 8)
-    # Unique per seed: the first 16 channel values spell the seed in binary.
-    image.pixels = [float((seed >> i) & 1) if i < 16 else ((i * 7 + seed * 13) % 17) / 17 for i in range(8 * 8 * 4)]
-    image.filepath_raw = path
-    image.file_format = "PNG"
-    image.save()
-    bpy.data.images.remove(image)
 
 def tex(material, image, link=False):
     node = material.node_tree.nodes.new("ShaderNodeTexImage")
@@ -41,20 +33,7 @@ def tex(material, image, link=False):
     if link:
         material.node_tree.links.new(node.outputs["Color"], material.node_tree.nodes["Principled BSDF"].inputs["Base Color"])
 
-# Files on disk
-png(os.path.join(root, "textures", "Wood Grain.png"), 1)
-png(os.path.join(root, "textures", "wood grain.png"), 2)
-png(os.path.join(root, "textures", "größe ü.png"), 3)
-for tile in (1001, 1002, 1011):
-    png(os.path.join(root, "textures", "udim", "skin.%d.png" % tile), tile)
-for frame in (1, 2, 3):
-    png(os.path.join(root, "textures", "seq", "frame_%04d.png" % frame), 20 + frame)
-png(os.path.join(root, "pbr_node", "tex", "wood.png"), 4)
-png(os.path.join(outside, "shared tex.png"), 5)
-os.makedirs(os.path.join(root, "sounds"), exist_ok=True)
-with wave.open(os.path.join(root, "sounds", "beep.wav"), "wb") as w:
-    w.setnchannels(1); w.setsampwidth(2); w.setframerate(8000)
-    w.writeframes(b"".join(struct.pack("<h", int(8000 * math.sin(i / 4))) for i in range(800)))
+# The textures and the sound were written by makeProject before Blender started.
 
 # The library: one object whose material uses //tex/wood.png (relative to the library)
 bpy.ops.wm.read_factory_settings(use_empty=True)
@@ -149,6 +128,34 @@ export async function makeProject(base: string): Promise<TestProject> {
   const root = path.join(base, 'proj');
   const outside = path.join(base, 'outside');
   const blend = path.join(root, 'scenes', 'shot 01 é.blend');
+  const t = (...parts: string[]) => path.join(root, 'textures', ...parts);
+  const files = {
+    woodGrain: t('Wood Grain.png'),
+    woodGrainLower: t('wood grain.png'),
+    unicode: t('größe ü.png'),
+    udim: [1001, 1002, 1011].map((tile) => t('udim', `skin.${tile}.png`)),
+    sequence: [1, 2, 3].map((frame) => t('seq', `frame_000${frame}.png`)),
+    library: path.join(root, 'pbr_node', 'lib.blend'),
+    libraryTexture: path.join(root, 'pbr_node', 'tex', 'wood.png'),
+    sound: path.join(root, 'sounds', 'beep.wav'),
+    outside: path.join(outside, 'shared tex.png'),
+  };
+  // Every texture different (seed < 256), so blob counts equal file counts.
+  const textures = [
+    files.woodGrain,
+    files.woodGrainLower,
+    files.unicode,
+    ...files.udim,
+    ...files.sequence,
+    files.libraryTexture,
+    files.outside,
+  ];
+  for (const [index, file] of textures.entries()) {
+    await mkdir(path.dirname(file), { recursive: true });
+    await writePng(file, index + 1);
+  }
+  await mkdir(path.dirname(files.sound), { recursive: true });
+  await writeFile(files.sound, wav());
   try {
     const { stdout } = await execFileAsync(
       blenderCommand,
@@ -171,23 +178,56 @@ export async function makeProject(base: string): Promise<TestProject> {
       `makeProject failed: ${failure.message}\n${failure.stdout ?? ''}\n${failure.stderr ?? ''}`,
     );
   }
-  const t = (...parts: string[]) => path.join(root, 'textures', ...parts);
-  return {
-    base,
-    root,
-    outside,
-    blend,
-    files: {
-      woodGrain: t('Wood Grain.png'),
-      woodGrainLower: t('wood grain.png'),
-      unicode: t('größe ü.png'),
-      udim: [1001, 1002, 1011].map((tile) => t('udim', `skin.${tile}.png`)),
-      sequence: [1, 2, 3].map((frame) => t('seq', `frame_000${frame}.png`)),
-      library: path.join(root, 'pbr_node', 'lib.blend'),
-      libraryTexture: path.join(root, 'pbr_node', 'tex', 'wood.png'),
-      sound: path.join(root, 'sounds', 'beep.wav'),
-      outside: path.join(outside, 'shared tex.png'),
-    },
-    missing: t('missing.png'),
-  };
+  return { base, root, outside, blend, files, missing: t('missing.png') };
+}
+
+/** A short mono 8 kHz WAV tone. */
+function wav(): Buffer {
+  const samples = 800;
+  const data = Buffer.alloc(samples * 2);
+  for (let i = 0; i < samples; i++) data.writeInt16LE(Math.round(8000 * Math.sin(i / 4)), i * 2);
+  const header = Buffer.alloc(44);
+  header.write('RIFF', 0, 'latin1');
+  header.writeUInt32LE(36 + data.length, 4);
+  header.write('WAVEfmt ', 8, 'latin1');
+  header.writeUInt32LE(16, 16);
+  header.writeUInt16LE(1, 20); // PCM
+  header.writeUInt16LE(1, 22); // mono
+  header.writeUInt32LE(8000, 24);
+  header.writeUInt32LE(16000, 28);
+  header.writeUInt16LE(2, 32);
+  header.writeUInt16LE(16, 34);
+  header.write('data', 36, 'latin1');
+  header.writeUInt32LE(data.length, 40);
+  return Buffer.concat([header, data]);
+}
+
+function pngChunk(type: string, data: Buffer): Buffer {
+  const head = Buffer.alloc(8);
+  head.writeUInt32BE(data.length, 0);
+  head.write(type, 4, 'latin1');
+  const crc = Buffer.alloc(4);
+  crc.writeUInt32BE(crc32(Buffer.concat([head.subarray(4), data])), 0);
+  return Buffer.concat([head, data, crc]);
+}
+
+/** Writes a valid 8×8 RGB PNG whose pixels depend on `seed` (a texture "edited" by the artist). */
+export async function writePng(file: string, seed: number): Promise<void> {
+  const header = Buffer.alloc(13);
+  header.writeUInt32BE(8, 0);
+  header.writeUInt32BE(8, 4);
+  header[8] = 8; // bit depth
+  header[9] = 2; // RGB
+  const rows: number[] = [];
+  for (let y = 0; y < 8; y++) {
+    rows.push(0); // filter: none
+    for (let x = 0; x < 8 * 3; x++) rows.push((seed * 31 + y * 17 + x * 7) & 0xff);
+  }
+  const png = Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    pngChunk('IHDR', header),
+    pngChunk('IDAT', deflateSync(Buffer.from(rows))),
+    pngChunk('IEND', Buffer.alloc(0)),
+  ]);
+  await writeFile(file, png);
 }

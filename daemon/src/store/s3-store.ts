@@ -37,6 +37,8 @@ export interface S3StoreOptions {
 }
 
 const MiB = 1024 * 1024;
+/** What one LIST request costs next to one HEAD (S3 request pricing: about 12×). */
+const LIST_COST = 12;
 
 export function hexToBase64(hex: string): string {
   return Buffer.from(hex, 'hex').toString('base64');
@@ -79,30 +81,45 @@ export class S3ObjectStore implements IObjectStore {
   }
 
   /**
-   * Listing `cas/` costs one request per 1000 blobs in the bucket; a HEAD costs one per blob. List when
-   * the bucket is believed small next to the number of blobs to check, else HEAD each.
+   * Listing `cas/` costs one request per 1000 blobs in the bucket (and a LIST costs S3 about 12 times
+   * a HEAD); a HEAD costs one request per blob. List when the bucket is believed small next to the
+   * number of blobs to check, else HEAD each. A listing that runs longer than it was worth (the bucket
+   * is bigger than believed: other users, other machines) stops, and the rest is asked blob by blob.
    */
   presence(count: number, options: PresenceOptions = {}): PresenceCheck {
     const s3 = this.s3;
     const attempts = this.attempts;
-    const pages = Math.ceil((options.sizeHint ?? 0) / 1000) + 1;
-    const useListing = count >= 16 && pages * 8 <= count;
+    const retry = { attempts, ...(options.signal ? { signal: options.signal } : {}) };
+    const pages = Math.max(1, Math.ceil((options.sizeHint ?? 0) / 1000));
+    const useListing = pages * LIST_COST < count;
+    const maxPages = Math.max(pages, Math.floor(count / LIST_COST));
     let requests = 0;
     let listed: number | undefined;
+    let complete = false;
     let listing: Promise<Map<string, number>> | undefined;
     const list = () =>
-      (listing ??= withRetries(
-        async () => {
-          const sizes = new Map<string, number>();
-          for await (const page of s3.list('cas/', options.signal)) {
-            requests += 1;
-            for (const entry of page) sizes.set(entry.key.slice('cas/'.length), entry.size);
+      (listing ??= withRetries(async () => {
+        const sizes = new Map<string, number>();
+        let page = 0;
+        complete = true;
+        for await (const { entries, more } of s3.list('cas/', options.signal)) {
+          requests += 1;
+          page += 1;
+          for (const entry of entries) sizes.set(entry.key.slice('cas/'.length), entry.size);
+          if (more && page >= maxPages) {
+            complete = false;
+            break;
           }
-          listed = sizes.size;
-          return sizes;
-        },
-        { attempts, ...(options.signal ? { signal: options.signal } : {}) },
-      ));
+        }
+        // A cut-short listing says "at least this many": the next upload goes straight to HEADs.
+        listed = complete ? sizes.size : Math.max(sizes.size, (maxPages + 1) * 1000);
+        return sizes;
+      }, retry));
+    const head = async (blob: BlobRef) => {
+      requests += 1;
+      const found = await withRetries(() => s3.head(blobKey(blob.sha256), options.signal), retry);
+      return found !== undefined && found.size === blob.size;
+    };
     return {
       get requests() {
         return requests;
@@ -111,13 +128,10 @@ export class S3ObjectStore implements IObjectStore {
         return listed;
       },
       async has(blob: BlobRef) {
-        if (useListing) return (await list()).get(blob.sha256) === blob.size;
-        requests += 1;
-        const head = await withRetries(() => s3.head(blobKey(blob.sha256), options.signal), {
-          attempts,
-          ...(options.signal ? { signal: options.signal } : {}),
-        });
-        return head !== undefined && head.size === blob.size;
+        if (!useListing) return head(blob);
+        const sizes = await list();
+        if (sizes.get(blob.sha256) === blob.size) return true;
+        return complete ? false : head(blob);
       },
     };
   }

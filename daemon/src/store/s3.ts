@@ -38,6 +38,12 @@ export interface S3ListEntry {
   size: number;
 }
 
+export interface S3ListPage {
+  entries: S3ListEntry[];
+  /** More pages follow. */
+  more: boolean;
+}
+
 export interface S3PutOptions {
   contentType?: string;
   /** Base64 SHA-256 of the body, sent as `x-amz-checksum-sha256` (S3 verifies it). */
@@ -69,7 +75,7 @@ export interface IS3 {
   readonly requests: number;
   head(key: string, signal?: AbortSignal): Promise<S3ObjectHead | undefined>;
   /** Every object under the prefix, page by page (1000 per request). */
-  list(prefix: string, signal?: AbortSignal): AsyncGenerator<S3ListEntry[]>;
+  list(prefix: string, signal?: AbortSignal): AsyncGenerator<S3ListPage>;
   put(key: string, body: Buffer, options?: S3PutOptions): Promise<void>;
   /** Multipart upload of a stream; on failure or abort no part is left behind. */
   uploadMultipart(key: string, body: Readable, options: S3MultipartOptions): Promise<void>;
@@ -221,8 +227,12 @@ export function createS3(settings: S3Settings): IS3 {
           new ListObjectsV2Command({ Bucket, Prefix: prefix, ContinuationToken: token, MaxKeys: 1000 }),
           signal,
         );
-        yield (out.Contents ?? []).flatMap((o) => (o.Key ? [{ key: o.Key, size: o.Size ?? 0 }] : []));
-        if (!out.IsTruncated || !out.NextContinuationToken) return;
+        const more = Boolean(out.IsTruncated && out.NextContinuationToken);
+        yield {
+          entries: (out.Contents ?? []).flatMap((o) => (o.Key ? [{ key: o.Key, size: o.Size ?? 0 }] : [])),
+          more,
+        };
+        if (!more) return;
         token = out.NextContinuationToken;
       }
     },

@@ -40,6 +40,8 @@ export interface ProxyStats {
   faults: Partial<Record<FaultKind, number>>;
   /** Request body bytes forwarded for PutObject and UploadPart. */
   uploadBytes: number;
+  /** The first 10,000 requests: operation and key. */
+  log: Array<{ op: S3Op; key: string }>;
 }
 
 export interface MultipartRecord {
@@ -115,7 +117,7 @@ async function drain(req: http.IncomingMessage): Promise<number> {
 export async function startS3Proxy(target: string, options: { faults?: FaultPlan } = {}): Promise<S3Proxy> {
   const upstream = new URL(target);
   const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
-  const emptyStats = (): ProxyStats => ({ requests: 0, byOp: {}, faults: {}, uploadBytes: 0 });
+  const emptyStats = (): ProxyStats => ({ requests: 0, byOp: {}, faults: {}, uploadBytes: 0, log: [] });
   let stats = emptyStats();
   let plan: FaultPlan | null = options.faults ?? null;
   let rng = random(plan?.seed ?? 1);
@@ -218,6 +220,7 @@ export async function startS3Proxy(target: string, options: { faults?: FaultPlan
     const { op, bucket, key } = classify(req.method ?? 'GET', url);
     stats.requests += 1;
     stats.byOp[op] = (stats.byOp[op] ?? 0) + 1;
+    if (stats.log.length < 10_000) stats.log.push({ op, key });
     const fault = pickFault(op);
     if (fault) stats.faults[fault] = (stats.faults[fault] ?? 0) + 1;
     void (async () => {
