@@ -16,6 +16,9 @@ import { LocalBackend } from './pipeline/local-backend.js';
 import { LocalObjectStore } from './store/local-store.js';
 import { ProjectService } from './project/service.js';
 import { RpcRegistry } from './rpc/registry.js';
+import { createAwsWiring, registerAwsHandlers, type AwsWiringOptions } from './batch/wiring.js';
+import { farmFromStackOutputs } from './batch/farm.js';
+import { writeManifest } from './project/upload.js';
 import { registerJobHandlers } from './rpc/job-handlers.js';
 import { setupStack } from './stack/setup.js';
 import { ClientHub } from './ws/hub.js';
@@ -30,6 +33,8 @@ export interface DaemonOptions {
   env?: NodeJS.ProcessEnv;
   logger?: Logger;
   maxParallelRenders?: number;
+  /** AWS backend: stack lookup, poll timing and test hooks. */
+  aws?: AwsWiringOptions;
 }
 
 export interface RunningDaemon {
@@ -93,10 +98,50 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
       renderSlots: new Semaphore(options.maxParallelRenders ?? 1),
       findBlender: blender,
     });
-    const jobs = new JobService({ repo, logs, notify: hub.notify, local, findBlender: blender, probeBlend });
+    const stack = setupStack({ db, env });
+    const aws = createAwsWiring({
+      db,
+      repo,
+      logs,
+      notify: hub.notify,
+      log,
+      stateDir: paths.root,
+      env,
+      options: {
+        // The farm of `--stack-name N`: the stack's outputs and region.
+        resolveStack: async (stackName) => {
+          const info = await stack.resolveStack(stackName);
+          return { ...farmFromStackOutputs(info.outputs), ...(info.region ? { region: info.region } : {}) };
+        },
+        // Jobs upload through the project service (hash cache, known blobs, integrity-checked S3 store).
+        upload: async (request) => {
+          const store = await projectService.storeFor({ backend: 'aws', bucket: request.bucket.name });
+          const { bucket: _bucket, ...rest } = request;
+          const result = await projectService.upload({ ...rest, store });
+          const manifestKey = await writeManifest(store, result, request.jobId);
+          return {
+            manifestKey,
+            missing: result.missing,
+            files: result.files,
+            bytesUploaded: result.bytesUploaded,
+          };
+        },
+        ...options.aws,
+      },
+    });
+    const jobs = new JobService({
+      repo,
+      logs,
+      notify: hub.notify,
+      local,
+      findBlender: blender,
+      probeBlend,
+      aws,
+    });
     const registry = new RpcRegistry();
     registerJobHandlers(registry, jobs);
-    setupStack({ db, env }).register(registry);
+    stack.register(registry);
+    registerAwsHandlers(registry, jobs, aws.backend);
     registry.register('project.upload', (params, context) =>
       projectService.uploadRequest(params, context.signal),
     );
@@ -112,7 +157,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
         pid: process.pid,
         backends: {
           local: localInfo,
-          aws: { available: false, reason: 'no AWS stack deployed (skyfarm deploy)' },
+          aws: env['SKYFARM_AWS_BUCKET'] ? { available: true } : stack.backendInfo(),
         },
       };
     });
@@ -143,6 +188,8 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
         (stopped ??= (async () => {
           await app.close();
           await local.stopAll();
+          await aws.backend.stopAll();
+          aws.close();
           await projectService.close();
           openDb.close();
           rmSync(paths.daemonInfo, { force: true });

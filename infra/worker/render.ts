@@ -103,6 +103,14 @@ export async function renderStage(ctx: WorkerContext): Promise<RenderOutcome> {
     const remaps = Object.fromEntries(
       Object.entries(manifest.remaps).map(([from, to]) => [from, join(paths.project, ...to.split(/[\\/]/))]),
     );
+    // Variables whose values are paths in the project tree (e.g. OCIO → the colour config uploaded with it).
+    const treeEnv = (manifest as { env?: Record<string, string> }).env ?? {};
+    const env = {
+      ...ctx.env,
+      ...Object.fromEntries(
+        Object.entries(treeEnv).map(([k, v]) => [k, join(paths.project, ...v.split('/'))]),
+      ),
+    };
     const result = await renderChunk({
       blender: blender.path,
       blendFile: project,
@@ -114,7 +122,7 @@ export async function renderStage(ctx: WorkerContext): Promise<RenderOutcome> {
       device: job.device,
       previewDir,
       signal: ctx.signal,
-      env: ctx.env,
+      env,
       onLine: (line) => ctx.log(line),
       onEvent: (event) => {
         if (event.type === 'frameDone') finished(event.frame, event.path, event.seconds);

@@ -6,6 +6,51 @@ import type { IBucket } from './bucket.js';
 import { BucketObjectStore } from './bucket-store.js';
 import { effectiveChunkSize, jobKeys, type Device, type Market, type WorkerJobDocument } from './layout.js';
 
+export interface UploadRequest {
+  jobId: string;
+  blendFile: string;
+  sourceBlendFile: string;
+  projectRoot: string;
+  dependencies: Dependency[];
+  strict: boolean;
+  bucket: IBucket;
+  signal?: AbortSignal;
+  onProgress?: (progress: EventMap['upload.progress']) => void;
+}
+
+export interface UploadOutcome {
+  manifestKey: string;
+  missing: string[];
+  files: number;
+  bytesUploaded: number;
+}
+
+/** Puts a project into the farm bucket and writes its manifest. */
+export type ProjectUploader = (request: UploadRequest) => Promise<UploadOutcome>;
+
+/** The plain uploader: daemon/src/project/upload.ts over the bucket, manifest at jobs/<jobId>/manifest.json. */
+export const uploadToBucket: ProjectUploader = async (request) => {
+  const keys = jobKeys(request.jobId);
+  const upload = await uploadProject({
+    jobId: request.jobId,
+    blendFile: request.blendFile,
+    sourceBlendFile: request.sourceBlendFile,
+    projectRoot: request.projectRoot,
+    dependencies: request.dependencies,
+    strict: request.strict,
+    store: new BucketObjectStore(request.bucket),
+    ...(request.signal ? { signal: request.signal } : {}),
+    ...(request.onProgress ? { onProgress: request.onProgress } : {}),
+  });
+  await request.bucket.putJson(keys.manifest, upload.manifest);
+  return {
+    manifestKey: keys.manifest,
+    missing: upload.missing,
+    files: upload.files,
+    bytesUploaded: upload.bytesUploaded,
+  };
+};
+
 export interface PrepareRequest {
   jobId: string;
   name: string;
@@ -27,6 +72,8 @@ export interface PrepareRequest {
   region?: string;
   signal?: AbortSignal;
   onProgress?: (progress: EventMap['upload.progress']) => void;
+  /** Default: uploadToBucket. */
+  upload?: ProjectUploader;
 }
 
 export interface PrepareResult {
@@ -38,18 +85,17 @@ export interface PrepareResult {
 
 export async function prepareJob(request: PrepareRequest): Promise<PrepareResult> {
   const keys = jobKeys(request.jobId);
-  const upload = await uploadProject({
+  const upload = await (request.upload ?? uploadToBucket)({
     jobId: request.jobId,
     blendFile: request.blendFile,
     sourceBlendFile: request.sourceBlendFile,
     projectRoot: request.projectRoot,
     dependencies: request.dependencies,
     strict: request.strict ?? false,
-    store: new BucketObjectStore(request.bucket),
+    bucket: request.bucket,
     ...(request.signal ? { signal: request.signal } : {}),
     ...(request.onProgress ? { onProgress: request.onProgress } : {}),
   });
-  await request.bucket.putJson(keys.manifest, upload.manifest);
   const job: WorkerJobDocument = {
     version: 1,
     jobId: request.jobId,
@@ -60,7 +106,7 @@ export async function prepareJob(request: PrepareRequest): Promise<PrepareResult
     chunkSize: effectiveChunkSize(request.frames.length, request.chunkSize),
     filePattern: request.filePattern || 'frame_####',
     fileExtension: request.fileExtension,
-    manifestKey: keys.manifest,
+    manifestKey: upload.manifestKey,
     device: request.device,
     market: request.market,
     blenderVersion: request.blenderVersion,
@@ -69,6 +115,7 @@ export async function prepareJob(request: PrepareRequest): Promise<PrepareResult
     ...(request.region ? { region: request.region } : {}),
     createdAt: new Date().toISOString(),
   };
+  // Last: a stage that finds job.json finds everything it names.
   await request.bucket.putJson(keys.job, job);
   return { job, missing: upload.missing, files: upload.files, bytesUploaded: upload.bytesUploaded };
 }

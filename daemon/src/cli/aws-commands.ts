@@ -18,7 +18,12 @@ export async function preparedOnly(ctx: CliContext, client: DaemonClient, jobId:
   return EXIT.ok;
 }
 
-export async function downloadCommand(ctx: CliContext, jobId: string, output: string | undefined, json: boolean): Promise<number> {
+export async function downloadCommand(
+  ctx: CliContext,
+  jobId: string,
+  output: string | undefined,
+  json: boolean,
+): Promise<number> {
   const client = await connect(ctx.stateDir);
   try {
     const result = await client.request('jobs.download', {
@@ -51,7 +56,8 @@ export function awsRenderOptions(values: {
 }): AwsRenderOptions | undefined {
   const aws: AwsRenderOptions = {};
   if (values.device !== undefined) {
-    if (values.device !== 'cpu' && values.device !== 'gpu') throw new AwsUsageError(`--device must be cpu or gpu, not "${values.device}"`);
+    if (values.device !== 'cpu' && values.device !== 'gpu')
+      throw new AwsUsageError(`--device must be cpu or gpu, not "${values.device}"`);
     aws.device = values.device;
   }
   if (values.market !== undefined) {

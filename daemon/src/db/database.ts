@@ -54,6 +54,25 @@ const MIGRATIONS: string[] = [
      seen_at INTEGER NOT NULL,
      PRIMARY KEY (store, sha256)
    ) WITHOUT ROWID`,
+  // AWS backend (daemon/src/batch/aws-store.ts): the farm a job went to and its Batch job ids.
+  `CREATE TABLE aws_jobs (
+     job_id TEXT PRIMARY KEY REFERENCES jobs(id) ON DELETE CASCADE,
+     farm TEXT NOT NULL,
+     device TEXT NOT NULL,
+     market TEXT NOT NULL,
+     blender_version TEXT NOT NULL,
+     notify_email TEXT,
+     prepare_only INTEGER NOT NULL DEFAULT 0,
+     prepared_at TEXT,
+     render_queue TEXT,
+     chunks INTEGER,
+     copy_batch_id TEXT,
+     render_batch_id TEXT,
+     publish_batch_id TEXT,
+     cleanup_batch_id TEXT,
+     canceled_at TEXT,
+     finished_at TEXT
+   )`,
 ];
 
 export function openDatabase(path: string): Db {

@@ -1,0 +1,758 @@
+// The AWS backend: uploads a job (job.json last), submits its three Batch jobs — copy on the transfer
+// queue, render as an array job (one child per chunk) on the queue for its device and market, publish
+// on the transfer queue — and follows them: one DescribeJobs per poll for up to 100 Batch jobs, the
+// render's statusSummary for chunks, progress markers in the bucket for frames (with previews for
+// Blender's "Show last frame"), result.json for the outcome, and the published frames downloaded into
+// the output folder as they appear. Batch ids are stored the moment they exist; a restarted daemon
+// re-attaches (by stored id, else by job name) and never submits a stage twice.
+import { mkdir, rm, stat } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import type { Logger } from 'pino';
+import type { Job, JobState, Stages, StageState } from '../../../protocol/generated/protocol.js';
+import { SkyfarmError, toErrorInfo } from '../errors.js';
+import type { Notify } from '../notify.js';
+import type { JobRepo } from '../jobs/job-repo.js';
+import type { JobLogs } from '../jobs/job-log.js';
+import type { JobSpec } from '../jobs/job-spec.js';
+import { formatFrameList, chunkFrames } from '../render/frames.js';
+import type { IBucket } from './bucket.js';
+import type { BatchJobInfo, IBatch } from './batch-api.js';
+import type { ILogReader } from './logs-api.js';
+import { renderQueue, type FarmSettings } from './farm.js';
+import { AwsJobStore, type AwsJobRow, type TrackedStage } from './aws-store.js';
+import {
+  batchJobName,
+  effectiveChunkSize,
+  jobKeys,
+  MAX_ARRAY_CHILDREN,
+  type CancelRequest,
+  type Device,
+  type FrameMarker,
+  type JobResult,
+  type Market,
+} from './layout.js';
+import { prepareJob, type PrepareRequest, type PrepareResult, type ProjectUploader } from './prepare.js';
+import {
+  chunkCounts,
+  estimateEta,
+  failureReason,
+  isQueued,
+  runnableExplanation,
+  stageState,
+  TERMINAL,
+} from './status.js';
+
+export interface FarmClients {
+  bucket: IBucket;
+  batch: IBatch;
+  logs: ILogReader;
+}
+
+export interface AwsBackendDeps {
+  repo: JobRepo;
+  logs: JobLogs;
+  store: AwsJobStore;
+  notify: Notify;
+  log: Logger;
+  /** Where previews of finished frames are kept (state dir). */
+  previewsDir: string;
+  clients: (farm: FarmSettings) => FarmClients;
+  /** Upload + job.json (default: prepareJob over the farm bucket). */
+  prepare?: (request: PrepareRequest) => Promise<PrepareResult>;
+  /** How the project gets into the bucket (default: uploadToBucket). */
+  upload?: ProjectUploader;
+  /** Poll period while something starts or runs (default 2 s) and while everything waits (default 15 s). */
+  pollFastMs?: number;
+  pollSlowMs?: number;
+  /** After this long in RUNNABLE the message explains why (default 10 min). */
+  runnableWarnMs?: number;
+  /** How long to wait for the stack's publish-after-failure to write result.json (default 30 min). */
+  failurePublishTimeoutMs?: number;
+}
+
+export interface AwsSubmitOptions {
+  farm: FarmSettings;
+  device: Device;
+  market: Market;
+  blenderVersion: string;
+  notifyEmail?: string;
+  prepareOnly?: boolean;
+}
+
+interface Tracked {
+  jobId: string;
+  /** Last DescribeJobs answer per stage. */
+  info: Partial<Record<TrackedStage, BatchJobInfo>>;
+  markerEtags: Map<string, string>;
+  frameSeconds: Map<number, number>;
+  frameFiles: Map<number, string>;
+  lastPreviewAt: string;
+  downloaded: Map<string, number>;
+  runnableSince: Partial<Record<TrackedStage, number>>;
+  renderFailedAt?: number;
+  lastSnapshot?: string;
+}
+
+const WORKER = 'skyfarm-worker';
+const CANCEL_REASON = 'canceled by the user (skyfarm cancel)';
+
+export class AwsBackend {
+  private readonly tracked = new Map<string, Tracked>();
+  private readonly starting = new Map<string, { controller: AbortController; done: Promise<void> }>();
+  private timer: NodeJS.Timeout | undefined;
+  private polling: Promise<void> | undefined;
+  private stopped = false;
+
+  constructor(private readonly deps: AwsBackendDeps) {}
+
+  // -----------------------------------------------------------------------------------------------
+  // Submit / resume
+
+  /** Records the AWS side of a new job and starts it in the background. */
+  submit(spec: JobSpec, options: AwsSubmitOptions): void {
+    this.deps.store.insert({
+      jobId: spec.jobId,
+      farm: options.farm,
+      device: options.device,
+      market: options.market,
+      blenderVersion: options.blenderVersion,
+      notifyEmail: options.notifyEmail ?? null,
+      prepareOnly: options.prepareOnly ?? false,
+    });
+    this.start(spec.jobId);
+  }
+
+  /** Re-attaches to a job after a daemon restart: uploads/submits what is missing, then follows it. */
+  resume(jobId: string): void {
+    this.start(jobId);
+  }
+
+  isAws(jobId: string): boolean {
+    return this.deps.store.get(jobId) !== undefined;
+  }
+
+  private start(jobId: string): void {
+    if (this.starting.has(jobId) || this.tracked.has(jobId)) return;
+    const controller = new AbortController();
+    const done = this.launch(jobId, controller.signal)
+      .catch((error: unknown) => {
+        if (controller.signal.aborted) return;
+        this.fail(jobId, 'upload', error);
+      })
+      .finally(() => this.starting.delete(jobId));
+    this.starting.set(jobId, { controller, done });
+  }
+
+  private emit(job: Job): Job {
+    this.deps.notify('job.update', job);
+    return job;
+  }
+
+  private say(jobId: string, message: string): void {
+    this.deps.logs.append(jobId, `[skyfarm] ${message}`);
+  }
+
+  private fail(jobId: string, stage: keyof Stages, error: unknown): void {
+    const info = toErrorInfo(error);
+    this.say(jobId, `${stage} failed: ${info.message}`);
+    this.deps.store.setFinished(jobId);
+    this.tracked.delete(jobId);
+    this.deps.repo.setLive(jobId, undefined);
+    this.emit(
+      this.deps.repo.update(jobId, {
+        state: 'failed',
+        stage: [stage, 'failed'],
+        message: info.message,
+        error: info,
+      }),
+    );
+  }
+
+  private async launch(jobId: string, signal: AbortSignal): Promise<void> {
+    const { repo, store } = this.deps;
+    const spec = repo.spec(jobId);
+    let row = store.get(jobId);
+    if (!spec || !row) return;
+    const clients = this.deps.clients(row.farm);
+    if (!row.preparedAt) {
+      this.say(jobId, `uploading to s3://${row.farm.bucket}`);
+      this.emit(
+        repo.update(jobId, {
+          state: 'uploading',
+          stage: ['upload', 'running'],
+          message: 'uploading the scene and its files',
+        }),
+      );
+      const prepare = this.deps.prepare ?? prepareJob;
+      const result = await prepare({
+        jobId,
+        name: repo.get(jobId)?.name ?? jobId,
+        blendFile: spec.blendFile,
+        sourceBlendFile: spec.sourceBlendFile,
+        projectRoot: spec.projectRoot,
+        dependencies: spec.dependencies,
+        scene: spec.scene,
+        frames: spec.frames,
+        chunkSize: spec.chunkSize,
+        filePattern: spec.filePattern,
+        fileExtension: spec.fileExtension,
+        device: row.device,
+        market: row.market,
+        blenderVersion: row.blenderVersion,
+        ...(row.notifyEmail
+          ? { notify: { to: row.notifyEmail, from: row.farm.notifyFrom ?? row.notifyEmail } }
+          : {}),
+        bucket: clients.bucket,
+        ...(row.farm.region ? { region: row.farm.region } : {}),
+        signal,
+        onProgress: (progress) => this.deps.notify('upload.progress', progress),
+        ...(this.deps.upload ? { upload: this.deps.upload } : {}),
+      });
+      signal.throwIfAborted();
+      const chunks = chunkFrames(result.job.frames, result.job.chunkSize).length;
+      store.setPrepared(jobId, renderQueue(row.farm, row.device, row.market), chunks);
+      const missing = result.missing.length
+        ? `; ${result.missing.length} missing: ${result.missing.join(', ')}`
+        : '';
+      this.say(
+        jobId,
+        `stored ${result.files} files (${result.bytesUploaded} new bytes)${missing}; wrote ${jobKeys(jobId).job}`,
+      );
+      row = store.get(jobId)!;
+      if (row.prepareOnly) {
+        store.setFinished(jobId);
+        const message = `prepared only: s3://${row.farm.bucket}/${jobKeys(jobId).job} (run the worker by hand)`;
+        this.say(jobId, message);
+        for (const stage of ['copy', 'render', 'publish'] as const)
+          repo.update(jobId, { stage: [stage, 'skipped'] });
+        this.emit(repo.update(jobId, { state: 'done', stage: ['upload', 'done'], message }));
+        return;
+      }
+      this.emit(
+        repo.update(jobId, {
+          state: 'copying',
+          stage: ['upload', 'done'],
+          message: 'submitting to AWS Batch',
+        }),
+      );
+    }
+    if (row.canceledAt || row.finishedAt || row.prepareOnly) return;
+    await this.submitStages(row, clients, signal);
+    this.track(jobId);
+  }
+
+  /** copy → render (dependsOn copy) → publish (dependsOn render); each id stored as soon as it exists. */
+  private async submitStages(row: AwsJobRow, clients: FarmClients, signal: AbortSignal): Promise<void> {
+    const { jobId, farm } = row;
+    const chunks = row.chunks ?? 1;
+    if (chunks > MAX_ARRAY_CHILDREN)
+      throw new SkyfarmError('BAD_ARGUMENT', `${chunks} chunks exceed ${MAX_ARRAY_CHILDREN}`);
+    const queueFor = (stage: TrackedStage) => (stage === 'render' ? row.renderQueue! : farm.queues.transfer);
+    const ids = { ...row.batchIds };
+    const ensure = async (stage: 'copy' | 'render' | 'publish', dependsOn: string | undefined) => {
+      if (ids[stage]) return ids[stage]!;
+      signal.throwIfAborted();
+      const name = batchJobName(jobId, stage);
+      // A daemon that stopped between SubmitJob and storing the id finds the job by its name.
+      const existing = await clients.batch.findByName(queueFor(stage), name);
+      let batchId = existing[0]?.jobId;
+      if (batchId) {
+        this.say(jobId, `re-attached to ${stage} job ${batchId} (found by name ${name})`);
+      } else {
+        batchId = (
+          await clients.batch.submit({
+            name,
+            queue: queueFor(stage),
+            definition: stage === 'render' ? farm.jobDefinitions.render : farm.jobDefinitions.transfer,
+            command: [WORKER, stage],
+            environment: { SKYFARM_JOB_ID: jobId, SKYFARM_BUCKET: farm.bucket },
+            parameters: { skyfarmJobId: jobId, skyfarmStage: stage },
+            ...(dependsOn ? { dependsOn: [dependsOn] } : {}),
+            ...(stage === 'render' && chunks >= 2 ? { arraySize: chunks } : {}),
+            tags: { 'skyfarm:job': jobId, 'skyfarm:stage': stage },
+          })
+        ).jobId;
+        this.say(jobId, `submitted ${stage} as Batch job ${batchId} on ${queueFor(stage)}`);
+      }
+      this.deps.store.setBatchId(jobId, stage, batchId);
+      ids[stage] = batchId;
+      return batchId;
+    };
+    const copy = await ensure('copy', undefined);
+    const render = await ensure('render', copy);
+    await ensure('publish', render);
+  }
+
+  // -----------------------------------------------------------------------------------------------
+  // Following jobs
+
+  private track(jobId: string): void {
+    if (this.stopped) return;
+    this.tracked.set(jobId, {
+      jobId,
+      info: {},
+      markerEtags: new Map(),
+      frameSeconds: new Map(),
+      frameFiles: new Map(),
+      lastPreviewAt: '',
+      downloaded: new Map(),
+      runnableSince: {},
+    });
+    this.schedule(0);
+  }
+
+  private schedule(delayMs: number): void {
+    if (this.stopped || this.polling || this.timer) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.polling = this.pollOnce()
+        .catch((error: unknown) => this.deps.log.warn({ err: error }, 'AWS status poll failed'))
+        .finally(() => {
+          this.polling = undefined;
+          if (this.tracked.size > 0) this.schedule(this.nextDelay());
+        });
+    }, delayMs);
+    this.timer.unref?.();
+  }
+
+  /** Fast while anything starts, runs or is being published; slow while everything only waits. */
+  private nextDelay(): number {
+    const fast = this.deps.pollFastMs ?? 2_000;
+    const slow = this.deps.pollSlowMs ?? 15_000;
+    for (const t of this.tracked.values()) {
+      const infos = Object.values(t.info);
+      if (infos.length === 0) return fast;
+      if (infos.some((i) => i && !TERMINAL.has(i.status) && !isQueued(i))) return fast;
+      const render = t.info.render;
+      if (
+        render?.statusSummary &&
+        ((render.statusSummary.RUNNING ?? 0) > 0 || (render.statusSummary.STARTING ?? 0) > 0)
+      )
+        return fast;
+      if (infos.every((i) => i && TERMINAL.has(i.status))) return fast; // finishing: result and downloads
+    }
+    return slow;
+  }
+
+  /** One poll: DescribeJobs for every tracked Batch job, at most 100 ids per call, then each job. */
+  async pollOnce(): Promise<void> {
+    const byFarm = new Map<string, { clients: FarmClients; ids: string[] }>();
+    const rows = new Map<string, AwsJobRow>();
+    for (const t of this.tracked.values()) {
+      const row = this.deps.store.get(t.jobId);
+      if (!row) continue;
+      rows.set(t.jobId, row);
+      const key = JSON.stringify(row.farm);
+      let entry = byFarm.get(key);
+      if (!entry) byFarm.set(key, (entry = { clients: this.deps.clients(row.farm), ids: [] }));
+      for (const [stage, id] of Object.entries(row.batchIds) as Array<[TrackedStage, string]>) {
+        if (!t.info[stage] || !TERMINAL.has(t.info[stage]!.status)) entry.ids.push(id);
+      }
+    }
+    const answers = new Map<string, BatchJobInfo>();
+    for (const { clients, ids } of byFarm.values()) {
+      for (let start = 0; start < ids.length; start += 100) {
+        for (const info of await clients.batch.describe(ids.slice(start, start + 100)))
+          answers.set(info.jobId, info);
+      }
+    }
+    for (const t of [...this.tracked.values()]) {
+      const row = rows.get(t.jobId);
+      if (!row) continue;
+      for (const [stage, id] of Object.entries(row.batchIds) as Array<[TrackedStage, string]>) {
+        const info = answers.get(id);
+        if (info) t.info[stage] = info;
+      }
+      try {
+        await this.update(t, row);
+      } catch (error) {
+        this.deps.log.warn({ err: error, jobId: t.jobId }, 'AWS job update failed');
+      }
+    }
+  }
+
+  private async update(t: Tracked, row: AwsJobRow): Promise<void> {
+    const { repo } = this.deps;
+    const job = repo.get(t.jobId);
+    if (!job || row.canceledAt) {
+      this.tracked.delete(t.jobId);
+      return;
+    }
+    const clients = this.deps.clients(row.farm);
+    const { copy, render, publish } = t.info;
+    const chunks = row.chunks ?? 1;
+    const counts = chunkCounts(render, chunks);
+    const now = Date.now();
+    for (const stage of ['copy', 'render', 'publish'] as const) {
+      const info = t.info[stage];
+      const waiting =
+        info?.status === 'RUNNABLE' ||
+        (stage === 'render' &&
+          counts.queued > 0 &&
+          counts.running === 0 &&
+          info?.status === 'PENDING' &&
+          copy?.status === 'SUCCEEDED');
+      if (waiting) t.runnableSince[stage] ??= now;
+      else delete t.runnableSince[stage];
+    }
+
+    // Frames: markers (and previews) once a chunk has started.
+    if (
+      render &&
+      (counts.running > 0 || counts.done > 0 || counts.failed > 0 || TERMINAL.has(render.status))
+    ) {
+      await this.readMarkers(t, clients.bucket);
+    }
+    // Results: downloaded as publish uploads them.
+    const publishing = publish && (publish.status === 'RUNNING' || TERMINAL.has(publish.status));
+    if (publishing || render?.status === 'FAILED' || copy?.status === 'FAILED') {
+      await this.downloadOutputs(t, clients.bucket, job.output);
+    }
+
+    // Stages and state.
+    const stages: Partial<Record<keyof Stages, StageState>> = {
+      copy: stageState(copy),
+      render: stageState(render, counts),
+      publish: stageState(publish),
+    };
+    if (publish?.status === 'FAILED' && publish.statusReason === 'Dependent Job failed')
+      stages.publish = 'skipped';
+    if (render?.status === 'FAILED' && copy?.status === 'FAILED') stages.render = 'skipped';
+    let state: JobState = 'copying';
+    if (stages.publish === 'running') state = 'publishing';
+    else if (stages.render === 'running' || stages.copy === 'done') state = 'rendering';
+    let message: string;
+    const framesDone = repo.frames(t.jobId).filter((f) => f.state === 'done').length;
+    if (
+      stages.render === 'running' ||
+      (stages.copy === 'done' && !TERMINAL.has(render?.status ?? 'SUBMITTED'))
+    ) {
+      message =
+        `chunks: ${counts.running} running, ${counts.queued} queued, ${counts.done} done` +
+        (counts.failed ? `, ${counts.failed} failed` : '') +
+        ` · frames ${framesDone}/${job.framesTotal}`;
+    } else if (stages.publish === 'running') {
+      message = `publishing frames (${t.downloaded.size} downloaded)`;
+    } else if (copy && copy.status !== 'SUCCEEDED' && copy.status !== 'FAILED') {
+      message =
+        copy.status === 'RUNNING' || copy.status === 'STARTING'
+          ? 'copying the project to the farm'
+          : `copy is ${copy.status}`;
+    } else {
+      message = job.message;
+    }
+    for (const stage of ['copy', 'render', 'publish'] as const) {
+      const since = t.runnableSince[stage];
+      if (since !== undefined && now - since >= (this.deps.runnableWarnMs ?? 600_000)) {
+        message = runnableExplanation(
+          stage,
+          stage === 'render' ? (row.renderQueue ?? '') : row.farm.queues.transfer,
+          now - since,
+        );
+        break;
+      }
+    }
+
+    // ETA from observed frame times, over the chunks rendering now.
+    const remaining =
+      job.framesTotal - framesDone - repo.frames(t.jobId).filter((f) => f.state === 'failed').length;
+    repo.setLive(t.jobId, {
+      currentFrameFraction: 0,
+      etaSeconds: estimateEta([...t.frameSeconds.values()], remaining, counts.running),
+    });
+
+    // The end: publish finished, or a stage failed and the stack's rule published what there was.
+    const failedStage =
+      copy?.status === 'FAILED' ? 'copy' : render?.status === 'FAILED' ? 'render' : undefined;
+    if (publish?.status === 'SUCCEEDED' || failedStage || publish?.status === 'FAILED') {
+      const result = await clients.bucket.getJson<JobResult>(jobKeys(t.jobId).result);
+      if (result && result.state !== 'canceled') {
+        await this.downloadOutputs(t, clients.bucket, job.output);
+        this.finish(t, row, result, { copy, render, publish });
+        return;
+      }
+      t.renderFailedAt ??= now;
+      const timeout = this.deps.failurePublishTimeoutMs ?? 30 * 60_000;
+      if (
+        publish?.status === 'SUCCEEDED' ||
+        (publish?.status === 'FAILED' && !failedStage) ||
+        now - t.renderFailedAt > timeout
+      ) {
+        this.finish(t, row, undefined, { copy, render, publish });
+        return;
+      }
+      message = `${failedStage ?? 'publish'} failed: ${failureReason((failedStage ? t.info[failedStage] : publish)!)}; waiting for the farm to publish what was rendered`;
+      state = 'publishing';
+    }
+    for (const [stage, value] of Object.entries(stages) as Array<[keyof Stages, StageState]>) {
+      if (job.stages[stage] !== value) repo.update(t.jobId, { stage: [stage, value] });
+    }
+    const updated = repo.update(t.jobId, { state, message });
+    const snapshot = JSON.stringify({ ...updated, updatedAt: '' });
+    if (snapshot !== t.lastSnapshot) {
+      t.lastSnapshot = snapshot;
+      if (job.message !== message) this.say(t.jobId, message);
+      this.emit(updated);
+    }
+  }
+
+  private async readMarkers(t: Tracked, bucket: IBucket): Promise<void> {
+    const { repo } = this.deps;
+    const keys = jobKeys(t.jobId);
+    const listed = await bucket.list(keys.framesPrefix);
+    let newest: FrameMarker | undefined;
+    for (const object of listed) {
+      if (t.markerEtags.get(object.key) === object.etag) continue;
+      const marker = await bucket.getJson<FrameMarker>(object.key);
+      t.markerEtags.set(object.key, object.etag);
+      if (!marker) continue;
+      if (marker.state === 'done') {
+        if (marker.seconds !== undefined) t.frameSeconds.set(marker.frame, marker.seconds);
+        if (marker.file) t.frameFiles.set(marker.frame, marker.file);
+        repo.setFrame(
+          t.jobId,
+          marker.frame,
+          'done',
+          marker.seconds !== undefined ? { seconds: marker.seconds } : {},
+        );
+        if (marker.preview && marker.at > t.lastPreviewAt && (!newest || marker.at > newest.at))
+          newest = marker;
+      } else {
+        repo.setFrame(t.jobId, marker.frame, 'failed', { message: marker.message ?? 'failed' });
+        this.say(t.jobId, `frame ${marker.frame} failed (chunk ${marker.chunk}): ${marker.message ?? ''}`);
+      }
+    }
+    if (newest?.preview) {
+      const file = join(this.deps.previewsDir, t.jobId, `${newest.frame}.png`);
+      await bucket.download(newest.preview, file);
+      t.lastPreviewAt = newest.at;
+      repo.update(t.jobId, { lastFrame: file });
+    }
+  }
+
+  /** Downloads every published frame not yet in the output folder (temporary name, then rename). */
+  private async downloadOutputs(
+    t: Tracked,
+    bucket: IBucket,
+    outputDir: string,
+  ): Promise<{ downloaded: number; bytes: number }> {
+    const keys = jobKeys(t.jobId);
+    let downloaded = 0;
+    let bytes = 0;
+    for (const object of await bucket.list(keys.outputPrefix)) {
+      if (t.downloaded.get(object.key) === object.size) continue;
+      const file = basename(object.key);
+      if (file.startsWith('.')) continue;
+      const dest = join(outputDir, file);
+      const present = await stat(dest).then(
+        (s) => s.size,
+        () => -1,
+      );
+      if (present !== object.size) {
+        await bucket.download(object.key, dest);
+        downloaded += 1;
+        bytes += object.size;
+      }
+      t.downloaded.set(object.key, object.size);
+      const frame = [...t.frameFiles.entries()].find(([, name]) => name === file)?.[0];
+      if (frame !== undefined) {
+        this.deps.repo.setFrame(t.jobId, frame, 'done', { path: dest });
+        this.deps.repo.update(t.jobId, { lastFrame: dest });
+      }
+    }
+    return { downloaded, bytes };
+  }
+
+  private finish(
+    t: Tracked,
+    row: AwsJobRow,
+    result: JobResult | undefined,
+    info: Partial<Record<'copy' | 'render' | 'publish', BatchJobInfo>>,
+  ): void {
+    const { repo } = this.deps;
+    const job = repo.get(t.jobId)!;
+    const outputDir = job.output;
+    for (const ok of result?.ok ?? []) {
+      repo.setFrame(t.jobId, ok.frame, 'done', { path: join(outputDir, ok.file) });
+    }
+    for (const failed of result?.failed ?? [])
+      repo.setFrame(t.jobId, failed.frame, 'failed', { message: failed.message });
+    for (const frame of result?.missing ?? [])
+      repo.setFrame(t.jobId, frame, 'failed', { message: 'not rendered' });
+    const lastOk = result?.ok.at(-1);
+    if (lastOk) repo.update(t.jobId, { lastFrame: join(outputDir, lastOk.file) });
+    repo.setLive(t.jobId, undefined);
+    this.deps.store.setFinished(t.jobId);
+    this.tracked.delete(t.jobId);
+    void rm(join(this.deps.previewsDir, t.jobId), { recursive: true, force: true });
+
+    const stageStates: Array<[keyof Stages, StageState]> = [
+      ['copy', stageState(info.copy)],
+      ['render', info.copy?.status === 'FAILED' ? 'skipped' : stageState(info.render)],
+      ['publish', result ? 'done' : 'failed'],
+    ];
+    for (const stage of stageStates) repo.update(t.jobId, { stage });
+    const mailNote = result?.mail?.error ? `; the notification mail failed: ${result.mail.error}` : '';
+    if (result?.state === 'succeeded') {
+      const message = `${result.ok.length} frames in ${outputDir}${mailNote}`;
+      this.say(t.jobId, `done: ${message}`);
+      this.emit(repo.update(t.jobId, { state: 'done', message, error: null }));
+      return;
+    }
+    let message: string;
+    let code: 'FRAMES_FAILED' | 'AWS_ERROR' = 'FRAMES_FAILED';
+    if (info.copy?.status === 'FAILED') {
+      message = `copy failed: ${failureReason(info.copy)} (see skyfarm logs ${t.jobId})`;
+      code = 'AWS_ERROR';
+    } else if (result) {
+      const bad = [...result.failed.map((f) => f.frame), ...result.missing];
+      message =
+        `${bad.length} of ${job.framesTotal} frames failed (${formatFrameList(bad, { maxParts: 10 })})` +
+        (result.reason ? `: ${result.reason}` : '');
+    } else if (info.render?.status === 'FAILED') {
+      message = `render failed: ${failureReason(info.render)}; no result was published (is the stack's publish-after-failure rule deployed?)`;
+    } else {
+      message = `publish failed: ${info.publish ? failureReason(info.publish) : 'unknown'}`;
+      code = 'AWS_ERROR';
+    }
+    message += mailNote;
+    this.say(t.jobId, message);
+    this.emit(repo.update(t.jobId, { state: 'failed', message, error: { code, message } }));
+  }
+
+  // -----------------------------------------------------------------------------------------------
+  // Cancel, download, logs
+
+  /**
+   * Cancels: cancel.json for the publish that follows, TerminateJob for every unfinished stage. The
+   * stack's rule publishes (and cleans the EFS folder) once the render job is terminated; when the
+   * render already succeeded or never existed, a cleanup publish is submitted here instead.
+   */
+  async cancel(jobId: string): Promise<void> {
+    const { repo, store } = this.deps;
+    const starting = this.starting.get(jobId);
+    if (starting) {
+      starting.controller.abort(new SkyfarmError('CANCELED', 'canceled'));
+      await starting.done;
+    }
+    this.tracked.delete(jobId);
+    let row = store.get(jobId);
+    if (!row) return;
+    store.setCanceled(jobId);
+    const clients = this.deps.clients(row.farm);
+    if (row.preparedAt) {
+      const request: CancelRequest = { jobId, reason: CANCEL_REASON, at: new Date().toISOString() };
+      await clients.bucket.putJson(jobKeys(jobId).cancel, request);
+    }
+    row = store.get(jobId)!;
+    const ids = Object.entries(row.batchIds) as Array<[TrackedStage, string]>;
+    const infos = new Map((await clients.batch.describe(ids.map(([, id]) => id))).map((i) => [i.jobId, i]));
+    for (const [stage, id] of ids) {
+      const info = infos.get(id);
+      if (info && !TERMINAL.has(info.status)) {
+        await clients.batch.terminate(id, CANCEL_REASON);
+        this.say(jobId, `terminated ${stage} job ${id}`);
+      }
+    }
+    const render = row.batchIds.render ? infos.get(row.batchIds.render) : undefined;
+    const ruleWillPublish = render !== undefined && render.status !== 'SUCCEEDED';
+    if (row.batchIds.copy && !ruleWillPublish && !row.batchIds.cleanup) {
+      const { jobId: cleanupId } = await clients.batch.submit({
+        name: batchJobName(jobId, 'cleanup'),
+        queue: row.farm.queues.transfer,
+        definition: row.farm.jobDefinitions.transfer,
+        command: [WORKER, 'publish'],
+        environment: { SKYFARM_JOB_ID: jobId, SKYFARM_BUCKET: row.farm.bucket },
+        parameters: { skyfarmJobId: jobId, skyfarmStage: 'cleanup' },
+        tags: { 'skyfarm:job': jobId, 'skyfarm:stage': 'cleanup' },
+      });
+      store.setBatchId(jobId, 'cleanup', cleanupId);
+      this.say(
+        jobId,
+        `submitted cleanup ${cleanupId} (publishes what exists and removes the working folder)`,
+      );
+    }
+    const job = repo.get(jobId);
+    if (!job) return;
+    for (const stage of ['upload', 'copy', 'render', 'publish'] as const) {
+      if (job.stages[stage] === 'running' || job.stages[stage] === 'pending')
+        repo.update(jobId, { stage: [stage, 'canceled'] });
+    }
+    repo.setLive(jobId, undefined);
+    this.say(jobId, 'canceled');
+    this.emit(repo.update(jobId, { state: 'canceled', message: 'canceled' }));
+  }
+
+  /** `skyfarm download`: every published frame not yet in `output` (default: the job's output folder). */
+  async download(
+    jobId: string,
+    output?: string,
+  ): Promise<{ output: string; downloaded: number; present: number; bytes: number }> {
+    const row = this.deps.store.get(jobId);
+    const job = this.deps.repo.get(jobId);
+    if (!row || !job)
+      throw new SkyfarmError(
+        'BAD_ARGUMENT',
+        `${jobId} is not an AWS job: its frames are already in ${job?.output ?? 'its output folder'}`,
+      );
+    const dir = output ?? job.output;
+    await mkdir(dir, { recursive: true });
+    const t: Tracked = this.tracked.get(jobId) ?? {
+      jobId,
+      info: {},
+      markerEtags: new Map(),
+      frameSeconds: new Map(),
+      frameFiles: new Map(),
+      lastPreviewAt: '',
+      downloaded: new Map(),
+      runnableSince: {},
+    };
+    const scratch = { ...t, downloaded: new Map<string, number>() };
+    const { downloaded, bytes } = await this.downloadOutputs(
+      scratch,
+      this.deps.clients(row.farm).bucket,
+      dir,
+    );
+    return { output: dir, downloaded, present: scratch.downloaded.size, bytes };
+  }
+
+  /** The CloudWatch log of one render chunk (its latest attempt). */
+  async chunkLogs(jobId: string, chunk: number, tail = 1000): Promise<string[]> {
+    const row = this.deps.store.get(jobId);
+    if (!row)
+      throw new SkyfarmError('BAD_ARGUMENT', `${jobId} is not an AWS job; --chunk applies to AWS jobs`);
+    const renderId = row.batchIds.render;
+    if (!renderId) throw new SkyfarmError('BAD_ARGUMENT', `${jobId} has no render job yet`);
+    const chunks = row.chunks ?? 1;
+    if (chunk >= chunks)
+      throw new SkyfarmError('BAD_ARGUMENT', `${jobId} has ${chunks} chunks (0–${chunks - 1})`);
+    const clients = this.deps.clients(row.farm);
+    const id = chunks >= 2 ? `${renderId}:${chunk}` : renderId;
+    const [info] = await clients.batch.describe([id]);
+    const stream =
+      [...(info?.attempts ?? [])].reverse().find((a) => a.logStreamName)?.logStreamName ??
+      info?.logStreamName;
+    if (!info || !stream) {
+      throw new SkyfarmError(
+        'BAD_ARGUMENT',
+        `chunk ${chunk} has not started yet (${info?.status ?? 'unknown'}): no log`,
+      );
+    }
+    return clients.logs.read(row.farm.logGroup, stream, tail);
+  }
+
+  /** Stops following (daemon shutdown); Batch keeps running and the next daemon re-attaches. */
+  async stopAll(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    for (const entry of this.starting.values()) entry.controller.abort(new Error('daemon shutting down'));
+    await Promise.all([...this.starting.values()].map((e) => e.done));
+    await this.polling;
+    this.tracked.clear();
+  }
+}
+
+/** Chunk size for AWS: the requested one, raised so the array stays within 10,000 children. */
+export function awsChunkSize(frames: number, requested: number): number {
+  return effectiveChunkSize(frames, requested);
+}

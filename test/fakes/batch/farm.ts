@@ -1,0 +1,152 @@
+// A whole farm on this machine for the AWS-backend tests: s3rver as S3, the fake Batch endpoint
+// configured from infra/skyfarm.yaml (running the real worker with a folder as EFS and real Blender),
+// the fake SES and CloudWatch Logs, and a daemon pointed at all of them.
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import pino from 'pino';
+import type { Test } from 'tap';
+import { startDaemon, type RunningDaemon } from '../../../daemon/src/daemon.js';
+import { DaemonClient } from '../../../daemon/src/client/daemon-client.js';
+import type { Job } from '../../../protocol/generated/protocol.js';
+import { S3Bucket, createS3Client, settingsFromEnv } from '../../../daemon/src/batch/bucket.js';
+import { blenderCommand } from '../../helpers/scenes.js';
+import { awsEnv, cleanEnv, REPO_ROOT, startS3, WORKER_ENTRY, type LocalS3 } from './aws-env.js';
+import { startFakeBatch, type FakeBatch } from './server.js';
+import { farmFromTemplate } from './template.js';
+import { startFakeSes, type FakeSes } from '../ses/server.js';
+import { startFakeLogs, type FakeLogs } from '../logs/server.js';
+
+export interface Farm {
+  dir: string;
+  efs: string;
+  s3: LocalS3;
+  bucket: S3Bucket;
+  batch: FakeBatch;
+  ses: FakeSes;
+  logs: FakeLogs;
+  /** The daemon's environment (AWS endpoints, the farm bucket). */
+  daemonEnv: NodeJS.ProcessEnv;
+  startDaemon(stateDir?: string): Promise<RunningDaemon>;
+  stateDir: string;
+}
+
+export const NOTIFY_FROM = 'farm@example.com';
+
+export async function startFarm(t: Test, options: { maxRunning?: number } = {}): Promise<Farm> {
+  const dir = t.testdir({});
+  const s3 = await startS3(path.join(dir, 's3'));
+  t.teardown(() => s3.close());
+  const ses = await startFakeSes();
+  t.teardown(() => ses.close());
+  const logs = await startFakeLogs();
+  t.teardown(() => logs.close());
+  const efs = path.join(dir, 'efs');
+  const env = { ...cleanEnv(), ...awsEnv({ s3: s3.endpoint, ses: ses.endpoint, logs: logs.endpoint }) };
+  const template = farmFromTemplate({ bucket: s3.bucket, gpu: true });
+  const batch = await startFakeBatch({
+    queues: template.queues,
+    jobDefinitions: template.jobDefinitions,
+    rules: template.rules,
+    hostEnv: { ...env, SKYFARM_EFS_ROOT: efs, SKYFARM_BLENDER: blenderCommand },
+    executables: { 'skyfarm-worker': [process.execPath, '--import', 'tsx', WORKER_ENTRY] },
+    cwd: REPO_ROOT,
+    maxRunning: options.maxRunning ?? 2,
+    tickMs: 40,
+    logs,
+    logGroup: '/skyfarm/skyfarm',
+  });
+  t.teardown(() => batch.close());
+  const client = createS3Client(settingsFromEnv(env, 'S3'));
+  t.teardown(() => client.destroy());
+  const daemonEnv: NodeJS.ProcessEnv = {
+    ...env,
+    ...awsEnv({ s3: s3.endpoint, batch: batch.endpoint, ses: ses.endpoint, logs: logs.endpoint }),
+    SKYFARM_AWS_BUCKET: s3.bucket,
+    SKYFARM_AWS_NOTIFY_FROM: NOTIFY_FROM,
+    SKYFARM_BLENDER: blenderCommand,
+  };
+  const stateDir = path.join(dir, 'home');
+  return {
+    dir,
+    efs,
+    s3,
+    bucket: new S3Bucket(client, s3.bucket),
+    batch,
+    ses,
+    logs,
+    daemonEnv,
+    stateDir,
+    async startDaemon(home = stateDir) {
+      const daemon = await startDaemon({
+        stateDir: home,
+        port: 0,
+        env: daemonEnv,
+        logger: pino({ level: 'silent' }),
+        aws: {
+          backend: {
+            pollFastMs: 250,
+            pollSlowMs: 750,
+            runnableWarnMs: 1_500,
+            failurePublishTimeoutMs: 60_000,
+          },
+        },
+      });
+      t.teardown(() => daemon.stop());
+      return daemon;
+    },
+  };
+}
+
+/** Records every job.update of one daemon. */
+export async function recordUpdates(
+  t: Test,
+  daemon: RunningDaemon,
+): Promise<{ client: DaemonClient; updates: Job[] }> {
+  const client = await DaemonClient.connect({
+    stateDir: daemon.paths.root,
+    clientName: 'test',
+    clientVersion: '1',
+  });
+  t.teardown(() => client.close());
+  const updates: Job[] = [];
+  client.onEvent((event, data) => {
+    if (event === 'job.update') updates.push(data as Job);
+  });
+  return { client, updates };
+}
+
+export interface CliRun {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** The real `skyfarm` CLI from source (tsx), against the daemon of `stateDir`. */
+export function runSkyfarm(
+  args: string[],
+  stateDir: string,
+  cwd: string,
+  timeoutMs = 110_000,
+): Promise<CliRun> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', path.join(REPO_ROOT, 'daemon/src/cli/main.ts'), ...args],
+      {
+        cwd,
+        env: { ...cleanEnv(), SKYFARM_HOME: stateDir, SKYFARM_PORT: '0' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.once('error', reject);
+    child.once('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
