@@ -136,10 +136,10 @@ export async function publishStage(ctx: WorkerContext): Promise<JobResult> {
       ctx.log(`publish: mail to ${job.notify.to} failed: ${mailError.message}`);
     }
   }
-  await ctx.bucket.putJson(keys.result, result);
-
-  // 4. The working folder goes, whatever happened.
+  // 4. The working folder goes, whatever happened; result.json comes last, so whoever sees it knows
+  //    the job is completely over.
   await rm(paths.job, { recursive: true, force: true });
+  await ctx.bucket.putJson(keys.result, result);
   ctx.log(
     `publish: ${state}: ${ok.length} ok, ${failed.length} failed, ${missing.length} missing; removed ${paths.job}`,
   );
