@@ -248,7 +248,7 @@ class SKYFARM_OT_start_daemon(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        if _starting:
+        if any(process.poll() is None for process, _output, _started in _starting):
             cls.poll_message_set("The daemon is being started")
             return False
         return True

@@ -194,6 +194,19 @@ def _kind_icon(kind):
 
 
 class SKYFARM_UL_jobs(bpy.types.UIList):
+    """Jobs newest first, filterable by name like Blender's own lists."""
+
+    def filter_items(self, context, data, propname):
+        items = getattr(data, propname)
+        helpers = bpy.types.UI_UL_list
+        flags = helpers.filter_items_by_name(self.filter_name, self.bitflag_filter_item, items, "name") if self.filter_name else []
+        # The collection grows in arrival order; show the newest job on top.
+        newest_first = sorted(range(len(items)), key=lambda i: (items[i].created_at, items[i].job_id), reverse=True)
+        order = [0] * len(items)
+        for position, item_index in enumerate(newest_first):
+            order[item_index] = position
+        return flags, order
+
     def draw_item(self, context, layout, data, item, icon, active_data, active_propname, index):
         if self.layout_type in {"DEFAULT", "COMPACT"}:
             split = layout.split(factor=0.5)

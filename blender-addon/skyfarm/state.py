@@ -83,6 +83,10 @@ class JobTable:
         """Newest first, which is how the status panel lists them."""
         return sorted(self._jobs.values(), key=lambda job: (job.get("createdAt", ""), job["id"]), reverse=True)
 
+    def snapshots(self) -> List[Job]:
+        """Every job, in no particular order (cheaper than ordered() when order does not matter)."""
+        return list(self._jobs.values())
+
     def clear(self) -> None:
         if self._jobs:
             self._jobs.clear()

@@ -21,7 +21,7 @@ IDLE_INTERVAL = 0.1
 session = None  # DaemonSession while the add-on is enabled
 # The last reports, newest last, for scripts and tests to read back.
 reported = collections.deque(maxlen=50)
-_mirrored = {"revision": None, "order": None, "jobs": {}, "select": None}
+_mirrored = {"revision": None, "index": {}, "jobs": {}, "select": None}
 # Longest tick so far, reported by the GUI test (and handy when profiling).
 slowest_tick_seconds = 0.0
 
@@ -43,7 +43,7 @@ def start(addon_version):
     link = connection.DaemonConnection(CLIENT_NAME, addon_version, state_dir=paths.state_dir)
     session = session_module.DaemonSession(link, stack_name=stack_name)
     session.start()
-    _mirrored.update(revision=None, order=None, jobs={}, select=None)
+    _mirrored.update(revision=None, index={}, jobs={}, select=None)
     bpy.app.timers.register(tick, first_interval=0.0, persistent=True)
     if _on_load_post not in bpy.app.handlers.load_post:
         bpy.app.handlers.load_post.append(_on_load_post)
@@ -67,7 +67,7 @@ def tick():
         return None
     started = time.perf_counter()
     more = session.tick(TICK_BUDGET_SECONDS)
-    mirror_into_blender()
+    more = mirror_into_blender() or more
     for notice in session.take_notices():
         notify(notice.level, notice.text)
     elapsed = time.perf_counter() - started
@@ -80,14 +80,20 @@ def _window_manager():
     return managers[0] if len(managers) else None
 
 
-def mirror_into_blender(force=False):
-    """Copies the session's state into WindowManager.skyfarm, touching only what changed."""
+def mirror_into_blender(force=False, budget_seconds=TICK_BUDGET_SECONDS):
+    """Copies the session's state into WindowManager.skyfarm, touching only what changed.
+
+    The collection is append-only in arrival order (the list sorts newest first when drawn), so a
+    new job costs one add() instead of a rebuild. At most budget_seconds are spent per call; returns
+    True when jobs are left to write, which the next tick continues.
+    """
     wm = _window_manager()
     if wm is None or session is None:
-        return
+        return False
     revision = session.revision
     if revision == _mirrored["revision"] and not force:
-        return
+        return False
+    deadline = time.perf_counter() + budget_seconds
     live = wm.skyfarm
     status = session.status
     _assign(live, "connection_state", status.state)
@@ -96,25 +102,44 @@ def mirror_into_blender(force=False):
     _assign(live, "aws_available", session.aws.available)
     _assign(live, "aws_reason", session.aws.reason)
 
-    jobs = session.jobs.ordered()
-    order = [job["id"] for job in jobs]
-    if force or order != _mirrored["order"] or len(live.jobs) != len(order):
-        active_id = live.jobs[live.active_job_index].job_id if 0 <= live.active_job_index < len(live.jobs) else None
-        live.jobs.clear()
-        for _ in order:
-            live.jobs.add()
+    index = _mirrored["index"]
+    if force or len(index) != len(live.jobs):
+        # Another window manager (a loaded file) or a first run: adopt what is there.
+        index.clear()
+        index.update({item.job_id: position for position, item in enumerate(live.jobs)})
         _mirrored["jobs"] = {}
-        _mirrored["order"] = order
-        live.active_job_index = order.index(active_id) if active_id in order else 0
-    for item, job in zip(live.jobs, jobs):
-        if _mirrored["jobs"].get(job["id"]) is not job:
-            _write_job(item, job)
-            _mirrored["jobs"][job["id"]] = job
-    if _mirrored["select"] in order:
-        live.active_job_index = order.index(_mirrored["select"])
+    gone = [job_id for job_id in index if job_id not in session.jobs]
+    if gone:
+        for position in sorted((index[job_id] for job_id in gone), reverse=True):
+            live.jobs.remove(position)
+        index.clear()
+        index.update({item.job_id: position for position, item in enumerate(live.jobs)})
+        for job_id in gone:
+            _mirrored["jobs"].pop(job_id, None)
+        live.active_job_index = min(live.active_job_index, max(0, len(live.jobs) - 1))
+
+    unfinished = False
+    mirrored = _mirrored["jobs"]
+    changed = [job for job in session.jobs.snapshots() if mirrored.get(job["id"]) is not job]
+    # New jobs join the list in creation order.
+    changed.sort(key=lambda job: (job["id"] in index, job.get("createdAt", ""), job["id"]))
+    for job in changed:
+        if time.perf_counter() > deadline:
+            unfinished = True
+            break
+        position = index.get(job["id"])
+        if position is None:
+            live.jobs.add()
+            position = index[job["id"]] = len(live.jobs) - 1
+        _write_job(live.jobs[position], job)
+        mirrored[job["id"]] = job
+    if _mirrored["select"] in index:
+        live.active_job_index = index[_mirrored["select"]]
         _mirrored["select"] = None
-    _mirrored["revision"] = revision
+    if not unfinished:
+        _mirrored["revision"] = revision
     request_redraw()
+    return unfinished
 
 
 def _assign(target, name, value):
@@ -146,7 +171,7 @@ def _write_job(item, job):
 def select_job(job_id):
     """Makes job_id the active row of the jobs list on the next mirror (e.g. a job just submitted)."""
     _mirrored["select"] = job_id
-    _mirrored["revision"] = None
+    _mirrored["revision"] = None  # Forces the next mirror to run even if nothing else changed.
 
 
 def request_redraw(all_areas=False):
@@ -188,6 +213,6 @@ def upload_line(job_id):
 @persistent
 def _on_load_post(_dummy):
     # A loaded file may bring its own window manager: fill it from the session again.
-    _mirrored.update(revision=None, order=None, jobs={})
+    _mirrored.update(revision=None, index={}, jobs={})
     mirror_into_blender(force=True)
 

@@ -39,7 +39,7 @@ class DaemonProcess:
         env.update({"SKYFARM_HOME": self.home, "SKYFARM_PORT": "0", "SKYFARM_LOG_LEVEL": "warn"})
         return env
 
-    def start(self, timeout=20.0):
+    def start(self, timeout=60.0):
         """Starts `skyfarm daemon` in the foreground and waits until daemon.json names its port."""
         info_path = os.path.join(self.home, "daemon.json")
         log = open(self.log_path, "ab")

@@ -290,9 +290,10 @@ def _start_daemon_from_blender():
     def started():
         if operators._starting:
             operators._poll_start_processes()  # Its timer does not fire in background mode.
-        return live().connection_state == "connected"
+        return live().connection_state == "connected" and not operators._starting
 
-    support.pump(60, started, "the daemon started from Blender")
+    support.pump(60, started, "the daemon started from Blender and `daemon start` reported back")
+    check(any("skyfarm daemon started" in text for _, text in __import__("skyfarm").sync.reported), "no started report")
 
 
 def scenario_daemon_lifecycle():
