@@ -1,0 +1,196 @@
+// The AWS pipeline over time, through the fakes with real Blender and the real worker:
+// - a spot interruption (`Host EC2 (instance i-…) terminated.`) is retried by the job definition's
+//   evaluateOnExit and the retried chunk skips the frame it had finished (overwrite off);
+// - a render stuck in RUNNABLE is explained, and `skyfarm cancel` terminates the Batch jobs and the
+//   working folder is cleaned by the publish the stack's rule submits;
+// - a daemon restarted mid-job re-attaches (stored ids, and by job name for a stage whose id was
+//   never stored) without submitting anything twice.
+import t from 'tap';
+import { existsSync, readdirSync } from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { blenderSkip, makeScene } from './helpers/scenes.js';
+import { recordUpdates, runSkyfarm, startFarm } from './fakes/batch/farm.js';
+import type { Job } from '../protocol/generated/protocol.js';
+import { jobKeys, type JobResult } from '../daemon/src/batch/layout.js';
+
+t.test(
+  'spot interruption: retried, finished frames not rendered again',
+  { skip: blenderSkip, timeout: 115_000 },
+  async (t) => {
+    const farm = await startFarm(t);
+    await farm.startDaemon();
+    farm.batch.interrupt({
+      jobName: /-render$/,
+      arrayIndex: 0,
+      afterLine: /^SKYFARM_FRAME_DONE 1 /,
+      instanceId: 'i-0spot0000000000001',
+    });
+    const scene = await makeScene(path.join(farm.dir, 'project'), { frames: [1, 4] });
+    const output = path.join(farm.dir, 'out');
+    const run = await runSkyfarm(
+      ['render', scene, '--backend', 'aws', '--chunk-size', '2', '--output', output, '--wait', '--json'],
+      farm.stateDir,
+      farm.dir,
+    );
+    t.equal(run.code, 0, 'the job succeeds', { stderr: run.stderr.slice(-3000) });
+    const job = JSON.parse(run.stdout) as Job;
+    t.equal(job.framesDone, 4);
+    t.same(readdirSync(output).sort(), [
+      'frame_0001.png',
+      'frame_0002.png',
+      'frame_0003.png',
+      'frame_0004.png',
+    ]);
+    const chunk0 = farm.batch.byName(`skyfarm-${job.id}-render`)[0]?.children?.[0];
+    t.equal(chunk0?.attempts.length, 2, 'chunk 0 ran twice');
+    t.equal(chunk0?.attempts[0]?.statusReason, 'Host EC2 (instance i-0spot0000000000001) terminated.');
+    const first = chunk0?.attempts[0]?.output.join('\n') ?? '';
+    const second = chunk0?.attempts[1]?.output.join('\n') ?? '';
+    t.match(first, /SKYFARM_FRAME_DONE 1 /, 'the first attempt finished frame 1 before its host went away');
+    t.notMatch(first, /SKYFARM_FRAME_DONE 2 /);
+    t.match(second, /SKYFARM_FRAME_SKIPPED 1 /, 'the retry skipped frame 1 (overwrite off)');
+    t.notMatch(second, /SKYFARM_FRAME_DONE 1 /, 'frame 1 was not rendered again');
+    t.match(second, /SKYFARM_FRAME_DONE 2 /, 'and rendered frame 2');
+    t.match(second, /attempt 2/);
+  },
+);
+
+t.test(
+  'RUNNABLE for long is explained; cancel terminates all three jobs and cleans the working folder',
+  { skip: blenderSkip, timeout: 115_000 },
+  async (t) => {
+    const farm = await startFarm(t);
+    const daemon = await farm.startDaemon();
+    const { client, updates } = await recordUpdates(t, daemon);
+    farm.batch.holdQueue('skyfarm-cpu-spot', true); // no capacity for renders
+    const scene = await makeScene(path.join(farm.dir, 'project'), { frames: [1, 2] });
+    const submit = await runSkyfarm(
+      [
+        'render',
+        scene,
+        '--backend',
+        'aws',
+        '--output',
+        path.join(farm.dir, 'out'),
+        '--notify-email',
+        'artist@example.com',
+        '--json',
+      ],
+      farm.stateDir,
+      farm.dir,
+    );
+    t.equal(submit.code, 0, 'submitted', { stderr: submit.stderr });
+    const jobId = (JSON.parse(submit.stdout) as Job).id;
+    await farm.batch.waitFor(
+      () => updates.some((u) => u.id === jobId && /RUNNABLE on skyfarm-cpu-spot/.test(u.message)),
+      90_000,
+      'the RUNNABLE explanation',
+    );
+    const explained = updates.filter((u) => u.id === jobId && /RUNNABLE/.test(u.message)).at(-1)!;
+    t.match(
+      explained.message,
+      /waiting for an instance .*MaxvCpus.*vCPU quota.*spot capacity/,
+      'says what to check',
+    );
+    t.ok(existsSync(path.join(farm.efs, 'jobs', jobId, 'project')), 'copy has filled the working folder');
+
+    const cancel = await runSkyfarm(['cancel', jobId, '--json'], farm.stateDir, farm.dir);
+    t.equal(cancel.code, 0, 'cancel exits 0', { stderr: cancel.stderr });
+    t.equal((JSON.parse(cancel.stdout) as Job).state, 'canceled');
+    const named = (stage: string) => farm.batch.byName(`skyfarm-${jobId}-${stage}`)[0]!;
+    t.equal(named('copy').status, 'SUCCEEDED', 'copy had finished');
+    await farm.batch.waitFor(
+      () => named('render').status === 'FAILED' && named('publish').status === 'FAILED',
+      10_000,
+      'terminated',
+    );
+    t.equal(named('render').statusReason, 'canceled by the user (skyfarm cancel)');
+    t.ok(named('publish').statusReason, 'publish ended too');
+    // The render's FAILED state triggers the stack's rule: publish-after-failure cleans up.
+    await farm.batch.waitFor(
+      () => !existsSync(path.join(farm.efs, 'jobs', jobId)),
+      60_000,
+      'the working folder to go',
+    );
+    const result = await farm.bucket.getJson<JobResult>(jobKeys(jobId).result);
+    t.equal(result?.state, 'canceled', 'publish saw the cancel');
+    t.match(farm.ses.sent.at(-1)?.subject, /canceled/);
+    const { job } = await client.request('jobs.get', { jobId });
+    t.equal(job.state, 'canceled');
+    t.equal(job.stages.render, 'canceled');
+    const submits = farm.batch.calls.filter((c) => c.operation === 'submitjob');
+    t.equal(submits.length, 3, 'no cleanup job of the daemon’s own: the rule handles a terminated render');
+    t.equal(farm.batch.ruleSubmissions.length, 1);
+  },
+);
+
+t.test(
+  'daemon restarted mid-job: re-attached, nothing submitted twice',
+  { skip: blenderSkip, timeout: 115_000 },
+  async (t) => {
+    const farm = await startFarm(t);
+    const first = await farm.startDaemon();
+    const scene = await makeScene(path.join(farm.dir, 'project'), { frames: [1, 4] });
+    const output = path.join(farm.dir, 'out');
+    const submit = await runSkyfarm(
+      ['render', scene, '--backend', 'aws', '--chunk-size', '2', '--output', output, '--json'],
+      farm.stateDir,
+      farm.dir,
+    );
+    t.equal(submit.code, 0, 'submitted', { stderr: submit.stderr });
+    const jobId = (JSON.parse(submit.stdout) as Job).id;
+    await farm.batch.waitFor(
+      () =>
+        farm.batch.byName(`skyfarm-${jobId}-render`)[0]?.children?.some((c) => c.status === 'RUNNING') ??
+        false,
+      90_000,
+      'a chunk to run',
+    );
+    await first.stop();
+    // As if the daemon had died between SubmitJob and storing the id: only the name can find it now.
+    const db = new Database(path.join(farm.stateDir, 'skyfarm.sqlite'));
+    db.prepare('UPDATE aws_jobs SET publish_batch_id = NULL WHERE job_id = ?').run(jobId);
+    db.close();
+
+    const second = await farm.startDaemon();
+    const { client } = await recordUpdates(t, second);
+    const wait = await runSkyfarm(['status', jobId, '--json'], farm.stateDir, farm.dir);
+    t.equal(wait.code, 0);
+    await farm.batch.waitFor(
+      () => {
+        const job = (second.jobs.get(jobId) as Job | undefined)?.state;
+        return job === 'done' || job === 'failed';
+      },
+      100_000,
+      'the job to finish under the new daemon',
+    );
+    const { job } = await client.request('jobs.get', { jobId });
+    t.equal(job.state, 'done', job.message);
+    t.same(readdirSync(output).sort(), [
+      'frame_0001.png',
+      'frame_0002.png',
+      'frame_0003.png',
+      'frame_0004.png',
+    ]);
+    const submits = farm.batch.calls
+      .filter((c) => c.operation === 'submitjob')
+      .map((c) => c.input['jobName']);
+    t.same(
+      submits,
+      [`skyfarm-${jobId}-copy`, `skyfarm-${jobId}-render`, `skyfarm-${jobId}-publish`],
+      'each stage submitted once',
+    );
+    t.ok(
+      farm.batch.calls.some(
+        (c) =>
+          c.operation === 'listjobs' &&
+          JSON.stringify(c.input['filters']).includes(`skyfarm-${jobId}-publish`),
+      ),
+      'the publish job was found by its name',
+    );
+    const log = await runSkyfarm(['logs', jobId], farm.stateDir, farm.dir);
+    t.match(log.stdout, /daemon restarted: resuming/);
+    t.match(log.stdout, /re-attached to publish job/);
+  },
+);
