@@ -329,6 +329,15 @@ export function createS3(settings: S3Settings): IS3 {
         await upload.done();
         await sweep();
       } catch (error) {
+        // A retried CompleteMultipartUpload whose first answer was lost finds the upload gone: S3
+        // completed it. Check the object is there at its size (the caller verifies the bytes sent).
+        if (errorName(error) === 'NoSuchUpload' && !signal?.aborted) {
+          const head = await api.head(key).catch(() => undefined);
+          if (head && head.size === options.size) {
+            await sweep();
+            return;
+          }
+        }
         body.destroy();
         // Wait until lib-storage's part loops have stopped, then abort every upload id it created.
         const loops = (upload as unknown as { concurrentUploaders?: unknown }).concurrentUploaders;
