@@ -4,7 +4,13 @@
 // removes the stack.
 import t from 'tap';
 import { join } from 'node:path';
-import { CreateBucketCommand, ListBucketsCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import {
+  CreateBucketCommand,
+  DeleteBucketCommand,
+  ListBucketsCommand,
+  PutObjectCommand,
+  S3Client,
+} from '@aws-sdk/client-s3';
 import { runCli } from './helpers/cli.js';
 import { REGION, startFake, startS3rver } from './fakes/cloudformation/harness.js';
 
@@ -19,8 +25,7 @@ t.test('skyfarm deploy / stack / destroy', async (t) => {
   t.teardown(() => s3.destroy());
   const fake = await startFake(t, {
     onDeleteResource: async (r) => {
-      if (r.type === 'AWS::S3::Bucket')
-        await s3.send(new (await import('@aws-sdk/client-s3')).DeleteBucketCommand({ Bucket: r.physicalId }));
+      if (r.type === 'AWS::S3::Bucket') await s3.send(new DeleteBucketCommand({ Bucket: r.physicalId }));
     },
   });
   const dir = t.testdir({});
@@ -63,14 +68,6 @@ t.test('skyfarm deploy / stack / destroy', async (t) => {
   t.match(info, { stackName: 'skyfarm', status: 'CREATE_COMPLETE', region: 'eu-west-1' });
   t.same(info.outputs, fake.stack('skyfarm')?.outputs, 'outputs as a map');
 
-  const again = await runCli(['deploy', '--yes', '--json'], { env });
-  t.equal(again.code, 0);
-  t.match(
-    JSON.parse(again.stdout),
-    { changed: false, stack: { status: 'CREATE_COMPLETE' } },
-    'no-change deploy succeeds',
-  );
-
   const unconfirmed = await runCli(['destroy'], { env });
   t.equal(unconfirmed.code, 1, 'destroy without --yes outside a terminal is refused');
   t.match(unconfirmed.stderr, /pass --yes to confirm/);
@@ -98,9 +95,6 @@ t.test('skyfarm deploy / stack / destroy', async (t) => {
   t.match(JSON.parse(bad.stdout), {
     error: { code: 'BAD_ARGUMENT', message: /Invalid stack name "bad_name"/ },
   });
-  const usage = await runCli(['deploy', '--yes', '--max-vcpus', 'lots'], { env });
-  t.equal(usage.code, 1);
-  t.match(usage.stderr, /--max-vcpus must be/);
   t.notOk(
     fake.calls.some((c) => c.params.StackName === 'bad_name'),
     'invalid input never reached AWS',
