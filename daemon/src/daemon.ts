@@ -21,6 +21,7 @@ import { farmFromStackOutputs } from './batch/farm.js';
 import { writeManifest } from './project/upload.js';
 import { registerJobHandlers } from './rpc/job-handlers.js';
 import { setupStack } from './stack/setup.js';
+import { USABLE_STATUSES } from './stack/service.js';
 import { ClientHub } from './ws/hub.js';
 import { Semaphore } from './util/semaphore.js';
 import { findBlender, probeBlend } from './render/blender.js';
@@ -77,10 +78,20 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     const hub = new ClientHub();
     const blender = () => findBlender(env);
     const localStore = new LocalObjectStore(paths.store);
+    const stack = setupStack({ db, env });
     projects = new ProjectService({
       db,
       localStore,
       env,
+      // `--stack-name N`: the stack's BucketName output; neither flag: SKYFARM_AWS_BUCKET or the known stack.
+      resolveStackBucket: (stackName) => stack.resolveBucket(stackName),
+      defaultBucket: () => {
+        const known = stack.remembered.get();
+        return (
+          env['SKYFARM_AWS_BUCKET'] ||
+          (known && USABLE_STATUSES.has(known.status) ? known.outputs['BucketName'] : undefined)
+        );
+      },
       notify: hub.notify,
       findBlender: blender,
       probeBlend,
@@ -98,7 +109,6 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
       renderSlots: new Semaphore(options.maxParallelRenders ?? 1),
       findBlender: blender,
     });
-    const stack = setupStack({ db, env });
     const aws = createAwsWiring({
       db,
       repo,

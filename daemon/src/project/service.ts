@@ -32,6 +32,8 @@ export interface ProjectServiceDeps {
   log?: Logger;
   /** The farm bucket of a deployed stack (from the stack service's outputs), when there is one. */
   resolveStackBucket?: (stackName: string) => Promise<string>;
+  /** The bucket `--backend aws` uses without --bucket/--stack-name (SKYFARM_AWS_BUCKET, the known stack). */
+  defaultBucket?: () => string | undefined;
   /** Makes the S3 store for a bucket (tests inject part sizes); default: the real SDK client from `env`. */
   s3Store?: (bucket: string) => IObjectStore;
   s3Options?: S3StoreOptions;
@@ -74,6 +76,7 @@ export class ProjectService {
       return this.deps.localStore;
     }
     let bucket = choice.bucket;
+    if (!bucket && !choice.stackName) bucket = this.deps.defaultBucket?.();
     if (!bucket && choice.stackName) {
       if (!this.deps.resolveStackBucket) {
         throw new SkyfarmError(
