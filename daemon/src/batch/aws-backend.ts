@@ -137,7 +137,8 @@ export class AwsBackend {
     const done = this.launch(jobId, controller.signal)
       .catch((error: unknown) => {
         if (controller.signal.aborted) return;
-        this.fail(jobId, 'upload', error);
+        // Before job.json the upload failed; after it, submitting to Batch did.
+        this.fail(jobId, this.deps.store.get(jobId)?.preparedAt ? 'copy' : 'upload', error);
       })
       .finally(() => this.starting.delete(jobId));
     this.starting.set(jobId, { controller, done });
@@ -172,7 +173,9 @@ export class AwsBackend {
     const { repo, store } = this.deps;
     const spec = repo.spec(jobId);
     let row = store.get(jobId);
-    if (!spec || !row) return;
+    if (!spec) return;
+    if (!row)
+      throw new SkyfarmError('INTERNAL', 'the AWS settings of this job were not recorded; submit it again');
     const clients = this.deps.clients(row.farm);
     if (!row.preparedAt) {
       this.say(jobId, `uploading to s3://${row.farm.bucket}`);
