@@ -48,6 +48,15 @@ t.test('Render in the GUI follows the job to done and shows native panels', asyn
     timeoutMs: 6 * 60_000,
   });
   t.match(result.stdout, /installed .*skyfarm-addon\.zip/, 'the add-on came from the built zip');
+  // Errors while drawing panels do not stop Blender; they only print a traceback.
+  t.notMatch(
+    `${result.stdout}\n${result.stderr}`,
+    /Traceback|Error in|rna_uiItem/,
+    'no Python errors while drawing',
+    {
+      output: tail(result),
+    },
+  );
 
   for (const frame of ['frame_0001.png', 'frame_0002.png', 'frame_0003.png']) {
     const info = await readPng(path.join(outputDir, frame));
@@ -61,4 +70,7 @@ t.test('Render in the GUI follows the job to done and shows native panels', asyn
     `the screenshot shows the maximised editor (${shot.width}×${shot.height})`,
   );
   t.comment(`panel screenshot: ${screenshot}`);
+  const prefsShot = path.join(artifacts, 'addon-preferences.png');
+  t.ok(existsSync(prefsShot), 'the preferences screenshot was saved');
+  t.comment(`preferences screenshot: ${prefsShot}`);
 });

@@ -8,7 +8,6 @@ bl_info = {
     "blender": (3, 4, 0),
     "location": "Properties > Output > skyfarm",
     "description": "Render the scene locally or on AWS Batch through the skyfarm daemon, with live job status",
-    "doc_url": "https://github.com/skyfarm/skyfarm/blob/main/blender-addon/README.md",
     "category": "Render",
 }
 

@@ -34,8 +34,8 @@ def resolve_command(command):
     executable = shutil.which(argv[0])
     if executable is None:
         raise ValueError(
-            f"{argv[0]!r} was not found: install skyfarm (npm install -g skyfarm) or set the path to the "
-            f"skyfarm command in the add-on preferences"
+            f"{argv[0]!r} was not found on PATH: set the full path of the skyfarm command in "
+            f"Preferences > Add-ons > skyfarm"
         )
     return [executable] + argv[1:]
 

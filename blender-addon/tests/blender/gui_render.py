@@ -108,6 +108,23 @@ def scenario():
         bpy.ops.screen.screenshot_area(filepath=panel_shot, check_existing=False)
     support.check(os.path.getsize(panel_shot) > 10000, "the screenshot is suspiciously small")
     support.log(f"screenshot: {panel_shot}")
+    # The same maximised area as Preferences > Add-ons with skyfarm expanded: connection state,
+    # command path and Start Daemon.
+    import addon_utils
+
+    # The add-ons list draws the module objects addon_utils.modules() returns, not sys.modules.
+    for listed in addon_utils.modules(refresh=False):
+        if listed.__name__ == "skyfarm":
+            addon_utils.module_bl_info(listed)["show_expanded"] = True
+    area.type = "PREFERENCES"
+    bpy.context.preferences.active_section = "ADDONS"
+    bpy.context.window_manager.addon_search = "skyfarm"
+    yield 0.5
+    prefs_shot = os.path.join(ARGS["artifactsDir"], "addon-preferences.png")
+    with bpy.context.temp_override(window=window, area=area):
+        bpy.ops.screen.screenshot_area(filepath=prefs_shot, check_existing=False)
+    support.log(f"screenshot: {prefs_shot}")
+    area.type = "PROPERTIES"
     with bpy.context.temp_override(window=window, area=area):
         bpy.ops.screen.back_to_previous()
     yield 0.3
@@ -128,7 +145,6 @@ def scenario():
     support.check(tuple(shown.size) == tuple(ARGS["resolution"]), f"frame size {tuple(shown.size)}: the unsaved resolution change did not reach the render")
 
     support.log(f"slowest timer tick: {sync.slowest_tick_seconds * 1000:.2f} ms")
-    import addon_utils
 
     addon_utils.disable("skyfarm", default_set=True)
     support.check(not hasattr(bpy.types.WindowManager, "skyfarm"), "unregister left WindowManager.skyfarm behind")
