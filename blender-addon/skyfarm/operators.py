@@ -321,7 +321,7 @@ class SKYFARM_OT_refresh_backends(bpy.types.Operator):
         return sync.session is not None and sync.session.status.connected
 
     def execute(self, context):
-        sync.session.refresh_backends()
+        sync.session.refresh_backends(check_stack=True)
         return {"FINISHED"}
 
 

@@ -134,8 +134,12 @@ class DaemonSession:
 
         self.connection.request("jobs.list", {}, answered)
 
-    def refresh_backends(self) -> None:
-        """Asks which backends can render: daemon.info first, then the AWS stack if AWS is usable at all."""
+    def refresh_backends(self, check_stack: bool = False) -> None:
+        """Asks which backends can render: daemon.info, then stack.status to confirm AWS is ready.
+
+        stack.status calls AWS, so it is asked only when the daemon knows a usable stack, or when the
+        user asks (check_stack, e.g. for a stack deployed from another machine).
+        """
 
         def info_answered(result: Optional[Dict[str, Any]], error: Optional[connection.RequestError]) -> None:
             self._revision += 1
@@ -147,7 +151,7 @@ class DaemonSession:
             backends = result["backends"]
             self.local = BackendAvailability(backends["local"]["available"], backends["local"].get("reason", ""))
             aws = backends["aws"]
-            if not aws["available"]:
+            if not aws["available"] and not check_stack:
                 self.aws = BackendAvailability(False, aws.get("reason") or "the daemon cannot use AWS")
                 return
             self.aws = BackendAvailability(False, "checking the AWS stack…")

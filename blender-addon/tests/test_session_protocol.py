@@ -173,5 +173,94 @@ class GarbageFromDaemonTest(FakeDaemonTestCase):
         self.assertGreaterEqual(fake.server.connections, 2)
 
 
+def info_reply(aws_available, reason=""):
+    aws = {"available": aws_available}
+    if reason:
+        aws["reason"] = reason
+    return lambda request: json.dumps(
+        {"type": "reply", "id": request["id"], "method": "daemon.info", "result": {"version": "9", "pid": 1, "backends": {"local": {"available": True}, "aws": aws}}}
+    )
+
+
+def stack_reply(status):
+    return lambda request: json.dumps(
+        {"type": "reply", "id": request["id"], "method": "stack.status", "result": {"stack": {"stackName": "skyfarm", "status": status, "outputs": {}}}}
+    )
+
+
+def list_reply(jobs):
+    return lambda request: json.dumps({"type": "reply", "id": request["id"], "method": "jobs.list", "result": {"jobs": jobs}})
+
+
+class BackendAvailabilityTest(FakeDaemonTestCase):
+    def test_aws_stays_unavailable_with_the_daemons_reason_and_without_asking_aws(self):
+        def after(conn, fake):
+            answer_requests(conn, fake, {"daemon.info": info_reply(False, "no AWS stack deployed (skyfarm deploy)"), "jobs.list": list_reply([])})
+
+        fake, conn, live = self.start(welcome(), after)
+        pump(conn, lambda: live.local.available, what="daemon.info")
+        self.assertFalse(live.aws.available)
+        self.assertEqual(live.aws.reason, "no AWS stack deployed (skyfarm deploy)")
+        time.sleep(0.2)
+        self.assertNotIn("stack.status", [request["method"] for request in fake.requests])
+
+    def test_a_known_stack_is_confirmed_with_stack_status(self):
+        def after(conn, fake):
+            answer_requests(conn, fake, {"daemon.info": info_reply(True), "stack.status": stack_reply("UPDATE_COMPLETE"), "jobs.list": list_reply([])})
+
+        _, conn, live = self.start(welcome(), after)
+        pump(conn, lambda: live.aws.available, what="AWS ready")
+        self.assertIn("UPDATE_COMPLETE", live.aws.reason)
+
+    def test_a_stack_in_progress_keeps_aws_greyed_out(self):
+        def after(conn, fake):
+            answer_requests(conn, fake, {"daemon.info": info_reply(True), "stack.status": stack_reply("UPDATE_IN_PROGRESS"), "jobs.list": list_reply([])})
+
+        _, conn, live = self.start(welcome(), after)
+        pump(conn, lambda: live.stack is not None, what="stack status")
+        self.assertFalse(live.aws.available)
+        self.assertIn("UPDATE_IN_PROGRESS", live.aws.reason)
+
+    def test_check_again_asks_the_stack_and_stack_events_refresh(self):
+        stack_states = ["CREATE_COMPLETE"]
+
+        def after(conn, fake):
+            def stack(request):
+                return stack_reply(stack_states[0])(request)
+
+            fake.conn = conn
+            answer_requests(conn, fake, {"daemon.info": info_reply(False, "no AWS stack deployed"), "stack.status": stack, "jobs.list": list_reply([])})
+
+        fake, conn, live = self.start(welcome(), after)
+        pump(conn, lambda: live.local.available, what="daemon.info")
+        self.assertFalse(live.aws.available)
+        live.refresh_backends(check_stack=True)  # the panel's "Check Again"
+        pump(conn, lambda: live.aws.available, what="AWS ready after Check Again")
+
+        # A stack event about the stack itself (e.g. a deploy from the CLI) re-checks on its own.
+        stack_states[0] = "DELETE_IN_PROGRESS"
+        asked = len([r for r in fake.requests if r["method"] == "daemon.info"])
+        event = {"stackName": "skyfarm", "resource": "skyfarm", "resourceType": "AWS::CloudFormation::Stack", "status": "UPDATE_COMPLETE", "reason": "", "timestamp": "2026-01-01T00:00:00Z"}
+        fake.conn.send_frame(wsclient.OP_TEXT, json.dumps({"type": "event", "event": "stack.event", "data": event}).encode())
+        pump(conn, lambda: len([r for r in fake.requests if r["method"] == "daemon.info"]) > asked, what="re-check after the stack event")
+
+
+class ResyncTest(FakeDaemonTestCase):
+    def test_jobs_list_replaces_the_table_and_reports_jobs_that_finished_meanwhile(self):
+        done = dict(JOB, state="done", framesDone=6, progress=1.0, updatedAt="2026-01-01T00:09:00.000Z", message="6 frames")
+        listings = [[JOB], [done]]
+
+        def after(conn, fake):
+            answer_requests(conn, fake, {"daemon.info": info_reply(False, "no stack"), "jobs.list": lambda request: list_reply(listings.pop(0))(request)})
+
+        _, conn, live = self.start(welcome(), after)
+        pump(conn, lambda: live.synced and live.jobs.get("j_1") is not None, what="first sync")
+        live.take_notices()
+        live.resync()  # what a reconnect does
+        pump(conn, lambda: live.jobs.get("j_1")["state"] == "done", what="second sync")
+        texts = [notice.text for notice in live.take_notices()]
+        self.assertTrue(any("finished" in text for text in texts), texts)
+
+
 if __name__ == "__main__":
     unittest.main()
