@@ -3,6 +3,7 @@
 // reports CREATE_COMPLETE with the outputs, `skyfarm destroy --yes` empties the bucket (s3rver) and
 // removes the stack.
 import t from 'tap';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   CreateBucketCommand,
@@ -43,7 +44,16 @@ t.test('skyfarm deploy / stack / destroy', async (t) => {
     AWS_CONFIG_FILE: join(dir, 'aws-config'),
     AWS_SHARED_CREDENTIALS_FILE: join(dir, 'aws-credentials'),
   };
-  t.teardown(() => runCli(['daemon', 'stop'], { env, timeoutMs: 30_000 }));
+  t.teardown(async () => {
+    await runCli(['daemon', 'stop'], { env, timeoutMs: 60_000 }).catch(() => undefined);
+    // If stopping through the CLI failed (a loaded machine), stop the daemon this test started by its pid.
+    try {
+      const { pid } = JSON.parse(readFileSync(join(dir, 'home', 'daemon.json'), 'utf8')) as { pid: number };
+      process.kill(pid, 'SIGTERM');
+    } catch {
+      // already stopped: daemon.json is removed on a clean stop
+    }
+  });
 
   const deploy = await runCli(['deploy', '--yes', '--max-vcpus', '32'], { env });
   t.equal(deploy.code, 0, `deploy exits 0 (stderr: ${deploy.stderr.slice(-400)})`);
