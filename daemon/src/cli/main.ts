@@ -5,6 +5,7 @@ import { parseArgs } from 'node:util';
 import { stateDirFromEnv } from '../config/state-dir.js';
 import { SkyfarmError } from '../errors.js';
 import { startDaemon } from '../daemon.js';
+import { readDaemonInfo } from '../config/daemon-lock.js';
 import { DAEMON_VERSION } from '../version.js';
 import { daemonStatus, startDetachedDaemon, stopDaemon } from './daemon-control.js';
 import { EXIT, exitCodeForError } from './exit-codes.js';
@@ -62,7 +63,8 @@ function positiveInt(value: string | undefined, flag: string): number | undefine
 
 function nonNegativeInt(value: string, flag: string): number {
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 0) throw new UsageError(`${flag} must be a whole number ≥ 0, not "${value}"`);
+  if (!Number.isInteger(n) || n < 0)
+    throw new UsageError(`${flag} must be a whole number ≥ 0, not "${value}"`);
   return n;
 }
 
@@ -74,9 +76,22 @@ function oneJob(positionals: string[], command: string): string {
 async function runDaemonForeground(ctx: CliContext): Promise<number> {
   const daemon = await startDaemon({ stateDir: ctx.stateDir, env: ctx.env });
   await new Promise<void>((resolve) => {
-    const stop = () => resolve();
+    const stop = () => {
+      clearInterval(watchdog);
+      resolve();
+    };
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
+    // A daemon whose state dir was deleted (or taken over) can no longer be found by any client:
+    // it shuts down instead of lingering as an orphan.
+    const watchdog = setInterval(() => {
+      if (readDaemonInfo(daemon.paths.daemonInfo)?.pid !== process.pid) {
+        ctx.stderr.write(
+          `skyfarm: ${daemon.paths.daemonInfo} is gone or names another daemon; shutting down\n`,
+        );
+        stop();
+      }
+    }, 2000);
   });
   await daemon.stop();
   return EXIT.ok;
