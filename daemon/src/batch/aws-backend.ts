@@ -94,6 +94,15 @@ interface Tracked {
 }
 
 const WORKER = 'skyfarm-worker';
+
+/** All a stage gets from the daemon: the job id and bucket (and the region, so S3 is asked there). */
+function stageEnvironment(jobId: string, farm: FarmSettings): Record<string, string> {
+  return {
+    SKYFARM_JOB_ID: jobId,
+    SKYFARM_BUCKET: farm.bucket,
+    ...(farm.region ? { AWS_REGION: farm.region } : {}),
+  };
+}
 const CANCEL_REASON = 'canceled by the user (skyfarm cancel)';
 
 export class AwsBackend {
@@ -268,7 +277,7 @@ export class AwsBackend {
             queue: queueFor(stage),
             definition: stage === 'render' ? farm.jobDefinitions.render : farm.jobDefinitions.transfer,
             command: [WORKER, stage],
-            environment: { SKYFARM_JOB_ID: jobId, SKYFARM_BUCKET: farm.bucket },
+            environment: stageEnvironment(jobId, farm),
             parameters: { skyfarmJobId: jobId, skyfarmStage: stage },
             ...(dependsOn ? { dependsOn: [dependsOn] } : {}),
             ...(stage === 'render' && chunks >= 2 ? { arraySize: chunks } : {}),
@@ -665,7 +674,7 @@ export class AwsBackend {
         queue: row.farm.queues.transfer,
         definition: row.farm.jobDefinitions.transfer,
         command: [WORKER, 'publish'],
-        environment: { SKYFARM_JOB_ID: jobId, SKYFARM_BUCKET: row.farm.bucket },
+        environment: stageEnvironment(jobId, row.farm),
         parameters: { skyfarmJobId: jobId, skyfarmStage: 'cleanup' },
         tags: { 'skyfarm:job': jobId, 'skyfarm:stage': 'cleanup' },
       });
