@@ -10,7 +10,7 @@ import {
   blenderVersion,
   cliEntry,
   runBlenderScript,
-  stopDaemonIn,
+  daemonHomeStartedByBlender,
 } from '../blender-addon/tests/harness.js';
 
 t.comment(`using ${blenderVersion()}`);
@@ -46,8 +46,7 @@ t.test("a failing job reports the daemon's message", async (t) => {
 
 t.test('no daemon: Start Daemon; daemon stopped mid-job: disconnected, then the true state', async (t) => {
   const dir = t.testdir({});
-  const home = path.join(dir, 'home');
-  t.teardown(() => stopDaemonIn(home));
+  const home = daemonHomeStartedByBlender(t);
   const blendFile = await makeScene(dir, { frames: [1, 6], samples: 8 });
   await runBlenderScript(t, {
     script: 'background.py',

@@ -163,6 +163,19 @@ export async function stopDaemonIn(stateDir: string): Promise<void> {
   if (alive(pid)) process.kill(pid, 'SIGKILL');
 }
 
+/**
+ * A state dir for a daemon that Blender starts itself (`skyfarm daemon start`). It lives outside the
+ * tap fixture so the teardown can still read daemon.json and stop that daemon before the folder goes.
+ */
+export function daemonHomeStartedByBlender(t: Test): string {
+  const home = mkdtempSync(path.join(tmpdir(), 'skyfarm-home-'));
+  t.teardown(async () => {
+    await stopDaemonIn(home);
+    rmSync(home, { recursive: true, force: true });
+  });
+  return home;
+}
+
 /** A folder for files a human should look at after the run (screenshots). */
 export function artifactsDir(name: string): string {
   const dir = path.join(artifactsRoot, name);
