@@ -1,11 +1,12 @@
 // Turns the dependency list (from Blender via probe.py, or from the add-on's submit message) into the
 // files to upload: folders (fluid/ocean caches) expanded, tile tokens left by older clients expanded,
 // the OCIO config and its LUTs added when $OCIO is set, duplicates dropped, and missing files listed.
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { lstat, readdir, readFile, stat } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import type { Dependency } from '../../../protocol/generated/protocol.js';
 import { SkyfarmError } from '../errors.js';
+import { identityOf, type FileIdentity } from './hash-cache.js';
 
 export interface CollectedFile {
   /** Absolute, normalised. */
@@ -13,6 +14,10 @@ export interface CollectedFile {
   kind: string;
   /** Stored relative to the .blend/library that uses it (unknown counts as relative: see tree.ts). */
   relative: boolean;
+  /** Size, mtime, inode and mode of the bytes (behind a symlink: of its target). */
+  identity: FileIdentity;
+  /** The path itself is a symlink. */
+  symlink: boolean;
 }
 
 export interface Collection {
@@ -107,62 +112,109 @@ async function ocioFiles(config: string, limit: number): Promise<string[]> {
   return files;
 }
 
+interface Probed {
+  identity: FileIdentity;
+  symlink: boolean;
+  directory: boolean;
+  file: boolean;
+}
+
+/** lstat, and stat behind a symlink: what the path is, and the identity of the bytes it leads to. */
+async function probe(path: string): Promise<Probed | undefined> {
+  try {
+    let info = await lstat(path, { bigint: true });
+    const symlink = info.isSymbolicLink();
+    if (symlink) info = await stat(path, { bigint: true });
+    return { identity: identityOf(info), symlink, directory: info.isDirectory(), file: info.isFile() };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Runs `fn` over `items`, at most `limit` at a time, keeping the order of the results. */
+export async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const results = new Array<R>(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const index = next++;
+      results[index] = await fn(items[index]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return results;
+}
+
 export async function collectFiles(dependencies: Dependency[], options: CollectOptions): Promise<Collection> {
   const limit = options.maxFolderFiles ?? 100_000;
-  const byPath = new Map<string, CollectedFile>();
+  const byPath = new Map<string, { kind: string; relative: boolean }>();
   const missing = new Set<string>();
   const add = (path: string, kind: string, relative: boolean) => {
     const existing = byPath.get(path);
     if (existing) existing.relative ||= relative;
-    else byPath.set(path, { path, kind, relative });
+    else byPath.set(path, { kind, relative });
   };
 
-  for (const dependency of dependencies) {
+  const wanted = dependencies.map((dependency) => {
     const raw = dependency.path;
     const path = raw.startsWith('//')
       ? resolve(options.blendDir, raw.slice(2))
       : isAbsolute(raw)
         ? resolve(raw)
         : resolve(options.blendDir, raw);
-    const kind = dependency.kind ?? 'file';
-    const relative = dependency.relative ?? true;
+    return { path, kind: dependency.kind ?? 'file', relative: dependency.relative ?? true };
+  });
+  const known = new Map<string, Probed>();
+  await mapLimit(wanted, 64, async ({ path, kind, relative }) => {
     if (path.includes('<UDIM>') || path.includes('<UVTILE>')) {
       const tiles = await expandTiles(path);
       if (tiles.length === 0) missing.add(path);
       for (const tile of tiles) add(tile, kind, relative);
-      continue;
+      return;
     }
-    let info;
-    try {
-      info = await stat(path);
-    } catch {
-      missing.add(path);
-      continue;
-    }
-    if (info.isDirectory()) {
+    const info = await probe(path);
+    if (info?.directory) {
       const inside: string[] = [];
       await walk(path, limit, inside);
       for (const file of inside) add(file, kind, relative);
-    } else if (info.isFile()) {
+    } else if (info?.file) {
+      known.set(path, info);
       add(path, kind, relative);
     } else {
-      missing.add(path); // a device or socket is not something a render can use
+      missing.add(path); // absent, or a device or socket: nothing a render can use
     }
-  }
+  });
 
   const env: Record<string, string> = {};
   const ocio = options.env?.['OCIO'];
   if (ocio) {
     const config = resolve(ocio);
-    try {
-      if (!(await stat(config)).isFile()) throw new Error('not a file');
+    if ((await probe(config))?.file) {
       for (const file of await ocioFiles(config, limit)) add(file, 'ocio', false);
       env['OCIO'] = config;
-    } catch {
+    } else {
       missing.add(config);
     }
   }
 
-  for (const path of byPath.keys()) missing.delete(path);
-  return { files: [...byPath.values()], missing: [...missing].sort(), env };
+  const paths = [...byPath.keys()];
+  const probed = await mapLimit(paths, 64, async (path) => known.get(path) ?? (await probe(path)));
+  const files: CollectedFile[] = [];
+  paths.forEach((path, index) => {
+    const info = probed[index];
+    const entry = byPath.get(path)!;
+    if (info?.file) {
+      files.push({
+        path,
+        kind: entry.kind,
+        relative: entry.relative,
+        identity: info.identity,
+        symlink: info.symlink,
+      });
+      missing.delete(path);
+    } else {
+      missing.add(path); // vanished while we looked, or a symlink to nothing
+    }
+  });
+  return { files, missing: [...missing].sort(), env };
 }

@@ -1,10 +1,11 @@
 // SHA-256 of project files, remembered in SQLite while a file's path, size, mtime and inode stay the
 // same, so a re-submit hashes only what changed. A file modified within RACY_WINDOW of being hashed is
 // not trusted from the cache (its next write could keep the same coarse mtime), and a file that changes
-// while it is being hashed is hashed again.
+// while it is being hashed is hashed again. New hashes are written in batches (one transaction per
+// burst), not one transaction per file.
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { createReadStream, type BigIntStats } from 'node:fs';
+import { readFile, stat } from 'node:fs/promises';
 import type { Db } from '../db/database.js';
 import { SkyfarmError } from '../errors.js';
 
@@ -24,10 +25,10 @@ export interface HashedFile extends FileIdentity {
 
 const RACY_WINDOW_NS = 100_000_000n; // 100 ms, well above any file system's mtime granularity
 const HASH_ATTEMPTS = 3;
+/** Files up to this size are read in one call (fewer, larger reads than a stream). */
+const READ_WHOLE_MAX = 8 * 1024 * 1024;
 
-export async function fileIdentity(path: string): Promise<FileIdentity> {
-  const s = await stat(path, { bigint: true });
-  if (!s.isFile()) throw new Error(`${path} is not a regular file`);
+export function identityOf(s: BigIntStats): FileIdentity {
   return {
     size: Number(s.size),
     mtimeNs: s.mtimeNs,
@@ -36,11 +37,23 @@ export async function fileIdentity(path: string): Promise<FileIdentity> {
   };
 }
 
+export async function fileIdentity(path: string): Promise<FileIdentity> {
+  const s = await stat(path, { bigint: true });
+  if (!s.isFile()) throw new Error(`${path} is not a regular file`);
+  return identityOf(s);
+}
+
 function sameIdentity(a: FileIdentity, b: FileIdentity): boolean {
   return a.size === b.size && a.mtimeNs === b.mtimeNs && a.inode === b.inode;
 }
 
-export async function sha256Stream(path: string, signal?: AbortSignal): Promise<string> {
+/** The file's SHA-256; `size` (when known) lets a small file be read in one call. */
+export async function sha256Stream(path: string, signal?: AbortSignal, size?: number): Promise<string> {
+  if (size !== undefined && size <= READ_WHOLE_MAX) {
+    return createHash('sha256')
+      .update(await readFile(path, signal ? { signal } : {}))
+      .digest('hex');
+  }
   const hash = createHash('sha256');
   for await (const chunk of createReadStream(path, {
     highWaterMark: 1 << 20,
@@ -69,10 +82,13 @@ export class HashCache {
   private readonly select;
   private readonly upsert;
   private readonly remove;
+  private readonly writeBatch;
   private readonly inflight = new Map<string, Promise<HashedFile>>();
+  private pending: Array<[string, number, string, string, string, string]> = [];
+  private flushScheduled = false;
   readonly stats: HashCacheStats = { hits: 0, misses: 0, bytesHashed: 0 };
 
-  constructor(db: Db) {
+  constructor(private readonly db: Db) {
     this.select = db.prepare<[string], Row>(
       'SELECT size, mtime_ns, inode, sha256, hashed_at_ns FROM file_hashes WHERE path = ?',
     );
@@ -82,11 +98,17 @@ export class HashCache {
          inode = excluded.inode, sha256 = excluded.sha256, hashed_at_ns = excluded.hashed_at_ns`,
     );
     this.remove = db.prepare('DELETE FROM file_hashes WHERE path = ?');
+    this.writeBatch = db.transaction((rows: Array<[string, number, string, string, string, string]>) => {
+      for (const row of rows) this.upsert.run(...row);
+    });
   }
 
   /** The cached hash when the file is unchanged since it was hashed. */
   lookup(path: string, identity: FileIdentity): string | undefined {
-    const row = this.select.get(path);
+    const queued = this.pending.findLast((row) => row[0] === path);
+    const row: Row | undefined = queued
+      ? { size: queued[1], mtime_ns: queued[2], inode: queued[3], sha256: queued[4], hashed_at_ns: queued[5] }
+      : this.select.get(path);
     if (!row) return undefined;
     if (
       row.size !== identity.size ||
@@ -100,31 +122,53 @@ export class HashCache {
   }
 
   record(path: string, identity: FileIdentity, sha256: string, hashedAtNs: bigint): void {
-    this.upsert.run(
+    this.pending.push([
       path,
       identity.size,
       String(identity.mtimeNs),
       identity.inode,
       sha256,
       String(hashedAtNs),
-    );
+    ]);
+    if (this.pending.length >= 256) this.flush();
+    else if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => this.flush());
+    }
+  }
+
+  /** Writes queued hashes now (also before the database closes). */
+  flush(): void {
+    this.flushScheduled = false;
+    if (this.pending.length === 0 || !this.db.open) return;
+    const rows = this.pending;
+    this.pending = [];
+    this.writeBatch(rows);
   }
 
   forget(path: string): void {
+    this.pending = this.pending.filter((row) => row[0] !== path);
     this.remove.run(path);
   }
 
-  /** The file's SHA-256, from the cache when it is unchanged; concurrent calls for one path share the work. */
-  hash(path: string, signal?: AbortSignal): Promise<HashedFile> {
+  /**
+   * The file's SHA-256, from the cache when it is unchanged; concurrent calls for one path share the
+   * work. `identity` is the caller's fresh stat of the file, when it has one (saves a stat).
+   */
+  hash(path: string, signal?: AbortSignal, identity?: FileIdentity): Promise<HashedFile> {
     const running = this.inflight.get(path);
     if (running) return running;
-    const work = this.hashUncached(path, signal).finally(() => this.inflight.delete(path));
+    const work = this.hashUncached(path, signal, identity).finally(() => this.inflight.delete(path));
     this.inflight.set(path, work);
     return work;
   }
 
-  private async hashUncached(path: string, signal?: AbortSignal): Promise<HashedFile> {
-    let before = await fileIdentity(path);
+  private async hashUncached(
+    path: string,
+    signal?: AbortSignal,
+    identity?: FileIdentity,
+  ): Promise<HashedFile> {
+    let before = identity ?? (await fileIdentity(path));
     const cached = this.lookup(path, before);
     if (cached) {
       this.stats.hits += 1;
@@ -132,7 +176,7 @@ export class HashCache {
     }
     for (let attempt = 1; attempt <= HASH_ATTEMPTS; attempt++) {
       const startedNs = BigInt(Date.now()) * 1_000_000n;
-      const sha256 = await sha256Stream(path, signal);
+      const sha256 = await sha256Stream(path, signal, before.size);
       this.stats.bytesHashed += before.size;
       const after = await fileIdentity(path);
       if (sameIdentity(before, after)) {
@@ -140,7 +184,7 @@ export class HashCache {
         this.record(path, after, sha256, startedNs);
         return { ...after, sha256, cached: false };
       }
-      before = after; // it changed while we read it: read it again
+      before = after; // it changed while we read it (or since the caller looked): read it again
     }
     throw new SkyfarmError(
       'BAD_ARGUMENT',

@@ -1,7 +1,8 @@
-// The daemon's record of blobs it has seen in each store. It is a hint, never the truth: every upload
-// confirms presence with the store itself (HEAD or a listing), and a blob that vanished (a lifecycle
-// rule, a wiped bucket) is forgotten here and uploaded again. The record sizes that confirmation: a
-// store believed small is listed once instead of asked blob by blob.
+// The daemon's record of blobs it has seen in each store. A blob seen within the trust window (default
+// 10 minutes, SKYFARM_BLOB_TRUST_SECONDS) is taken as present without asking; any other is confirmed
+// with the store itself (HEAD or a listing), and one that vanished (deleted by hand, a wiped bucket)
+// is forgotten here and uploaded again. The record also sizes that confirmation: a store believed
+// small is listed once instead of asked blob by blob.
 import type { Db } from '../db/database.js';
 import type { BlobRef } from '../store/object-store.js';
 
@@ -17,8 +18,8 @@ export class KnownBlobs {
     this.countStmt = db.prepare<[string], { n: number }>(
       'SELECT COUNT(*) AS n FROM known_blobs WHERE store = ?',
     );
-    this.hasStmt = db.prepare<[string, string], { size: number }>(
-      'SELECT size FROM known_blobs WHERE store = ? AND sha256 = ?',
+    this.hasStmt = db.prepare<[string, string], { size: number; seen_at: number }>(
+      'SELECT size, seen_at FROM known_blobs WHERE store = ? AND sha256 = ?',
     );
     this.upsert = db.prepare(
       `INSERT INTO known_blobs (store, sha256, size, seen_at) VALUES (?, ?, ?, ?)
@@ -37,6 +38,13 @@ export class KnownBlobs {
 
   has(store: string, blob: BlobRef): boolean {
     return this.hasStmt.get(store, blob.sha256)?.size === blob.size;
+  }
+
+  /** Seen in the store (confirmed or uploaded) within the last `withinMs`. */
+  seenRecently(store: string, blob: BlobRef, withinMs: number): boolean {
+    if (withinMs <= 0) return false;
+    const row = this.hasStmt.get(store, blob.sha256);
+    return row !== undefined && row.size === blob.size && row.seen_at >= Date.now() - withinMs;
   }
 
   /** How many blobs the store is believed to hold (what we saw there, or its last full listing). */

@@ -21,6 +21,13 @@ import { KnownBlobs } from './known-blobs.js';
 import { uploadProject, writeManifest, type UploadRequest, type UploadResult } from './upload.js';
 import { ProjectWatcher } from './watcher.js';
 
+/**
+ * Blobs of the stores skyfarm writes are never deleted by skyfarm (cas/ has no lifecycle rule), so a
+ * blob seen minutes ago is still there unless someone removed it by hand; re-submits within this
+ * window cost no S3 request. Older knowledge is confirmed (HEAD or a listing) before it is used.
+ */
+const DEFAULT_TRUST_SECONDS = 600;
+
 export interface ProjectServiceDeps {
   db: Db;
   /** The local backend's store. */
@@ -54,8 +61,12 @@ export class ProjectService {
   readonly known: KnownBlobs;
   readonly watcher: ProjectWatcher | undefined;
   private readonly s3Stores = new Map<string, IObjectStore>();
+  /** How long a blob seen in a store is taken as still there (SKYFARM_BLOB_TRUST_SECONDS, default 600). */
+  readonly trustKnownMs: number;
 
   constructor(private readonly deps: ProjectServiceDeps) {
+    const trust = Number(deps.env['SKYFARM_BLOB_TRUST_SECONDS'] ?? DEFAULT_TRUST_SECONDS);
+    this.trustKnownMs = Number.isFinite(trust) && trust >= 0 ? trust * 1000 : DEFAULT_TRUST_SECONDS * 1000;
     this.hashCache = new HashCache(deps.db);
     this.known = new KnownBlobs(deps.db);
     this.watcher =
@@ -108,6 +119,7 @@ export class ProjectService {
       ...request,
       hasher: this.hashCache,
       known: this.known,
+      trustKnownMs: this.trustKnownMs,
       env: this.deps.env,
     });
     if (this.watcher) {
@@ -172,5 +184,6 @@ export class ProjectService {
 
   async close(): Promise<void> {
     await this.watcher?.close();
+    this.hashCache.flush();
   }
 }

@@ -8,9 +8,10 @@
 // (the `remaps`: source folder → folder in the tree). The root itself is remapped too, for absolute
 // paths that point into it. Symlinks may not lead out of the root.
 import { realpath, stat } from 'node:fs/promises';
-import { dirname, isAbsolute, parse, relative, resolve, sep } from 'node:path';
+import { basename, dirname, isAbsolute, join, parse, relative, resolve, sep } from 'node:path';
 import { SkyfarmError } from '../errors.js';
 import type { CollectedFile } from './collect.js';
+import type { FileIdentity } from './hash-cache.js';
 import { assertSafeRelativePath, EXTERNAL_DIR } from './manifest.js';
 
 export interface TreeEntry {
@@ -21,6 +22,8 @@ export interface TreeEntry {
   size: number;
   mode: number;
   kind: string;
+  /** The stat the collection took (dependencies only; the .blend is stated when it is hashed). */
+  identity?: FileIdentity;
 }
 
 export interface ProjectTree {
@@ -112,12 +115,20 @@ export async function planTree(request: TreeRequest): Promise<ProjectTree> {
     kind: 'blend',
   });
 
+  // Symlinks inside the tree: the real path of each folder once, of a file only when it is a link.
+  const realFolders = new Map<string, Promise<string>>();
+  const realFolder = (folder: string) => {
+    let real = realFolders.get(folder);
+    if (!real) realFolders.set(folder, (real = realpath(folder)));
+    return real;
+  };
   for (const file of request.files) {
     if (file.path === source) continue; // the scene names itself (e.g. a self-referencing library)
-    const info = await stat(file.path);
     let path: string;
     if (isInside(root, file.path)) {
-      const real = await realpath(file.path);
+      const real = file.symlink
+        ? await realpath(file.path)
+        : join(await realFolder(dirname(file.path)), basename(file.path));
       if (!isInside(realRoot, real)) {
         throw new SkyfarmError(
           'UNSAFE_PATH',
@@ -130,7 +141,14 @@ export async function planTree(request: TreeRequest): Promise<ProjectTree> {
       remaps[dirname(file.path)] = toPosix(dirname(path));
     }
     assertSafeRelativePath(path);
-    place({ source: file.path, path, size: info.size, mode: Number(info.mode) & 0o777, kind: file.kind });
+    place({
+      source: file.path,
+      path,
+      size: file.identity.size,
+      mode: file.identity.mode,
+      kind: file.kind,
+      identity: file.identity,
+    });
   }
 
   const env: Record<string, string> = {};

@@ -18,21 +18,22 @@ import {
 } from '../store/object-store.js';
 import { Semaphore } from '../util/semaphore.js';
 import { collectFiles } from './collect.js';
-import { fileIdentity, sha256Stream, type HashedFile } from './hash-cache.js';
+import { fileIdentity, sha256Stream, type FileIdentity, type HashedFile } from './hash-cache.js';
 import type { KnownBlobs } from './known-blobs.js';
 import { jobManifestKey, serializeManifest, uploadManifestKey, type Manifest } from './manifest.js';
 import { planTree, type TreeEntry } from './tree.js';
 
 export interface FileHasher {
-  hash(path: string, signal?: AbortSignal): Promise<HashedFile>;
+  /** `identity`: the caller's fresh stat of the file, when it has one. */
+  hash(path: string, signal?: AbortSignal, identity?: FileIdentity): Promise<HashedFile>;
   forget?(path: string): void;
 }
 
 /** Hashing without a cache (tests, one-off tools). */
 export const plainHasher: FileHasher = {
-  async hash(path, signal) {
-    const identity = await fileIdentity(path);
-    return { ...identity, sha256: await sha256Stream(path, signal), cached: false };
+  async hash(path, signal, known) {
+    const identity = known ?? (await fileIdentity(path));
+    return { ...identity, sha256: await sha256Stream(path, signal, identity.size), cached: false };
   },
 };
 
@@ -54,6 +55,11 @@ export interface UploadRequest {
   hasher?: FileHasher;
   /** The daemon's record of blobs seen in stores. */
   known?: KnownBlobs;
+  /**
+   * Blobs the record saw in the store this recently are not asked about again (default 0: confirm
+   * every blob with the store). The daemon uses 10 minutes: an artist's re-submits cost no request.
+   */
+  trustKnownMs?: number;
   /** Environment of the submitting side: `OCIO` adds the colour config. */
   env?: NodeJS.ProcessEnv;
   signal?: AbortSignal;
@@ -83,6 +89,8 @@ export interface UploadResult {
   blobsVanished: number;
   /** Requests the presence check made (listing pages + HEADs). */
   presenceRequests: number;
+  /** Blobs taken as present from the known-blob record (seen within trustKnownMs). */
+  blobsTrusted: number;
   root: string;
   /** Absolute paths of the files read (the .blend first). */
   sources: string[];
@@ -207,11 +215,16 @@ export async function uploadProject(request: UploadRequest): Promise<UploadResul
   let blobsUploaded = 0;
   let filesHashed = 0;
   let bytesHashed = 0;
+  let blobsTrusted = 0;
 
   const ensureBlob = (blob: BlobRef, source: string): Promise<void> => {
     let job = blobJobs.get(blob.sha256);
     if (job) return job;
     job = (async () => {
+      if (request.known?.seenRecently(storeId, blob, request.trustKnownMs ?? 0)) {
+        blobsTrusted += 1;
+        return;
+      }
       let release = await checkSlots.acquire(signal);
       let there: boolean;
       try {
@@ -253,7 +266,8 @@ export async function uploadProject(request: UploadRequest): Promise<UploadResul
       const release = await hashSlots.acquire(signal);
       let hashed: HashedFile;
       try {
-        hashed = await hasher.hash(entry.source, signal);
+        // The collection's stat on the first try; after a BlobChangedError the file is stated again.
+        hashed = await hasher.hash(entry.source, signal, attempt === 1 ? entry.identity : undefined);
       } finally {
         release();
       }
@@ -328,6 +342,7 @@ export async function uploadProject(request: UploadRequest): Promise<UploadResul
     bytesHashed,
     blobsVanished: vanished.length,
     presenceRequests: presence.requests,
+    blobsTrusted,
     root: tree.root,
     sources: tree.entries.map((entry) => entry.source),
     manifest,

@@ -151,6 +151,7 @@ export class S3ObjectStore implements IObjectStore {
           throw new BlobChangedError(file, sha256, actual);
         await this.s3.put(key, body, {
           checksumSha256: hexToBase64(sha256),
+          sha256Hex: sha256,
           ...(options.signal ? { signal: options.signal } : {}),
         });
       }, retry);

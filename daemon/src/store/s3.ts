@@ -48,6 +48,11 @@ export interface S3PutOptions {
   contentType?: string;
   /** Base64 SHA-256 of the body, sent as `x-amz-checksum-sha256` (S3 verifies it). */
   checksumSha256?: string;
+  /**
+   * Hex SHA-256 of the body when the caller knows it: sent as the signed payload hash
+   * (`x-amz-content-sha256`, which S3 checks the body against), so the SDK does not hash it again.
+   */
+  sha256Hex?: string;
   signal?: AbortSignal;
 }
 
@@ -238,15 +243,27 @@ export function createS3(settings: S3Settings): IS3 {
     },
 
     async put(key, body, options = {}) {
+      const command = new PutObjectCommand({
+        Bucket,
+        Key: key,
+        Body: body,
+        ContentLength: body.length,
+        ...(options.contentType ? { ContentType: options.contentType } : {}),
+        ...(options.checksumSha256 ? { ChecksumSHA256: options.checksumSha256 } : {}),
+      });
+      const payloadHash = options.sha256Hex;
+      if (payloadHash) {
+        command.middlewareStack.add(
+          (next) => async (args) => {
+            const request = args.request as { headers?: Record<string, string> };
+            if (request.headers) request.headers['x-amz-content-sha256'] = payloadHash;
+            return next(args);
+          },
+          { step: 'build', name: 'skyfarmPayloadHash' },
+        );
+      }
       const out = await send<{ ETag?: string; ChecksumSHA256?: string; ServerSideEncryption?: string }>(
-        new PutObjectCommand({
-          Bucket,
-          Key: key,
-          Body: body,
-          ContentLength: body.length,
-          ...(options.contentType ? { ContentType: options.contentType } : {}),
-          ...(options.checksumSha256 ? { ChecksumSHA256: options.checksumSha256 } : {}),
-        }),
+        command,
         options.signal,
       );
       if (options.checksumSha256 && out.ChecksumSHA256 && out.ChecksumSHA256 !== options.checksumSha256) {
