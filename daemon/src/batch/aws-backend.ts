@@ -90,6 +90,8 @@ interface Tracked {
   downloaded: Map<string, number>;
   runnableSince: Partial<Record<TrackedStage, number>>;
   renderFailedAt?: number;
+  /** The render has ended and its markers were read after that. */
+  markersFinal?: boolean;
   lastSnapshot?: string;
 }
 
@@ -411,9 +413,13 @@ export class AwsBackend {
     // Frames: markers (and previews) once a chunk has started.
     if (
       render &&
+      !t.markersFinal &&
       (counts.running > 0 || counts.done > 0 || counts.failed > 0 || TERMINAL.has(render.status))
     ) {
+      // Once the render has ended, one more listing sees every marker; after that none can appear.
+      const final = TERMINAL.has(render.status);
       await this.readMarkers(t, clients.bucket);
+      if (final) t.markersFinal = true;
     }
     // Results: downloaded as publish uploads them.
     const publishing = publish && (publish.status === 'RUNNING' || TERMINAL.has(publish.status));
@@ -499,7 +505,10 @@ export class AwsBackend {
     for (const [stage, value] of Object.entries(stages) as Array<[keyof Stages, StageState]>) {
       if (job.stages[stage] !== value) repo.update(t.jobId, { stage: [stage, value] });
     }
-    const updated = repo.update(t.jobId, { state, message });
+    const updated =
+      job.state !== state || job.message !== message
+        ? repo.update(t.jobId, { state, message })
+        : repo.get(t.jobId)!;
     const snapshot = JSON.stringify({ ...updated, updatedAt: '' });
     if (snapshot !== t.lastSnapshot) {
       t.lastSnapshot = snapshot;
