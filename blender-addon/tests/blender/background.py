@@ -4,6 +4,7 @@ Timers do not run in background mode, so these scenarios drive the add-on's time
 hand (support.pump); the GUI test covers the real timer loop.
 """
 
+import json
 import os
 import signal
 import sys
@@ -141,6 +142,9 @@ def scenario_submit():
         check(found[path].kind == expected["kind"], f"{path}: kind {found[path].kind} != {expected['kind']}")
         check(found[path].missing == expected["missing"], f"{path}: missing={found[path].missing}")
     log(f"dependencies: {[(d.kind, d.path, d.missing) for d in found.values()]}")
+    # The wrapper compares this list with what the daemon's own probe finds in the same file.
+    with open(ARGS["dependenciesOut"], "w", encoding="utf-8") as handle:
+        json.dump([d.to_message() for d in found.values()], handle)
 
     scene = bpy.context.scene
     scene.render.resolution_x, scene.render.resolution_y = ARGS["resolution"]  # unsaved on purpose
@@ -276,8 +280,6 @@ def scenario_failure():
 
 
 def _daemon_pid():
-    import json
-
     with open(os.path.join(os.environ["SKYFARM_HOME"], "daemon.json"), encoding="utf-8") as handle:
         return json.load(handle)["pid"]
 
