@@ -2,7 +2,7 @@
 // runs `project.upload` again `resubmits` times (same bucket, its hash cache and known-blob record
 // filled, the project watched). Timed from sending the request to the reply, which the daemon sends
 // after writing the manifest.
-import { median } from './proc.js';
+import { median, withTimeout } from './proc.js';
 import type { BenchContext } from './types.js';
 import { firstColdUpload } from './upload.js';
 
@@ -33,13 +33,17 @@ export function resubmitUnchanged(ctx: BenchContext): Promise<Resubmits> {
     await new Promise((resolve) => setTimeout(resolve, 1000));
     for (let i = 0; i < ctx.sizes.resubmits; i++) {
       const started = performance.now();
-      const result = await cold.daemon.client.request('project.upload', {
-        blendFile: cold.project.blendFile,
-        backend: 'aws',
-        bucket: cold.bucket,
-        dependencies: cold.project.dependencies,
-        strict: true,
-      });
+      const result = await withTimeout(
+        cold.daemon.client.request('project.upload', {
+          blendFile: cold.project.blendFile,
+          backend: 'aws',
+          bucket: cold.bucket,
+          dependencies: cold.project.dependencies,
+          strict: true,
+        }),
+        10 * 60_000,
+        're-submit (project.upload)',
+      );
       out.seconds.push((performance.now() - started) / 1000);
       out.bytesUploaded.push(result.bytesUploaded);
       out.filesHashed.push(result.filesHashed);

@@ -27,7 +27,7 @@ export function startLocalS3(ctx: BenchContext): Promise<LocalS3> {
     const child = spawn(
       process.execPath,
       ['--import', 'tsx', path.join(ctx.repoRoot, 'bench', 'servers', 's3rver.ts'), dir],
-      { cwd: ctx.repoRoot, stdio: ['ignore', 'pipe', 'pipe'] },
+      { cwd: ctx.repoRoot, stdio: ['pipe', 'pipe', 'pipe'] },
     );
     ctx.cleanup(() => stopChild(child));
     const port = await new Promise<number>((resolve, reject) => {

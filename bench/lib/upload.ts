@@ -7,7 +7,7 @@ import path from 'node:path';
 import type { ProjectUploadResult } from '../../protocol/generated/protocol.js';
 import { startBenchDaemon, type BenchDaemon } from './daemon.js';
 import { benchProject } from './fixtures.js';
-import { check, onPath, run } from './proc.js';
+import { check, onPath, run, withTimeout } from './proc.js';
 import type { Project } from './project.js';
 import { isolatedEnv, startLocalS3, type LocalS3 } from './s3.js';
 import type { BenchContext } from './types.js';
@@ -31,13 +31,17 @@ export async function skyfarmColdUpload(ctx: BenchContext, keep: boolean): Promi
   const daemon = await startBenchDaemon(ctx, isolatedEnv(s3.env), 'upload');
   try {
     const started = performance.now();
-    const result = await daemon.client.request('project.upload', {
-      blendFile: project.blendFile,
-      backend: 'aws',
-      bucket,
-      dependencies: project.dependencies,
-      strict: true,
-    });
+    const result = await withTimeout(
+      daemon.client.request('project.upload', {
+        blendFile: project.blendFile,
+        backend: 'aws',
+        bucket,
+        dependencies: project.dependencies,
+        strict: true,
+      }),
+      60 * 60_000,
+      'cold project.upload',
+    );
     const seconds = (performance.now() - started) / 1000;
     if (result.bytesUploaded !== project.bytes) {
       throw new Error(`the cold upload sent ${result.bytesUploaded} of ${project.bytes} bytes`);

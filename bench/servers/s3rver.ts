@@ -1,6 +1,6 @@
 // s3rver in its own process (so it never shares an event loop with the uploader being measured):
 // `node --import tsx bench/servers/s3rver.ts <directory>` listens on 127.0.0.1, port 0, prints
-// `S3RVER_READY <port>` and serves until SIGTERM.
+// `S3RVER_READY <port>` and serves until SIGTERM or until its stdin closes (the bench is gone).
 import { createRequire } from 'node:module';
 
 interface S3rverInstance {
@@ -24,3 +24,7 @@ const stop = () => {
 };
 process.once('SIGTERM', stop);
 process.once('SIGINT', stop);
+// The bench holds our stdin open: when it goes away (even killed), so do we.
+process.stdin.on('end', stop);
+process.stdin.on('error', stop);
+process.stdin.resume();
