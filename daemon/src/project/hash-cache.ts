@@ -21,6 +21,8 @@ export interface HashedFile extends FileIdentity {
   sha256: string;
   /** True when the hash came from the cache. */
   cached: boolean;
+  /** The bytes that were hashed, when the caller asked to keep them (a small file read just now). */
+  bytes?: Buffer;
 }
 
 const RACY_WINDOW_NS = 100_000_000n; // 100 ms, well above any file system's mtime granularity
@@ -49,10 +51,20 @@ function sameIdentity(a: FileIdentity, b: FileIdentity): boolean {
 
 /** The file's SHA-256; `size` (when known) lets a small file be read in one call. */
 export async function sha256Stream(path: string, signal?: AbortSignal, size?: number): Promise<string> {
+  return (await sha256Read(path, signal, size, false)).sha256;
+}
+
+/** Hashes a file; returns its bytes too when `keep` and it is small enough to be read in one call. */
+export async function sha256Read(
+  path: string,
+  signal: AbortSignal | undefined,
+  size: number | undefined,
+  keep: boolean,
+): Promise<{ sha256: string; bytes?: Buffer }> {
   if (size !== undefined && size <= READ_WHOLE_MAX) {
-    return createHash('sha256')
-      .update(await readFile(path, signal ? { signal } : {}))
-      .digest('hex');
+    const bytes = await readFile(path, signal ? { signal } : {});
+    const sha256 = createHash('sha256').update(bytes).digest('hex');
+    return keep ? { sha256, bytes } : { sha256 };
   }
   const hash = createHash('sha256');
   for await (const chunk of createReadStream(path, {
@@ -61,7 +73,7 @@ export async function sha256Stream(path: string, signal?: AbortSignal, size?: nu
   })) {
     hash.update(chunk as Buffer);
   }
-  return hash.digest('hex');
+  return { sha256: hash.digest('hex') };
 }
 
 interface Row {
@@ -155,10 +167,12 @@ export class HashCache {
    * The file's SHA-256, from the cache when it is unchanged; concurrent calls for one path share the
    * work. `identity` is the caller's fresh stat of the file, when it has one (saves a stat).
    */
-  hash(path: string, signal?: AbortSignal, identity?: FileIdentity): Promise<HashedFile> {
+  hash(path: string, signal?: AbortSignal, identity?: FileIdentity, keepBytes = false): Promise<HashedFile> {
     const running = this.inflight.get(path);
     if (running) return running;
-    const work = this.hashUncached(path, signal, identity).finally(() => this.inflight.delete(path));
+    const work = this.hashUncached(path, signal, identity, keepBytes).finally(() =>
+      this.inflight.delete(path),
+    );
     this.inflight.set(path, work);
     return work;
   }
@@ -167,6 +181,7 @@ export class HashCache {
     path: string,
     signal?: AbortSignal,
     identity?: FileIdentity,
+    keepBytes = false,
   ): Promise<HashedFile> {
     let before = identity ?? (await fileIdentity(path));
     const cached = this.lookup(path, before);
@@ -176,13 +191,13 @@ export class HashCache {
     }
     for (let attempt = 1; attempt <= HASH_ATTEMPTS; attempt++) {
       const startedNs = BigInt(Date.now()) * 1_000_000n;
-      const sha256 = await sha256Stream(path, signal, before.size);
+      const { sha256, bytes } = await sha256Read(path, signal, before.size, keepBytes);
       this.stats.bytesHashed += before.size;
       const after = await fileIdentity(path);
       if (sameIdentity(before, after)) {
         this.stats.misses += 1;
         this.record(path, after, sha256, startedNs);
-        return { ...after, sha256, cached: false };
+        return { ...after, sha256, cached: false, ...(bytes ? { bytes } : {}) };
       }
       before = after; // it changed while we read it (or since the caller looked): read it again
     }

@@ -16,26 +16,36 @@ import {
   type IObjectStore,
   type PresenceCheck,
 } from '../store/object-store.js';
-import { Semaphore } from '../util/semaphore.js';
 import { collectFiles } from './collect.js';
-import { fileIdentity, sha256Stream, type FileIdentity, type HashedFile } from './hash-cache.js';
+import { fileIdentity, sha256Read, type FileIdentity, type HashedFile } from './hash-cache.js';
 import type { KnownBlobs } from './known-blobs.js';
 import { jobManifestKey, serializeManifest, uploadManifestKey, type Manifest } from './manifest.js';
 import { planTree, type TreeEntry } from './tree.js';
 
 export interface FileHasher {
-  /** `identity`: the caller's fresh stat of the file, when it has one. */
-  hash(path: string, signal?: AbortSignal, identity?: FileIdentity): Promise<HashedFile>;
+  /**
+   * `identity`: the caller's fresh stat of the file, when it has one; `keepBytes`: return the bytes
+   * of a small file read for hashing (the upload sends them without reading the file again).
+   */
+  hash(path: string, signal?: AbortSignal, identity?: FileIdentity, keepBytes?: boolean): Promise<HashedFile>;
   forget?(path: string): void;
 }
 
 /** Hashing without a cache (tests, one-off tools). */
 export const plainHasher: FileHasher = {
-  async hash(path, signal, known) {
+  async hash(path, signal, known, keepBytes) {
     const identity = known ?? (await fileIdentity(path));
-    return { ...identity, sha256: await sha256Stream(path, signal, identity.size), cached: false };
+    return {
+      ...identity,
+      ...(await sha256Read(path, signal, identity.size, keepBytes ?? false)),
+      cached: false,
+    };
   },
 };
+
+/** Small files' bytes are kept from hashing to sending, up to this much memory in all. */
+const KEEP_BYTES_MAX = 4 * 1024 * 1024;
+const HELD_BYTES_BUDGET = 64 * 1024 * 1024;
 
 export type UploadPhase = 'plan' | 'transfer' | 'total';
 
@@ -70,7 +80,7 @@ export interface UploadRequest {
   hashConcurrency?: number;
   /** Presence checks at once (default 32). */
   checkConcurrency?: number;
-  /** Blob uploads at once (default 8). */
+  /** Blob uploads at once (default 16). */
   uploadConcurrency?: number;
   /** Bench hook: each phase's duration in milliseconds. */
   onPhase?: (phase: UploadPhase, ms: number) => void;
@@ -148,6 +158,44 @@ class Progress {
   }
 }
 
+/**
+ * A counting semaphore for one upload: every file waits on these at once, so an abort rejects all
+ * waiters through one listener (a listener per waiter makes each add and remove scan them all).
+ */
+class Slots {
+  private active = 0;
+  private waiting: Array<{ grant: () => void; fail: (reason: unknown) => void }> = [];
+
+  constructor(
+    private readonly limit: number,
+    private readonly signal: AbortSignal,
+  ) {
+    signal.addEventListener(
+      'abort',
+      () => {
+        for (const waiter of this.waiting) waiter.fail(signal.reason);
+        this.waiting = [];
+      },
+      { once: true },
+    );
+  }
+
+  async acquire(): Promise<() => void> {
+    this.signal.throwIfAborted();
+    if (this.active < this.limit) this.active += 1;
+    else await new Promise<void>((grant, fail) => this.waiting.push({ grant, fail })); // handed over
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const next = this.waiting.shift();
+      if (next)
+        next.grant(); // the slot passes straight to the next waiter
+      else this.active -= 1;
+    };
+  }
+}
+
 /** Presence through hasBlob for stores without a batched check. */
 function fallbackPresence(store: IObjectStore): PresenceCheck {
   let requests = 0;
@@ -203,9 +251,9 @@ export async function uploadProject(request: UploadRequest): Promise<UploadResul
       signal,
       sizeHint: request.known?.sizeHint(storeId) ?? 0,
     }) ?? fallbackPresence(store);
-  const hashSlots = new Semaphore(request.hashConcurrency ?? 4);
-  const checkSlots = new Semaphore(request.checkConcurrency ?? 32);
-  const uploadSlots = new Semaphore(request.uploadConcurrency ?? 8);
+  const hashSlots = new Slots(request.hashConcurrency ?? 4, signal);
+  const checkSlots = new Slots(request.checkConcurrency ?? 32, signal);
+  const uploadSlots = new Slots(request.uploadConcurrency ?? 16, signal);
 
   const files: Manifest['files'] = {};
   const blobJobs = new Map<string, Promise<void>>();
@@ -216,8 +264,9 @@ export async function uploadProject(request: UploadRequest): Promise<UploadResul
   let filesHashed = 0;
   let bytesHashed = 0;
   let blobsTrusted = 0;
+  let heldBytes = 0;
 
-  const ensureBlob = (blob: BlobRef, source: string): Promise<void> => {
+  const ensureBlob = (blob: BlobRef, source: string, data?: Buffer): Promise<void> => {
     let job = blobJobs.get(blob.sha256);
     if (job) return job;
     job = (async () => {
@@ -225,7 +274,7 @@ export async function uploadProject(request: UploadRequest): Promise<UploadResul
         blobsTrusted += 1;
         return;
       }
-      let release = await checkSlots.acquire(signal);
+      let release = await checkSlots.acquire();
       let there: boolean;
       try {
         there = await presence.has(blob);
@@ -234,15 +283,21 @@ export async function uploadProject(request: UploadRequest): Promise<UploadResul
       }
       if (!there) {
         if (request.known?.has(storeId, blob)) vanished.push(blob.sha256);
-        release = await uploadSlots.acquire(signal);
+        release = await uploadSlots.acquire();
         let sent = 0;
         try {
           const onBytes = (bytes: number) => {
             sent += bytes;
             progress.sending(bytes);
           };
-          if (store.putBlob) await store.putBlob(blob.sha256, source, { size: blob.size, signal, onBytes });
-          else {
+          if (store.putBlob) {
+            await store.putBlob(blob.sha256, source, {
+              size: blob.size,
+              signal,
+              onBytes,
+              ...(data ? { data } : {}),
+            });
+          } else {
             await store.putBlobFromFile(blob.sha256, source, signal);
             onBytes(blob.size);
           }
@@ -263,11 +318,17 @@ export async function uploadProject(request: UploadRequest): Promise<UploadResul
 
   const processFile = async (entry: TreeEntry): Promise<void> => {
     for (let attempt = 1; ; attempt++) {
-      const release = await hashSlots.acquire(signal);
+      const release = await hashSlots.acquire();
       let hashed: HashedFile;
+      // A small file read for hashing is sent from memory if its blob is missing, within a budget.
+      const keep = entry.size <= KEEP_BYTES_MAX && heldBytes + entry.size <= HELD_BYTES_BUDGET;
+      if (keep) heldBytes += entry.size;
       try {
         // The collection's stat on the first try; after a BlobChangedError the file is stated again.
-        hashed = await hasher.hash(entry.source, signal, attempt === 1 ? entry.identity : undefined);
+        hashed = await hasher.hash(entry.source, signal, attempt === 1 ? entry.identity : undefined, keep);
+      } catch (error) {
+        if (keep) heldBytes -= entry.size;
+        throw error;
       } finally {
         release();
       }
@@ -276,7 +337,7 @@ export async function uploadProject(request: UploadRequest): Promise<UploadResul
         bytesHashed += hashed.size;
       }
       try {
-        await ensureBlob({ sha256: hashed.sha256, size: hashed.size }, entry.source);
+        await ensureBlob({ sha256: hashed.sha256, size: hashed.size }, entry.source, hashed.bytes);
       } catch (error) {
         // Saved again between hashing and sending: hash it again, once.
         if (error instanceof BlobChangedError && attempt < 2) {
@@ -284,6 +345,8 @@ export async function uploadProject(request: UploadRequest): Promise<UploadResul
           continue;
         }
         throw error;
+      } finally {
+        if (keep) heldBytes -= entry.size;
       }
       files[entry.path] = { sha256: hashed.sha256, size: hashed.size, mode: entry.mode };
       progress.fileDone(hashed.size);

@@ -31,6 +31,8 @@ export interface BlobRef {
 
 export interface PutBlobOptions {
   size: number;
+  /** The blob's bytes, already read and hashed by the caller (saves reading the file again). */
+  data?: Buffer;
   signal?: AbortSignal;
   /** Called with each increment of bytes sent. */
   onBytes?: (bytes: number) => void;

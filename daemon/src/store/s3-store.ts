@@ -145,8 +145,10 @@ export class S3ObjectStore implements IObjectStore {
     const retry = { attempts: this.attempts, ...(options.signal ? { signal: options.signal } : {}) };
     if (options.size <= this.threshold) {
       await withRetries(async () => {
-        const body = await readFile(file, options.signal ? { signal: options.signal } : {});
-        const actual = sha256Hex(body);
+        // Bytes the caller hashed are the blob by construction; bytes read here are checked.
+        const given = options.data?.length === options.size ? options.data : undefined;
+        const body = given ?? (await readFile(file, options.signal ? { signal: options.signal } : {}));
+        const actual = given ? sha256 : sha256Hex(body);
         if (actual !== sha256 || body.length !== options.size)
           throw new BlobChangedError(file, sha256, actual);
         await this.s3.put(key, body, {
