@@ -3,7 +3,7 @@
 import path from 'node:path';
 import pino from 'pino';
 import { DaemonClient } from '../../daemon/src/client/daemon-client.js';
-import { startDaemon, type RunningDaemon } from '../../daemon/src/daemon.js';
+import { startDaemon, type DaemonOptions, type RunningDaemon } from '../../daemon/src/daemon.js';
 import type { BenchContext } from './types.js';
 
 export interface BenchDaemon {
@@ -18,9 +18,10 @@ export async function startBenchDaemon(
   ctx: BenchContext,
   env: NodeJS.ProcessEnv,
   label: string,
+  options: Pick<DaemonOptions, 'aws'> = {},
 ): Promise<BenchDaemon> {
   const stateDir = path.join(ctx.tmp, `daemon-${label}-${++serial}`, 'home');
-  const daemon = await startDaemon({ stateDir, port: 0, env, logger: pino({ level: 'silent' }) });
+  const daemon = await startDaemon({ stateDir, port: 0, env, logger: pino({ level: 'silent' }), ...options });
   let client: DaemonClient;
   try {
     client = await DaemonClient.connect({ stateDir, clientName: 'bench', clientVersion: '1' });

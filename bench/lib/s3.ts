@@ -55,7 +55,6 @@ export function startLocalS3(ctx: BenchContext): Promise<LocalS3> {
       AWS_REGION: 'us-east-1',
       AWS_DEFAULT_REGION: 'us-east-1',
       AWS_ENDPOINT_URL_S3: endpoint,
-      AWS_ENDPOINT_URL: endpoint,
       AWS_CONFIG_FILE: path.join(awsDir, 'config'),
       AWS_SHARED_CREDENTIALS_FILE: path.join(awsDir, 'credentials'),
       AWS_EC2_METADATA_DISABLED: 'true',
@@ -94,9 +93,21 @@ export function startLocalS3(ctx: BenchContext): Promise<LocalS3> {
   });
 }
 
-/** The process environment without any AWS_* variable (so nothing points at real AWS), plus `extra`. */
+/**
+ * The process environment without the machine's AWS_* variables, plus `extra`. Every AWS service
+ * that `extra` does not point somewhere goes to a closed loopback port (AWS_ENDPOINT_URL), so nothing
+ * the bench starts can reach real AWS.
+ */
 export function isolatedEnv(extra: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [key, value] of Object.entries(process.env)) if (!key.startsWith('AWS_')) env[key] = value;
-  return { ...env, ...extra };
+  return {
+    ...env,
+    AWS_ENDPOINT_URL: 'http://127.0.0.1:9',
+    AWS_ACCESS_KEY_ID: 'S3RVER',
+    AWS_SECRET_ACCESS_KEY: 'S3RVER',
+    AWS_REGION: 'us-east-1',
+    AWS_EC2_METADATA_DISABLED: 'true',
+    ...extra,
+  };
 }
