@@ -8,6 +8,7 @@ import { createReadStream, type BigIntStats } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import type { Db } from '../db/database.js';
 import { SkyfarmError } from '../errors.js';
+import { HashPool } from './hash-pool.js';
 
 export interface FileIdentity {
   size: number;
@@ -54,6 +55,15 @@ export async function sha256Stream(path: string, signal?: AbortSignal, size?: nu
   return (await sha256Read(path, signal, size, false)).sha256;
 }
 
+/** Files at least this large are hashed on the worker pool (smaller ones cost less than the hand-off). */
+const POOL_MIN = 64 * 1024;
+let sharedPool: HashPool | undefined;
+
+/** The process's hash workers (created on first use; idle workers do not keep the process alive). */
+export function hashPool(): HashPool {
+  return (sharedPool ??= new HashPool());
+}
+
 /** Hashes a file; returns its bytes too when `keep` and it is small enough to be read in one call. */
 export async function sha256Read(
   path: string,
@@ -61,6 +71,12 @@ export async function sha256Read(
   size: number | undefined,
   keep: boolean,
 ): Promise<{ sha256: string; bytes?: Buffer }> {
+  if (size !== undefined && size >= POOL_MIN) {
+    return hashPool().hash(path, {
+      ...(signal ? { signal } : {}),
+      keepMax: keep && size <= READ_WHOLE_MAX ? size : -1,
+    });
+  }
   if (size !== undefined && size <= READ_WHOLE_MAX) {
     const bytes = await readFile(path, signal ? { signal } : {});
     const sha256 = createHash('sha256').update(bytes).digest('hex');

@@ -1,0 +1,187 @@
+// SHA-256 of files on worker threads, so cold hashing uses more than one core (the main thread keeps
+// serving the WebSocket). Workers read with plain blocking reads (nothing else runs on them), hash in
+// 1 MiB steps, check between steps whether their job was canceled, and can hand the bytes of a small
+// file back (transferred, not copied) for the upload to send. Idle workers do not keep the process
+// alive.
+import { availableParallelism } from 'node:os';
+import { Worker } from 'node:worker_threads';
+
+const WORKER_SOURCE = String.raw`
+const { parentPort } = require('node:worker_threads');
+const { createHash } = require('node:crypto');
+const { openSync, readSync, closeSync, fstatSync } = require('node:fs');
+const CHUNK = 1 << 20;
+let cancel;
+parentPort.on('message', (message) => {
+  if (message.cancel) { cancel = message.cancel; return; }
+  const { id, path, keepMax } = message;
+  let fd;
+  try {
+    fd = openSync(path, 'r');
+    const size = fstatSync(fd).size;
+    const hash = createHash('sha256');
+    let bytes;
+    if (size <= keepMax) {
+      bytes = Buffer.allocUnsafeSlow(size);
+      let done = 0;
+      while (done < size) {
+        const n = readSync(fd, bytes, done, size - done, done);
+        if (n === 0) break;
+        done += n;
+      }
+      bytes = bytes.subarray(0, done);
+      hash.update(bytes);
+    } else {
+      const chunk = Buffer.allocUnsafeSlow(CHUNK);
+      let position = 0;
+      for (;;) {
+        if (cancel && Atomics.load(cancel, 0) === id) throw Object.assign(new Error('hashing canceled'), { code: 'ABORT_ERR' });
+        const n = readSync(fd, chunk, 0, CHUNK, position);
+        if (n === 0) break;
+        hash.update(n === CHUNK ? chunk : chunk.subarray(0, n));
+        position += n;
+      }
+    }
+    const sha256 = hash.digest('hex');
+    if (bytes) {
+      const copy = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length);
+      parentPort.postMessage({ id, sha256, bytes: copy }, [copy.buffer]);
+    } else parentPort.postMessage({ id, sha256 });
+  } catch (error) {
+    parentPort.postMessage({ id, error: String(error && error.message), code: error && error.code });
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+});
+`;
+
+interface Job {
+  id: number;
+  path: string;
+  keepMax: number;
+  resolve: (result: { sha256: string; bytes?: Buffer }) => void;
+  reject: (error: unknown) => void;
+  signal?: AbortSignal;
+  onAbort?: () => void;
+  settled: boolean;
+}
+
+interface Slot {
+  worker: Worker;
+  cancel: Int32Array;
+  job?: Job;
+}
+
+export class HashPool {
+  private readonly slots: Slot[] = [];
+  private readonly queue: Job[] = [];
+  private nextId = 1;
+  private closed = false;
+  readonly size: number;
+
+  constructor(size = Math.max(1, Math.min(4, availableParallelism()))) {
+    this.size = size;
+  }
+
+  /** SHA-256 of a file; its bytes too when it is at most `keepMax` bytes long. */
+  hash(
+    path: string,
+    options: { signal?: AbortSignal; keepMax?: number } = {},
+  ): Promise<{ sha256: string; bytes?: Buffer }> {
+    if (this.closed) return Promise.reject(new Error('hash pool closed'));
+    options.signal?.throwIfAborted();
+    return new Promise((resolve, reject) => {
+      const job: Job = {
+        id: this.nextId++,
+        path,
+        keepMax: options.keepMax ?? -1,
+        resolve,
+        reject,
+        settled: false,
+      };
+      if (options.signal) {
+        job.signal = options.signal;
+        job.onAbort = () => this.abort(job);
+        options.signal.addEventListener('abort', job.onAbort, { once: true });
+      }
+      this.queue.push(job);
+      this.pump();
+    });
+  }
+
+  private abort(job: Job): void {
+    const queued = this.queue.indexOf(job);
+    if (queued >= 0) this.queue.splice(queued, 1);
+    const slot = this.slots.find((s) => s.job === job);
+    if (slot) Atomics.store(slot.cancel, 0, job.id);
+    this.settle(job, undefined, job.signal?.reason ?? new Error('hashing canceled'));
+  }
+
+  private settle(job: Job, result: { sha256: string; bytes?: Buffer } | undefined, error?: unknown): void {
+    if (job.settled) return;
+    job.settled = true;
+    if (job.onAbort) job.signal?.removeEventListener('abort', job.onAbort);
+    if (error !== undefined) job.reject(error);
+    else if (result) job.resolve(result);
+  }
+
+  private spawn(): Slot {
+    const cancel = new Int32Array(new SharedArrayBuffer(4));
+    const worker = new Worker(WORKER_SOURCE, { eval: true });
+    worker.postMessage({ cancel });
+    const slot: Slot = { worker, cancel };
+    worker.on(
+      'message',
+      (message: { id: number; sha256?: string; bytes?: Uint8Array; error?: string; code?: string }) => {
+        const job = slot.job;
+        slot.job = undefined;
+        worker.unref();
+        if (job && job.id === message.id) {
+          if (message.error !== undefined) {
+            this.settle(job, undefined, Object.assign(new Error(message.error), { code: message.code }));
+          } else {
+            const bytes = message.bytes
+              ? Buffer.from(message.bytes.buffer, message.bytes.byteOffset, message.bytes.length)
+              : undefined;
+            this.settle(job, { sha256: message.sha256!, ...(bytes ? { bytes } : {}) });
+          }
+        } else if (job) {
+          this.settle(job, undefined, new Error('hash worker answered another job'));
+        }
+        this.pump();
+      },
+    );
+    worker.on('error', (error) => {
+      const job = slot.job;
+      slot.job = undefined;
+      this.slots.splice(this.slots.indexOf(slot), 1);
+      if (job) this.settle(job, undefined, error);
+      this.pump();
+    });
+    worker.unref();
+    this.slots.push(slot);
+    return slot;
+  }
+
+  private pump(): void {
+    while (this.queue.length > 0 && !this.closed) {
+      let slot = this.slots.find((s) => !s.job);
+      if (!slot) {
+        if (this.slots.length >= this.size) return;
+        slot = this.spawn();
+      }
+      const job = this.queue.shift()!;
+      if (job.settled) continue; // canceled while queued
+      slot.job = job;
+      Atomics.store(slot.cancel, 0, 0);
+      slot.worker.ref();
+      slot.worker.postMessage({ id: job.id, path: job.path, keepMax: job.keepMax });
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const job of this.queue.splice(0)) this.settle(job, undefined, new Error('hash pool closed'));
+    await Promise.all(this.slots.splice(0).map((slot) => slot.worker.terminate()));
+  }
+}
