@@ -26,13 +26,27 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       ? // Per-request lines only at warn: the daemon log is for jobs, not for every health check.
         (Fastify({
           ...common,
-          loggerInstance: deps.logger.child({}, { level: 'warn' }),
+          // A quieter daemon log (e.g. silent in tests) stays quieter.
+          loggerInstance: deps.logger.child(
+            {},
+            { level: deps.logger.isLevelEnabled('warn') ? 'warn' : deps.logger.level },
+          ),
         }) as unknown as FastifyInstance)
       : Fastify({ ...common, logger: deps.logger ?? false });
   // Applied to the root instance (not encapsulated) so the checks cover every route.
   await securityPlugin(app);
   // Frames larger than this close the connection outright; up to it the codec answers MESSAGE_TOO_LARGE.
-  await app.register(websocket, { options: { maxPayload: 4 * LIMITS.maxMessageBytes } });
+  await app.register(websocket, {
+    options: { maxPayload: 4 * LIMITS.maxMessageBytes },
+    // A client's broken frames (bad UTF-8, bad opcodes, oversized) end its connection; they are not
+    // daemon errors, so they are logged at debug, not as errors with a stack each.
+    // (Through the daemon's own logger: the per-request one stops at warn.)
+    errorHandler: (error, socket, request) => {
+      const log = typeof deps.logger === 'object' ? deps.logger : request.log;
+      log.debug({ err: error.message, reqId: request.id }, 'websocket connection dropped');
+      socket.terminate();
+    },
+  });
   await app.register(healthRoute(deps.version));
   await app.register(
     socketRoute({

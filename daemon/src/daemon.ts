@@ -24,6 +24,7 @@ import { setupStack } from './stack/setup.js';
 import { USABLE_STATUSES } from './stack/service.js';
 import { ClientHub } from './ws/hub.js';
 import { Semaphore } from './util/semaphore.js';
+import { sharedResult } from './util/shared-result.js';
 import { findBlender, probeBlend } from './render/blender.js';
 import { DAEMON_VERSION } from './version.js';
 import { SkyfarmError } from './errors.js';
@@ -76,7 +77,9 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     const repo = new JobRepo(db);
     const logs = new JobLogs(paths.logs);
     const hub = new ClientHub();
-    const blender = () => findBlender(env);
+    // daemon.info and every submit ask for Blender: a burst of requests shares one `blender --version`
+    // run (instead of starting a Blender each), and a working one is remembered for a minute.
+    const blender = sharedResult(() => findBlender(env), 60_000);
     const localStore = new LocalObjectStore(paths.store);
     const stack = setupStack({ db, env });
     projects = new ProjectService({

@@ -9,7 +9,9 @@ export const MAX_BUFFERED_BYTES = 16 * 1024 * 1024;
 export function sendJson(socket: WebSocket, message: unknown): void {
   if (socket.readyState !== socket.OPEN) return;
   if (socket.bufferedAmount > MAX_BUFFERED_BYTES) {
-    socket.close(1008, 'client too slow: messages were not read');
+    // Dropped at once: a close frame would queue behind what it never read, and the closing handshake
+    // would keep those megabytes for another 30 s.
+    socket.terminate();
     return;
   }
   socket.send(JSON.stringify(message));

@@ -131,7 +131,8 @@ export function socketRoute(options: SocketOptions) {
           inflight.abort();
           options.hub.remove(socket);
         });
-        socket.on('error', (error) => log.warn({ err: error }, 'websocket error'));
+        // Protocol violations and resets are the client's doing, not the daemon's: debug, not warn.
+        socket.on('error', (error) => log.debug({ err: error.message }, 'websocket error'));
       },
     );
   };
