@@ -19,7 +19,7 @@ import { chunkFrames, formatFrameList } from '../render/frames.js';
 import { renderChunk } from '../render/blender.js';
 import type { BlenderEvent } from '../render/progress.js';
 import type { Semaphore } from '../util/semaphore.js';
-import { moveFileAtomic } from '../util/files.js';
+import { moveFileAtomic, removePartialMoves } from '../util/files.js';
 import { unlink } from 'node:fs/promises';
 import { existsSync, readFileSync } from 'node:fs';
 
@@ -223,13 +223,14 @@ export class LocalBackend {
     signal: AbortSignal,
   ): Promise<void> {
     const { repo, logs } = this.deps;
+    const outputDir = join(this.jobDir(spec.jobId), 'output');
+    await this.settleInterruptedMoves(spec.jobId, outputDir);
     const pending = repo
       .frames(spec.jobId)
       .filter((f) => f.state === 'pending')
       .map((f) => f.frame);
     this.transition(spec.jobId, 'rendering', ['render', 'running'], `rendering ${pending.length} frames`);
     const blender = await this.deps.findBlender();
-    const outputDir = join(this.jobDir(spec.jobId), 'output');
     const projectDir = join(this.jobDir(spec.jobId), 'project');
     const remaps = remapsInto(manifest, projectDir);
     const renderEnv = envInto(manifest, projectDir);
@@ -247,6 +248,9 @@ export class LocalBackend {
 
     const publishFrame = async (frame: number, renderedPath: string, seconds: number | null) => {
       const finalPath = join(spec.outputDir, basename(renderedPath));
+      // Where the frame goes is committed before it moves: a daemon killed between the move and the
+      // commit below finds it there on resume (settleInterruptedMoves) instead of rendering it again.
+      repo.setFrame(spec.jobId, frame, 'pending', { path: finalPath });
       await moveFileAtomic(renderedPath, finalPath);
       repo.setFrame(spec.jobId, frame, 'done', { path: finalPath, ...(seconds !== null ? { seconds } : {}) });
       if (seconds !== null) frameTimes.push(seconds);
@@ -325,6 +329,23 @@ export class LocalBackend {
     repo.setLive(spec.jobId, undefined);
     const failed = repo.frames(spec.jobId).filter((f) => f.state === 'failed');
     this.emit(repo.update(spec.jobId, { stage: ['render', failed.length ? 'failed' : 'done'] }));
+  }
+
+  /**
+   * Frames a killed daemon was moving into the output folder (their destination is recorded, they are
+   * not done yet): one that is there and no longer in the working folder did arrive, so it is done;
+   * one still in the working folder is skipped by Blender and moved again. A copy across file systems
+   * cut short leaves a temporary file beside the destination: removed.
+   */
+  private async settleInterruptedMoves(jobId: string, workOutput: string): Promise<void> {
+    for (const frame of this.deps.repo.frames(jobId)) {
+      if (frame.state !== 'pending' || frame.path === null) continue;
+      await removePartialMoves(frame.path);
+      if (!existsSync(join(workOutput, basename(frame.path))) && existsSync(frame.path)) {
+        this.deps.repo.setFrame(jobId, frame.frame, 'done', { path: frame.path });
+        this.deps.logs.append(jobId, `[skyfarm] frame ${frame.frame} was published before the restart`);
+      }
+    }
   }
 
   private async publish(spec: JobSpec): Promise<void> {
