@@ -46,7 +46,7 @@ export function quickSizes(): Sizes {
     hashRuns: 2,
     uploadRuns: 1,
     resubmits: 3,
-    renderFrames: 3,
+    renderFrames: 4,
     renderRuns: 1,
     tickSeconds: 5,
   };

@@ -77,14 +77,19 @@ export const daemonIdleRssMb: Metric = {
     const afterUpload = await rssOf(pid);
     const idleFrom = Date.now();
     ctx.log(`daemon_idle_rss_mb: daemon ${pid} idles ${idleSeconds} s while the other metrics run`);
-
-    return async () => {
-      const left = idleFrom + idleSeconds * 1000 - Date.now();
-      if (left > 0) await sleep(left);
+    // Read exactly `idleSeconds` later (reading /proc disturbs nothing), whatever else runs meanwhile.
+    const sample = sleep(idleSeconds * 1000).then(async () => {
       if (child.exitCode !== null)
         throw new Error(`the daemon exited ${child.exitCode} while idle: ${stderr.trim()}`);
-      const idle = await rssOf(pid);
-      const idled = (Date.now() - idleFrom) / 1000;
+      return { ...(await rssOf(pid)), idled: (Date.now() - idleFrom) / 1000 };
+    });
+    sample.catch(() => undefined); // awaited by the finisher
+
+    return async () => {
+      const idle = await sample;
+      const idled = idle.idled;
+      const later = child.exitCode === null ? await rssOf(pid) : undefined;
+      const laterSeconds = (Date.now() - idleFrom) / 1000;
       await stopChild(child);
       // For scale: a bare node process that loads nothing.
       const bare = check(
@@ -104,13 +109,16 @@ export const daemonIdleRssMb: Metric = {
         note:
           `${build.note}; ${watchFiles} files in ${watchFolders} folders uploaded (local) and watched; ` +
           `RSS ${startedRss.rssMb.toFixed(0)} MiB at start, ${afterUpload.rssMb.toFixed(0)} MiB after the upload, ` +
-          `${idle.rssMb.toFixed(0)} MiB after ${idled.toFixed(0)} s idle (peak ${idle.peakMb.toFixed(0)}); a bare node process: ${bareMb.toFixed(0)} MiB`,
+          `${idle.rssMb.toFixed(0)} MiB after ${idled.toFixed(0)} s idle (peak ${idle.peakMb.toFixed(0)}` +
+          (later ? `, ${later.rssMb.toFixed(0)} MiB after ${laterSeconds.toFixed(0)} s` : '') +
+          `); a bare node process: ${bareMb.toFixed(0)} MiB`,
         details: {
           startMb: startedRss.rssMb,
           afterUploadMb: afterUpload.rssMb,
           idleMb: idle.rssMb,
           peakMb: idle.peakMb,
           idleSeconds: idled,
+          ...(later ? { laterMb: later.rssMb, laterSeconds } : {}),
           bareNodeMb: bareMb,
           build: build.note,
         },

@@ -89,6 +89,11 @@ export const localRenderRatioVsBlender: Metric = {
     const frames = ctx.sizes.renderFrames;
     const skyfarm: number[] = [];
     const plain: number[] = [];
+    // Neither side should pay for loading Blender from disk first.
+    await run(blender, ['-b', '--factory-startup', '--version'], {
+      env: blenderEnv(ctx, 'plain'),
+      timeoutMs: 120_000,
+    });
     for (let i = 0; i < ctx.sizes.renderRuns; i++) {
       const order = i % 2 === 0 ? ['plain', 'skyfarm'] : ['skyfarm', 'plain'];
       for (const side of order) {
