@@ -24,6 +24,8 @@ export interface HashedFile extends FileIdentity {
   cached: boolean;
   /** The bytes that were hashed, when the caller asked to keep them (a small file read just now). */
   bytes?: Buffer;
+  /** Their MD5, when it was computed along with the hash. */
+  md5?: string;
 }
 
 const RACY_WINDOW_NS = 100_000_000n; // 100 ms, well above any file system's mtime granularity
@@ -70,7 +72,7 @@ export async function sha256Read(
   signal: AbortSignal | undefined,
   size: number | undefined,
   keep: boolean,
-): Promise<{ sha256: string; bytes?: Buffer }> {
+): Promise<{ sha256: string; bytes?: Buffer; md5?: string }> {
   if (size !== undefined && size >= POOL_MIN) {
     return hashPool().hash(path, {
       ...(signal ? { signal } : {}),
@@ -207,13 +209,13 @@ export class HashCache {
     }
     for (let attempt = 1; attempt <= HASH_ATTEMPTS; attempt++) {
       const startedNs = BigInt(Date.now()) * 1_000_000n;
-      const { sha256, bytes } = await sha256Read(path, signal, before.size, keepBytes);
+      const { sha256, bytes, md5 } = await sha256Read(path, signal, before.size, keepBytes);
       this.stats.bytesHashed += before.size;
       const after = await fileIdentity(path);
       if (sameIdentity(before, after)) {
         this.stats.misses += 1;
         this.record(path, after, sha256, startedNs);
-        return { ...after, sha256, cached: false, ...(bytes ? { bytes } : {}) };
+        return { ...after, sha256, cached: false, ...(bytes ? { bytes } : {}), ...(md5 ? { md5 } : {}) };
       }
       before = after; // it changed while we read it (or since the caller looked): read it again
     }

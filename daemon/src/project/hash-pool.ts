@@ -44,8 +44,10 @@ parentPort.on('message', (message) => {
     }
     const sha256 = hash.digest('hex');
     if (bytes) {
+      // The upload checks S3's ETag (the MD5 of what it stored) against this.
+      const md5 = createHash('md5').update(bytes).digest('hex');
       const copy = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length);
-      parentPort.postMessage({ id, sha256, bytes: copy }, [copy.buffer]);
+      parentPort.postMessage({ id, sha256, md5, bytes: copy }, [copy.buffer]);
     } else parentPort.postMessage({ id, sha256 });
   } catch (error) {
     parentPort.postMessage({ id, error: String(error && error.message), code: error && error.code });
@@ -55,11 +57,18 @@ parentPort.on('message', (message) => {
 });
 `;
 
+export interface HashResult {
+  sha256: string;
+  /** The file's bytes and their MD5, when it was small enough to keep. */
+  bytes?: Buffer;
+  md5?: string;
+}
+
 interface Job {
   id: number;
   path: string;
   keepMax: number;
-  resolve: (result: { sha256: string; bytes?: Buffer }) => void;
+  resolve: (result: HashResult) => void;
   reject: (error: unknown) => void;
   signal?: AbortSignal;
   onAbort?: () => void;
@@ -84,10 +93,7 @@ export class HashPool {
   }
 
   /** SHA-256 of a file; its bytes too when it is at most `keepMax` bytes long. */
-  hash(
-    path: string,
-    options: { signal?: AbortSignal; keepMax?: number } = {},
-  ): Promise<{ sha256: string; bytes?: Buffer }> {
+  hash(path: string, options: { signal?: AbortSignal; keepMax?: number } = {}): Promise<HashResult> {
     if (this.closed) return Promise.reject(new Error('hash pool closed'));
     options.signal?.throwIfAborted();
     return new Promise((resolve, reject) => {
@@ -117,7 +123,7 @@ export class HashPool {
     this.settle(job, undefined, job.signal?.reason ?? new Error('hashing canceled'));
   }
 
-  private settle(job: Job, result: { sha256: string; bytes?: Buffer } | undefined, error?: unknown): void {
+  private settle(job: Job, result: HashResult | undefined, error?: unknown): void {
     if (job.settled) return;
     job.settled = true;
     if (job.onAbort) job.signal?.removeEventListener('abort', job.onAbort);
@@ -132,7 +138,14 @@ export class HashPool {
     const slot: Slot = { worker, cancel };
     worker.on(
       'message',
-      (message: { id: number; sha256?: string; bytes?: Uint8Array; error?: string; code?: string }) => {
+      (message: {
+        id: number;
+        sha256?: string;
+        md5?: string;
+        bytes?: Uint8Array;
+        error?: string;
+        code?: string;
+      }) => {
         const job = slot.job;
         slot.job = undefined;
         worker.unref();
@@ -143,7 +156,7 @@ export class HashPool {
             const bytes = message.bytes
               ? Buffer.from(message.bytes.buffer, message.bytes.byteOffset, message.bytes.length)
               : undefined;
-            this.settle(job, { sha256: message.sha256!, ...(bytes ? { bytes } : {}) });
+            this.settle(job, { sha256: message.sha256!, ...(bytes ? { bytes, md5: message.md5! } : {}) });
           }
         } else if (job) {
           this.settle(job, undefined, new Error('hash worker answered another job'));

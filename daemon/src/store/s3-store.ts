@@ -154,6 +154,7 @@ export class S3ObjectStore implements IObjectStore {
         await this.s3.put(key, body, {
           checksumSha256: hexToBase64(sha256),
           sha256Hex: sha256,
+          ...(given && options.dataMd5 ? { md5Hex: options.dataMd5 } : {}),
           ...(options.signal ? { signal: options.signal } : {}),
         });
       }, retry);

@@ -53,6 +53,8 @@ export interface S3PutOptions {
    * (`x-amz-content-sha256`, which S3 checks the body against), so the SDK does not hash it again.
    */
   sha256Hex?: string;
+  /** Hex MD5 of the body when the caller knows it (checked against the returned ETag). */
+  md5Hex?: string;
   signal?: AbortSignal;
 }
 
@@ -151,10 +153,16 @@ function md5Hex(data: Uint8Array): string {
  * Checks an ETag against the MD5 of the bytes sent. S3 ETags are that MD5 for single PUTs and parts,
  * except with SSE-KMS/SSE-C, where they are opaque: then only S3's own checksum check applies.
  */
-function checkEtag(etag: string | undefined, body: Uint8Array, sse: string | undefined, what: string): void {
+function checkEtag(
+  etag: string | undefined,
+  body: Uint8Array,
+  sse: string | undefined,
+  what: string,
+  knownMd5?: string,
+): void {
   const plain = etag?.replaceAll('"', '');
   if (!plain || !/^[0-9a-f]{32}$/.test(plain) || (sse && sse !== 'AES256')) return;
-  const sent = md5Hex(body);
+  const sent = knownMd5 ?? md5Hex(body);
   if (plain !== sent) throw new IntegrityError(`${what}: S3 stored MD5 ${plain}, sent ${sent}`);
 }
 
@@ -271,7 +279,7 @@ export function createS3(settings: S3Settings): IS3 {
           `${key}: S3 computed SHA-256 ${out.ChecksumSHA256}, sent ${options.checksumSha256}`,
         );
       }
-      checkEtag(out.ETag, body, out.ServerSideEncryption, key);
+      checkEtag(out.ETag, body, out.ServerSideEncryption, key, options.md5Hex);
     },
 
     async uploadMultipart(key, body, options) {
