@@ -317,6 +317,9 @@ export async function uploadProject(request: UploadRequest): Promise<UploadResul
   };
 
   const processFile = async (entry: TreeEntry): Promise<void> => {
+    // A temporary copy of the scene (submitted from Blender) is new every time: not worth a cache row.
+    const fileHasher =
+      entry.kind === 'blend' && request.blendFile !== request.sourceBlendFile ? plainHasher : hasher;
     for (let attempt = 1; ; attempt++) {
       const release = await hashSlots.acquire();
       let hashed: HashedFile;
@@ -325,7 +328,12 @@ export async function uploadProject(request: UploadRequest): Promise<UploadResul
       if (keep) heldBytes += entry.size;
       try {
         // The collection's stat on the first try; after a BlobChangedError the file is stated again.
-        hashed = await hasher.hash(entry.source, signal, attempt === 1 ? entry.identity : undefined, keep);
+        hashed = await fileHasher.hash(
+          entry.source,
+          signal,
+          attempt === 1 ? entry.identity : undefined,
+          keep,
+        );
       } catch (error) {
         if (keep) heldBytes -= entry.size;
         throw error;
@@ -346,7 +354,7 @@ export async function uploadProject(request: UploadRequest): Promise<UploadResul
       } catch (error) {
         // Saved again between hashing and sending: hash it again, once.
         if (error instanceof BlobChangedError && attempt < 2) {
-          hasher.forget?.(entry.source);
+          fileHasher.forget?.(entry.source);
           continue;
         }
         throw error;
