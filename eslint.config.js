@@ -2,7 +2,17 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/', '.tap/', 'blender-addon/', 'coverage/', 'protocol/generated/', 'build/'] },
+  {
+    ignores: [
+      'dist/',
+      'node_modules/',
+      '.tap/',
+      'blender-addon/',
+      'coverage/',
+      'protocol/generated/',
+      'build/',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
