@@ -1,21 +1,17 @@
 // The narrow CloudFormation interface the stack service uses, and its implementation over the real
 // SDK v3 client. Pagination and error mapping live here so callers see plain data and SkyfarmErrors.
-import {
+import type {
   CloudFormationClient,
-  CreateChangeSetCommand,
-  CreateStackCommand,
-  DeleteChangeSetCommand,
-  DeleteStackCommand,
-  DescribeChangeSetCommand,
-  DescribeStackEventsCommand,
-  DescribeStacksCommand,
-  ExecuteChangeSetCommand,
-  type Capability,
-  type DescribeChangeSetCommandOutput,
-  type Parameter,
+  Capability,
+  DescribeChangeSetCommandOutput,
+  Parameter,
 } from '@aws-sdk/client-cloudformation';
+import type * as CfnSdk from '@aws-sdk/client-cloudformation';
 import type { AwsConfig } from './config.js';
 import { awsErrorCode, mapAwsError } from './errors.js';
+import { lazySdk } from './lazy-sdk.js';
+
+const cfnSdk = lazySdk<typeof CfnSdk>('@aws-sdk/client-cloudformation');
 
 export interface StackDescription {
   stackId: string;
@@ -117,7 +113,7 @@ export function createCloudFormation(cfg: AwsConfig, client?: CloudFormationClie
   const endpoint = cfg.endpoints.cloudformation;
   const cf =
     client ??
-    new CloudFormationClient({
+    new cfnSdk.CloudFormationClient({
       region: cfg.region,
       credentials: cfg.credentials,
       ...(cfg.profile ? { profile: cfg.profile } : {}),
@@ -135,7 +131,7 @@ export function createCloudFormation(cfg: AwsConfig, client?: CloudFormationClie
     async describeStack(nameOrId) {
       let out;
       try {
-        out = await cf.send(new DescribeStacksCommand({ StackName: nameOrId }));
+        out = await cf.send(new cfnSdk.DescribeStacksCommand({ StackName: nameOrId }));
       } catch (error) {
         if (isStackMissing(error)) return undefined;
         throw mapAwsError(error, { action: 'cloudformation:DescribeStacks', resource: nameOrId, endpoint });
@@ -161,7 +157,7 @@ export function createCloudFormation(cfg: AwsConfig, client?: CloudFormationClie
     createStack(input) {
       return call('CreateStack', input.stackName, async () => {
         const out = await cf.send(
-          new CreateStackCommand({
+          new cfnSdk.CreateStackCommand({
             StackName: input.stackName,
             TemplateBody: input.templateBody,
             Parameters: toParameters(input.parameters),
@@ -178,7 +174,7 @@ export function createCloudFormation(cfg: AwsConfig, client?: CloudFormationClie
     createChangeSet(input) {
       return call('CreateChangeSet', input.stackName, async () => {
         const out = await cf.send(
-          new CreateChangeSetCommand({
+          new cfnSdk.CreateChangeSetCommand({
             StackName: input.stackName,
             ChangeSetName: input.changeSetName,
             ChangeSetType: 'UPDATE',
@@ -200,7 +196,7 @@ export function createCloudFormation(cfg: AwsConfig, client?: CloudFormationClie
         let first: DescribeChangeSetCommandOutput | undefined;
         for (let page = 0; page < MAX_EVENT_PAGES; page++) {
           const out = await cf.send(
-            new DescribeChangeSetCommand({
+            new cfnSdk.DescribeChangeSetCommand({
               StackName: stackName,
               ChangeSetName: changeSetId,
               NextToken: token,
@@ -234,19 +230,23 @@ export function createCloudFormation(cfg: AwsConfig, client?: CloudFormationClie
 
     executeChangeSet(stackName, changeSetId) {
       return call('ExecuteChangeSet', stackName, async () => {
-        await cf.send(new ExecuteChangeSetCommand({ StackName: stackName, ChangeSetName: changeSetId }));
+        await cf.send(
+          new cfnSdk.ExecuteChangeSetCommand({ StackName: stackName, ChangeSetName: changeSetId }),
+        );
       });
     },
 
     deleteChangeSet(stackName, changeSetId) {
       return call('DeleteChangeSet', stackName, async () => {
-        await cf.send(new DeleteChangeSetCommand({ StackName: stackName, ChangeSetName: changeSetId }));
+        await cf.send(
+          new cfnSdk.DeleteChangeSetCommand({ StackName: stackName, ChangeSetName: changeSetId }),
+        );
       });
     },
 
     deleteStack(nameOrId) {
       return call('DeleteStack', nameOrId, async () => {
-        await cf.send(new DeleteStackCommand({ StackName: nameOrId }));
+        await cf.send(new cfnSdk.DeleteStackCommand({ StackName: nameOrId }));
       });
     },
 
@@ -257,7 +257,7 @@ export function createCloudFormation(cfg: AwsConfig, client?: CloudFormationClie
         let token: string | undefined;
         for (let page = 0; page < MAX_EVENT_PAGES; page++) {
           const out = await cf.send(
-            new DescribeStackEventsCommand({ StackName: nameOrId, NextToken: token }),
+            new cfnSdk.DescribeStackEventsCommand({ StackName: nameOrId, NextToken: token }),
           );
           for (const e of out.StackEvents ?? []) {
             if (options.stopAtEventId !== undefined && e.EventId === options.stopAtEventId) return events;

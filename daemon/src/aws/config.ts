@@ -5,8 +5,12 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { CloudFormationClient, type CloudFormationClientConfig } from '@aws-sdk/client-cloudformation';
+import type { CloudFormationClientConfig } from '@aws-sdk/client-cloudformation';
+import type * as CfnSdk from '@aws-sdk/client-cloudformation';
 import { SkyfarmError } from '../errors.js';
+import { lazySdk } from './lazy-sdk.js';
+
+const cfnSdk = lazySdk<typeof CfnSdk>('@aws-sdk/client-cloudformation');
 
 export type CredentialsProvider = Exclude<CloudFormationClientConfig['credentials'], undefined>;
 
@@ -158,7 +162,7 @@ export async function resolveAwsConfig(params: AwsParams, env: Env = process.env
     };
     return { region, credentials: async () => identity, endpoints };
   }
-  const probe = new CloudFormationClient({ region, ...(profile ? { profile } : {}) });
+  const probe = new cfnSdk.CloudFormationClient({ region, ...(profile ? { profile } : {}) });
   const credentials = probe.config.credentials;
   try {
     const identity = await credentials();

@@ -1,16 +1,13 @@
 // The S3 subset the stack service needs to empty the farm's bucket before deleting the stack, over the
 // real SDK v3 client, with pagination inside.
-import {
-  DeleteObjectsCommand,
-  GetBucketVersioningCommand,
-  ListObjectVersionsCommand,
-  ListObjectsCommand,
-  S3Client,
-  type S3ClientConfig,
-} from '@aws-sdk/client-s3';
+import type { S3ClientConfig } from '@aws-sdk/client-s3';
+import type * as S3Sdk from '@aws-sdk/client-s3';
 import { SkyfarmError } from '../errors.js';
 import type { AwsConfig } from './config.js';
 import { awsErrorCode, mapAwsError } from './errors.js';
+import { lazySdk } from './lazy-sdk.js';
+
+const s3Sdk = lazySdk<typeof S3Sdk>('@aws-sdk/client-s3');
 
 export interface ObjectRef {
   key: string;
@@ -45,7 +42,7 @@ export interface S3Options {
 
 export function createS3(cfg: AwsConfig, options: S3Options = {}): IS3 {
   const endpoint = cfg.endpoints.s3;
-  const s3 = new S3Client({
+  const s3 = new s3Sdk.S3Client({
     region: cfg.region,
     credentials: cfg.credentials,
     ...(cfg.profile ? { profile: cfg.profile } : {}),
@@ -61,7 +58,7 @@ export function createS3(cfg: AwsConfig, options: S3Options = {}): IS3 {
   return {
     async bucketVersioning(bucket) {
       try {
-        const out = await s3.send(new GetBucketVersioningCommand({ Bucket: bucket }));
+        const out = await s3.send(new s3Sdk.GetBucketVersioningCommand({ Bucket: bucket }));
         if (out.Status === 'Enabled') return 'enabled';
         if (out.Status === 'Suspended') return 'suspended';
         return 'unversioned';
@@ -77,7 +74,7 @@ export function createS3(cfg: AwsConfig, options: S3Options = {}): IS3 {
     async listFirstPage(bucket, { versions }) {
       if (versions) {
         const out = await s3
-          .send(new ListObjectVersionsCommand({ Bucket: bucket, MaxKeys: pageSize }))
+          .send(new s3Sdk.ListObjectVersionsCommand({ Bucket: bucket, MaxKeys: pageSize }))
           .catch(fail('ListBucketVersions', bucket));
         return [...(out.Versions ?? []), ...(out.DeleteMarkers ?? [])]
           .slice(0, pageSize)
@@ -86,7 +83,7 @@ export function createS3(cfg: AwsConfig, options: S3Options = {}): IS3 {
       // Only ever the first page, so the original ListObjects (no continuation token) is enough; it
       // also works with S3 emulators whose V2 tokens use ciphers OpenSSL 3 dropped (s3rver).
       const out = await s3
-        .send(new ListObjectsCommand({ Bucket: bucket, MaxKeys: pageSize }))
+        .send(new s3Sdk.ListObjectsCommand({ Bucket: bucket, MaxKeys: pageSize }))
         .catch(fail('ListBucket', bucket));
       return (out.Contents ?? []).map((o) => ({ key: o.Key ?? '' }));
     },
@@ -96,7 +93,7 @@ export function createS3(cfg: AwsConfig, options: S3Options = {}): IS3 {
       if (objects.length > 1000) throw new Error('deleteObjects takes at most 1000 objects');
       const out = await s3
         .send(
-          new DeleteObjectsCommand({
+          new s3Sdk.DeleteObjectsCommand({
             Bucket: bucket,
             Delete: {
               Quiet: true,

@@ -1,14 +1,11 @@
 // The narrow AWS Batch interface the AWS backend needs, and its implementation over the real SDK v3
 // client. Everything the backend knows about a Batch job comes through `BatchJobInfo`.
-import {
-  BatchClient,
-  DescribeJobsCommand,
-  ListJobsCommand,
-  SubmitJobCommand,
-  TerminateJobCommand,
-  type JobDetail,
-} from '@aws-sdk/client-batch';
+import type { JobDetail } from '@aws-sdk/client-batch';
+import type * as BatchSdk from '@aws-sdk/client-batch';
 import type { ClientSettings } from './bucket.js';
+import { lazySdk } from '../aws/lazy-sdk.js';
+
+const batchSdk = lazySdk<typeof BatchSdk>('@aws-sdk/client-batch');
 
 export type BatchStatus =
   'SUBMITTED' | 'PENDING' | 'RUNNABLE' | 'STARTING' | 'RUNNING' | 'SUCCEEDED' | 'FAILED';
@@ -92,7 +89,7 @@ function toInfo(job: JobDetail): BatchJobInfo {
 }
 
 export function createBatch(settings: ClientSettings): IBatch & { destroy(): void } {
-  const client = new BatchClient({
+  const client = new batchSdk.BatchClient({
     region: settings.region,
     ...(settings.credentials ? { credentials: settings.credentials } : {}),
     ...(settings.endpoint ? { endpoint: settings.endpoint } : {}),
@@ -100,7 +97,7 @@ export function createBatch(settings: ClientSettings): IBatch & { destroy(): voi
   return {
     async submit(request) {
       const out = await client.send(
-        new SubmitJobCommand({
+        new batchSdk.SubmitJobCommand({
           jobName: request.name,
           jobQueue: request.queue,
           jobDefinition: request.definition,
@@ -122,7 +119,7 @@ export function createBatch(settings: ClientSettings): IBatch & { destroy(): voi
     async describe(jobIds) {
       if (jobIds.length === 0) return [];
       if (jobIds.length > DESCRIBE_LIMIT) throw new Error(`DescribeJobs takes at most ${DESCRIBE_LIMIT} ids`);
-      const out = await client.send(new DescribeJobsCommand({ jobs: jobIds }));
+      const out = await client.send(new batchSdk.DescribeJobsCommand({ jobs: jobIds }));
       return (out.jobs ?? []).map(toInfo);
     },
     async findByName(queue, name) {
@@ -130,7 +127,7 @@ export function createBatch(settings: ClientSettings): IBatch & { destroy(): voi
       let nextToken: string | undefined;
       for (let page = 0; page < 50; page++) {
         const out = await client.send(
-          new ListJobsCommand({
+          new batchSdk.ListJobsCommand({
             jobQueue: queue,
             filters: [{ name: 'JOB_NAME', values: [name] }],
             ...(nextToken ? { nextToken } : {}),
@@ -151,7 +148,7 @@ export function createBatch(settings: ClientSettings): IBatch & { destroy(): voi
       return found.sort((a, b) => (b.createdAt ?? 0) - (a.createdAt ?? 0));
     },
     async terminate(jobId, reason) {
-      await client.send(new TerminateJobCommand({ jobId, reason }));
+      await client.send(new batchSdk.TerminateJobCommand({ jobId, reason }));
     },
     destroy: () => client.destroy(),
   };

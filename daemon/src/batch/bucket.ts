@@ -7,16 +7,13 @@ import { dirname, join, basename } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
-import {
-  DeleteObjectCommand,
-  GetObjectCommand,
-  HeadObjectCommand,
-  ListObjectsV2Command,
-  PutObjectCommand,
-  S3Client,
-  type S3ClientConfig,
-} from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
+import type { S3Client, S3ClientConfig } from '@aws-sdk/client-s3';
+import type * as S3Sdk from '@aws-sdk/client-s3';
+import type * as StorageSdk from '@aws-sdk/lib-storage';
+import { lazySdk } from '../aws/lazy-sdk.js';
+
+const s3Sdk = lazySdk<typeof S3Sdk>('@aws-sdk/client-s3');
+const storageSdk = lazySdk<typeof StorageSdk>('@aws-sdk/lib-storage');
 
 export interface ObjectInfo {
   key: string;
@@ -77,7 +74,7 @@ export function settingsFromEnv(
 
 /** An S3 client the way every skyfarm component makes one. */
 export function createS3Client(resolved: ClientSettings, extra: S3ClientConfig = {}): S3Client {
-  return new S3Client({
+  return new s3Sdk.S3Client({
     region: resolved.region,
     ...(resolved.credentials ? { credentials: resolved.credentials } : {}),
     // Emulators and S3-compatible stores behind a custom endpoint need path-style addressing.
@@ -103,7 +100,7 @@ export class S3Bucket implements IBucket {
   async getJson<T>(key: string, signal?: AbortSignal): Promise<T | undefined> {
     try {
       const response = await this.client.send(
-        new GetObjectCommand({ Bucket: this.name, Key: key }),
+        new s3Sdk.GetObjectCommand({ Bucket: this.name, Key: key }),
         signal ? { abortSignal: signal } : {},
       );
       const text = await response.Body!.transformToString('utf8');
@@ -117,7 +114,12 @@ export class S3Bucket implements IBucket {
   async putJson(key: string, value: unknown): Promise<void> {
     const body = JSON.stringify(value, null, 2);
     await this.client.send(
-      new PutObjectCommand({ Bucket: this.name, Key: key, Body: body, ContentType: 'application/json' }),
+      new s3Sdk.PutObjectCommand({
+        Bucket: this.name,
+        Key: key,
+        Body: body,
+        ContentType: 'application/json',
+      }),
     );
   }
 
@@ -125,7 +127,7 @@ export class S3Bucket implements IBucket {
     const { size } = await stat(file);
     if (size < 8 * 1024 * 1024) {
       await this.client.send(
-        new PutObjectCommand({
+        new s3Sdk.PutObjectCommand({
           Bucket: this.name,
           Key: key,
           Body: createReadStream(file),
@@ -136,7 +138,7 @@ export class S3Bucket implements IBucket {
       );
       return;
     }
-    const upload = new Upload({
+    const upload = new storageSdk.Upload({
       client: this.client,
       params: {
         Bucket: this.name,
@@ -161,7 +163,7 @@ export class S3Bucket implements IBucket {
     const temp = join(dirname(dest), `.${basename(dest)}.${randomBytes(4).toString('hex')}.part`);
     try {
       const response = await this.client.send(
-        new GetObjectCommand({ Bucket: this.name, Key: key }),
+        new s3Sdk.GetObjectCommand({ Bucket: this.name, Key: key }),
         signal ? { abortSignal: signal } : {},
       );
       await pipeline(response.Body as Readable, createWriteStream(temp), signal ? { signal } : {});
@@ -181,7 +183,7 @@ export class S3Bucket implements IBucket {
     let token: string | undefined;
     do {
       const page = await this.client.send(
-        new ListObjectsV2Command({
+        new s3Sdk.ListObjectsV2Command({
           Bucket: this.name,
           Prefix: prefix,
           ...(token ? { ContinuationToken: token } : {}),
@@ -198,7 +200,7 @@ export class S3Bucket implements IBucket {
 
   async exists(key: string): Promise<boolean> {
     try {
-      await this.client.send(new HeadObjectCommand({ Bucket: this.name, Key: key }));
+      await this.client.send(new s3Sdk.HeadObjectCommand({ Bucket: this.name, Key: key }));
       return true;
     } catch (error) {
       if (isNotFound(error)) return false;
@@ -207,6 +209,6 @@ export class S3Bucket implements IBucket {
   }
 
   async delete(key: string): Promise<void> {
-    await this.client.send(new DeleteObjectCommand({ Bucket: this.name, Key: key }));
+    await this.client.send(new s3Sdk.DeleteObjectCommand({ Bucket: this.name, Key: key }));
   }
 }

@@ -1,6 +1,9 @@
 // Reads a Batch container's CloudWatch log stream (the awslogs driver's), for `skyfarm logs --chunk`.
-import { CloudWatchLogsClient, GetLogEventsCommand } from '@aws-sdk/client-cloudwatch-logs';
+import type * as LogsSdk from '@aws-sdk/client-cloudwatch-logs';
 import type { ClientSettings } from './bucket.js';
+import { lazySdk } from '../aws/lazy-sdk.js';
+
+const logsSdk = lazySdk<typeof LogsSdk>('@aws-sdk/client-cloudwatch-logs');
 
 export interface ILogReader {
   /** The stream's lines from the start, at most `limit` (the newest when there are more). */
@@ -10,7 +13,7 @@ export interface ILogReader {
 const MAX_PAGES = 200;
 
 export function createLogReader(settings: ClientSettings): ILogReader & { destroy(): void } {
-  const client = new CloudWatchLogsClient({
+  const client = new logsSdk.CloudWatchLogsClient({
     region: settings.region,
     ...(settings.credentials ? { credentials: settings.credentials } : {}),
     ...(settings.endpoint ? { endpoint: settings.endpoint } : {}),
@@ -21,7 +24,7 @@ export function createLogReader(settings: ClientSettings): ILogReader & { destro
       let token: string | undefined;
       for (let page = 0; page < MAX_PAGES; page++) {
         const out = await client.send(
-          new GetLogEventsCommand({
+          new logsSdk.GetLogEventsCommand({
             logGroupName: group,
             logStreamName: stream,
             startFromHead: true,

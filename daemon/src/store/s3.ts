@@ -8,24 +8,16 @@
 // multipart part carries its own SHA-256 checksum and its ETag is checked the same way.
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
-import {
-  AbortMultipartUploadCommand,
-  CompleteMultipartUploadCommand,
-  CreateMultipartUploadCommand,
-  DeleteObjectCommand,
-  GetObjectCommand,
-  HeadObjectCommand,
-  ListMultipartUploadsCommand,
-  ListObjectsV2Command,
-  PutObjectCommand,
-  S3Client,
-  UploadPartCommand,
-  type S3ClientConfig,
-} from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
+import type { S3Client, S3ClientConfig } from '@aws-sdk/client-s3';
+import type * as S3Sdk from '@aws-sdk/client-s3';
+import type * as StorageSdk from '@aws-sdk/lib-storage';
 import { SkyfarmError } from '../errors.js';
 import { IntegrityError } from './object-store.js';
 import { withRetries } from './retry.js';
+import { lazySdk } from '../aws/lazy-sdk.js';
+
+const s3Sdk = lazySdk<typeof S3Sdk>('@aws-sdk/client-s3');
+const storageSdk = lazySdk<typeof StorageSdk>('@aws-sdk/lib-storage');
 
 export interface S3ObjectHead {
   size: number;
@@ -177,7 +169,7 @@ function isNotFound(error: unknown): boolean {
 
 export function createS3(settings: S3Settings): IS3 {
   assertBucketName(settings.bucket);
-  const client = new S3Client({
+  const client = new s3Sdk.S3Client({
     region: settings.region,
     ...(settings.credentials ? { credentials: settings.credentials } : {}),
     // Custom endpoints (MinIO, emulators) use path-style addressing.
@@ -215,7 +207,7 @@ export function createS3(settings: S3Settings): IS3 {
     async head(key, signal) {
       try {
         const out = await send<{ ContentLength?: number; ETag?: string; ChecksumSHA256?: string }>(
-          new HeadObjectCommand({ Bucket, Key: key, ChecksumMode: 'ENABLED' }),
+          new s3Sdk.HeadObjectCommand({ Bucket, Key: key, ChecksumMode: 'ENABLED' }),
           signal,
         );
         return {
@@ -237,7 +229,7 @@ export function createS3(settings: S3Settings): IS3 {
           IsTruncated?: boolean;
           NextContinuationToken?: string;
         }>(
-          new ListObjectsV2Command({ Bucket, Prefix: prefix, ContinuationToken: token, MaxKeys: 1000 }),
+          new s3Sdk.ListObjectsV2Command({ Bucket, Prefix: prefix, ContinuationToken: token, MaxKeys: 1000 }),
           signal,
         );
         const more = Boolean(out.IsTruncated && out.NextContinuationToken);
@@ -251,7 +243,7 @@ export function createS3(settings: S3Settings): IS3 {
     },
 
     async put(key, body, options = {}) {
-      const command = new PutObjectCommand({
+      const command = new s3Sdk.PutObjectCommand({
         Bucket,
         Key: key,
         Body: body,
@@ -297,17 +289,20 @@ export function createS3(settings: S3Settings): IS3 {
           requests += 1;
           try {
             const interruptible =
-              command instanceof UploadPartCommand ||
-              command instanceof PutObjectCommand ||
-              command instanceof CompleteMultipartUploadCommand;
+              command instanceof s3Sdk.UploadPartCommand ||
+              command instanceof s3Sdk.PutObjectCommand ||
+              command instanceof s3Sdk.CompleteMultipartUploadCommand;
             const out = (await rawSend(
               command,
               interruptible && signal ? { abortSignal: signal } : {},
             )) as Record<string, unknown>;
-            if (command instanceof CreateMultipartUploadCommand && typeof out['UploadId'] === 'string') {
+            if (
+              command instanceof s3Sdk.CreateMultipartUploadCommand &&
+              typeof out['UploadId'] === 'string'
+            ) {
               uploadIds.add(out['UploadId']);
             }
-            if (command instanceof UploadPartCommand || command instanceof PutObjectCommand) {
+            if (command instanceof s3Sdk.UploadPartCommand || command instanceof s3Sdk.PutObjectCommand) {
               const part = command.input['Body'] as Uint8Array;
               checkEtag(
                 out['ETag'] as string | undefined,
@@ -317,7 +312,10 @@ export function createS3(settings: S3Settings): IS3 {
               );
               options.onPart?.(part.length);
             }
-            if (command instanceof CompleteMultipartUploadCommand || command instanceof PutObjectCommand) {
+            if (
+              command instanceof s3Sdk.CompleteMultipartUploadCommand ||
+              command instanceof s3Sdk.PutObjectCommand
+            ) {
               completed = true;
             }
             return out;
@@ -326,7 +324,7 @@ export function createS3(settings: S3Settings): IS3 {
           }
         },
       };
-      const upload = new Upload({
+      const upload = new storageSdk.Upload({
         client: tracked as unknown as S3Client,
         params: { Bucket, Key: key, Body: body, ContentLength: options.size, ChecksumAlgorithm: 'SHA256' },
         partSize: options.partSize,
@@ -389,7 +387,7 @@ export function createS3(settings: S3Settings): IS3 {
 
     async get(key, signal) {
       try {
-        const out = await send<{ Body?: Readable }>(new GetObjectCommand({ Bucket, Key: key }), signal);
+        const out = await send<{ Body?: Readable }>(new s3Sdk.GetObjectCommand({ Bucket, Key: key }), signal);
         return out.Body;
       } catch (error) {
         if (isNotFound(error)) return undefined;
@@ -398,7 +396,7 @@ export function createS3(settings: S3Settings): IS3 {
     },
 
     async delete(key) {
-      await send(new DeleteObjectCommand({ Bucket, Key: key }));
+      await send(new s3Sdk.DeleteObjectCommand({ Bucket, Key: key }));
     },
 
     async listMultipartUploads(prefix) {
@@ -412,7 +410,7 @@ export function createS3(settings: S3Settings): IS3 {
           NextKeyMarker?: string;
           NextUploadIdMarker?: string;
         }>(
-          new ListMultipartUploadsCommand({
+          new s3Sdk.ListMultipartUploadsCommand({
             Bucket,
             Prefix: prefix,
             KeyMarker: keyMarker,
@@ -437,7 +435,7 @@ export function createS3(settings: S3Settings): IS3 {
 
     async abortMultipartUpload(key, uploadId) {
       try {
-        await send(new AbortMultipartUploadCommand({ Bucket, Key: key, UploadId: uploadId }));
+        await send(new s3Sdk.AbortMultipartUploadCommand({ Bucket, Key: key, UploadId: uploadId }));
       } catch (error) {
         if (errorName(error) === 'NoSuchUpload' || isNotFound(error)) return;
         throw error;
