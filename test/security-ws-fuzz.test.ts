@@ -192,7 +192,7 @@ class RawClient {
   }
 
   async waitClosed(timeoutMs: number): Promise<boolean> {
-    return Promise.race([this.closed.then(() => true), sleep(timeoutMs).then(() => false)]);
+    return Promise.race([this.closed.then(() => true), sleep(timeoutMs, false, { ref: false })]);
   }
 
   destroy(): void {
@@ -479,7 +479,7 @@ function monitor(client: DaemonClient) {
       try {
         await Promise.race([
           client.request('jobs.list', {}),
-          sleep(15_000).then(() => Promise.reject(new Error('no answer in 15 s'))),
+          sleep(15_000, undefined, { ref: false }).then(() => Promise.reject(new Error('no answer in 15 s'))),
         ]);
         answered++;
       } catch {
