@@ -12,6 +12,20 @@ import { openDatabase } from '../daemon/src/db/database.js';
 
 const sha = (data: Buffer) => createHash('sha256').update(data).digest('hex');
 
+t.test('idle workers stop after a quiet spell; the next hash starts them again', async (t) => {
+  const dir = t.testdir({});
+  const pool = new HashPool(2, 200);
+  t.teardown(() => pool.close());
+  const path = join(dir, 'f.bin');
+  const data = randomBytes(100_000);
+  await writeFile(path, data);
+  await Promise.all([pool.hash(path), pool.hash(path)]);
+  t.equal(pool.workers, 2, 'two workers while there is work');
+  for (let i = 0; i < 100 && pool.workers > 0; i++) await sleep(50);
+  t.equal(pool.workers, 0, 'none left after the idle time');
+  t.equal((await pool.hash(path)).sha256, sha(data), 'hashing again starts a worker');
+});
+
 t.test('the worker pool hashes like createHash, keeps small files, stops canceled jobs', async (t) => {
   const dir = t.testdir({});
   const pool = new HashPool(2);

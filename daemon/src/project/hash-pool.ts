@@ -2,7 +2,7 @@
 // serving the WebSocket). Workers read with plain blocking reads (nothing else runs on them), hash in
 // 1 MiB steps, check between steps whether their job was canceled, and can hand the bytes of a small
 // file back (transferred, not copied) for the upload to send. Idle workers do not keep the process
-// alive.
+// alive, and stop after `idleMs` without work (each holds about 8 MiB of memory in an idle daemon).
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 
@@ -86,10 +86,19 @@ export class HashPool {
   private readonly queue: Job[] = [];
   private nextId = 1;
   private closed = false;
+  private idleTimer: NodeJS.Timeout | undefined;
   readonly size: number;
 
-  constructor(size = Math.max(1, Math.min(4, availableParallelism()))) {
+  constructor(
+    size = Math.max(1, Math.min(4, availableParallelism())),
+    readonly idleMs = 10_000,
+  ) {
     this.size = size;
+  }
+
+  /** Workers alive right now (tests). */
+  get workers(): number {
+    return this.slots.length;
   }
 
   /** SHA-256 of a file; its bytes too when it is at most `keepMax` bytes long. */
@@ -177,6 +186,8 @@ export class HashPool {
   }
 
   private pump(): void {
+    clearTimeout(this.idleTimer);
+    this.idleTimer = undefined;
     while (this.queue.length > 0 && !this.closed) {
       let slot = this.slots.find((s) => !s.job);
       if (!slot) {
@@ -190,10 +201,22 @@ export class HashPool {
       slot.worker.ref();
       slot.worker.postMessage({ id: job.id, path: job.path, keepMax: job.keepMax });
     }
+    if (!this.closed && this.slots.length > 0 && this.slots.every((s) => !s.job)) {
+      this.idleTimer = setTimeout(() => this.retire(), this.idleMs);
+      this.idleTimer.unref();
+    }
+  }
+
+  /** Stops the workers after a quiet spell; the next hash starts them again. */
+  private retire(): void {
+    this.idleTimer = undefined;
+    if (this.queue.length > 0 || this.slots.some((s) => s.job)) return;
+    for (const slot of this.slots.splice(0)) void slot.worker.terminate();
   }
 
   async close(): Promise<void> {
     this.closed = true;
+    clearTimeout(this.idleTimer);
     for (const job of this.queue.splice(0)) this.settle(job, undefined, new Error('hash pool closed'));
     await Promise.all(this.slots.splice(0).map((slot) => slot.worker.terminate()));
   }
