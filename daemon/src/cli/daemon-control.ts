@@ -11,6 +11,14 @@ import { DAEMON_VERSION } from '../version.js';
 
 const CLI_ENTRY = fileURLToPath(new URL('./main.js', import.meta.url));
 
+/**
+ * V8 grows its young generation to suit the busiest moment (up to 16 MiB per semi-space), and an idle
+ * daemon kept what a big upload made it take. With the semi-spaces capped at 4 MiB it gives memory
+ * back once idle: measured ~190 → ~105 MiB RSS 30 s after uploading a 10,000-file project, with no
+ * measurable change in upload time (`npm run bench`, daemon_idle_rss_mb).
+ */
+const DAEMON_NODE_FLAGS = ['--max-semi-space-size=4'];
+
 export async function connect(stateDir: string, timeoutMs = 5000): Promise<DaemonClient> {
   return DaemonClient.connect({
     stateDir,
@@ -34,7 +42,7 @@ export async function daemonStatus(stateDir: string): Promise<DaemonInfo | undef
 export async function startDetachedDaemon(stateDir: string, env: NodeJS.ProcessEnv): Promise<DaemonInfo> {
   const paths = ensureStateDir(stateDir);
   const logFd = openSync(paths.daemonLog, 'a', 0o600);
-  const child = spawn(process.execPath, [CLI_ENTRY, 'daemon'], {
+  const child = spawn(process.execPath, [...DAEMON_NODE_FLAGS, CLI_ENTRY, 'daemon'], {
     detached: true,
     stdio: ['ignore', logFd, logFd],
     env: { ...env, SKYFARM_HOME: stateDir },
