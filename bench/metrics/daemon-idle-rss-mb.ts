@@ -1,15 +1,14 @@
-// daemon_idle_rss_mb: resident memory of the real daemon process (`node dist/…/main.js daemon`, as
-// `skyfarm daemon` runs it) after `idleSeconds` idle while it watches a 10,000-file project: the
+// daemon_idle_rss_mb: resident memory of the real daemon process, started as the CLI and the add-on
+// start it (`skyfarm daemon start`), after `idleSeconds` idle while it watches a 10,000-file project: the
 // project is uploaded once through `project.upload` (local backend), which makes the daemon watch its
 // folders; then the client disconnects and the daemon is left alone (the other metrics run meanwhile
 // in other processes). VmRSS from /proc.
-import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { DaemonClient } from '../../daemon/src/client/daemon-client.js';
 import { daemonBuild } from '../lib/build.js';
 import { makeProject } from '../lib/project.js';
-import { check, rssOf, run, sleep, stopChild, withTimeout } from '../lib/proc.js';
+import { check, rssOf, run, sleep, withTimeout } from '../lib/proc.js';
 import { isolatedEnv } from '../lib/s3.js';
 import type { Measurement, Metric } from '../lib/types.js';
 
@@ -32,22 +31,28 @@ export const daemonIdleRssMb: Metric = {
       maxFile: 16 * 1024,
     });
     const home = path.join(ctx.tmp, 'rss-daemon', 'home');
-    const child = spawn(process.execPath, [build.cli, 'daemon'], {
-      env: isolatedEnv({ SKYFARM_HOME: home, SKYFARM_PORT: '0', SKYFARM_LOG_LEVEL: 'warn' }),
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
-    ctx.cleanup(() => stopChild(child));
-    let stderr = '';
-    child.stderr.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-4000)));
+    // Started as the CLI and the add-on start it: `skyfarm daemon start` (a detached process).
+    const env = isolatedEnv({ SKYFARM_HOME: home, SKYFARM_PORT: '0', SKYFARM_LOG_LEVEL: 'warn' });
+    const started = await run(process.execPath, [build.cli, 'daemon', 'start'], { env, timeoutMs: 120_000 });
     const info = path.join(home, 'daemon.json');
-    const deadline = Date.now() + 60_000;
-    while (!existsSync(info)) {
-      if (child.exitCode !== null) throw new Error(`the daemon exited ${child.exitCode}: ${stderr.trim()}`);
-      if (Date.now() > deadline) throw new Error('the daemon did not start within 60 s');
-      await sleep(100);
-    }
+    if (started.code !== 0 || !existsSync(info)) check('skyfarm daemon start', started);
     const pid = (JSON.parse(readFileSync(info, 'utf8')) as { pid: number }).pid;
-    if (pid !== child.pid) throw new Error(`daemon.json names pid ${pid}, started ${child.pid}`);
+    const alive = () => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    const stopDaemon = async () => {
+      if (!alive()) return;
+      process.kill(pid, 'SIGTERM');
+      for (let i = 0; i < 150 && alive(); i++) await sleep(100);
+      if (alive()) process.kill(pid, 'SIGKILL');
+    };
+    ctx.cleanup(stopDaemon);
+    const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').trim();
     const startedRss = await rssOf(pid);
     const client = await DaemonClient.connect({ stateDir: home, clientName: 'bench', clientVersion: '1' });
     let uploaded;
@@ -79,8 +84,7 @@ export const daemonIdleRssMb: Metric = {
     ctx.log(`daemon_idle_rss_mb: daemon ${pid} idles ${idleSeconds} s while the other metrics run`);
     // Read exactly `idleSeconds` later (reading /proc disturbs nothing), whatever else runs meanwhile.
     const sample = sleep(idleSeconds * 1000).then(async () => {
-      if (child.exitCode !== null)
-        throw new Error(`the daemon exited ${child.exitCode} while idle: ${stderr.trim()}`);
+      if (!alive()) throw new Error(`the daemon (pid ${pid}) exited while idle; see ${home}/daemon.log`);
       return { ...(await rssOf(pid)), idled: (Date.now() - idleFrom) / 1000 };
     });
     sample.catch(() => undefined); // awaited by the finisher
@@ -88,9 +92,9 @@ export const daemonIdleRssMb: Metric = {
     return async () => {
       const idle = await sample;
       const idled = idle.idled;
-      const later = child.exitCode === null ? await rssOf(pid) : undefined;
+      const later = alive() ? await rssOf(pid) : undefined;
       const laterSeconds = (Date.now() - idleFrom) / 1000;
-      await stopChild(child);
+      await stopDaemon();
       // For scale: a bare node process that loads nothing.
       const bare = check(
         'bare node',
@@ -107,7 +111,7 @@ export const daemonIdleRssMb: Metric = {
       return {
         value: idle.rssMb,
         note:
-          `${build.note}; ${watchFiles} files in ${watchFolders} folders uploaded (local) and watched; ` +
+          `\`skyfarm daemon start\` from ${build.note} (runs \`${cmdline.replace(/^\S*\/node /, 'node ')}\`); ${watchFiles} files in ${watchFolders} folders uploaded (local) and watched; ` +
           `RSS ${startedRss.rssMb.toFixed(0)} MiB at start, ${afterUpload.rssMb.toFixed(0)} MiB after the upload, ` +
           `${idle.rssMb.toFixed(0)} MiB after ${idled.toFixed(0)} s idle (peak ${idle.peakMb.toFixed(0)}` +
           (later ? `, ${later.rssMb.toFixed(0)} MiB after ${laterSeconds.toFixed(0)} s` : '') +
@@ -121,6 +125,7 @@ export const daemonIdleRssMb: Metric = {
           ...(later ? { laterMb: later.rssMb, laterSeconds } : {}),
           bareNodeMb: bareMb,
           build: build.note,
+          command: cmdline,
         },
       };
     };
