@@ -63,8 +63,9 @@ async function main(): Promise<void> {
   log(`${quick ? 'quick' : 'full'} run: ${metrics.map((m) => m.name).join(', ')}`);
   const results = await runBench({ quick, sizes, repoRoot, metrics, log });
   log(`finished in ${((Date.now() - started) / 1000).toFixed(0)} s`);
-  if (json) process.stdout.write(JSON.stringify(results, null, 2) + '\n');
-  else process.stdout.write(formatTable(results) + '\n');
+  const out = json ? JSON.stringify(results, null, 2) : formatTable(results);
+  // Everything the bench started is stopped by now; do not wait for stray keep-alive sockets.
+  process.stdout.write(out + '\n', () => process.exit(process.exitCode ?? 0));
 }
 
 // Stop cleanly on Ctrl-C: the harness's cleanups stop the servers and processes it started.

@@ -9,7 +9,7 @@ import path from 'node:path';
 import type { Job } from '../../protocol/generated/protocol.js';
 import { blenderEnv, findBlenderBinary, NO_BLENDER } from '../lib/blender.js';
 import { startBenchDaemon } from '../lib/daemon.js';
-import { sleep, stopChild } from '../lib/proc.js';
+import { sleep, stopChild, withTimeout } from '../lib/proc.js';
 import { isolatedEnv } from '../lib/s3.js';
 import type { Metric } from '../lib/types.js';
 
@@ -122,8 +122,11 @@ export const addonTickMs: Metric = {
       }
       const end = snapshot(0, FRAMES, new Date());
       notify('job.update', { ...end, id: END_JOB, name: 'end marker' });
-      const code = await Promise.race([exited, sleep(120_000).then(() => 'timeout' as const)]);
-      if (code === 'timeout') throw new Error(`Blender did not finish: ${tail()}`);
+      const code = await withTimeout(exited, 120_000, 'Blender after the end marker').catch(
+        (error: Error) => {
+          throw new Error(`${error.message}: ${tail()}`);
+        },
+      );
       const line = stdout.split('\n').find((l) => l.startsWith('SKYFARM_BENCH_RESULT '));
       if (code !== 0 || !line) throw new Error(`Blender exited ${code}: ${tail()}`);
       const result = JSON.parse(line.slice('SKYFARM_BENCH_RESULT '.length)) as {
