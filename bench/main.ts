@@ -4,7 +4,7 @@
 // Progress goes to stderr. Exit code 0 when every metric ran (goals missed or not), 1 on bad usage.
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { formatTable, fullSizes, quickSizes, runBench } from './lib/harness.js';
+import { abortBench, formatTable, fullSizes, quickSizes, runBench } from './lib/harness.js';
 import { METRICS } from './metrics/index.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -68,11 +68,13 @@ async function main(): Promise<void> {
   process.stdout.write(out + '\n', () => process.exit(process.exitCode ?? 0));
 }
 
-// Stop cleanly on Ctrl-C: the harness's cleanups stop the servers and processes it started.
-process.once('SIGINT', () => {
-  process.stderr.write('interrupted\n');
-  process.exitCode = 130;
-});
+// Ctrl-C: stop the servers and processes the bench started (by pid), remove its files, exit 130.
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    process.stderr.write(`${signal}: stopping what the bench started\n`);
+    void abortBench().finally(() => process.exit(130));
+  });
+}
 
 main().catch((error: unknown) => {
   process.stderr.write(

@@ -3,6 +3,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { killRunningChildren } from './proc.js';
 import {
   formatGoal,
   goalMet,
@@ -25,7 +26,7 @@ export function fullSizes(): Sizes {
   return {
     projectFiles: 1000,
     projectBytes: 1024 ** 3,
-    hashRuns: 3,
+    hashRuns: 5,
     uploadRuns: 2,
     resubmits: 5,
     renderFrames: 10,
@@ -43,7 +44,7 @@ export function quickSizes(): Sizes {
   return {
     ...fullSizes(),
     projectBytes: 128 * 1024 ** 2,
-    hashRuns: 2,
+    hashRuns: 3,
     uploadRuns: 1,
     resubmits: 3,
     renderFrames: 4,
@@ -86,9 +87,29 @@ function failure(error: unknown): Measurement {
   return { value: null, note: `not measured: ${message.split('\n')[0]}` };
 }
 
+/** The running bench's cleanups, for an interrupted run (Ctrl-C). */
+let running: { cleanups: Array<() => unknown>; tmp: string } | undefined;
+
+/** Stops everything the running bench started and removes its temporary folder. */
+export async function abortBench(): Promise<void> {
+  const run = running;
+  running = undefined;
+  if (!run) return;
+  killRunningChildren();
+  for (const fn of run.cleanups.splice(0).reverse()) {
+    try {
+      await fn();
+    } catch {
+      // keep stopping the rest
+    }
+  }
+  rmSync(run.tmp, { recursive: true, force: true });
+}
+
 export async function runBench(options: BenchOptions): Promise<MetricResult[]> {
   const tmp = mkdtempSync(path.join(tmpdir(), 'skyfarm-bench-'));
   const cleanups: Array<() => unknown> = [];
+  running = { cleanups, tmp };
   const memo = new Map<string, Promise<unknown>>();
   const ctx: BenchContext = {
     quick: options.quick,
@@ -131,7 +152,8 @@ export async function runBench(options: BenchOptions): Promise<MetricResult[]> {
       measurements.set(metric.name, await finish().catch(failure));
     }
   } finally {
-    for (const fn of cleanups.reverse()) {
+    running = undefined;
+    for (const fn of cleanups.splice(0).reverse()) {
       try {
         await fn();
       } catch (error) {

@@ -13,6 +13,14 @@ export interface RunResult {
   timedOut: boolean;
 }
 
+/** Children of run() still going: an interrupted bench stops them (by pid). */
+const live = new Set<ChildProcess>();
+
+export function killRunningChildren(): void {
+  for (const child of live) if (child.pid && child.exitCode === null) process.kill(child.pid, 'SIGKILL');
+  live.clear();
+}
+
 export function run(
   command: string,
   args: string[],
@@ -25,6 +33,7 @@ export function run(
       ...(options.cwd ? { cwd: options.cwd } : {}),
       stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
     });
+    live.add(child);
     let stdout = '';
     let stderr = '';
     let timedOut = false;
@@ -37,10 +46,12 @@ export function run(
     }, options.timeoutMs);
     child.once('error', (error) => {
       clearTimeout(timer);
+      live.delete(child);
       reject(error);
     });
     child.once('close', (code, signal) => {
       clearTimeout(timer);
+      live.delete(child);
       resolve({ code, signal, stdout, stderr, seconds: (performance.now() - started) / 1000, timedOut });
     });
   });
