@@ -42,7 +42,8 @@ export const ERROR_CODES = {
   "STACK_NOT_SKYFARM": "A stack with this name exists but was not created by skyfarm.",
   "STACK_FAILED": "The stack operation failed.",
   "CANCELED": "The operation was canceled.",
-  "INTERNAL": "An unexpected error inside the daemon."
+  "INTERNAL": "An unexpected error inside the daemon.",
+  "IMAGE_MISSING": "The farm has no worker image for that Blender version (build it with skyfarm images build)."
 } as const;
 export type ErrorCode = keyof typeof ERROR_CODES;
 
@@ -139,6 +140,30 @@ export type UploadManifestRef = {
   };
 };
 
+export type WorkerImage = {
+  version: string;
+  pushedAt: string | null;
+  sizeBytes: number | null;
+  digest: string;
+};
+
+export type ImageBuild = {
+  buildId: string;
+  blenderVersion: string;
+  repository: string;
+  status: string;
+  phase: string;
+  phaseStatus: string;
+  failedPhase?: string;
+  message?: string;
+  logGroup?: string;
+  logStream?: string;
+  logLink?: string;
+  startedAt?: string;
+  endedAt?: string;
+  timedOut?: boolean;
+};
+
 export interface RequestMap {
   'daemon.info': { params: DaemonInfoParams; result: DaemonInfoResult };
   'render.submit': { params: RenderSubmitParams; result: RenderSubmitResult };
@@ -151,6 +176,8 @@ export interface RequestMap {
   'stack.status': { params: StackStatusParams; result: StackStatusResult };
   'stack.deploy': { params: StackDeployParams; result: StackDeployResult };
   'stack.destroy': { params: StackDestroyParams; result: StackDestroyResult };
+  'images.list': { params: ImagesListParams; result: ImagesListResult };
+  'images.build': { params: ImagesBuildParams; result: ImagesBuildResult };
 }
 
 export type DaemonInfoParams = Record<string, never>;
@@ -205,9 +232,13 @@ export type ProjectUploadResult = {
   manifest: UploadManifestRef;
 };
 
-export type JobsListParams = Record<string, never>;
+export type JobsListParams = {
+  limit?: number;
+  before?: string;
+};
 export type JobsListResult = {
   jobs: Array<Job>;
+  next?: string;
 };
 
 export type JobsGetParams = {
@@ -276,6 +307,23 @@ export type StackDestroyResult = {
   deleted: boolean;
 };
 
+export type ImagesListParams = {
+  stackName?: string;
+};
+export type ImagesListResult = {
+  repository: string;
+  images: Array<WorkerImage>;
+};
+
+export type ImagesBuildParams = {
+  blenderVersion: string;
+  stackName?: string;
+  timeoutSeconds?: number;
+};
+export type ImagesBuildResult = {
+  build: ImageBuild;
+};
+
 export interface EventMap {
   'job.update': Job;
   'upload.progress': {
@@ -288,12 +336,13 @@ export interface EventMap {
     etaSeconds: number | null;
   };
   'stack.event': StackEvent;
+  'image.build': ImageBuild;
 }
 
 export type Method = keyof RequestMap;
 export type EventName = keyof EventMap;
-export const METHODS = ["daemon.info","render.submit","project.upload","jobs.list","jobs.get","jobs.cancel","jobs.logs","jobs.download","stack.status","stack.deploy","stack.destroy"] as const;
-export const EVENTS = ["job.update","upload.progress","stack.event"] as const;
+export const METHODS = ["daemon.info","render.submit","project.upload","jobs.list","jobs.get","jobs.cancel","jobs.logs","jobs.download","stack.status","stack.deploy","stack.destroy","images.list","images.build"] as const;
+export const EVENTS = ["job.update","upload.progress","stack.event","image.build"] as const;
 
 export type Hello = {
   type: "hello";
@@ -701,6 +750,115 @@ export const SCHEMA_DEFINITIONS: Record<string, unknown> = {
       }
     }
   },
+  "WorkerImage": {
+    "type": "object",
+    "required": [
+      "version",
+      "pushedAt",
+      "sizeBytes",
+      "digest"
+    ],
+    "additionalProperties": false,
+    "properties": {
+      "version": {
+        "type": "string",
+        "maxLength": 128,
+        "$comment": "the image tag: the Blender version"
+      },
+      "pushedAt": {
+        "type": [
+          "string",
+          "null"
+        ],
+        "maxLength": 64
+      },
+      "sizeBytes": {
+        "type": [
+          "integer",
+          "null"
+        ],
+        "minimum": 0
+      },
+      "digest": {
+        "type": "string",
+        "maxLength": 256
+      }
+    }
+  },
+  "ImageBuild": {
+    "type": "object",
+    "required": [
+      "buildId",
+      "blenderVersion",
+      "repository",
+      "status",
+      "phase",
+      "phaseStatus"
+    ],
+    "additionalProperties": false,
+    "properties": {
+      "buildId": {
+        "type": "string",
+        "maxLength": 512
+      },
+      "blenderVersion": {
+        "type": "string",
+        "maxLength": 32
+      },
+      "repository": {
+        "type": "string",
+        "maxLength": 512
+      },
+      "status": {
+        "type": "string",
+        "maxLength": 32,
+        "$comment": "CodeBuild's buildStatus: IN_PROGRESS, SUCCEEDED, FAILED, FAULT, TIMED_OUT, STOPPED"
+      },
+      "phase": {
+        "type": "string",
+        "maxLength": 64,
+        "$comment": "the current (or last) build phase, e.g. BUILD"
+      },
+      "phaseStatus": {
+        "type": "string",
+        "maxLength": 32,
+        "$comment": "that phase's status ('' while it runs)"
+      },
+      "failedPhase": {
+        "type": "string",
+        "maxLength": 64
+      },
+      "message": {
+        "type": "string",
+        "maxLength": 8192,
+        "$comment": "why the build failed (the failed phase's contexts) or stopped waiting"
+      },
+      "logGroup": {
+        "type": "string",
+        "maxLength": 512
+      },
+      "logStream": {
+        "type": "string",
+        "maxLength": 512
+      },
+      "logLink": {
+        "type": "string",
+        "maxLength": 2048
+      },
+      "startedAt": {
+        "type": "string",
+        "maxLength": 64
+      },
+      "endedAt": {
+        "type": "string",
+        "maxLength": 64
+      },
+      "timedOut": {
+        "type": "boolean",
+        "$comment": "skyfarm stopped waiting (timeoutSeconds); the build may still run"
+      }
+    }
+  },
   "message.hello": {
     "type": "object",
     "required": [
@@ -890,7 +1048,8 @@ export const SCHEMA_DEFINITIONS: Record<string, unknown> = {
           "STACK_NOT_SKYFARM",
           "STACK_FAILED",
           "CANCELED",
-          "INTERNAL"
+          "INTERNAL",
+          "IMAGE_MISSING"
         ]
       },
       "message": {
@@ -1139,7 +1298,20 @@ export const SCHEMA_DEFINITIONS: Record<string, unknown> = {
   "params.jobs.list": {
     "type": "object",
     "additionalProperties": false,
-    "properties": {}
+    "properties": {
+      "limit": {
+        "type": "integer",
+        "minimum": 1,
+        "maximum": 1000,
+        "$comment": "at most this many jobs (default 200); a page also ends before the reply would pass half the message limit"
+      },
+      "before": {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": 64,
+        "$comment": "a job id: list the jobs submitted before it (the previous page's next)"
+      }
+    }
   },
   "result.jobs.list": {
     "type": "object",
@@ -1152,7 +1324,13 @@ export const SCHEMA_DEFINITIONS: Record<string, unknown> = {
         "type": "array",
         "items": {
           "$ref": "#/definitions/Job"
-        }
+        },
+        "$comment": "newest first"
+      },
+      "next": {
+        "type": "string",
+        "maxLength": 64,
+        "$comment": "present when older jobs remain: pass it as before to get them"
       }
     }
   },
@@ -1403,6 +1581,75 @@ export const SCHEMA_DEFINITIONS: Record<string, unknown> = {
       }
     }
   },
+  "params.images.list": {
+    "type": "object",
+    "additionalProperties": false,
+    "properties": {
+      "stackName": {
+        "type": "string",
+        "maxLength": 128,
+        "$comment": "the farm's stack (default: SKYFARM_AWS_BUCKET's farm, else the stack deployed last, else \"skyfarm\")"
+      }
+    }
+  },
+  "result.images.list": {
+    "type": "object",
+    "required": [
+      "repository",
+      "images"
+    ],
+    "additionalProperties": false,
+    "properties": {
+      "repository": {
+        "type": "string",
+        "maxLength": 512
+      },
+      "images": {
+        "type": "array",
+        "items": {
+          "$ref": "#/definitions/WorkerImage"
+        },
+        "$comment": "newest version first"
+      }
+    }
+  },
+  "params.images.build": {
+    "type": "object",
+    "required": [
+      "blenderVersion"
+    ],
+    "additionalProperties": false,
+    "properties": {
+      "blenderVersion": {
+        "type": "string",
+        "pattern": "^[0-9]+\\.[0-9]+(\\.[0-9]+)?$",
+        "maxLength": 32
+      },
+      "stackName": {
+        "type": "string",
+        "maxLength": 128,
+        "$comment": "the farm's stack (default: SKYFARM_AWS_BUCKET's farm, else the stack deployed last, else \"skyfarm\")"
+      },
+      "timeoutSeconds": {
+        "type": "integer",
+        "minimum": 1,
+        "maximum": 28800,
+        "$comment": "how long to follow the build (default 5400)"
+      }
+    }
+  },
+  "result.images.build": {
+    "type": "object",
+    "required": [
+      "build"
+    ],
+    "additionalProperties": false,
+    "properties": {
+      "build": {
+        "$ref": "#/definitions/ImageBuild"
+      }
+    }
+  },
   "event.job.update": {
     "$ref": "#/definitions/Job"
   },
@@ -1457,5 +1704,8 @@ export const SCHEMA_DEFINITIONS: Record<string, unknown> = {
   },
   "event.stack.event": {
     "$ref": "#/definitions/StackEvent"
+  },
+  "event.image.build": {
+    "$ref": "#/definitions/ImageBuild"
   }
 };

@@ -221,7 +221,17 @@ async function withClient<T>(ctx: CliContext, fn: (client: DaemonClient) => Prom
 }
 
 export async function jobsCommand(ctx: CliContext, json: boolean): Promise<number> {
-  const { jobs } = await withClient(ctx, (client) => client.request('jobs.list', {}));
+  const jobs = await withClient(ctx, async (client) => {
+    // Page through the whole history, newest first: one reply stays far below the message limit.
+    const all: Job[] = [];
+    let before: string | undefined;
+    do {
+      const page = await client.request('jobs.list', before === undefined ? {} : { before });
+      all.push(...page.jobs);
+      before = page.next;
+    } while (before !== undefined);
+    return all;
+  });
   if (json) printJson(ctx, jobs);
   else if (jobs.length === 0) print(ctx, 'no jobs yet');
   else {

@@ -2,6 +2,7 @@
 import type { Db } from '../db/database.js';
 import type { Job, JobState, Stages, StageState } from '../../../protocol/generated/protocol.js';
 import type { JobSpec } from './job-spec.js';
+import { SkyfarmError } from '../errors.js';
 
 interface JobRow {
   id: string;
@@ -93,9 +94,37 @@ export class JobRepo {
     return row ? this.toJob(row) : undefined;
   }
 
-  list(): Job[] {
-    const rows = this.db.prepare('SELECT * FROM jobs ORDER BY seq DESC').all() as JobRow[];
-    return rows.map((row) => this.toJob(row));
+  /**
+   * Newest first, one page: at most `limit` jobs and about `maxBytes` of JSON, so a long history
+   * never makes a reply larger than a client accepts. `next` is the cursor for the older rest.
+   * `before` is a job id; an unknown one throws JOB_NOT_FOUND rather than silently restarting.
+   */
+  list(page: { limit: number; maxBytes: number; before?: string | undefined }): {
+    jobs: Job[];
+    next?: string;
+  } {
+    let beforeSeq = Number.MAX_SAFE_INTEGER;
+    if (page.before !== undefined) {
+      const cursor = this.row(page.before);
+      if (!cursor) throw new SkyfarmError('JOB_NOT_FOUND', `no job ${page.before} to list the jobs before`);
+      beforeSeq = cursor.seq;
+    }
+    const rows = this.db
+      .prepare('SELECT * FROM jobs WHERE seq < ? ORDER BY seq DESC LIMIT ?')
+      .iterate(beforeSeq, page.limit + 1) as IterableIterator<JobRow>;
+    const jobs: Job[] = [];
+    let bytes = 0;
+    for (const row of rows) {
+      const job = this.toJob(row);
+      bytes += JSON.stringify(job).length + 1;
+      // The first job always fits (one job is far below the limit); later ones only within budget.
+      if (jobs.length === page.limit || (jobs.length > 0 && bytes > page.maxBytes)) {
+        const last = jobs[jobs.length - 1];
+        return last ? { jobs, next: last.id } : { jobs };
+      }
+      jobs.push(job);
+    }
+    return { jobs };
   }
 
   unfinishedIds(): string[] {

@@ -2,7 +2,14 @@
 // cancel, logs. Backends do the work; this file decides what a request means.
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, extname, resolve } from 'node:path';
-import type { Job, RenderSubmitParams, RenderSubmitResult } from '../../../protocol/generated/protocol.js';
+import {
+  LIMITS,
+  type Job,
+  type JobsListParams,
+  type JobsListResult,
+  type RenderSubmitParams,
+  type RenderSubmitResult,
+} from '../../../protocol/generated/protocol.js';
 import { SkyfarmError } from '../errors.js';
 import type { Notify } from '../notify.js';
 import { parseFrameSpec } from '../render/frames.js';
@@ -16,6 +23,8 @@ import type { LocalBackend } from '../pipeline/local-backend.js';
 import type { AwsWiring } from '../batch/wiring.js';
 import { awsChunkSize } from '../batch/aws-backend.js';
 
+/** Jobs per jobs.list page when the client does not say. */
+export const DEFAULT_LIST_LIMIT = 200;
 export const DEFAULT_LOCAL_CHUNK_SIZE = 10;
 
 export interface JobServiceDeps {
@@ -120,8 +129,13 @@ export class JobService {
     return missing.length ? { job, missing } : { job };
   }
 
-  list(): Job[] {
-    return this.deps.repo.list();
+  list(params: JobsListParams = {}): JobsListResult {
+    return this.deps.repo.list({
+      limit: params.limit ?? DEFAULT_LIST_LIMIT,
+      // Half the message limit leaves room for the envelope and for jobs near the size cap.
+      maxBytes: LIMITS.maxMessageBytes / 2,
+      before: params.before,
+    });
   }
 
   get(jobId: string): Job {
