@@ -25,7 +25,8 @@ import { USABLE_STATUSES } from './stack/service.js';
 import { ClientHub } from './ws/hub.js';
 import { Semaphore } from './util/semaphore.js';
 import { sharedResult } from './util/shared-result.js';
-import { findBlender, probeBlend } from './render/blender.js';
+import { findBlender, probeBlend as probeBlendUnbounded } from './render/blender.js';
+import { withProbeSlots } from './render/probe-slots.js';
 import { DAEMON_VERSION } from './version.js';
 import { SkyfarmError } from './errors.js';
 
@@ -82,6 +83,8 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     const blender = sharedResult(() => findBlender(env), 60_000);
     const localStore = new LocalObjectStore(paths.store);
     const stack = setupStack({ db, env });
+    // One pool for submits and uploads: both inspect scenes with Blender.
+    const probeBlend = withProbeSlots(probeBlendUnbounded);
     projects = new ProjectService({
       db,
       localStore,
