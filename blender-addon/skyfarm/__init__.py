@@ -15,20 +15,20 @@ if "bpy" in locals():
     # Script reload (F3 > Reload Scripts): pick up edited modules.
     import importlib
 
-    for _module in (paths, framespec, codec, wsclient, state, connection, session, submission):  # noqa: F821
+    for _module in (paths, framespec, codec, wsclient, state, farm, connection, session, submission):  # noqa: F821
         importlib.reload(_module)
-    for _module in (sync, props, dependencies, preferences, operators, panels):  # noqa: F821
+    for _module in (farm_props, sync, props, dependencies, preferences, operators, panels, farm_operators, farm_panels):  # noqa: F821
         importlib.reload(_module)
 
 import bpy
 
-from . import codec, connection, framespec, paths, session, state, submission, wsclient  # noqa: F401 (bpy-free core)
-from . import dependencies, operators, panels, preferences, props, sync
+from . import codec, connection, farm, framespec, paths, session, state, submission, wsclient  # noqa: F401 (bpy-free core)
+from . import dependencies, farm_operators, farm_panels, farm_props, operators, panels, preferences, props, sync
 
 ADDON_VERSION = ".".join(str(part) for part in bl_info["version"])
 
 # Order matters: properties before the UI that draws them; panels last.
-_modules = (props, preferences, operators, panels)
+_modules = (props, preferences, operators, farm_operators, panels, farm_panels)
 
 
 def register():

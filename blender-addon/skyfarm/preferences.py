@@ -42,7 +42,20 @@ def resolve_command(command):
 
 def _stack_name_changed(prefs, context):
     if sync.session is not None and sync.session.status.connected:
+        sync.session.farm.forget()
         sync.session.refresh_backends()
+
+
+def stack_target(context=None):
+    """stackName / region / profile for the daemon's stack.* requests, as set in the preferences."""
+    prefs = addon_preferences(context)
+    if prefs is None:
+        return {}
+    return {
+        "stackName": prefs.aws_stack_name.strip(),
+        "region": prefs.aws_region.strip(),
+        "profile": prefs.aws_profile.strip(),
+    }
 
 
 class SkyfarmPreferences(bpy.types.AddonPreferences):
@@ -63,6 +76,18 @@ class SkyfarmPreferences(bpy.types.AddonPreferences):
         default="",
         update=_stack_name_changed,
     )
+    aws_region: StringProperty(
+        name="AWS Region",
+        description="Region of the skyfarm stack, e.g. eu-central-1; empty uses the daemon's AWS configuration (AWS_REGION, profile)",
+        default="",
+        update=_stack_name_changed,
+    )
+    aws_profile: StringProperty(
+        name="AWS Profile",
+        description="Named profile from ~/.aws/config for deploying and checking the stack; empty uses the daemon's default credentials",
+        default="",
+        update=_stack_name_changed,
+    )
 
     def draw(self, context):
         layout = self.layout
@@ -79,6 +104,8 @@ class SkyfarmPreferences(bpy.types.AddonPreferences):
         except ValueError as error:
             layout.label(text=str(error), icon="ERROR")
         layout.prop(self, "aws_stack_name")
+        layout.prop(self, "aws_region")
+        layout.prop(self, "aws_profile")
         col = layout.column(align=True)
         col.label(text=f"Daemon state folder: {sync.state_dir()}")
 

@@ -16,7 +16,7 @@ from bpy.props import (
     StringProperty,
 )
 
-from . import framespec
+from . import farm_props, framespec
 
 
 def _frame_mode_changed(settings, context):
@@ -143,9 +143,10 @@ class SkyfarmLiveStatus(bpy.types.PropertyGroup):
     daemon_version: StringProperty(name="Daemon Version")
     aws_available: BoolProperty(name="AWS Available")
     aws_reason: StringProperty(name="AWS Status")
+    farm: PointerProperty(type=farm_props.SkyfarmFarmStatus)
 
 
-classes = (SkyfarmSceneSettings, SkyfarmJob, SkyfarmLiveStatus)
+classes = (SkyfarmSceneSettings, SkyfarmJob, *farm_props.classes, SkyfarmLiveStatus)
 _register_classes, _unregister_classes = bpy.utils.register_classes_factory(classes)
 
 

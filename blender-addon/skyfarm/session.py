@@ -10,7 +10,7 @@ import collections
 from dataclasses import dataclass
 from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
 
-from . import connection, state
+from . import connection, farm as farm_module, state
 
 # CloudFormation states in which the stack's resources exist and can take jobs.
 STACK_READY_STATUSES = ("CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE", "IMPORT_COMPLETE")
@@ -34,7 +34,12 @@ _NOT_CONNECTED = BackendAvailability(False, "not connected to the skyfarm daemon
 
 
 class DaemonSession:
-    def __init__(self, daemon: connection.DaemonConnection, stack_name: Callable[[], str] = lambda: ""):
+    def __init__(
+        self,
+        daemon: connection.DaemonConnection,
+        stack_name: Callable[[], str] = lambda: "",
+        stack_target: Optional[Callable[[], Dict[str, str]]] = None,
+    ):
         self.connection = daemon
         self.jobs = state.JobTable()
         self.local = _NOT_CONNECTED
@@ -47,8 +52,16 @@ class DaemonSession:
         self.synced = False
         self.submitting = False
         self.notices: Deque[Notice] = collections.deque(maxlen=100)
-        self._stack_name = stack_name
+        self._stack_target = stack_target or (lambda: {"stackName": stack_name()})
         self._revision = 0
+        # The AWS stack for the Farm panel: status, outputs, live events, deploy / destroy.
+        self.farm = farm_module.Farm(
+            daemon.request,
+            target=self._stack_target,
+            notify=self._notify,
+            on_settled=self._farm_settled,
+            recheck=self.check_stack,
+        )
         daemon.listeners.on_status = self._on_status
         daemon.listeners.on_event = self._on_event
         daemon.listeners.on_notice = lambda level, text: self._notify(level, text)
@@ -60,7 +73,7 @@ class DaemonSession:
     @property
     def revision(self) -> int:
         """Changes whenever anything the UI shows changes."""
-        return self._revision + self.jobs.revision
+        return self._revision + self.jobs.revision + self.farm.revision
 
     def start(self) -> None:
         self.connection.start()
@@ -159,14 +172,16 @@ class DaemonSession:
 
         self.connection.request("daemon.info", {}, info_answered)
 
+    def check_stack(self) -> None:
+        """Asks the daemon (and so CloudFormation) about the configured stack now: the Farm panel's Refresh."""
+        self._request_stack_status()
+
     def _request_stack_status(self) -> None:
-        params = {}
-        stack_name = self._stack_name()
-        if stack_name:
-            params["stackName"] = stack_name
+        params = {key: value for key, value in self._stack_target().items() if value}
 
         def answered(result: Optional[Dict[str, Any]], error: Optional[connection.RequestError]) -> None:
             self._revision += 1
+            self.farm.status_answered(result, error)
             if result is None:
                 self.stack = None
                 reason = error.message
@@ -178,11 +193,20 @@ class DaemonSession:
             self.aws = stack_availability(self.stack)
 
         self.connection.request("stack.status", params, answered)
+        self.farm.check_started()
+
+    def _farm_settled(self, stack: Optional[Dict[str, Any]]) -> None:
+        """A deploy or destroy pressed here ended: the AWS backend follows the stack at once."""
+        self.stack = stack
+        self.aws = stack_availability(stack) if stack else BackendAvailability(False, "no AWS stack deployed (Deploy Stack in skyfarm Farm)")
+        self._revision += 1
+        self.refresh_backends()
 
     # ----- connection listeners ----------------------------------------------------------------
 
     def _on_status(self, status: connection.ConnectionStatus) -> None:
         self._revision += 1
+        self.farm.connection_changed(status.connected)
         if status.connected:
             self.resync()
             self.refresh_backends()
@@ -201,6 +225,7 @@ class DaemonSession:
                 self.uploads[data["jobId"]] = data
                 self._revision += 1
         elif name == "stack.event":
+            self.farm.on_event(data)
             # The stack's own resource reaching a final state can change whether AWS is usable.
             if data["resourceType"] == "AWS::CloudFormation::Stack" and data["status"].endswith(
                 ("_COMPLETE", "_FAILED")

@@ -11,7 +11,7 @@ import time
 import bpy
 from bpy.app.handlers import persistent
 
-from . import connection, paths, session as session_module
+from . import connection, farm_props, paths, session as session_module
 
 CLIENT_NAME = "blender-addon"
 TICK_BUDGET_SECONDS = 0.002
@@ -41,7 +41,7 @@ def start(addon_version):
         return prefs.aws_stack_name.strip() if prefs else ""
 
     link = connection.DaemonConnection(CLIENT_NAME, addon_version, state_dir=paths.state_dir)
-    session = session_module.DaemonSession(link, stack_name=stack_name)
+    session = session_module.DaemonSession(link, stack_name=stack_name, stack_target=preferences.stack_target)
     session.start()
     _mirrored.update(revision=None, index={}, jobs={}, select=None)
     bpy.app.timers.register(tick, first_interval=0.0, persistent=True)
@@ -101,6 +101,7 @@ def mirror_into_blender(force=False, budget_seconds=TICK_BUDGET_SECONDS):
     _assign(live, "daemon_version", status.daemon_version)
     _assign(live, "aws_available", session.aws.available)
     _assign(live, "aws_reason", session.aws.reason)
+    farm_props.mirror(live.farm, session.farm, force)
 
     index = _mirrored["index"]
     if force or len(index) != len(live.jobs):

@@ -13,7 +13,7 @@ from helpers import ADDON_DIR
 
 BLENDER_MODULES = {"bpy", "addon_utils", "mathutils", "bpy_extras", "gpu", "bmesh", "bl_ui"}
 # Modules that exist only in Blender's Python: the bpy-free core must not use them.
-BPY_FREE = {"paths", "framespec", "codec", "wsclient", "state", "connection", "session", "submission", "protocol"}
+BPY_FREE = {"paths", "framespec", "codec", "wsclient", "state", "farm", "connection", "session", "submission", "protocol"}
 
 
 def imports_of(path):
