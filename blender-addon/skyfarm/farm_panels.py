@@ -87,7 +87,7 @@ class SKYFARM_PT_farm(panels.OutputPropertiesPanel, bpy.types.Panel):
         main = row.row(align=True)
         main.operator("skyfarm.deploy_stack", text=deploy.label, icon=deploy.icon)
         row.operator("skyfarm.destroy_stack", text="", icon="TRASH")
-        if not deploy.enabled and session.status.connected:
+        if not deploy.enabled and session.status.connected and not live.busy:
             hint = layout.row()
             hint.active = False
             _label_lines(hint.column(align=True), deploy.reason, icon="INFO", width=90)

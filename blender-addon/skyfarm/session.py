@@ -186,7 +186,7 @@ class DaemonSession:
                 self.stack = None
                 reason = error.message
                 if error.code == "STACK_NOT_FOUND":
-                    reason = f"no skyfarm stack is deployed ({error.message}); run `skyfarm deploy`"
+                    reason = f"no skyfarm stack is deployed: Deploy Stack in skyfarm Farm below ({error.message})"
                 self.aws = BackendAvailability(False, reason)
                 return
             self.stack = result["stack"]
