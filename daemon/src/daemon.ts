@@ -21,6 +21,7 @@ import { farmFromStackOutputs } from './batch/farm.js';
 import { writeManifest } from './project/upload.js';
 import { registerJobHandlers } from './rpc/job-handlers.js';
 import { setupStack } from './stack/setup.js';
+import { setupImages, type ImageOptions } from './images/setup.js';
 import { USABLE_STATUSES } from './stack/service.js';
 import { ClientHub } from './ws/hub.js';
 import { Semaphore } from './util/semaphore.js';
@@ -38,6 +39,8 @@ export interface DaemonOptions {
   maxParallelRenders?: number;
   /** AWS backend: stack lookup, poll timing and test hooks. */
   aws?: AwsWiringOptions;
+  /** Worker images (skyfarm images): cache, build polling and time limit. */
+  images?: ImageOptions;
 }
 
 export interface RunningDaemon {
@@ -83,6 +86,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     const blender = sharedResult(() => findBlender(env), 60_000);
     const localStore = new LocalObjectStore(paths.store);
     const stack = setupStack({ db, env });
+    const images = setupImages({ env, stack, ...(options.images ? { options: options.images } : {}) });
     // One pool for submits and uploads: both inspect scenes with Blender.
     const probeBlend = withProbeSlots(probeBlendUnbounded);
     projects = new ProjectService({
@@ -142,6 +146,8 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
             bytesUploaded: result.bytesUploaded,
           };
         },
+        // A render for a Blender version without a worker image is refused before anything is uploaded.
+        requireImage: (target, version) => images.service.requireImage(target, version),
         ...options.aws,
       },
     });
@@ -157,6 +163,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     const registry = new RpcRegistry();
     registerJobHandlers(registry, jobs);
     stack.register(registry);
+    images.register(registry);
     registerAwsHandlers(registry, jobs, aws.backend);
     registry.register('project.upload', (params, context) =>
       projectService.uploadRequest(params, context.signal),
@@ -206,6 +213,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
           await local.stopAll();
           await aws.backend.stopAll();
           aws.close();
+          images.close();
           await projectService.close();
           openDb.close();
           rmSync(paths.daemonInfo, { force: true });

@@ -49,7 +49,7 @@ export interface ClientSettings {
  */
 export function settingsFromEnv(
   env: NodeJS.ProcessEnv,
-  service: 'S3' | 'BATCH' | 'SESV2' | 'CLOUDWATCH_LOGS',
+  service: 'S3' | 'BATCH' | 'SESV2' | 'CLOUDWATCH_LOGS' | 'CODEBUILD' | 'ECR',
 ): ClientSettings {
   const endpoint =
     env['AWS_IGNORE_CONFIGURED_ENDPOINT_URLS'] === 'true'

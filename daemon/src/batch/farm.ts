@@ -20,6 +20,9 @@ export interface FarmSettings {
   /** The SES identity mail is sent from (the stack's NotifyEmail). */
   notifyFrom?: string;
   defaultBlenderVersion: string;
+  /** The worker images' ECR repository (tag = Blender version) and the CodeBuild project that builds them. */
+  imageRepository?: string;
+  imageBuildProject?: string;
 }
 
 export function farmFromNames(
@@ -48,6 +51,8 @@ export function farmFromNames(
     logGroup: `/skyfarm/${prefix}`,
     ...(options.notifyFrom ? { notifyFrom: options.notifyFrom } : {}),
     defaultBlenderVersion: options.blenderVersion || '4.2.3',
+    imageRepository: `${prefix}/worker`,
+    imageBuildProject: `${prefix}-worker-image`,
   };
 }
 
@@ -75,6 +80,8 @@ export function farmFromStackOutputs(outputs: Record<string, string>): FarmSetti
     logGroup: need('LogGroupName'),
     ...(outputs['NotifyEmail'] ? { notifyFrom: outputs['NotifyEmail'] } : {}),
     defaultBlenderVersion: outputs['DefaultBlenderVersion'] || '4.2.3',
+    ...(outputs['RepositoryName'] ? { imageRepository: outputs['RepositoryName'] } : {}),
+    ...(outputs['WorkerImageBuildProject'] ? { imageBuildProject: outputs['WorkerImageBuildProject'] } : {}),
   };
 }
 

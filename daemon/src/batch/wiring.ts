@@ -17,12 +17,18 @@ import { S3Bucket, createS3Client, settingsFromEnv } from './bucket.js';
 import { farmFromEnv, renderQueue, type FarmSettings } from './farm.js';
 import { createLogReader } from './logs-api.js';
 import type { ProjectUploader } from './prepare.js';
+import { checkBlenderVersion } from '../images/service.js';
 
 export interface AwsWiringOptions {
   /** The farm of a deployed stack by name (the stack service's outputs); absent: --bucket/env only. */
   resolveStack?: (stackName: string) => Promise<FarmSettings> | FarmSettings;
   /** How jobs put their project into the bucket (default: uploadToBucket). */
   upload?: ProjectUploader;
+  /** Refuses (IMAGE_MISSING) a Blender version the farm has no worker image for (daemon/src/images/). */
+  requireImage?: (
+    target: { repository: string; region?: string; stackName?: string },
+    blenderVersion: string,
+  ) => Promise<void>;
   /** Test hooks and tuning. */
   backend?: Partial<
     Pick<
@@ -116,11 +122,23 @@ export function createAwsWiring(deps: {
       const device = aws.device ?? 'cpu';
       const market = aws.market ?? 'spot';
       renderQueue(farm, device, market); // refuses GPU on a farm without GPU queues
+      // --blender-version X, else the farm's default (the stack's DefaultBlenderVersion): it needs an image.
+      const blenderVersion = checkBlenderVersion(aws.blenderVersion ?? farm.defaultBlenderVersion);
+      if (deps.options?.requireImage && farm.imageRepository) {
+        await deps.options.requireImage(
+          {
+            repository: farm.imageRepository,
+            ...(farm.region ? { region: farm.region } : {}),
+            ...(aws.stackName && !aws.bucket ? { stackName: aws.stackName } : {}),
+          },
+          blenderVersion,
+        );
+      }
       return {
         farm,
         device,
         market,
-        blenderVersion: aws.blenderVersion ?? farm.defaultBlenderVersion,
+        blenderVersion,
         ...(aws.notifyEmail ? { notifyEmail: aws.notifyEmail } : {}),
         ...(aws.prepareOnly ? { prepareOnly: true } : {}),
       };

@@ -21,6 +21,7 @@ import {
 } from './commands.js';
 import { deployCommand, destroyCommand, stackCommand, stackFlags } from '../stack/cli.js';
 import { awsRenderOptions, downloadCommand } from './aws-commands.js';
+import { imagesBuildCommand, imagesCommand } from '../images/cli.js';
 
 const USAGE = `skyfarm ${DAEMON_VERSION} — render Blender scenes on this machine or AWS Batch
 
@@ -43,6 +44,9 @@ Usage:
   skyfarm stack [--stack-name N] [--region R] [--profile P] [--json]   the farm's status and outputs
   skyfarm destroy [--stack-name N] [--region R] [--profile P] [--yes] [--json]
                                         empty the farm's bucket and delete the stack
+  skyfarm images [--stack-name N] [--json]   Blender versions with a worker image in the farm
+  skyfarm images build --blender-version X [--stack-name N] [--json]
+                                        build and push the worker image for Blender X (CodeBuild)
   skyfarm daemon                        run the daemon in the foreground
   skyfarm daemon start|stop|status      manage the background daemon
   skyfarm demo [--output DIR]           render the bundled example scene
@@ -262,6 +266,16 @@ export async function main(argv: string[], ctx: CliContext): Promise<number> {
     case 'destroy':
       if (positionals.length) throw new UsageError('usage: skyfarm destroy [--stack-name N] [--yes]');
       return destroyCommand(ctx, { ...stackFlags(values), json, yes: values.yes ?? false });
+    case 'images': {
+      const flags = {
+        json,
+        ...(values['stack-name'] !== undefined ? { stackName: values['stack-name'] } : {}),
+      };
+      if (positionals.length === 0) return imagesCommand(ctx, flags);
+      if (positionals.length !== 1 || positionals[0] !== 'build' || values['blender-version'] === undefined)
+        throw new UsageError('usage: skyfarm images [build --blender-version X] [--stack-name N] [--json]');
+      return imagesBuildCommand(ctx, { ...flags, blenderVersion: values['blender-version'] });
+    }
     case 'demo':
       return demoCommand(ctx, values.output);
     default:

@@ -45,6 +45,8 @@ export interface Endpoints {
   batch?: string;
   ses?: string;
   logs?: string;
+  ecr?: string;
+  codebuild?: string;
 }
 
 /** The environment every component (daemon, worker, SDK clients in tests) gets: dummy keys, local endpoints. */
@@ -58,6 +60,8 @@ export function awsEnv(endpoints: Endpoints): NodeJS.ProcessEnv {
     ...(endpoints.batch ? { AWS_ENDPOINT_URL_BATCH: endpoints.batch } : {}),
     ...(endpoints.ses ? { AWS_ENDPOINT_URL_SESV2: endpoints.ses } : {}),
     ...(endpoints.logs ? { AWS_ENDPOINT_URL_CLOUDWATCH_LOGS: endpoints.logs } : {}),
+    ...(endpoints.ecr ? { AWS_ENDPOINT_URL_ECR: endpoints.ecr } : {}),
+    ...(endpoints.codebuild ? { AWS_ENDPOINT_URL_CODEBUILD: endpoints.codebuild } : {}),
   };
 }
 

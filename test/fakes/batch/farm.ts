@@ -15,6 +15,7 @@ import { startFakeBatch, type FakeBatch } from './server.js';
 import { farmFromTemplate } from './template.js';
 import { startFakeSes, type FakeSes } from '../ses/server.js';
 import { startFakeLogs, type FakeLogs } from '../logs/server.js';
+import { startFakeEcr, type FakeEcr } from '../ecr/server.js';
 
 export interface Farm {
   dir: string;
@@ -24,6 +25,8 @@ export interface Farm {
   batch: FakeBatch;
   ses: FakeSes;
   logs: FakeLogs;
+  /** The worker images' repository (`skyfarm/worker`, holding the default Blender version's image). */
+  ecr: FakeEcr;
   /** The daemon's environment (AWS endpoints, the farm bucket). */
   daemonEnv: NodeJS.ProcessEnv;
   startDaemon(stateDir?: string): Promise<RunningDaemon>;
@@ -40,6 +43,8 @@ export async function startFarm(t: Test, options: { maxRunning?: number } = {}):
   t.teardown(() => ses.close());
   const logs = await startFakeLogs();
   t.teardown(() => logs.close());
+  const ecr = await startFakeEcr({ repositories: { 'skyfarm/worker': ['4.2.3'] } });
+  t.teardown(() => ecr.close());
   const efs = path.join(dir, 'efs');
   const env = { ...cleanEnv(), ...awsEnv({ s3: s3.endpoint, ses: ses.endpoint, logs: logs.endpoint }) };
   const template = farmFromTemplate({ bucket: s3.bucket, gpu: true });
@@ -60,7 +65,13 @@ export async function startFarm(t: Test, options: { maxRunning?: number } = {}):
   t.teardown(() => client.destroy());
   const daemonEnv: NodeJS.ProcessEnv = {
     ...env,
-    ...awsEnv({ s3: s3.endpoint, batch: batch.endpoint, ses: ses.endpoint, logs: logs.endpoint }),
+    ...awsEnv({
+      s3: s3.endpoint,
+      batch: batch.endpoint,
+      ses: ses.endpoint,
+      logs: logs.endpoint,
+      ecr: ecr.endpoint,
+    }),
     SKYFARM_AWS_BUCKET: s3.bucket,
     SKYFARM_AWS_NOTIFY_FROM: NOTIFY_FROM,
     SKYFARM_BLENDER: blenderCommand,
@@ -74,6 +85,7 @@ export async function startFarm(t: Test, options: { maxRunning?: number } = {}):
     batch,
     ses,
     logs,
+    ecr,
     daemonEnv,
     stateDir,
     async startDaemon(home = stateDir) {
