@@ -98,6 +98,12 @@ class SKYFARM_OT_deploy_stack(bpy.types.Operator):
         layout.use_property_decorate = False
         layout.prop(self, "gpu", text="GPU Queues")
         layout.prop(self, "max_vcpus")
+        if self.max_vcpus == 0:
+            hint = layout.split(factor=0.4)
+            hint.label(text="")
+            note = hint.row()
+            note.active = False
+            note.label(text="0 keeps the stack's limit (256 for a new stack)")
         layout.prop(self, "notify_email")
 
     def execute(self, context):
