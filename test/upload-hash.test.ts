@@ -61,6 +61,32 @@ t.test('the worker pool hashes like createHash, keeps small files, stops cancele
   t.equal(after.sha256, sha(files[3]!.data), 'the pool keeps working after a cancel');
 });
 
+t.test('the pool computes the MD5 only when asked, and the stat after reading', async (t) => {
+  const dir = t.testdir({});
+  const pool = new HashPool(1);
+  t.teardown(() => pool.close());
+  const data = randomBytes(200_000);
+  const path = join(dir, 'f.bin');
+  await writeFile(path, data);
+  const md5 = createHash('md5').update(data).digest('hex');
+  const plain = await pool.hash(path, { keepMax: data.length });
+  t.equal(plain.md5, undefined, 'no MD5 unless asked (a blob the store holds never needs one)');
+  t.equal(plain.after, undefined, 'no stat unless asked');
+  const full = await pool.hash(path, { keepMax: data.length, md5: true, statAfter: true });
+  t.equal(full.md5, md5, 'the MD5 of the bytes, when asked');
+  t.ok(full.bytes?.equals(data));
+  const identity = await fileIdentity(path);
+  t.match(
+    full.after,
+    { size: BigInt(data.length), mtimeNs: identity.mtimeNs, file: true },
+    'the path as stated after reading',
+  );
+  t.equal(`${full.after?.dev}:${full.after?.ino}`, identity.inode);
+  const copy = Buffer.from(data);
+  t.equal(await pool.md5(copy), md5, 'MD5 of bytes in hand');
+  t.ok(copy.equals(data), 'the caller keeps its buffer');
+});
+
 t.test('the hash cache trusts only unchanged files', async (t) => {
   const dir = t.testdir({});
   const db = openDatabase(join(dir, 'state.sqlite'));

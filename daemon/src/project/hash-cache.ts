@@ -5,10 +5,12 @@
 // burst), not one transaction per file.
 import { createHash } from 'node:crypto';
 import { createReadStream, type BigIntStats } from 'node:fs';
-import { readFile, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import type { Db } from '../db/database.js';
 import { SkyfarmError } from '../errors.js';
-import { HashPool } from './hash-pool.js';
+import { hashPool } from './hash-pool.js';
+
+export { hashPool };
 
 export interface FileIdentity {
   size: number;
@@ -30,7 +32,7 @@ export interface HashedFile extends FileIdentity {
 
 const RACY_WINDOW_NS = 100_000_000n; // 100 ms, well above any file system's mtime granularity
 const HASH_ATTEMPTS = 3;
-/** Files up to this size are read in one call (fewer, larger reads than a stream). */
+/** Files up to this size can be read in one call and their bytes kept. */
 const READ_WHOLE_MAX = 8 * 1024 * 1024;
 
 export function identityOf(s: BigIntStats): FileIdentity {
@@ -52,37 +54,46 @@ function sameIdentity(a: FileIdentity, b: FileIdentity): boolean {
   return a.size === b.size && a.mtimeNs === b.mtimeNs && a.inode === b.inode;
 }
 
-/** The file's SHA-256; `size` (when known) lets a small file be read in one call. */
+/** The file's SHA-256; `size` (when known) lets it be hashed on the worker pool. */
 export async function sha256Stream(path: string, signal?: AbortSignal, size?: number): Promise<string> {
   return (await sha256Read(path, signal, size, false)).sha256;
 }
 
-/** Files at least this large are hashed on the worker pool (smaller ones cost less than the hand-off). */
-const POOL_MIN = 64 * 1024;
-let sharedPool: HashPool | undefined;
-
-/** The process's hash workers (created on first use; idle workers do not keep the process alive). */
-export function hashPool(): HashPool {
-  return (sharedPool ??= new HashPool());
-}
-
-/** Hashes a file; returns its bytes too when `keep` and it is small enough to be read in one call. */
+/**
+ * Hashes a file: on the worker pool when its size is known (every read, hash and the stat after it
+ * off the main thread, which stays free for the uploads and the WebSocket), else streamed here.
+ * Returns its bytes too when `keep` and it is small enough to be read in one call (no MD5: a store
+ * that checks one computes it when it sends the bytes), and, from the pool, the path's identity after
+ * reading.
+ */
 export async function sha256Read(
   path: string,
   signal: AbortSignal | undefined,
   size: number | undefined,
   keep: boolean,
-): Promise<{ sha256: string; bytes?: Buffer; md5?: string }> {
-  if (size !== undefined && size >= POOL_MIN) {
-    return hashPool().hash(path, {
+): Promise<{ sha256: string; bytes?: Buffer; md5?: string; after?: FileIdentity }> {
+  if (size !== undefined) {
+    const result = await hashPool().hash(path, {
       ...(signal ? { signal } : {}),
       keepMax: keep && size <= READ_WHOLE_MAX ? size : -1,
+      statAfter: true,
     });
-  }
-  if (size !== undefined && size <= READ_WHOLE_MAX) {
-    const bytes = await readFile(path, signal ? { signal } : {});
-    const sha256 = createHash('sha256').update(bytes).digest('hex');
-    return keep ? { sha256, bytes } : { sha256 };
+    const s = result.after;
+    if (s && !s.file) throw new Error(`${path} is not a regular file`);
+    return {
+      sha256: result.sha256,
+      ...(result.bytes ? { bytes: result.bytes } : {}),
+      ...(s
+        ? {
+            after: {
+              size: Number(s.size),
+              mtimeNs: s.mtimeNs,
+              inode: `${s.dev}:${s.ino}`,
+              mode: Number(s.mode) & 0o777,
+            },
+          }
+        : {}),
+    };
   }
   const hash = createHash('sha256');
   for await (const chunk of createReadStream(path, {
@@ -209,9 +220,10 @@ export class HashCache {
     }
     for (let attempt = 1; attempt <= HASH_ATTEMPTS; attempt++) {
       const startedNs = BigInt(Date.now()) * 1_000_000n;
-      const { sha256, bytes, md5 } = await sha256Read(path, signal, before.size, keepBytes);
+      const read = await sha256Read(path, signal, before.size, keepBytes);
+      const { sha256, bytes, md5 } = read;
       this.stats.bytesHashed += before.size;
-      const after = await fileIdentity(path);
+      const after = read.after ?? (await fileIdentity(path));
       if (sameIdentity(before, after)) {
         this.stats.misses += 1;
         this.record(path, after, sha256, startedNs);

@@ -1,20 +1,27 @@
 // SHA-256 of files on worker threads, so cold hashing uses more than one core (the main thread keeps
 // serving the WebSocket). Workers read with plain blocking reads (nothing else runs on them), hash in
 // 1 MiB steps, check between steps whether their job was canceled, and can hand the bytes of a small
-// file back (transferred, not copied) for the upload to send. Idle workers do not keep the process
-// alive, and stop after `idleMs` without work (each holds about 8 MiB of memory in an idle daemon).
+// file back (transferred, not copied) for the upload to send. The MD5 an S3 ETag check needs is
+// computed only when asked (it costs twice the SHA-256 here, and a blob the store already holds never
+// needs it): with the file's hash, or later for bytes in hand (`md5`). Idle workers do not keep the
+// process alive, and stop after `idleMs` without work (each holds about 8 MiB of memory in an idle daemon).
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 
 const WORKER_SOURCE = String.raw`
 const { parentPort } = require('node:worker_threads');
 const { createHash } = require('node:crypto');
-const { openSync, readSync, closeSync, fstatSync } = require('node:fs');
+const { openSync, readSync, closeSync, fstatSync, statSync } = require('node:fs');
 const CHUNK = 1 << 20;
 let cancel;
 parentPort.on('message', (message) => {
   if (message.cancel) { cancel = message.cancel; return; }
-  const { id, path, keepMax } = message;
+  if (message.data) {
+    const md5 = createHash('md5').update(message.data).digest('hex');
+    parentPort.postMessage({ id: message.id, md5 });
+    return;
+  }
+  const { id, path, keepMax, withMd5, statAfter } = message;
   let fd;
   try {
     fd = openSync(path, 'r');
@@ -43,12 +50,18 @@ parentPort.on('message', (message) => {
       }
     }
     const sha256 = hash.digest('hex');
+    // The path's identity after reading, for the caller's "did it change meanwhile" check.
+    let after;
+    if (statAfter) {
+      const s = statSync(path, { bigint: true });
+      after = { size: s.size, mtimeNs: s.mtimeNs, dev: s.dev, ino: s.ino, mode: s.mode, file: s.isFile() };
+    }
     if (bytes) {
-      // The upload checks S3's ETag (the MD5 of what it stored) against this.
-      const md5 = createHash('md5').update(bytes).digest('hex');
+      // The upload checks S3's ETag (the MD5 of what it stored) against this, when asked for.
+      const md5 = withMd5 ? createHash('md5').update(bytes).digest('hex') : undefined;
       const copy = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length);
-      parentPort.postMessage({ id, sha256, md5, bytes: copy }, [copy.buffer]);
-    } else parentPort.postMessage({ id, sha256 });
+      parentPort.postMessage({ id, sha256, md5, after, bytes: copy }, [copy.buffer]);
+    } else parentPort.postMessage({ id, sha256, after });
   } catch (error) {
     parentPort.postMessage({ id, error: String(error && error.message), code: error && error.code });
   } finally {
@@ -59,15 +72,31 @@ parentPort.on('message', (message) => {
 
 export interface HashResult {
   sha256: string;
-  /** The file's bytes and their MD5, when it was small enough to keep. */
+  /** The file's bytes, when it was small enough to keep; their MD5 too when `md5` was asked for. */
   bytes?: Buffer;
   md5?: string;
+  /** The path's stat taken after reading, when `statAfter` was asked for. */
+  after?: StatAfter;
+}
+
+export interface StatAfter {
+  size: bigint;
+  mtimeNs: bigint;
+  dev: bigint;
+  ino: bigint;
+  mode: bigint;
+  /** A regular file. */
+  file: boolean;
 }
 
 interface Job {
   id: number;
-  path: string;
+  /** A file to hash, or bytes whose MD5 is wanted. */
+  path?: string;
+  data?: Uint8Array;
   keepMax: number;
+  withMd5: boolean;
+  statAfter: boolean;
   resolve: (result: HashResult) => void;
   reject: (error: unknown) => void;
   signal?: AbortSignal;
@@ -101,23 +130,48 @@ export class HashPool {
     return this.slots.length;
   }
 
-  /** SHA-256 of a file; its bytes too when it is at most `keepMax` bytes long. */
-  hash(path: string, options: { signal?: AbortSignal; keepMax?: number } = {}): Promise<HashResult> {
+  /**
+   * SHA-256 of a file; its bytes too when it is at most `keepMax` bytes long, their MD5 when `md5` is
+   * set, and the path's stat after reading when `statAfter` is set.
+   */
+  hash(
+    path: string,
+    options: { signal?: AbortSignal; keepMax?: number; md5?: boolean; statAfter?: boolean } = {},
+  ): Promise<HashResult> {
+    return this.submit(
+      {
+        path,
+        keepMax: options.keepMax ?? -1,
+        withMd5: options.md5 ?? false,
+        statAfter: options.statAfter ?? false,
+      },
+      options.signal,
+    );
+  }
+
+  /** Hex MD5 of bytes in hand (a copy goes to a worker; the caller keeps its buffer). */
+  async md5(data: Uint8Array): Promise<string> {
+    return (await this.submit({ data, keepMax: -1, withMd5: true, statAfter: false })).md5!;
+  }
+
+  private submit(
+    what: Pick<Job, 'path' | 'data' | 'keepMax' | 'withMd5' | 'statAfter'>,
+    signal?: AbortSignal,
+  ): Promise<HashResult> {
     if (this.closed) return Promise.reject(new Error('hash pool closed'));
-    options.signal?.throwIfAborted();
+    signal?.throwIfAborted();
     return new Promise((resolve, reject) => {
       const job: Job = {
         id: this.nextId++,
-        path,
-        keepMax: options.keepMax ?? -1,
+        ...what,
         resolve,
         reject,
         settled: false,
       };
-      if (options.signal) {
-        job.signal = options.signal;
+      if (signal) {
+        job.signal = signal;
         job.onAbort = () => this.abort(job);
-        options.signal.addEventListener('abort', job.onAbort, { once: true });
+        signal.addEventListener('abort', job.onAbort, { once: true });
       }
       this.queue.push(job);
       this.pump();
@@ -151,6 +205,7 @@ export class HashPool {
         id: number;
         sha256?: string;
         md5?: string;
+        after?: StatAfter;
         bytes?: Uint8Array;
         error?: string;
         code?: string;
@@ -165,7 +220,12 @@ export class HashPool {
             const bytes = message.bytes
               ? Buffer.from(message.bytes.buffer, message.bytes.byteOffset, message.bytes.length)
               : undefined;
-            this.settle(job, { sha256: message.sha256!, ...(bytes ? { bytes, md5: message.md5! } : {}) });
+            this.settle(job, {
+              sha256: message.sha256 ?? '',
+              ...(bytes ? { bytes } : {}),
+              ...(message.md5 ? { md5: message.md5 } : {}),
+              ...(message.after ? { after: message.after } : {}),
+            });
           }
         } else if (job) {
           this.settle(job, undefined, new Error('hash worker answered another job'));
@@ -199,7 +259,17 @@ export class HashPool {
       slot.job = job;
       Atomics.store(slot.cancel, 0, 0);
       slot.worker.ref();
-      slot.worker.postMessage({ id: job.id, path: job.path, keepMax: job.keepMax });
+      slot.worker.postMessage(
+        job.data
+          ? { id: job.id, data: job.data }
+          : {
+              id: job.id,
+              path: job.path,
+              keepMax: job.keepMax,
+              withMd5: job.withMd5,
+              statAfter: job.statAfter,
+            },
+      );
     }
     if (!this.closed && this.slots.length > 0 && this.slots.every((s) => !s.job)) {
       this.idleTimer = setTimeout(() => this.retire(), this.idleMs);
@@ -220,4 +290,11 @@ export class HashPool {
     for (const job of this.queue.splice(0)) this.settle(job, undefined, new Error('hash pool closed'));
     await Promise.all(this.slots.splice(0).map((slot) => slot.worker.terminate()));
   }
+}
+
+let sharedPool: HashPool | undefined;
+
+/** The process's hash workers (created on first use; idle workers do not keep the process alive). */
+export function hashPool(): HashPool {
+  return (sharedPool ??= new HashPool());
 }

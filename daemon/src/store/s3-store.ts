@@ -5,10 +5,11 @@
 // under the wrong name.
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, rename, rm, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { PassThrough, Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { hashPool } from '../project/hash-pool.js';
 import { Semaphore } from '../util/semaphore.js';
 import {
   BlobChangedError,
@@ -144,17 +145,29 @@ export class S3ObjectStore implements IObjectStore {
     const key = blobKey(sha256);
     const retry = { attempts: this.attempts, ...(options.signal ? { signal: options.signal } : {}) };
     if (options.size <= this.threshold) {
+      // Bytes the caller hashed are the blob by construction; bytes read here are checked. The hashes
+      // (SHA-256 of what is read, the MD5 the ETag check needs) are computed on the hash workers, off
+      // the thread that drives the requests.
+      const given = options.data?.length === options.size ? options.data : undefined;
+      let md5 = given ? options.dataMd5 : undefined;
       await withRetries(async () => {
-        // Bytes the caller hashed are the blob by construction; bytes read here are checked.
-        const given = options.data?.length === options.size ? options.data : undefined;
-        const body = given ?? (await readFile(file, options.signal ? { signal: options.signal } : {}));
-        const actual = given ? sha256 : sha256Hex(body);
-        if (actual !== sha256 || body.length !== options.size)
-          throw new BlobChangedError(file, sha256, actual);
+        let body = given;
+        if (!body) {
+          const read = await hashPool().hash(file, {
+            keepMax: options.size,
+            md5: true,
+            ...(options.signal ? { signal: options.signal } : {}),
+          });
+          if (read.sha256 !== sha256 || read.bytes?.length !== options.size)
+            throw new BlobChangedError(file, sha256, read.sha256);
+          body = read.bytes;
+          md5 = read.md5;
+        }
+        md5 ??= await hashPool().md5(body);
         await this.s3.put(key, body, {
           checksumSha256: hexToBase64(sha256),
           sha256Hex: sha256,
-          ...(given && options.dataMd5 ? { md5Hex: options.dataMd5 } : {}),
+          ...(md5 ? { md5Hex: md5 } : {}),
           ...(options.signal ? { signal: options.signal } : {}),
         });
       }, retry);
