@@ -1,12 +1,16 @@
 // Network faults on the AWS side, through the fakes with the real worker and real Blender: the daemon's
-// Batch endpoint sits behind test/helpers/fault-proxy.ts and its S3 endpoint behind the S3 fault proxy
-// (5xx, resets, lost answers, truncated downloads, slow answers on a seeded 10 % of requests). While
-// the job renders, DescribeJobs is throttled (HTTP 429 TooManyRequestsException) for 8 s, then every
-// Batch request fails (connection reset) for 12 s. The job must still finish with every frame, the
-// downloaded frames must be byte-for-byte the published ones, no stage may be submitted twice, and the
-// daemon keeps answering throughout. Polling should back off while throttled and a long outage should
-// read "AWS unreachable" in the job's message: those two are marked todo until the AWS backend
-// (daemon/src/batch/aws-backend.ts) does it.
+// Batch endpoint sits behind test/helpers/fault-proxy.ts and its S3 endpoint behind the S3 fault proxy.
+// S3 is unreachable (every request reset) when the job is submitted, until the job says "AWS
+// unreachable" (the upload is retried, not failed); then S3 is flaky (5xx, resets, lost answers,
+// truncated downloads, slow answers on a seeded 10 % of requests) for the rest of the test. While the
+// job renders, DescribeJobs is throttled (HTTP 429 TooManyRequestsException) for 8 s: polling must back
+// off (far fewer requests in the second 4 s than in the first) and come back to its normal rhythm once
+// Batch answers. Then every Batch request fails (connection reset) for 12 s: the daemon keeps
+// answering, the job is not failed, its message (what the Blender panel shows), `skyfarm status` and
+// `skyfarm jobs` say "AWS unreachable since …", and the message is its own again afterwards. The job
+// must finish with every frame, the downloaded frames byte-for-byte the published ones, and no stage
+// may be submitted twice. The daemon polls every 250 ms here (test/fakes/batch/farm.ts), so the
+// back-off waits 125–250 ms, 250–500 ms, … up to 3.75–7.5 s.
 import t from 'tap';
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -15,7 +19,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { blenderSkip, makeScene } from './helpers/scenes.js';
 import { startFaultProxy } from './helpers/fault-proxy.js';
 import { recordUpdates, runSkyfarm, startFarm } from './fakes/batch/farm.js';
-import { startS3Proxy } from './fakes/s3-proxy/proxy.js';
+import { startS3Proxy, type FaultKind } from './fakes/s3-proxy/proxy.js';
 import { jobKeys } from '../daemon/src/batch/layout.js';
 import type { Job } from '../protocol/generated/protocol.js';
 
@@ -37,13 +41,14 @@ t.test(
     const farm = await startFarm(t);
     const batch = await startFaultProxy(farm.batch.endpoint);
     t.teardown(() => batch.close());
+    const flaky = {
+      rate: 0.1,
+      seed: SEED,
+      kinds: ['5xx', 'reset', 'drop-response', 'truncate', 'slow'] as FaultKind[],
+      slowMs: [200, 800] as [number, number],
+    };
     const s3 = await startS3Proxy(farm.s3.endpoint, {
-      faults: {
-        rate: 0.1,
-        seed: SEED,
-        kinds: ['5xx', 'reset', 'drop-response', 'truncate', 'slow'],
-        slowMs: [200, 800],
-      },
+      faults: { rate: 1, seed: SEED, kinds: ['reset'] },
     });
     t.teardown(() => s3.close());
     // Only the daemon goes through the proxies; the workers (the "AWS side") talk to the fakes directly.
@@ -60,21 +65,70 @@ t.test(
       output,
     });
     const mine = () => updates.filter((u) => u.id === job.id);
+
+    // S3 down while the scene uploads: the upload is retried (the SDK's and the store's own retries,
+    // then the whole upload with back-off) and the job says why it waits.
+    await until(
+      'the job to say AWS is unreachable during the upload',
+      () =>
+        mine().some((u) => /^AWS unreachable since \d\d:\d\d \(\d+ (s|min)\): .+; retrying$/.test(u.message)),
+      90_000,
+    );
+    const uploadOutage = (await client.request('jobs.get', { jobId: job.id })).job;
+    const jobsList = await runSkyfarm(['jobs'], farm.stateDir, farm.dir, 60_000);
+    const uploadResets = s3.stats.faults.reset ?? 0;
+    s3.setFaults(flaky);
+    t.match(
+      uploadOutage,
+      { state: 'uploading', stages: { upload: 'running' } },
+      `an S3 outage does not fail the upload (${uploadResets} S3 requests reset)`,
+    );
+    t.match(
+      uploadOutage.message,
+      /AWS unreachable since .*(ECONNRESET|socket hang up)/i,
+      'with the short error',
+    );
+    t.match(jobsList.stdout, new RegExp(`${job.id}.*AWS unreachable since`), '`skyfarm jobs` says so');
     await until('the render to start', () => mine().some((u) => u.state === 'rendering'), 100_000);
+    t.ok(
+      mine().some((u) => u.stages.upload === 'done'),
+      'the upload completed once S3 answered again',
+    );
 
     // 8 s of throttling on DescribeJobs.
+    const describes = (from: number, to: number) =>
+      batch.requests.filter((r) => r.operation === 'describejobs' && r.at >= from && r.at < to);
     const throttleFrom = Date.now();
     batch.setRule((request) => (request.operation === 'describejobs' ? { kind: 'throttle' } : null));
     await sleep(8000);
     batch.setRule(null);
+    const throttleTo = Date.now();
     const throttled = batch.requests.filter((r) => r.fault === 'throttle');
     const firstHalf = throttled.filter((r) => r.at < throttleFrom + 4000).length;
     const secondHalf = throttled.length - firstHalf;
     t.ok(throttled.length > 0, `the daemon polled while throttled (${throttled.length} throttled requests)`);
+    // At the normal 250 ms rhythm each half would see ~16 polls; backing off, the second half sees 1–2.
     t.ok(
-      secondHalf <= firstHalf / 2,
+      firstHalf >= 3 && secondHalf <= firstHalf / 2,
       `polling backs off while throttled (${firstHalf} requests in the first 4 s, ${secondHalf} in the next 4 s)`,
-      { todo: 'AwsBackend polls at its fixed rate after a failed poll (daemon/src/batch/aws-backend.ts)' },
+    );
+    t.ok(
+      throttled.length <= 16,
+      `${throttled.length} throttled requests in 8 s (a fixed 250 ms rhythm: ~32)`,
+    );
+    // Recovery: the first answered poll comes within the last back-off wait (≤ 7.5 s), then the normal rhythm.
+    await until(
+      'a poll Batch answers',
+      () => describes(throttleTo, Infinity).some((r) => r.fault === null && r.status === 200),
+      15_000,
+    );
+    const recoveredAt = Date.now();
+    await sleep(3000);
+    const afterRecovery = describes(recoveredAt, recoveredAt + 3000).length;
+    t.ok(
+      afterRecovery >= 5,
+      `polling is back to its normal rhythm (${afterRecovery} DescribeJobs in 3 s after recovering, ` +
+        `first answer ${recoveredAt - throttleTo} ms after the throttling ended)`,
     );
 
     // 12 s in which every Batch request fails: the daemon keeps serving; the job is not failed for it.
@@ -89,17 +143,25 @@ t.test(
       await sleep(500);
     }
     const status = await runSkyfarm(['status', job.id], farm.stateDir, farm.dir, 60_000);
+    const jobs = await runSkyfarm(['jobs'], farm.stateDir, farm.dir, 60_000);
     batch.setRule(null);
     const outageRequests = batch.requests.filter((r) => r.at >= outageFrom && r.fault === 'reset').length;
     t.ok(outageRequests > 0, `Batch was asked during the outage (${outageRequests} requests reset)`);
+    // Waits of at most 7.5 s after the first few: ~1 request per 5.6 s; a fixed 250 ms rhythm: 4 per s.
+    const outageMs = Date.now() - outageFrom;
+    t.ok(
+      outageRequests <= 8 + outageMs / 2500,
+      `and backed off (${outageRequests} requests in ${outageMs} ms; a fixed 250 ms rhythm: ~${Math.round(outageMs / 250)})`,
+    );
     t.ok(slowest < 5000, `the daemon kept answering during the outage (slowest ${slowest} ms)`);
     t.not(during?.state, 'failed', 'the outage did not fail the job');
-    t.match(during?.message ?? '', /AWS unreachable/i, 'the job says AWS is unreachable', {
-      todo: 'AwsBackend only logs a failed poll; the job message keeps its last text',
-    });
-    t.match(status.stdout, /AWS unreachable/i, '`skyfarm status` says so too', {
-      todo: 'as above',
-    });
+    t.match(
+      during?.message ?? '',
+      /^AWS unreachable since \d\d:\d\d \(\d+ (s|min)\): .*(ECONNRESET|socket hang up).*; retrying$/,
+      'the job says AWS is unreachable, since when, and why',
+    );
+    t.match(status.stdout, /message +AWS unreachable since/, '`skyfarm status` says so too');
+    t.match(jobs.stdout, new RegExp(`${job.id}.*AWS unreachable since`), 'and `skyfarm jobs`');
 
     // Recovery.
     await until(
@@ -135,9 +197,12 @@ t.test(
       ['copy', 'publish', 'render'].map((stage) => `skyfarm-${job.id}-${stage}`),
       'each stage submitted once',
     );
+    const s3Faults = Object.values(s3.stats.faults).reduce((sum, n) => sum + (n ?? 0), 0);
     t.comment(
-      `S3 faults injected: ${JSON.stringify(s3.stats.faults)}; Batch requests: ${batch.requests.length} ` +
-        `(${throttled.length} throttled, ${outageRequests} reset)`,
+      `faults injected: ${s3Faults + throttled.length + outageRequests} — S3 ${s3Faults} ` +
+        `(${uploadResets} resets while uploading, then ${JSON.stringify(s3.stats.faults)} in all, of ` +
+        `${s3.stats.requests} requests); Batch ${throttled.length} throttled + ${outageRequests} reset ` +
+        `of ${batch.requests.length} requests`,
     );
   },
 );

@@ -1,11 +1,15 @@
 // Crash safety of the AWS backend, through the fakes (s3rver, fake Batch running the real worker with
 // real Blender): the daemon — a separate process, so it can be SIGKILLed — dies at each risky point of
-// one AWS job in turn, with seeded random delays: during the upload, right after each SubmitJob before
-// its Batch id is stored (copy, render, publish), while polling a running render, right after a
-// downloaded frame was renamed into the output folder, and in the middle of a download. Each time a new
-// daemon resumes. The job must finish once with every frame, each Batch stage must have been submitted
-// exactly once (re-attached by name instead), no chunk ran twice, no frame was rendered twice, and the
-// output folder holds exactly the frames, all complete.
+// one AWS job in turn (10 kills), with seeded random delays: during the upload, right after each
+// SubmitJob before its Batch id is stored (copy, render, publish), while polling a running render,
+// while a frame's preview downloads, right after a downloaded frame was renamed into the output folder,
+// in the middle of a download (its hidden `.NAME.xxxxxxxx.part` stays behind), while the publish stage
+// runs, and after the result was read but before the job was recorded done. The job's notification
+// mail is held at the fake SES (test/fakes/ses) until the publishing kill, so the publish stage is
+// still RUNNING for the download and publishing kills. Each time a new daemon resumes. The job must
+// finish once with every frame, each Batch stage must have been submitted exactly once (re-attached by
+// name instead), no chunk ran twice, no frame was rendered twice, one mail was sent, and the output
+// folder holds exactly the frames, all complete, no temporary file.
 //
 // Kill points come from the same kind of preload as test/reliability-crash.test.ts (wrapping job-log
 // appends, fs/promises rename and fs.createWriteStream). Reproduce with SKYFARM_CRASH_SEED=<seed>.
@@ -101,6 +105,8 @@ interface CrashPlan {
   dirs?: string[];
   nth: number;
   delayMs: number;
+  /** Let the publish stage send its mail (and so finish) from this life on. */
+  releaseMail?: boolean;
 }
 
 t.test(
@@ -118,6 +124,8 @@ t.test(
     const home = farm.stateDir;
     const output = path.join(farm.dir, 'out');
     const scene = await makeScene(path.join(farm.dir, 'project'), { frames: [1, 4] });
+    const previews = path.join(home, 'previews');
+    farm.ses.hold(true);
 
     const live = new Set<ChildProcess>();
     t.teardown(() => {
@@ -194,6 +202,13 @@ t.test(
         delayMs: random(0, 600),
       },
       {
+        label: "a frame's preview downloading",
+        on: 'createWriteStream',
+        dirs: [previews + '/'],
+        nth: 1,
+        delayMs: 0,
+      },
+      {
         label: 'a downloaded frame renamed into the output, not yet recorded',
         on: 'rename',
         dirs: [output + '/'],
@@ -205,14 +220,31 @@ t.test(
         on: 'createWriteStream',
         dirs: [output + '/'],
         nth: 1,
-        delayMs: random(0, 3),
+        delayMs: 0, // the temporary file is open, nothing written yet: it stays behind
+      },
+      {
+        label: 'publish running, frames downloaded, not yet announced',
+        on: 'log',
+        pattern: '^\\[skyfarm\\] publishing frames',
+        nth: 1,
+        delayMs: 0,
+      },
+      {
+        label: 'result read, not yet recorded done',
+        on: 'log',
+        pattern: '^\\[skyfarm\\] done:',
+        nth: 1,
+        delayMs: 0,
+        releaseMail: true,
       },
     ];
 
     let jobId: string | undefined;
     const landed: string[] = [];
+    const leftBehind: string[] = [];
     for (const [life, plan] of plans.entries()) {
       const before = existsSync(daemonLog) ? readFileSync(daemonLog, 'utf8').length : 0;
+      if (plan.releaseMail) farm.ses.hold(false);
       const daemon = await start(plan);
       if (life === 0) {
         const client = await connect();
@@ -222,6 +254,7 @@ t.test(
             backend: 'aws',
             chunkSize: 1,
             output,
+            aws: { notifyEmail: 'artist@example.com' },
           })
         ).job.id;
         client.close();
@@ -237,11 +270,13 @@ t.test(
       const line = /SKYFARM_TEST_CRASH (.*)/.exec(readFileSync(daemonLog, 'utf8').slice(before))?.[1];
       landed.push(line ?? `after 60 s (planned: ${plan.label})`);
       const temporaries = existsSync(output) ? readdirSync(output).filter((n) => n.startsWith('.')) : [];
+      leftBehind.push(...temporaries.filter((name) => !leftBehind.includes(name)));
       t.comment(
         `kill ${life + 1}: ${landed.at(-1)}${temporaries.length ? ` (left ${temporaries.join(', ')})` : ''}`,
       );
     }
 
+    farm.ses.hold(false);
     const last = await start(null);
     const client = await connect();
     let job: Job | undefined;
@@ -303,13 +338,15 @@ t.test(
       'all four frames',
     );
     for (const name of frames) await t.resolves(readPng(path.join(output, name)), `${name} is a whole PNG`);
+    t.ok(
+      leftBehind.some((name) => /^\.frame_000[1-4]\.png\.[0-9a-f]{8}\.part$/.test(name)),
+      `the kill mid-download left a temporary file (${leftBehind.join(', ') || 'none'})`,
+    );
     t.same(
       files.filter((name) => name.startsWith('.')),
       [],
-      'no temporary file left in the output folder',
-      {
-        todo: 'a daemon killed mid-download leaves its hidden .NAME.xxxxxxxx.part; AwsBackend does not remove it on resume',
-      },
+      'no temporary file left in the output folder: the resumed daemon removed it',
     );
+    t.equal(farm.ses.sent.length, 1, 'one notification mail: publish ran once');
   },
 );

@@ -7,14 +7,16 @@
 // re-attaches (by stored id, else by job name) and never submits a stage twice.
 import { mkdir, rm, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { Job, JobState, Stages, StageState } from '../../../protocol/generated/protocol.js';
 import { SkyfarmError, toErrorInfo } from '../errors.js';
 import type { Notify } from '../notify.js';
-import type { JobRepo } from '../jobs/job-repo.js';
+import { FINISHED_STATES, type JobRepo } from '../jobs/job-repo.js';
 import type { JobLogs } from '../jobs/job-log.js';
 import type { JobSpec } from '../jobs/job-spec.js';
 import { formatFrameList, chunkFrames } from '../render/frames.js';
+import { removePartialMoves } from '../util/files.js';
 import type { IBucket } from './bucket.js';
 import type { BatchJobInfo, IBatch } from './batch-api.js';
 import type { ILogReader } from './logs-api.js';
@@ -31,6 +33,7 @@ import {
   type JobResult,
   type Market,
 } from './layout.js';
+import { Backoff, formatSpan, isOutageMessage, isUnreachable, outageMessage, shortError } from './outage.js';
 import { prepareJob, type PrepareRequest, type PrepareResult, type ProjectUploader } from './prepare.js';
 import {
   chunkCounts,
@@ -68,6 +71,18 @@ export interface AwsBackendDeps {
   runnableWarnMs?: number;
   /** How long to wait for the stack's publish-after-failure to write result.json (default 30 min). */
   failurePublishTimeoutMs?: number;
+  /**
+   * While AWS fails to answer, the wait between polls (and between upload/submission attempts) starts
+   * at pollFastMs and doubles, with jitter, up to this (default 30 × pollFastMs, at most 60 s).
+   */
+  pollBackoffMaxMs?: number;
+  /** How long AWS must have failed before a job's message says "AWS unreachable" (default 10 × pollFastMs, at most 20 s). */
+  outageNoticeMs?: number;
+  /** Before a job is on AWS (upload, submission), how long an outage is waited out before it fails (default 30 min). */
+  outageGiveUpMs?: number;
+  /** Clock and randomness (tests). */
+  now?: () => number;
+  random?: () => number;
 }
 
 export interface AwsSubmitOptions {
@@ -93,6 +108,12 @@ interface Tracked {
   /** The render has ended and its markers were read after that. */
   markersFinal?: boolean;
   lastSnapshot?: string;
+  /** AWS has not answered for this job since `since` (the first failure in a row). */
+  outage?: { since: number; announced: boolean };
+  /** The message the job had when an outage replaced it. */
+  messageBeforeOutage?: string;
+  /** Temporary files a killed daemon left in the output folder were removed (once per daemon). */
+  swept?: boolean;
 }
 
 const WORKER = 'skyfarm-worker';
@@ -112,9 +133,27 @@ export class AwsBackend {
   private readonly starting = new Map<string, { controller: AbortController; done: Promise<void> }>();
   private timer: NodeJS.Timeout | undefined;
   private polling: Promise<void> | undefined;
+  /** Whether the last poll failed (AWS did not answer); the next waits per `backoff`. */
+  private pollFailed = false;
+  private readonly backoff: Backoff;
   private stopped = false;
 
-  constructor(private readonly deps: AwsBackendDeps) {}
+  constructor(private readonly deps: AwsBackendDeps) {
+    this.backoff = this.newBackoff();
+  }
+
+  private now(): number {
+    return (this.deps.now ?? Date.now)();
+  }
+
+  private newBackoff(): Backoff {
+    const fast = this.deps.pollFastMs ?? 2_000;
+    return new Backoff({
+      baseMs: fast,
+      maxMs: this.deps.pollBackoffMaxMs ?? Math.max(fast, Math.min(60_000, 30 * fast)),
+      ...(this.deps.random ? { random: this.deps.random } : {}),
+    });
+  }
 
   // -----------------------------------------------------------------------------------------------
   // Submit / resume
@@ -145,7 +184,7 @@ export class AwsBackend {
   private start(jobId: string): void {
     if (this.starting.has(jobId) || this.tracked.has(jobId)) return;
     const controller = new AbortController();
-    const done = this.launch(jobId, controller.signal)
+    const done = this.launchWithRetries(jobId, controller.signal)
       .catch((error: unknown) => {
         if (controller.signal.aborted) return;
         // Before job.json the upload failed; after it, submitting to Batch did.
@@ -180,7 +219,40 @@ export class AwsBackend {
     );
   }
 
-  private async launch(jobId: string, signal: AbortSignal): Promise<void> {
+  /**
+   * Upload and submission, tried again with back-off while AWS is unreachable (throttling, 5xx, network):
+   * the job says "AWS unreachable since …; retrying" and fails only when the outage outlasts
+   * outageGiveUpMs. Both steps are safe to repeat: blobs are content-addressed, job.json is written
+   * last, and a stage is looked up by name before it is submitted.
+   */
+  private async launchWithRetries(jobId: string, signal: AbortSignal): Promise<void> {
+    const backoff = this.newBackoff();
+    let since: number | undefined;
+    let message: string | undefined;
+    for (;;) {
+      try {
+        await this.launch(jobId, signal, message);
+        if (since !== undefined)
+          this.say(jobId, `AWS answers again (it was unreachable for ${formatSpan(this.now() - since)})`);
+        return;
+      } catch (error) {
+        if (signal.aborted || !isUnreachable(error)) throw error;
+        const now = this.now();
+        since ??= now;
+        if (now - since >= (this.deps.outageGiveUpMs ?? 30 * 60_000)) throw error;
+        const wait = backoff.fail();
+        message = outageMessage(since, now, error);
+        this.deps.log.warn({ jobId, error: shortError(error), retryInMs: wait }, 'AWS unreachable');
+        if (backoff.failures === 1) this.say(jobId, message);
+        const job = this.deps.repo.get(jobId);
+        if (job && job.message !== message) this.emit(this.deps.repo.update(jobId, { message }));
+        await sleep(wait, undefined, { signal, ref: false });
+      }
+    }
+  }
+
+  /** `outage`: the message of an outage being retried, kept until the upload or submission succeeds. */
+  private async launch(jobId: string, signal: AbortSignal, outage?: string): Promise<void> {
     const { repo, store } = this.deps;
     const spec = repo.spec(jobId);
     let row = store.get(jobId);
@@ -194,7 +266,7 @@ export class AwsBackend {
         repo.update(jobId, {
           state: 'uploading',
           stage: ['upload', 'running'],
-          message: 'uploading the scene and its files',
+          message: outage ?? 'uploading the scene and its files',
         }),
       );
       const prepare = this.deps.prepare ?? prepareJob;
@@ -249,6 +321,12 @@ export class AwsBackend {
           message: 'submitting to AWS Batch',
         }),
       );
+    }
+    if (row.finishedAt && !row.prepareOnly && !FINISHED_STATES.has(repo.get(jobId)?.state ?? 'done')) {
+      // Killed after the AWS side was recorded finished, before the job was: follow it to the end
+      // again (result.json is there; finishing is idempotent).
+      this.track(jobId);
+      return;
     }
     if (row.canceledAt || row.finishedAt || row.prepareOnly) return;
     await this.submitStages(row, clients, signal);
@@ -319,11 +397,21 @@ export class AwsBackend {
     if (this.stopped || this.polling || this.timer) return;
     this.timer = setTimeout(() => {
       this.timer = undefined;
+      this.pollFailed = false;
       this.polling = this.pollOnce()
-        .catch((error: unknown) => this.deps.log.warn({ err: error }, 'AWS status poll failed'))
+        .catch((error: unknown) => {
+          this.pollFailed = true;
+          this.deps.log.warn({ err: error }, 'AWS status poll failed');
+        })
         .finally(() => {
           this.polling = undefined;
-          if (this.tracked.size > 0) this.schedule(this.nextDelay());
+          if (this.tracked.size === 0) return;
+          // After a failed poll: exponential back-off with jitter; after a success: the normal rhythm.
+          if (this.pollFailed) this.schedule(this.backoff.fail());
+          else {
+            this.backoff.reset();
+            this.schedule(this.nextDelay());
+          }
         });
     }, delayMs);
     this.timer.unref?.();
@@ -348,9 +436,15 @@ export class AwsBackend {
     return slow;
   }
 
-  /** One poll: DescribeJobs for every tracked Batch job, at most 100 ids per call, then each job. */
+  /**
+   * One poll: DescribeJobs for every tracked Batch job, at most 100 ids per call, then each job. When
+   * AWS does not answer (for a farm, or for a job's S3 reads and downloads), the poll counts as failed
+   * (the next one backs off) and the jobs concerned are marked; after outageNoticeMs they say so.
+   */
   async pollOnce(): Promise<void> {
-    const byFarm = new Map<string, { clients: FarmClients; ids: string[] }>();
+    const now = this.now();
+    let failed = false;
+    const byFarm = new Map<string, { clients: FarmClients; ids: string[]; jobs: Tracked[] }>();
     const rows = new Map<string, AwsJobRow>();
     for (const t of this.tracked.values()) {
       const row = this.deps.store.get(t.jobId);
@@ -358,31 +452,82 @@ export class AwsBackend {
       rows.set(t.jobId, row);
       const key = JSON.stringify(row.farm);
       let entry = byFarm.get(key);
-      if (!entry) byFarm.set(key, (entry = { clients: this.deps.clients(row.farm), ids: [] }));
+      if (!entry) byFarm.set(key, (entry = { clients: this.deps.clients(row.farm), ids: [], jobs: [] }));
+      entry.jobs.push(t);
       for (const [stage, id] of Object.entries(row.batchIds) as Array<[TrackedStage, string]>) {
         if (!t.info[stage] || !TERMINAL.has(t.info[stage]!.status)) entry.ids.push(id);
       }
     }
     const answers = new Map<string, BatchJobInfo>();
-    for (const { clients, ids } of byFarm.values()) {
-      for (let start = 0; start < ids.length; start += 100) {
-        for (const info of await clients.batch.describe(ids.slice(start, start + 100)))
-          answers.set(info.jobId, info);
+    const unanswered = new Map<Tracked, unknown>();
+    for (const { clients, ids, jobs } of byFarm.values()) {
+      try {
+        for (let start = 0; start < ids.length; start += 100) {
+          for (const info of await clients.batch.describe(ids.slice(start, start + 100), { poll: true }))
+            answers.set(info.jobId, info);
+        }
+      } catch (error) {
+        failed = true;
+        this.deps.log.warn({ error: shortError(error) }, 'AWS status poll failed');
+        for (const t of jobs) unanswered.set(t, error);
       }
     }
     for (const t of [...this.tracked.values()]) {
       const row = rows.get(t.jobId);
       if (!row) continue;
+      if (unanswered.has(t)) {
+        this.noteOutage(t, unanswered.get(t), now);
+        continue;
+      }
       for (const [stage, id] of Object.entries(row.batchIds) as Array<[TrackedStage, string]>) {
         const info = answers.get(id);
         if (info) t.info[stage] = info;
       }
       try {
         await this.update(t, row);
+        this.endOutage(t);
       } catch (error) {
         this.deps.log.warn({ err: error, jobId: t.jobId }, 'AWS job update failed');
+        if (isUnreachable(error)) {
+          failed = true;
+          this.noteOutage(t, error, now);
+        }
       }
     }
+    if (failed) this.pollFailed = true;
+  }
+
+  /** AWS did not answer for this job: after outageNoticeMs its message says so (once in its log). */
+  private noteOutage(t: Tracked, error: unknown, now: number): void {
+    if (!this.tracked.has(t.jobId)) return;
+    const job = this.deps.repo.get(t.jobId);
+    if (!job) return;
+    t.outage ??= { since: now, announced: false };
+    const fast = this.deps.pollFastMs ?? 2_000;
+    if (now - t.outage.since < (this.deps.outageNoticeMs ?? Math.min(20_000, 10 * fast))) return;
+    const message = outageMessage(t.outage.since, now, error);
+    if (!t.outage.announced) {
+      t.outage.announced = true;
+      if (!isOutageMessage(job.message)) t.messageBeforeOutage = job.message;
+      this.say(t.jobId, message);
+    }
+    if (job.message !== message) {
+      const updated = this.deps.repo.update(t.jobId, { message });
+      t.lastSnapshot = JSON.stringify({ ...updated, updatedAt: '' });
+      this.emit(updated);
+    }
+  }
+
+  /** AWS answered again: update() has already put the job's own message back. */
+  private endOutage(t: Tracked): void {
+    if (!t.outage) return;
+    if (t.outage.announced)
+      this.say(
+        t.jobId,
+        `AWS answers again (it was unreachable for ${formatSpan(this.now() - t.outage.since)})`,
+      );
+    t.outage = undefined;
+    t.messageBeforeOutage = undefined;
   }
 
   private async update(t: Tracked, row: AwsJobRow): Promise<void> {
@@ -456,6 +601,8 @@ export class AwsBackend {
         copy.status === 'RUNNING' || copy.status === 'STARTING'
           ? 'copying the project to the farm'
           : `copy is ${copy.status}`;
+    } else if (isOutageMessage(job.message)) {
+      message = t.messageBeforeOutage ?? 'following the job on AWS Batch';
     } else {
       message = job.message;
     }
@@ -560,7 +707,17 @@ export class AwsBackend {
     const keys = jobKeys(t.jobId);
     let downloaded = 0;
     let bytes = 0;
-    for (const object of await bucket.list(keys.outputPrefix)) {
+    const objects = await bucket.list(keys.outputPrefix);
+    if (!t.swept) {
+      // A daemon killed mid-download left `.NAME.xxxxxxxx.part` beside NAME; nothing of this daemon
+      // downloads into the folder yet, so whatever matches is stale.
+      for (const object of objects) {
+        const file = basename(object.key);
+        if (!file.startsWith('.')) await removePartialMoves(join(outputDir, file));
+      }
+      t.swept = true;
+    }
+    for (const object of objects) {
       if (t.downloaded.get(object.key) === object.size) continue;
       const file = basename(object.key);
       if (file.startsWith('.')) continue;
@@ -728,7 +885,8 @@ export class AwsBackend {
       downloaded: new Map(),
       runnableSince: {},
     };
-    const scratch = { ...t, downloaded: new Map<string, number>() };
+    // No sweep of temporary files here: the poll may be downloading into the same folder right now.
+    const scratch = { ...t, downloaded: new Map<string, number>(), swept: true };
     const { downloaded, bytes } = await this.downloadOutputs(
       scratch,
       this.deps.clients(row.farm).bucket,

@@ -50,8 +50,12 @@ export interface BatchJobInfo {
 
 export interface IBatch {
   submit(request: SubmitRequest): Promise<{ jobId: string }>;
-  /** At most 100 ids per call (the AWS limit); unknown ids are left out of the answer. */
-  describe(jobIds: string[]): Promise<BatchJobInfo[]>;
+  /**
+   * At most 100 ids per call (the AWS limit); unknown ids are left out of the answer. `poll`: one
+   * attempt, no SDK retries — the status poll backs off and tries again itself (daemon/src/batch/outage.ts),
+   * so a throttled poll does not become three throttled requests.
+   */
+  describe(jobIds: string[], options?: { poll?: boolean }): Promise<BatchJobInfo[]>;
   /** Jobs on `queue` whose name matches exactly (any status, newest first). */
   findByName(
     queue: string,
@@ -89,11 +93,13 @@ function toInfo(job: JobDetail): BatchJobInfo {
 }
 
 export function createBatch(settings: ClientSettings): IBatch & { destroy(): void } {
-  const client = new batchSdk.BatchClient({
+  const config = {
     region: settings.region,
     ...(settings.credentials ? { credentials: settings.credentials } : {}),
     ...(settings.endpoint ? { endpoint: settings.endpoint } : {}),
-  });
+  };
+  const client = new batchSdk.BatchClient(config);
+  let pollClient: BatchSdk.BatchClient | undefined;
   return {
     async submit(request) {
       const out = await client.send(
@@ -116,10 +122,13 @@ export function createBatch(settings: ClientSettings): IBatch & { destroy(): voi
       if (!out.jobId) throw new Error(`SubmitJob ${request.name} returned no job id`);
       return { jobId: out.jobId };
     },
-    async describe(jobIds) {
+    async describe(jobIds, options = {}) {
       if (jobIds.length === 0) return [];
       if (jobIds.length > DESCRIBE_LIMIT) throw new Error(`DescribeJobs takes at most ${DESCRIBE_LIMIT} ids`);
-      const out = await client.send(new batchSdk.DescribeJobsCommand({ jobs: jobIds }));
+      const sender = options.poll
+        ? (pollClient ??= new batchSdk.BatchClient({ ...config, maxAttempts: 1 }))
+        : client;
+      const out = await sender.send(new batchSdk.DescribeJobsCommand({ jobs: jobIds }));
       return (out.jobs ?? []).map(toInfo);
     },
     async findByName(queue, name) {
@@ -150,6 +159,9 @@ export function createBatch(settings: ClientSettings): IBatch & { destroy(): voi
     async terminate(jobId, reason) {
       await client.send(new batchSdk.TerminateJobCommand({ jobId, reason }));
     },
-    destroy: () => client.destroy(),
+    destroy: () => {
+      client.destroy();
+      pollClient?.destroy();
+    },
   };
 }

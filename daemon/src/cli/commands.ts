@@ -10,6 +10,7 @@ import type {
 } from '../../../protocol/generated/protocol.js';
 import type { DaemonClient } from '../client/daemon-client.js';
 import { preparedOnly } from './aws-commands.js';
+import { isOutageMessage } from '../batch/outage.js';
 import { FINISHED_STATES } from '../jobs/job-repo.js';
 import { SkyfarmError } from '../errors.js';
 import { findBlender } from '../render/blender.js';
@@ -236,9 +237,11 @@ export async function jobsCommand(ctx: CliContext, json: boolean): Promise<numbe
   else if (jobs.length === 0) print(ctx, 'no jobs yet');
   else {
     for (const job of jobs) {
+      // An AWS outage is worth a line's end: "AWS unreachable since 12:03 (3 min)".
+      const outage = isOutageMessage(job.message) ? `  — ${job.message.split('): ')[0]})` : '';
       print(
         ctx,
-        `${job.id}  ${job.state.padEnd(10)} ${`${job.framesDone}/${job.framesTotal}`.padStart(9)}  ${job.name}`,
+        `${job.id}  ${job.state.padEnd(10)} ${`${job.framesDone}/${job.framesTotal}`.padStart(9)}  ${job.name}${outage}`,
       );
     }
   }

@@ -20,6 +20,8 @@ export interface FakeSes {
   failWith: string | null;
   /** Resolves when `count` mails have been sent (or rejects after `timeoutMs`). */
   waitForMail(count: number, timeoutMs?: number): Promise<SentMail[]>;
+  /** While held, SendEmail calls get no answer (the publish stage that sends stays RUNNING) until released. */
+  hold(held: boolean): void;
   close(): Promise<void>;
 }
 
@@ -51,6 +53,7 @@ function reply(response: ServerResponse, status: number, body: unknown, errorTyp
 export async function startFakeSes(): Promise<FakeSes> {
   const sent: SentMail[] = [];
   const waiters: Array<() => void> = [];
+  let gate: { promise: Promise<void>; open: () => void } | null = null;
   const fake: FakeSes = {
     endpoint: '',
     sent,
@@ -72,11 +75,25 @@ export async function startFakeSes(): Promise<FakeSes> {
         if (!check()) waiters.push(() => void check());
       });
     },
-    close: () => new Promise((resolve) => server.close(() => resolve())),
+    hold(held) {
+      if (held && !gate) {
+        let open = () => {};
+        const promise = new Promise<void>((resolve) => (open = resolve));
+        gate = { promise, open };
+      } else if (!held && gate) {
+        gate.open();
+        gate = null;
+      }
+    },
+    close: () => {
+      fake.hold(false);
+      return new Promise((resolve) => server.close(() => resolve()));
+    },
   };
   const server: Server = createServer((request, response) => {
     void (async () => {
       const body = await readBody(request);
+      while (gate) await gate.promise;
       if (request.method !== 'POST' || request.url?.split('?')[0] !== '/v2/email/outbound-emails') {
         reply(
           response,
