@@ -4,9 +4,11 @@
 // outputs and makes the AWS backend available; a failed create shows the failing resource's reason;
 // without AWS credentials the panel says so with the daemon's message.
 import t from 'tap';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { makeScene } from './helpers/scenes.js';
-import { startTestDaemon } from './helpers/daemon.js';
+import { connectTestClient, startTestDaemon } from './helpers/daemon.js';
 import { awsEnv, fakeAwsEnv, startFake } from './fakes/cloudformation/harness.js';
 import {
   addonRoot,
@@ -122,6 +124,38 @@ t.test("a failed create shows the failing resource's reason and Recreate", async
     'the failing event is listed and flagged',
   );
   t.notOk(farm.awsAvailable, 'AWS stays unavailable');
+});
+
+t.test('a deploy from another client (the CLI) shows live in the panel and enables AWS', async (t) => {
+  const fake = await startFake(t, { stepMs: STEP_MS });
+  fakeAwsEnv(t, fake);
+  const dir = t.testdir({});
+  const daemon = await startTestDaemon(t, { stateDir: path.join(dir, 'home') });
+  const blendFile = await makeScene(dir, { frames: [1, 2] });
+  const readyMarker = path.join(dir, 'ready');
+  let stop = false;
+  // What `skyfarm deploy` does: another WebSocket client asks for stack.deploy.
+  const cli = (async () => {
+    while (!stop && !existsSync(readyMarker)) await sleep(50);
+    if (stop) return undefined;
+    const client = await connectTestClient(t, daemon);
+    return client.request('stack.deploy', {});
+  })();
+  const result = await runBlenderScript(t, {
+    script: 'farm_background.py',
+    blendFile,
+    args: { scenario: 'external-deploy', addonSource: addonRoot, readyMarker },
+    env: blenderEnv(t, { SKYFARM_HOME: daemon.paths.root }),
+    timeoutMs: 4 * minute,
+  });
+  stop = true;
+  const deployed = await cli;
+  t.equal(deployed?.stack.status, 'CREATE_COMPLETE', 'the CLI-side deploy succeeded');
+  const farm = farmResult(result.stdout);
+  t.equal(farm.status, 'CREATE_COMPLETE');
+  t.same(farm.outputs, deployed?.stack.outputs, 'the panel fetched the outputs after the stack completed');
+  t.ok(farm.awsAvailable, 'the AWS backend became available');
+  t.ok(farm.events.length > 50, `the panel shows the events (${farm.events.length})`);
 });
 
 t.test('no AWS credentials: the panel shows the daemon’s message, nothing reaches AWS', async (t) => {

@@ -149,6 +149,7 @@ class Farm:
         self.events_seen = 0  # every event ever added (the mirror appends only the new ones)
         self.events_generation = 0  # bumped when the list starts over (the mirror rebuilds)
         self.outcome: Optional[Outcome] = None
+        self._known_region = ""  # the last region the daemon named (kept while a new stack is created)
         self.revision = 0
 
     # ----- what is configured ------------------------------------------------------------------
@@ -163,7 +164,7 @@ class Farm:
 
     @property
     def region(self) -> str:
-        return (self.stack or {}).get("region") or self.target().get("region", "")
+        return (self.stack or {}).get("region") or self.target().get("region") or self._known_region
 
     @property
     def busy(self) -> bool:
@@ -196,6 +197,7 @@ class Farm:
         self.stack = None
         self.error = None
         self.checked = False
+        self._known_region = ""
         if self.operation is None:
             self._clear_events()
             self.outcome = None
@@ -215,6 +217,7 @@ class Farm:
         self.checked = True
         if result is not None:
             self.stack = result["stack"]
+            self._known_region = self.stack.get("region") or self._known_region
             self.error = None
         elif error.code != "DAEMON_UNREACHABLE":
             self.stack = None
@@ -273,6 +276,7 @@ class Farm:
             if result is not None:
                 stack = result["stack"]
                 self.stack, self.error, self.checked = stack, None, True
+                self._known_region = stack.get("region") or self._known_region
                 if not result["changed"]:
                     text = f"No changes: stack {stack['stackName']} is up to date ({stack['status']})"
                 elif stack["status"].startswith("UPDATE_"):

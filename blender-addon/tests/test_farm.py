@@ -193,6 +193,9 @@ class EventsTest(unittest.TestCase):
 
     def test_the_stacks_own_events_move_the_status_live(self):
         state, *_ = connected_farm()
+        state.status_answered({"stack": stack_info("DELETE_FAILED")}, None)
+        self.assertEqual(state.status_view().headline, "Delete failed")
+        self.assertEqual(state.region, "eu-west-1")
         state.status_answered(None, connection.RequestError("STACK_NOT_FOUND", "none"))
         state.on_event(event("CREATE_IN_PROGRESS", reason="User Initiated"))
         self.assertEqual(state.status_view().headline, "Creating…")
@@ -238,6 +241,7 @@ class DeployTest(unittest.TestCase):
         self.assertEqual(len(state.events), 0, "a new deploy starts a new event list")
         state.on_event(event("CREATE_IN_PROGRESS", reason="User Initiated", second=2))
         self.assertEqual(state.status_view().headline, "Creating…")
+        self.assertEqual(state.region, "eu-west-1")
         clock.now += 42
         requests.answer("stack.deploy", {"stack": stack_info("CREATE_COMPLETE", **OUTPUTS), "changed": True})
         self.assertFalse(state.busy)

@@ -159,6 +159,41 @@ def scenario_no_credentials():
     result_json(farm)
 
 
-SCENARIOS = {"deploy": scenario_deploy, "failed-create": scenario_failed_create, "no-credentials": scenario_no_credentials}
+def scenario_external_deploy():
+    """`skyfarm deploy` in a terminal (another client): the panel follows it and AWS becomes available."""
+    support.enable_addon(ARGS)
+    from skyfarm import sync
+
+    farm = connect_and_check()
+    check(farm.status_text == "Not deployed", f"before: {farm.status_text}")
+    with open(ARGS["readyMarker"], "w", encoding="utf-8") as handle:
+        handle.write("ready\n")
+    statuses, counts, disabled = set(), set(), []
+    deadline = time.monotonic() + 120
+    while not (farm.status == "CREATE_COMPLETE" and len(farm.outputs) and live().aws_available):
+        check(time.monotonic() < deadline, f"the panel did not follow the deploy: {farm.status} {len(farm.events)} events")
+        sync.tick()
+        statuses.add(farm.status)
+        counts.add(len(farm.events))
+        if farm.status == "CREATE_IN_PROGRESS":
+            button = sync.session.farm.deploy_button()
+            if not button.enabled:
+                disabled.append(button.reason)
+        time.sleep(0.02)
+    log(f"statuses seen: {sorted(statuses)}; {len(counts)} event counts; Deploy disabled with: {disabled[:1]}")
+    check("CREATE_IN_PROGRESS" in statuses, f"the status never showed CREATE_IN_PROGRESS: {statuses}")
+    check(len(counts) >= 3, f"events did not arrive in steps: {sorted(counts)}")
+    check(disabled and disabled[0] == "Stack skyfarm is CREATE_IN_PROGRESS: wait until it has finished", f"Deploy while another deploy runs: {disabled[:1]}")
+    check(not farm.busy and farm.outcome == "", "a deploy from elsewhere is not shown as this panel's own")
+    check(farm.status_text == "Ready", farm.status_text)
+    result_json(farm)
+
+
+SCENARIOS = {
+    "deploy": scenario_deploy,
+    "failed-create": scenario_failed_create,
+    "no-credentials": scenario_no_credentials,
+    "external-deploy": scenario_external_deploy,
+}
 
 support.run_in_background(SCENARIOS[ARGS["scenario"]])
