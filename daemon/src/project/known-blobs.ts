@@ -3,10 +3,33 @@
 // with the store itself (HEAD or a listing), and one that vanished (deleted by hand, a wiped bucket)
 // is forgotten here and uploaded again. The record also sizes that confirmation: a store believed
 // small is listed once instead of asked blob by blob.
+//
+// The record is bounded: entries not confirmed for `maxAgeMs` (default 30 days) are forgotten, and
+// beyond `maxRows` (default 250,000, some 30 MB of SQLite) the least recently confirmed go first. A
+// forgotten blob costs one presence check the next time it is needed, nothing else. Pruning runs with
+// the first upload after the daemon starts and then at most once per `pruneEveryMs` (default 1 hour).
 import type { Db } from '../db/database.js';
 import type { BlobRef } from '../store/object-store.js';
 
+export interface KnownBlobsOptions {
+  maxAgeMs?: number;
+  maxRows?: number;
+  pruneEveryMs?: number;
+  /** The clock (tests). */
+  now?: () => number;
+}
+
+const DAY_MS = 24 * 60 * 60 * 1000;
+
 export class KnownBlobs {
+  readonly maxAgeMs: number;
+  readonly maxRows: number;
+  private readonly pruneEveryMs: number;
+  private readonly now: () => number;
+  private lastPrune = -Infinity;
+  private readonly countAll;
+  private readonly pruneOld;
+  private readonly pruneOldest;
   private readonly countStmt;
   private readonly hasStmt;
   private readonly upsert;
@@ -14,7 +37,20 @@ export class KnownBlobs {
   private readonly kvGet;
   private readonly kvSet;
 
-  constructor(private readonly db: Db) {
+  constructor(
+    private readonly db: Db,
+    options: KnownBlobsOptions = {},
+  ) {
+    this.maxAgeMs = options.maxAgeMs ?? 30 * DAY_MS;
+    this.maxRows = options.maxRows ?? 250_000;
+    this.pruneEveryMs = options.pruneEveryMs ?? 60 * 60 * 1000;
+    this.now = options.now ?? Date.now;
+    this.countAll = db.prepare<[], { n: number }>('SELECT COUNT(*) AS n FROM known_blobs');
+    this.pruneOld = db.prepare('DELETE FROM known_blobs WHERE seen_at < ?');
+    this.pruneOldest = db.prepare(
+      `DELETE FROM known_blobs WHERE (store, sha256) IN
+         (SELECT store, sha256 FROM known_blobs ORDER BY seen_at ASC LIMIT ?)`,
+    );
     this.countStmt = db.prepare<[string], { n: number }>(
       'SELECT COUNT(*) AS n FROM known_blobs WHERE store = ?',
     );
@@ -44,7 +80,7 @@ export class KnownBlobs {
   seenRecently(store: string, blob: BlobRef, withinMs: number): boolean {
     if (withinMs <= 0) return false;
     const row = this.hasStmt.get(store, blob.sha256);
-    return row !== undefined && row.size === blob.size && row.seen_at >= Date.now() - withinMs;
+    return row !== undefined && row.size === blob.size && row.seen_at >= this.now() - withinMs;
   }
 
   /** How many blobs the store is believed to hold (what we saw there, or its last full listing). */
@@ -58,9 +94,25 @@ export class KnownBlobs {
   }
 
   markPresent(store: string, blobs: BlobRef[]): void {
-    const now = Date.now();
+    const now = this.now();
     this.db.transaction(() => {
       for (const blob of blobs) this.upsert.run(store, blob.sha256, blob.size, now);
+    })();
+    if (now - this.lastPrune >= this.pruneEveryMs) this.prune();
+  }
+
+  /**
+   * Forgets blobs not confirmed within `maxAgeMs`, then the least recently confirmed beyond
+   * `maxRows`. Returns how many entries were forgotten.
+   */
+  prune(): number {
+    const now = this.now();
+    this.lastPrune = now;
+    return this.db.transaction(() => {
+      let forgotten = this.pruneOld.run(now - this.maxAgeMs).changes;
+      const over = (this.countAll.get()?.n ?? 0) - this.maxRows;
+      if (over > 0) forgotten += this.pruneOldest.run(over).changes;
+      return forgotten;
     })();
   }
 
