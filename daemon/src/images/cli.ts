@@ -37,7 +37,9 @@ export function formatImages(repository: string, images: WorkerImage[]): string 
 export function formatBuildEvent(build: ImageBuild): string {
   const time = new Date().toISOString().slice(11, 19);
   const phase = `${build.phase}${build.phaseStatus ? ` ${build.phaseStatus}` : ''}`;
-  return `${time}  ${build.status.padEnd(12)} ${phase}${build.timedOut ? '  (stopped waiting)' : ''}`;
+  const failed =
+    build.failedPhase && build.failedPhase !== build.phase ? ` (failed in ${build.failedPhase})` : '';
+  return `${time}  ${build.status.padEnd(12)} ${phase}${failed}${build.timedOut ? '  (stopped waiting)' : ''}`;
 }
 
 function logsHint(build: ImageBuild): string {

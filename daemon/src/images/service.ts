@@ -227,7 +227,8 @@ export class ImageService {
         last = key;
         notify('image.build', info);
       }
-      if (build.complete || build.status !== 'IN_PROGRESS') break;
+      // Followed to COMPLETED: after a failure CodeBuild still finalizes (and uploads logs) first.
+      if (build.complete) break;
       if (this.now() - started >= timeoutMs) {
         info = {
           ...info,

@@ -32,7 +32,7 @@ export async function startImagesFarm(
     /** Tags in the repository; null: the repository does not exist. */
     tags?: string[] | null;
     pageLimit?: number;
-    codeBuild?: Omit<FakeCodeBuildOptions, 'projects' | 'ecr' | 'sourceExists'>;
+    codeBuild?: Omit<FakeCodeBuildOptions, 'projects' | 'ecr'>;
   } = {},
 ): Promise<ImagesFarm> {
   const dir = t.testdir({});
