@@ -90,6 +90,7 @@ t.test('the Farm panel follows a failed create and a recreate, screenshots of ea
     'farm-failed',
     'farm-ready',
     'farm-submit-aws',
+    'farm-update-dialog',
   ]) {
     const file = path.join(artifacts, `${name}.png`);
     const shot = await readPng(file);

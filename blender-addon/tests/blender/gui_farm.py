@@ -119,9 +119,20 @@ def scenario():
 
     with bpy.context.temp_override(window=window, area=area):
         bpy.ops.screen.back_to_previous()
-    import addon_utils
+    yield 0.3
 
-    addon_utils.disable("skyfarm", default_set=True)
+    # Update Stack asks first, in a dialog with the CLI's options taken from the stack: a picture of it
+    # is the last thing before Blender quits (the dialog stays open until answered).
+    window, area = properties_area()
+    with bpy.context.temp_override(window=window, area=area, region=support.main_region(area)):
+        result = bpy.ops.skyfarm.deploy_stack("INVOKE_DEFAULT")
+    support.check(result == {"RUNNING_MODAL"}, f"Update Stack did not ask first: {result}")
+    yield 0.5
+    support.check(farm.busy is False, "the dialog alone started a deploy")
+    dialog = os.path.join(ARGS["artifactsDir"], "farm-update-dialog.png")
+    with bpy.context.temp_override(window=window):
+        bpy.ops.screen.screenshot(filepath=dialog, check_existing=False)
+    support.log(f"screenshot: {dialog}")
     yield 0.2
 
 
