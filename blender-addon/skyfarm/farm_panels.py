@@ -199,10 +199,21 @@ classes = (SKYFARM_PT_farm, SKYFARM_UL_stack_events, SKYFARM_PT_farm_events, SKY
 _register, _unregister = bpy.utils.register_classes_factory(classes)
 
 
+def _tick_elapsed():
+    """While a deploy runs, redraw once a second so its elapsed time moves between stack events
+    (CloudFormation can be silent for minutes while it creates compute environments)."""
+    if sync.session is not None and sync.session.farm.busy:
+        sync.request_redraw()
+    return 1.0
+
+
 def register():
     farm_props.reset()
     _register()
+    bpy.app.timers.register(_tick_elapsed, first_interval=1.0, persistent=True)
 
 
 def unregister():
+    if bpy.app.timers.is_registered(_tick_elapsed):
+        bpy.app.timers.unregister(_tick_elapsed)
     _unregister()
