@@ -1,0 +1,172 @@
+// The `--stack-name N` path end to end: `skyfarm deploy --stack-name N` creates the stack through the
+// fake CloudFormation, the daemon remembers its outputs (bucket, queue and job definition ARNs, log
+// group, image repository), and `skyfarm render --backend aws --stack-name N --wait` renders on the
+// fake Batch with exactly those resources (worker image checked in the stack's repository).
+import t from 'tap';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import pino from 'pino';
+import { CreateBucketCommand } from '@aws-sdk/client-s3';
+import { startDaemon } from '../daemon/src/daemon.js';
+import { createS3Client, settingsFromEnv } from '../daemon/src/batch/bucket.js';
+import type { Job, StackInfo } from '../protocol/generated/protocol.js';
+import { awsEnv, cleanEnv, REPO_ROOT, startS3, WORKER_ENTRY } from './fakes/batch/aws-env.js';
+import { runSkyfarm } from './fakes/batch/farm.js';
+import { startFakeBatch } from './fakes/batch/server.js';
+import { farmFromTemplate } from './fakes/batch/template.js';
+import { startFakeCloudFormation } from './fakes/cloudformation/server.js';
+import { startFakeEcr } from './fakes/ecr/server.js';
+import { startFakeLogs } from './fakes/logs/server.js';
+import { startFakeSes } from './fakes/ses/server.js';
+import { blenderCommand, blenderSkip, makeScene } from './helpers/scenes.js';
+
+const STACK = 'farm2';
+
+t.test(
+  'deploy --stack-name N, then render --stack-name N --wait',
+  { skip: blenderSkip, timeout: 170_000 },
+  async (t) => {
+    const dir = t.testdir({});
+    const s3 = await startS3(path.join(dir, 's3'), 'unused');
+    t.teardown(() => s3.close());
+    const cloudFormation = await startFakeCloudFormation({ stepMs: 2 });
+    t.teardown(() => cloudFormation.close());
+    const ses = await startFakeSes();
+    t.teardown(() => ses.close());
+    const logs = await startFakeLogs();
+    t.teardown(() => logs.close());
+    const ecr = await startFakeEcr({ repositories: { [`${STACK}/worker`]: ['4.2.3'] } });
+    t.teardown(() => ecr.close());
+    const efs = path.join(dir, 'efs');
+    const base = { ...cleanEnv(), ...awsEnv({ s3: s3.endpoint, ses: ses.endpoint, logs: logs.endpoint }) };
+    // The queues and job definitions of a stack with NamePrefix farm2, as the template names them (the
+    // bucket each stage uses comes with its submit).
+    const template = farmFromTemplate({ bucket: 'from-the-submit', namePrefix: STACK, gpu: true });
+    const batch = await startFakeBatch({
+      queues: template.queues,
+      jobDefinitions: template.jobDefinitions,
+      rules: template.rules,
+      hostEnv: { ...base, SKYFARM_EFS_ROOT: efs, SKYFARM_BLENDER: blenderCommand },
+      executables: { 'skyfarm-worker': [process.execPath, '--import', 'tsx', WORKER_ENTRY] },
+      cwd: REPO_ROOT,
+      maxRunning: 2,
+      tickMs: 40,
+      logs,
+      logGroup: `/skyfarm/${STACK}`,
+    });
+    t.teardown(() => batch.close());
+    const env: NodeJS.ProcessEnv = {
+      ...base,
+      ...awsEnv({
+        s3: s3.endpoint,
+        batch: batch.endpoint,
+        ses: ses.endpoint,
+        logs: logs.endpoint,
+        ecr: ecr.endpoint,
+      }),
+      AWS_ENDPOINT_URL_CLOUDFORMATION: cloudFormation.url,
+      AWS_ENDPOINT_URL: 'http://127.0.0.1:9',
+      AWS_CONFIG_FILE: path.join(dir, 'no-aws-config'),
+      AWS_SHARED_CREDENTIALS_FILE: path.join(dir, 'no-aws-credentials'),
+      SKYFARM_BLENDER: blenderCommand,
+    };
+    const stateDir = path.join(dir, 'home');
+    const daemon = await startDaemon({
+      stateDir,
+      port: 0,
+      env,
+      logger: pino({ level: 'silent' }),
+      aws: {
+        backend: {
+          pollFastMs: 250,
+          pollSlowMs: 750,
+          runnableWarnMs: 60_000,
+          failurePublishTimeoutMs: 60_000,
+        },
+      },
+    });
+    t.teardown(() => daemon.stop());
+
+    const deploy = await runSkyfarm(['deploy', '--stack-name', STACK, '--yes', '--json'], stateDir, dir);
+    t.equal(deploy.code, 0, deploy.stderr.slice(-2000));
+    const { stack } = JSON.parse(deploy.stdout) as { stack: StackInfo };
+    t.equal(stack.status, 'CREATE_COMPLETE');
+    t.match(stack.outputs, {
+      BucketName: /^farm2-bucket-/,
+      CpuSpotQueueArn: `arn:aws:batch:us-east-1:123456789012:job-queue/${STACK}-cpu-spot`,
+      RenderJobDefinitionArn: `arn:aws:batch:us-east-1:123456789012:job-definition/${STACK}-render:1`,
+      RepositoryName: `${STACK}/worker`,
+      LogGroupName: `/skyfarm/${STACK}`,
+    });
+    // CloudFormation "created" the bucket; in s3rver it has to be made by hand.
+    const s3Client = createS3Client(settingsFromEnv(base, 'S3'));
+    t.teardown(() => s3Client.destroy());
+    await s3Client.send(new CreateBucketCommand({ Bucket: stack.outputs['BucketName'] }));
+    const cfnCalls = cloudFormation.calls.length;
+
+    const scene = await makeScene(path.join(dir, 'project'), { frames: [1, 3] });
+    const output = path.join(dir, 'out');
+    const run = await runSkyfarm(
+      [
+        'render',
+        scene,
+        '--backend',
+        'aws',
+        '--stack-name',
+        STACK,
+        '--chunk-size',
+        '2',
+        '--output',
+        output,
+        '--wait',
+        '--json',
+      ],
+      stateDir,
+      dir,
+      150_000,
+    );
+    t.equal(run.code, 0, run.stderr.slice(-3000));
+    const job = JSON.parse(run.stdout) as Job;
+    t.equal(job.state, 'done');
+    for (const frame of ['frame_0001.png', 'frame_0002.png', 'frame_0003.png'])
+      t.ok(existsSync(path.join(output, frame)), `${frame} downloaded`);
+
+    // The remembered outputs were used: no CloudFormation call for the render, the stack's own ARNs.
+    t.equal(cloudFormation.calls.length, cfnCalls, 'the render did not ask CloudFormation again');
+    const submits = batch.calls.filter((c) => c.operation === 'submitjob').map((c) => c.input);
+    t.same(
+      submits.map((s) => [s['jobName'], s['jobQueue'], s['jobDefinition']]),
+      [
+        [
+          `skyfarm-${job.id}-copy`,
+          stack.outputs['TransferQueueArn'],
+          stack.outputs['TransferJobDefinitionArn'],
+        ],
+        [
+          `skyfarm-${job.id}-render`,
+          stack.outputs['CpuSpotQueueArn'],
+          stack.outputs['RenderJobDefinitionArn'],
+        ],
+        [
+          `skyfarm-${job.id}-publish`,
+          stack.outputs['TransferQueueArn'],
+          stack.outputs['TransferJobDefinitionArn'],
+        ],
+      ],
+    );
+    t.ok(
+      submits.every((s) =>
+        (
+          (s['containerOverrides'] as { environment: Array<{ name: string; value: string }> }).environment ??
+          []
+        ).some((e) => e.name === 'SKYFARM_BUCKET' && e.value === stack.outputs['BucketName']),
+      ),
+      'every stage works in the stack bucket',
+    );
+    t.same(
+      ecr.calls.map((c) => c.input['repositoryName']),
+      [`${STACK}/worker`],
+      'the worker image was looked up in the stack repository, once',
+    );
+  },
+);
