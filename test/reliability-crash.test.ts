@@ -38,7 +38,7 @@ import { DaemonClient } from '../daemon/src/client/daemon-client.js';
 import type { Job } from '../protocol/generated/protocol.js';
 
 const SEED = Number(process.env['SKYFARM_CRASH_SEED'] ?? Math.floor(Math.random() * 2 ** 31));
-const KILLS = Number(process.env['SKYFARM_CRASH_KILLS'] ?? 10);
+const KILLS = Number(process.env['SKYFARM_CRASH_KILLS'] ?? 12);
 const FRAMES = [1, 2, 3];
 const FINISHED = ['done', 'failed', 'canceled'];
 
