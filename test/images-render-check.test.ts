@@ -96,7 +96,7 @@ t.test('a version without an image is refused with the list; after the build it 
   });
 });
 
-t.test('the farm default needs an image too', async (t) => {
+t.test('the farm default needs an image too (copy and publish run in it)', async (t) => {
   const farm = await startImagesFarm(t, { tags: ['3.4.1'] });
   await farm.startDaemon({ env: { SKYFARM_AWS_BLENDER_VERSION: '4.2.3' } });
   const stub = path.join(farm.dir, 'stub.blend');
@@ -109,5 +109,20 @@ t.test('the farm default needs an image too', async (t) => {
   t.equal(run.code, 1);
   t.match(JSON.parse(run.stdout), {
     error: { code: 'IMAGE_MISSING', message: /Blender 4\.2\.3 .*available: 3\.4\.1/ },
+  });
+  // Another version with an image is not enough while the default has none.
+  const other = await runSkyfarm(
+    ['render', stub, '--backend', 'aws', '--blender-version', '3.4.1', '--prepare-only', '--json'],
+    farm.stateDir,
+    farm.dir,
+  );
+  t.equal(other.code, 1);
+  t.match(JSON.parse(other.stdout), {
+    error: {
+      code: 'IMAGE_MISSING',
+      message:
+        'the farm has no worker image for Blender 4.2.3 (the farm default: copy and publish run in it) ' +
+        '(repository skyfarm/worker; available: 3.4.1). Build it with `skyfarm images build --blender-version 4.2.3`.',
+    },
   });
 });

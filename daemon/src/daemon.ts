@@ -147,7 +147,8 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
           };
         },
         // A render for a Blender version without a worker image is refused before anything is uploaded.
-        requireImage: (target, version) => images.service.requireImage(target, version),
+        requireImage: (target, version, role) => images.service.requireImage(target, version, role),
+        renderDefinition: (farm, version) => images.service.renderDefinition(farm, version),
         ...options.aws,
       },
     });

@@ -28,7 +28,10 @@ export interface AwsWiringOptions {
   requireImage?: (
     target: { repository: string; region?: string; stackName?: string },
     blenderVersion: string,
+    role?: string,
   ) => Promise<void>;
+  /** The render job definition that runs `blenderVersion`'s image (derived from the farm's). */
+  renderDefinition?: (farm: { region?: string; render: string }, blenderVersion: string) => Promise<string>;
   /** Test hooks and tuning. */
   backend?: Partial<
     Pick<
@@ -124,15 +127,29 @@ export function createAwsWiring(deps: {
       renderQueue(farm, device, market); // refuses GPU on a farm without GPU queues
       // --blender-version X, else the farm's default (the stack's DefaultBlenderVersion): it needs an image.
       const blenderVersion = checkBlenderVersion(aws.blenderVersion ?? farm.defaultBlenderVersion);
+      const other = blenderVersion !== farm.defaultBlenderVersion;
       if (deps.options?.requireImage && farm.imageRepository) {
-        await deps.options.requireImage(
-          {
-            repository: farm.imageRepository,
-            ...(farm.region ? { region: farm.region } : {}),
-            ...(aws.stackName && !aws.bucket ? { stackName: aws.stackName } : {}),
-          },
+        const target = {
+          repository: farm.imageRepository,
+          ...(farm.region ? { region: farm.region } : {}),
+          ...(aws.stackName && !aws.bucket ? { stackName: aws.stackName } : {}),
+        };
+        await deps.options.requireImage(target, blenderVersion);
+        // Copy, publish and the stack's publish-after-failure run in the default version's image.
+        if (other)
+          await deps.options.requireImage(
+            target,
+            farm.defaultBlenderVersion,
+            'the farm default: copy and publish run in it',
+          );
+      }
+      // The render stage runs in the job's version: its own job definition (Batch cannot override images).
+      if (other && !aws.prepareOnly && deps.options?.renderDefinition) {
+        const render = await deps.options.renderDefinition(
+          { ...(farm.region ? { region: farm.region } : {}), render: farm.jobDefinitions.render },
           blenderVersion,
         );
+        farm = { ...farm, jobDefinitions: { ...farm.jobDefinitions, render } };
       }
       return {
         farm,

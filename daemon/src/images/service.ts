@@ -20,6 +20,7 @@ import { SkyfarmError } from '../errors.js';
 import type { Notify } from '../notify.js';
 import type { BuildInfo, ICodeBuild } from './codebuild-api.js';
 import type { IEcr } from './ecr-api.js';
+import { renderDefinitionFor, type IJobDefinitions } from './job-definitions.js';
 
 /** Blender versions as image tags: 4.2 or 4.2.3. */
 export const BLENDER_VERSION_PATTERN = /^\d+\.\d+(\.\d+)?$/;
@@ -47,6 +48,7 @@ export interface ImageClients {
   ecr: IEcr;
   codeBuild: ICodeBuild;
   bucket(name: string): IBucket;
+  jobDefinitions: IJobDefinitions;
 }
 
 export interface ImageServiceDeps {
@@ -162,6 +164,7 @@ export class ImageService {
   async requireImage(
     target: { repository: string; region?: string; stackName?: string },
     version: string,
+    role?: string,
   ): Promise<void> {
     const images = await this.images(target.repository, target.region);
     if (images.some((i) => i.version === version)) return;
@@ -169,12 +172,27 @@ export class ImageService {
     const stack = target.stackName ? ` --stack-name ${target.stackName}` : '';
     throw new SkyfarmError(
       'IMAGE_MISSING',
-      `the farm has no worker image for Blender ${version} (repository ${target.repository}; ` +
-        `available: ${available.length ? available.join(', ') : 'none'}). Build it with ` +
+      `the farm has no worker image for Blender ${version}${role ? ` (${role})` : ''} (repository ` +
+        `${target.repository}; available: ${available.length ? available.join(', ') : 'none'}). Build it with ` +
         `\`skyfarm images build --blender-version ${version}${stack}\`` +
-        (available.length ? `, or render with --blender-version ${available[0]}` : '') +
+        (available.length && !role ? `, or render with --blender-version ${available[0]}` : '') +
         '.',
     );
+  }
+
+  private readonly definitions = new Map<string, { at: number; arn: Promise<string> }>();
+
+  /** The render job definition for `version` (derived once from the farm's; cached for 10 min). */
+  renderDefinition(farm: { region?: string; render: string }, version: string): Promise<string> {
+    const key = `${farm.region ?? ''}/${farm.render}/${version}`;
+    const cached = this.definitions.get(key);
+    if (cached && this.now() - cached.at < 10 * 60_000) return cached.arn;
+    const arn = renderDefinitionFor(this.deps.clients(farm.region).jobDefinitions, farm.render, version);
+    this.definitions.set(key, { at: this.now(), arn });
+    arn.catch(() => {
+      if (this.definitions.get(key)?.arn === arn) this.definitions.delete(key);
+    });
+    return arn;
   }
 
   /** Uploads the build context, starts the build for `blenderVersion` and follows it until it ends. */

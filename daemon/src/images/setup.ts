@@ -13,6 +13,7 @@ import { DEFAULT_STACK_NAME } from '../stack/validate.js';
 import { buildContext } from './build-context.js';
 import { createCodeBuild } from './codebuild-api.js';
 import { createEcr } from './ecr-api.js';
+import { createJobDefinitions } from './job-definitions.js';
 import { ImageService, type ImageClients, type ImageServiceDeps, type ImageTarget } from './service.js';
 
 export type ImageOptions = Partial<
@@ -63,14 +64,17 @@ export function setupImages(deps: {
         const ecr = createEcr({ ...settingsFromEnv(env, 'ECR'), ...at });
         const codeBuild = createCodeBuild({ ...settingsFromEnv(env, 'CODEBUILD'), ...at });
         const s3 = createS3Client({ ...settingsFromEnv(env, 'S3'), ...at });
+        const jobDefinitions = createJobDefinitions({ ...settingsFromEnv(env, 'BATCH'), ...at });
         entry = {
           ecr,
           codeBuild,
           bucket: (name) => new S3Bucket(s3, name),
+          jobDefinitions,
           destroy: () => {
             ecr.destroy();
             codeBuild.destroy();
             s3.destroy();
+            jobDefinitions.destroy();
           },
         };
         made.set(key, entry);

@@ -49,6 +49,13 @@ export interface JobDefinitionSpec {
   /** awslogs-stream-prefix; the stream is `<prefix>/default/<task id>`. */
   logStreamPrefix?: string;
   propagateTags?: boolean;
+  /** The container image (default `<account>.dkr.ecr.<region>.amazonaws.com/skyfarm/worker:fake`). */
+  image?: string;
+  /** Revision (default 1); RegisterJobDefinition adds the next one under the same name. */
+  revision?: number;
+  /** Everything else a registered definition carried (returned by DescribeJobDefinitions as given). */
+  registered?: Record<string, unknown>;
+  tags?: Record<string, string>;
 }
 
 export interface QueueSpec {
@@ -239,7 +246,10 @@ export async function startFakeBatch(options: FakeBatchOptions): Promise<FakeBat
   const held = new Set<string>();
   const interruptions: Interruption[] = [];
   const queueArn = (name: string) => `arn:aws:batch:${REGION}:${ACCOUNT}:job-queue/${name}`;
-  const defArn = (name: string) => `arn:aws:batch:${REGION}:${ACCOUNT}:job-definition/${name}:1`;
+  const defArn = (name: string, revision = 1) =>
+    `arn:aws:batch:${REGION}:${ACCOUNT}:job-definition/${name}:${revision}`;
+  const definitions = options.jobDefinitions.map((d) => ({ ...d, revision: d.revision ?? 1 }));
+  const defaultImage = `${ACCOUNT}.dkr.ecr.${REGION}.amazonaws.com/skyfarm/worker:fake`;
   let closed = false;
 
   const findQueue = (ref: unknown): QueueSpec => {
@@ -250,9 +260,11 @@ export async function startFakeBatch(options: FakeBatchOptions): Promise<FakeBat
   };
   const findDefinition = (ref: unknown): JobDefinitionSpec => {
     const text = String(ref ?? '');
-    const definition = options.jobDefinitions.find(
-      (d) => d.name === text || `${d.name}:1` === text || defArn(d.name) === text,
-    );
+    // A name alone means its latest revision; `name:N` and the ARN name one revision.
+    const latest = definitions.filter((d) => d.name === text).at(-1);
+    const definition =
+      latest ??
+      definitions.find((d) => `${d.name}:${d.revision}` === text || defArn(d.name, d.revision) === text);
     if (!definition) throw new BatchError('ClientException', `Job definition ${text} not found`);
     return definition;
   };
@@ -269,7 +281,7 @@ export async function startFakeBatch(options: FakeBatchOptions): Promise<FakeBat
   const describe = (job: FakeJob): Record<string, unknown> => {
     const last = job.attempts.at(-1);
     const container: Record<string, unknown> = {
-      image: `${ACCOUNT}.dkr.ecr.${REGION}.amazonaws.com/skyfarm/worker:fake`,
+      image: job.definition.image ?? defaultImage,
       command: job.command,
       environment: Object.entries(job.environment).map(([name, value]) => ({ name, value })),
     };
@@ -437,7 +449,7 @@ export async function startFakeBatch(options: FakeBatchOptions): Promise<FakeBat
       queue,
       jobQueue: queueArn(queue.name),
       definition,
-      jobDefinition: defArn(definition.name),
+      jobDefinition: defArn(definition.name, definition.revision),
       status: 'SUBMITTED',
       createdAt: Date.now(),
       dependsOn: dependsOn.map((d) => ({ jobId: d.jobId!, ...(d.type ? { type: d.type } : {}) })),
@@ -753,6 +765,85 @@ export async function startFakeBatch(options: FakeBatchOptions): Promise<FakeBat
         jobSummaryList: page.map(summarize),
         ...(start + size < list.length ? { nextToken: String(start + size) } : {}),
       };
+    },
+    '/v1/describejobdefinitions': (input) => {
+      const refs = input['jobDefinitions'] as string[] | undefined;
+      let list = refs?.length
+        ? refs.flatMap((ref) => {
+            try {
+              return [findDefinition(ref)];
+            } catch {
+              return [];
+            }
+          })
+        : definitions.slice();
+      if (input['jobDefinitionName'] !== undefined)
+        list = list.filter((d) => d.name === input['jobDefinitionName']);
+      if (input['status'] !== undefined && input['status'] !== 'ACTIVE') list = [];
+      return {
+        jobDefinitions: list.map((d) => ({
+          ...(d.registered ?? {}),
+          jobDefinitionName: d.name,
+          jobDefinitionArn: defArn(d.name, d.revision),
+          revision: d.revision,
+          status: 'ACTIVE',
+          type: 'container',
+          parameters: d.parameters ?? {},
+          retryStrategy: d.retryStrategy ?? { attempts: 1 },
+          propagateTags: Boolean(d.propagateTags),
+          platformCapabilities: ['EC2'],
+          containerProperties: {
+            ...((d.registered?.['containerProperties'] as Record<string, unknown>) ?? {}),
+            image: d.image ?? defaultImage,
+            command: d.command,
+            environment: Object.entries(d.environment ?? {}).map(([name, value]) => ({ name, value })),
+            ...(d.logStreamPrefix
+              ? {
+                  logConfiguration: {
+                    logDriver: 'awslogs',
+                    options: { 'awslogs-stream-prefix': d.logStreamPrefix },
+                  },
+                }
+              : {}),
+          },
+          ...(d.tags ? { tags: d.tags } : {}),
+        })),
+      };
+    },
+    '/v1/registerjobdefinition': (input) => {
+      const name = String(input['jobDefinitionName'] ?? '');
+      if (!/^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$/.test(name))
+        throw new BatchError('ClientException', `invalid jobDefinitionName ${name}`);
+      if (input['type'] !== 'container')
+        throw new BatchError('ClientException', 'the fake registers container job definitions only');
+      const container = (input['containerProperties'] ?? {}) as Record<string, unknown>;
+      if (typeof container['image'] !== 'string' || !container['image'])
+        throw new BatchError('ClientException', 'containerProperties.image is required');
+      const logOptions = (container['logConfiguration'] as { options?: Record<string, string> } | undefined)
+        ?.options;
+      const retry = input['retryStrategy'] as RetryStrategy | undefined;
+      const revision = Math.max(0, ...definitions.filter((d) => d.name === name).map((d) => d.revision)) + 1;
+      definitions.push({
+        name,
+        revision,
+        image: container['image'],
+        command: (container['command'] as string[]) ?? [],
+        environment: Object.fromEntries(
+          ((container['environment'] as Array<{ name: string; value: string }>) ?? []).map((e) => [
+            e.name,
+            e.value,
+          ]),
+        ),
+        parameters: (input['parameters'] as Record<string, string>) ?? {},
+        ...(retry ? { retryStrategy: retry } : {}),
+        ...(logOptions?.['awslogs-stream-prefix']
+          ? { logStreamPrefix: logOptions['awslogs-stream-prefix'] }
+          : {}),
+        propagateTags: Boolean(input['propagateTags']),
+        registered: input,
+        ...(input['tags'] ? { tags: input['tags'] as Record<string, string> } : {}),
+      });
+      return { jobDefinitionName: name, jobDefinitionArn: defArn(name, revision), revision };
     },
     '/v1/terminatejob': (input) => {
       const job = jobs.get(String(input['jobId']));

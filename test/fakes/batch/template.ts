@@ -35,12 +35,18 @@ export function farmFromTemplate(options: {
       if (ref === 'AWS::Region') return REGION;
       if (ref === 'AWS::AccountId') return ACCOUNT;
       if (ref === 'AWS::Partition') return 'aws';
+      if (ref === 'Repository.RepositoryUri')
+        return `${ACCOUNT}.dkr.ecr.${REGION}.amazonaws.com/${prefix}/worker`;
+      if (ref === 'DefaultBlenderVersion')
+        return String(
+          (template.Parameters?.['DefaultBlenderVersion'] as { Default?: string })?.Default ?? '4.2.3',
+        );
       if (names[ref]) return names[ref]!;
       return `unresolved:${ref}`;
     }
     if (keys.length === 1 && keys[0] === 'Fn::Sub' && typeof value['Fn::Sub'] === 'string') {
       return (value['Fn::Sub'] as string).replace(/\$\{([^}]+)\}/g, (_, name: string) => {
-        const resolved = resolve({ Ref: name.split('.')[0]! });
+        const resolved = resolve({ Ref: name === 'Repository.RepositoryUri' ? name : name.split('.')[0]! });
         return typeof resolved === 'string' ? resolved : `unresolved:${name}`;
       });
     }
@@ -93,6 +99,7 @@ export function farmFromTemplate(options: {
           ? { logStreamPrefix: logOptions['awslogs-stream-prefix'] }
           : {}),
         propagateTags: Boolean(props['PropagateTags']),
+        ...(typeof container['Image'] === 'string' ? { image: container['Image'] } : {}),
       });
     } else if (resource.Type === 'AWS::Events::Rule') {
       const targets = (props['Targets'] as Array<Record<string, TemplateValue>>) ?? [];
