@@ -1,6 +1,7 @@
 // The daemon's record of blobs seen in a store stays bounded: entries not confirmed for maxAgeMs are
 // forgotten, and beyond maxRows the least recently confirmed go first. A blob that vanished from the
-// store is sent again — once the trust window has passed, and also after its record was pruned.
+// store is sent again — once the trust window has passed, and also after its record was pruned. Small
+// files' bytes are kept from hashing only for a store that sends them.
 import t from 'tap';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
@@ -113,4 +114,51 @@ t.test('a blob that vanished from the store is uploaded again', async (t) => {
   );
   t.equal(await store.hasBlob(vanished.sha256), true);
   t.equal(known.count(store.id), 4, 'and the record holds every blob again');
+});
+
+t.test('small files are kept from hashing only for a store that sends bytes', async (t) => {
+  const dir = t.testdir({});
+  const root = join(dir, 'project');
+  await mkdir(root, { recursive: true });
+  const blend = join(root, 'shot.blend');
+  await writeFile(blend, Buffer.concat([Buffer.from('BLENDER-v304'), randomBytes(70_000)]));
+  const texture = join(root, 'tex.png');
+  const data = randomBytes(200_000);
+  await writeFile(texture, data);
+  const upload = async (takesBytes: boolean) => {
+    const local = new LocalObjectStore(join(dir, `store-${takesBytes}`));
+    const handed: Array<Buffer | undefined> = [];
+    const store = {
+      id: local.id,
+      takesBytes,
+      hasBlob: (sha: string) => local.hasBlob(sha),
+      putBlobFromFile: (sha: string, file: string) => local.putBlobFromFile(sha, file),
+      putBlob: (sha: string, file: string, options: Parameters<LocalObjectStore['putBlob']>[2]) => {
+        handed.push(options.data);
+        return local.putBlob(sha, file, options);
+      },
+      materializeBlob: (sha: string, dest: string) => local.materializeBlob(sha, dest),
+      putJson: (key: string, value: unknown) => local.putJson(key, value),
+      getJson: <T>(key: string) => local.getJson<T>(key),
+    };
+    const result = await uploadProject({
+      jobId: null,
+      blendFile: blend,
+      sourceBlendFile: blend,
+      projectRoot: root,
+      dependencies: [{ path: texture, kind: 'image', missing: false, relative: true }],
+      strict: true,
+      store,
+    });
+    t.equal(result.blobsUploaded, 2);
+    return handed;
+  };
+  const plain = await upload(false);
+  t.same(plain, [undefined, undefined], 'a store that reads the file itself is handed no bytes');
+  const sending = await upload(true);
+  t.equal(sending.length, 2);
+  t.ok(
+    sending.some((bytes) => bytes?.equals(data)),
+    'a store that sends bytes gets the bytes read for hashing',
+  );
 });

@@ -13,6 +13,9 @@ const { parentPort } = require('node:worker_threads');
 const { createHash } = require('node:crypto');
 const { openSync, readSync, closeSync, fstatSync, statSync } = require('node:fs');
 const CHUNK = 1 << 20;
+// One read buffer per worker for every file it streams (a fresh 1 MiB buffer per file fragmented
+// the thread's malloc arena, which an idle daemon then kept).
+let chunk;
 let cancel;
 parentPort.on('message', (message) => {
   if (message.cancel) { cancel = message.cancel; return; }
@@ -39,7 +42,7 @@ parentPort.on('message', (message) => {
       bytes = bytes.subarray(0, done);
       hash.update(bytes);
     } else {
-      const chunk = Buffer.allocUnsafeSlow(CHUNK);
+      chunk ??= Buffer.allocUnsafeSlow(CHUNK);
       let position = 0;
       for (;;) {
         if (cancel && Atomics.load(cancel, 0) === id) throw Object.assign(new Error('hashing canceled'), { code: 'ABORT_ERR' });

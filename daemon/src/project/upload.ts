@@ -323,8 +323,12 @@ export async function uploadProject(request: UploadRequest): Promise<UploadResul
     for (let attempt = 1; ; attempt++) {
       const release = await hashSlots.acquire();
       let hashed: HashedFile;
-      // A small file read for hashing is sent from memory if its blob is missing, within a budget.
-      const keep = entry.size <= KEEP_BYTES_MAX && heldBytes + entry.size <= HELD_BYTES_BUDGET;
+      // A small file read for hashing is sent from memory if its blob is missing, within a budget
+      // (to a store that sends bytes: the local store copies the file itself).
+      const keep =
+        store.takesBytes === true &&
+        entry.size <= KEEP_BYTES_MAX &&
+        heldBytes + entry.size <= HELD_BYTES_BUDGET;
       if (keep) heldBytes += entry.size;
       try {
         // The collection's stat on the first try; after a BlobChangedError the file is stated again.

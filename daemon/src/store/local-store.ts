@@ -83,7 +83,8 @@ export class LocalObjectStore implements IObjectStore {
     });
     try {
       await pipeline(
-        createReadStream(file, { highWaterMark: 1 << 20 }),
+        // Reads sized to the file (a 1 MiB buffer per small file fragments the heap an idle daemon keeps).
+        createReadStream(file, { highWaterMark: Math.min(1 << 20, Math.max(16 * 1024, options.size + 1)) }),
         meter,
         createWriteStream(temp, { mode: 0o600 }),
         ...(options.signal ? [{ signal: options.signal }] : []),

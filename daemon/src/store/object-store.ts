@@ -18,6 +18,12 @@ export interface IObjectStore {
   /** putBlobFromFile with the expected size and byte progress. */
   putBlob?(sha256: string, file: string, options: PutBlobOptions): Promise<void>;
   /**
+   * putBlob sends `data` (bytes the caller already read) instead of reading the file again: the upload
+   * then keeps small files' bytes from hashing. Stores without it are never handed bytes (holding
+   * them would only cost memory).
+   */
+  readonly takesBytes?: boolean;
+  /**
    * Prepares presence checks for about `count` blobs. A store may answer them from one listing
    * instead of one request per blob; `sizeHint` is how many blobs the store is believed to hold.
    */

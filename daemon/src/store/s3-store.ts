@@ -57,6 +57,8 @@ async function readAll(stream: Readable): Promise<Buffer> {
 
 export class S3ObjectStore implements IObjectStore {
   readonly id: string;
+  /** Small blobs go up from the bytes the upload read for hashing. */
+  readonly takesBytes = true;
   private readonly partSize: number;
   private readonly threshold: number;
   private readonly queueSize: number;
