@@ -59,6 +59,12 @@ export async function startFarm(t: Test, options: { maxRunning?: number } = {}):
     tickMs: 40,
     logs,
     logGroup: '/skyfarm/skyfarm',
+    // A container starts only from an image the fake ECR holds (`<registry>/<repository>:<tag>`).
+    imageExists: (image) => {
+      const path = image.slice(image.indexOf('/') + 1);
+      const colon = path.lastIndexOf(':');
+      return ecr.images(path.slice(0, colon)).some((i) => i.tags.includes(path.slice(colon + 1)));
+    },
   });
   t.teardown(() => batch.close());
   const client = createS3Client(settingsFromEnv(env, 'S3'));

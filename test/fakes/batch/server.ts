@@ -92,6 +92,8 @@ export interface FakeBatchOptions {
   logs?: FakeLogs;
   logGroup?: string;
   rules?: EventRule[];
+  /** Whether a job definition's image can be pulled (e.g. the fake ECR has the tag); default: every image. */
+  imageExists?: (image: string) => boolean;
 }
 
 export interface Attempt {
@@ -624,10 +626,25 @@ export async function startFakeBatch(options: FakeBatchOptions): Promise<FakeBat
         case 'RUNNABLE':
           if (!held.has(job.queue.name) && running() < maxRunning) setStatus(job, 'STARTING', '');
           break;
-        case 'STARTING':
+        case 'STARTING': {
+          const image = job.definition.image ?? defaultImage;
+          if (options.imageExists && !options.imageExists(image)) {
+            // What ECS reports when the image tag is not in the registry; not retried (no `Host EC2`).
+            job.attempts.push({
+              container: {
+                reason: `CannotPullContainerError: Error response from daemon: manifest for ${image} not found: manifest unknown: Requested image not found`,
+              },
+              stoppedAt: Date.now(),
+              statusReason: 'Task failed to start',
+              output: [],
+            });
+            setStatus(job, 'FAILED', 'Task failed to start');
+            break;
+          }
           setStatus(job, 'RUNNING');
           startContainer(job);
           break;
+        }
         default:
           break;
       }
