@@ -12,6 +12,7 @@ const suites: Array<[string, string]> = [
   ['test_state', 'job table reducer'],
   ['test_paths', 'state dir discovery like the daemon'],
   ['test_submission', 'render.submit params from scene facts'],
+  ['test_upload_view', 'upload progress line and bar, missing files, Strict'],
   ['test_stdlib_only', 'standard library imports only, bpy-free core'],
   ['test_session_protocol', 'newer/garbled protocol from a fake daemon'],
   ['test_daemon_connection', 'connection against the real daemon: auth, fragmentation, restarts'],

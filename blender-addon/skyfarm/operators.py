@@ -40,6 +40,7 @@ def submit_settings(scene, context=None):
         aws_blender_version=settings.aws_blender_version.strip() or bpy.app.version_string.split(" ")[0],
         aws_notify_email=settings.aws_notify_email,
         aws_stack_name=prefs.aws_stack_name if prefs else "",
+        strict=settings.strict,
     )
 
 
@@ -57,9 +58,14 @@ def render_blocker(context):
     scene = context.scene
     if scene is None:
         return "No scene"
-    problem = submission.blocking_problem(scene_facts(scene), submit_settings(scene, context))
+    facts = scene_facts(scene)
+    problem = submission.blocking_problem(facts, submit_settings(scene, context))
     if problem:
         return problem
+    if scene.skyfarm.strict:
+        problem = submission.strict_problem([d.path for d in dependencies.missing(dependencies.recent())], facts.blend_path)
+        if problem:
+            return problem
     backend = scene.skyfarm.backend.lower()
     availability = session.backend(backend)
     if not availability.available:
@@ -116,7 +122,8 @@ class SKYFARM_OT_render(bpy.types.Operator):
         missing = [d.path for d in found if d.missing]
         frames = params["frames"]
         if missing:
-            self.report({"WARNING"}, f"skyfarm: submitting frames {frames}; {len(missing)} missing file(s): {', '.join(missing[:3])}")
+            summary = submission.missing_summary(missing, facts.blend_path)
+            self.report({"WARNING"}, f"skyfarm: submitting frames {frames}; {summary} (rendered without them)")
         else:
             self.report({"INFO"}, f"skyfarm: submitting frames {frames} ({len(found)} files)")
         sync.request_redraw()

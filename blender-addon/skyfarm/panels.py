@@ -3,6 +3,7 @@
 import bpy
 
 from . import dependencies, framespec, operators, preferences, state, submission, sync
+from . import session as session_module
 
 STATE_ICONS = {
     "queued": "SORTTIME",
@@ -101,9 +102,11 @@ class SKYFARM_PT_submit(OutputPropertiesPanel, bpy.types.Panel):
         except submission.SubmitProblem as problem:
             _hint(layout, str(problem), "ERROR", alert=True)
 
+        layout.prop(settings, "strict")
         missing = dependencies.missing(dependencies.recent())
         if missing:
-            _hint(layout, f"{len(missing)} missing file(s): see Files below", "ERROR", alert=True)
+            summary = submission.missing_summary([d.path for d in missing], facts.blend_path)
+            _hint(layout, f"{summary} (see Files below)", "ERROR", alert=True)
 
         layout.separator()
         row = layout.row()
@@ -159,15 +162,19 @@ class SKYFARM_PT_submit_files(OutputPropertiesPanel, bpy.types.Panel):
         layout = self.layout
         found = dependencies.recent()
         missing = dependencies.missing(found)
+        blend_path = bpy.data.filepath
         row = layout.row()
         row.label(text=f"{len(found)} files besides the .blend, {len(missing)} missing")
         row.operator("skyfarm.refresh_dependencies", text="", icon="FILE_REFRESH")
         if missing:
             box = layout.box()
             box.alert = True
-            box.label(text="Missing (they will not be rendered with the scene):", icon="ERROR")
+            if context.scene.skyfarm.strict:
+                box.label(text="Missing (Strict is on: Render refuses until they are found):", icon="ERROR")
+            else:
+                box.label(text="Missing (the render goes ahead without them):", icon="ERROR")
             for dependency in missing[:MAX_LISTED_FILES]:
-                box.label(text=f"{dependency.path}", icon="BLANK1")
+                box.label(text=submission.display_path(dependency.path, blend_path), icon="BLANK1")
             if len(missing) > MAX_LISTED_FILES:
                 box.label(text=f"… and {len(missing) - MAX_LISTED_FILES} more", icon="BLANK1")
         present = [dependency for dependency in found if not dependency.missing]
@@ -175,7 +182,7 @@ class SKYFARM_PT_submit_files(OutputPropertiesPanel, bpy.types.Panel):
             column = layout.column(align=True)
             column.active = False
             for dependency in present[:MAX_LISTED_FILES]:
-                column.label(text=f"{dependency.path}", icon=_kind_icon(dependency.kind))
+                column.label(text=submission.display_path(dependency.path, blend_path), icon=_kind_icon(dependency.kind))
             if len(present) > MAX_LISTED_FILES:
                 column.label(text=f"… and {len(present) - MAX_LISTED_FILES} more")
 
@@ -212,7 +219,11 @@ class SKYFARM_UL_jobs(bpy.types.UIList):
             split = layout.split(factor=0.5)
             split.label(text=item.name, icon=STATE_ICONS.get(item.state, "QUESTION"))
             right = split.split(factor=0.6)
-            right.prop(item, "progress_percent", text=f"{item.frames_done}/{item.frames_total}", slider=True)
+            if item.state == "uploading" and item.upload_files_total:
+                # While the scene uploads, the row's bar is the upload's bytes.
+                right.prop(item, "upload_percent", text=item.upload_short, slider=True)
+            else:
+                right.prop(item, "progress_percent", text=f"{item.frames_done}/{item.frames_total}", slider=True)
             right.label(text=item.state.capitalize())
         else:
             layout.alignment = "CENTER"
@@ -245,6 +256,24 @@ class SKYFARM_PT_jobs(OutputPropertiesPanel, bpy.types.Panel):
         draw_job(layout, live.jobs[live.active_job_index], connected=session is not None and session.status.connected)
 
 
+def _bar(layout, item, factor_name, percent_name, text):
+    if hasattr(layout, "progress"):  # Blender 4.0+ has a real progress bar.
+        layout.progress(factor=getattr(item, factor_name), type="BAR", text=text)
+    else:  # Blender 3.x: a read-only percentage slider draws as one.
+        layout.prop(item, percent_name, text=text, slider=True)
+
+
+def _draw_upload(box, item):
+    """The scene upload: a bar for the bytes, then files · bytes · rate · ETA (live from upload.progress)."""
+    if not item.upload_files_total:
+        row = box.row()
+        row.active = False
+        row.label(text="Uploading: collecting and hashing the scene's files…", icon="EXPORT")
+        return
+    _bar(box, item, "upload_progress", "upload_percent", f"Uploading {item.upload_short}")
+    box.label(text=item.upload_text, icon="EXPORT")
+
+
 def draw_job(layout, item, connected):
     box = layout.box()
     header = box.row()
@@ -253,18 +282,24 @@ def draw_job(layout, item, connected):
     state_label.alignment = "RIGHT"
     state_label.label(text=item.state.capitalize())
 
-    frames_text = f"{item.frames_done}/{item.frames_total} frames"
-    if item.frames_failed:
-        frames_text += f", {item.frames_failed} failed"
-    if hasattr(box, "progress"):  # Blender 4.0+ has a real progress bar.
-        box.progress(factor=item.progress, type="BAR", text=frames_text)
+    if item.state == "uploading":
+        _draw_upload(box, item)
     else:
-        box.prop(item, "progress_percent", text=frames_text, slider=True)
+        frames_text = f"{item.frames_done}/{item.frames_total} frames"
+        if item.frames_failed:
+            frames_text += f", {item.frames_failed} failed"
+        _bar(box, item, "progress", "progress_percent", frames_text)
 
-    upload = sync.upload_line(item.job_id) if item.state == "uploading" else None
     details = box.column(align=True)
-    if upload:
-        details.label(text=upload[0], icon="EXPORT")
+    job = sync.job_view(item.job_id)
+    if item.upload_files_total and job is not None and session_module.upload_stopped(job):
+        stopped = details.row()
+        stopped.alert = item.state == "failed"
+        ended = "canceled" if item.state == "canceled" else "failed"
+        stopped.label(
+            text=f"Upload {ended} at {item.upload_files_done}/{item.upload_files_total} files · {item.upload_short}",
+            icon="EXPORT",
+        )
     if item.eta >= 0 and item.state not in state.FINISHED_STATES:
         details.label(text=f"ETA {state.format_eta(item.eta)}", icon="TIME")
     if item.message:

@@ -68,6 +68,11 @@ class SkyfarmSceneSettings(bpy.types.PropertyGroup):
         default="",
         subtype="DIR_PATH",
     )
+    strict: BoolProperty(
+        name="Strict",
+        description="Refuse to submit while any file the scene needs is missing (they would render pink or empty)",
+        default=False,
+    )
     aws_device: EnumProperty(
         name="Device",
         description="Render on CPU or GPU instances",
@@ -94,6 +99,10 @@ class SkyfarmSceneSettings(bpy.types.PropertyGroup):
 
 def _progress_percent(job):
     return job.progress * 100.0
+
+
+def _upload_percent(job):
+    return job.upload_progress * 100.0
 
 
 def _ignore_write(job, value):
@@ -129,6 +138,24 @@ class SkyfarmJob(bpy.types.PropertyGroup):
     last_frame: StringProperty(name="Last Frame", description="The latest finished frame on disk", subtype="FILE_PATH")
     frames: StringProperty(name="Frames")
     created_at: StringProperty(name="Created")
+    # The scene upload, from upload.progress: live while state is "uploading", then where it ended.
+    upload_progress: FloatProperty(
+        name="Upload", description="Share of the project's bytes uploaded, 0 to 1", min=0.0, max=1.0, subtype="FACTOR"
+    )
+    upload_percent: FloatProperty(
+        name="Upload",
+        description="Share of the project's bytes uploaded",
+        subtype="PERCENTAGE",
+        min=0.0,
+        max=100.0,
+        precision=0,
+        get=_upload_percent,
+        set=_ignore_write,
+    )
+    upload_files_done: IntProperty(name="Files Uploaded")
+    upload_files_total: IntProperty(name="Files to Upload")
+    upload_text: StringProperty(name="Upload Status", description="Files, bytes, rate and ETA of the upload")
+    upload_short: StringProperty(name="Upload Size", description="Bytes uploaded of the total, e.g. 120/400 MB")
 
 
 class SkyfarmLiveStatus(bpy.types.PropertyGroup):

@@ -10,7 +10,7 @@ import collections
 from dataclasses import dataclass
 from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
 
-from . import connection, farm as farm_module, state
+from . import connection, farm as farm_module, state, submission
 
 # CloudFormation states in which the stack's resources exist and can take jobs.
 STACK_READY_STATUSES = ("CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE", "IMPORT_COMPLETE")
@@ -46,7 +46,7 @@ class DaemonSession:
         self.aws = _NOT_CONNECTED
         self.daemon_info: Optional[Dict[str, Any]] = None
         self.stack: Optional[Dict[str, Any]] = None
-        # Latest upload.progress per job id, shown while a job is uploading.
+        # Latest upload.progress per job id: shown while a job uploads, and where a stopped upload ended.
         self.uploads: Dict[str, Dict[str, Any]] = {}
         # True once jobs.list has answered on the current connection.
         self.synced = False
@@ -90,6 +90,11 @@ class DaemonSession:
         self.notices.clear()
         return notices
 
+    def upload_view(self, job_id: str) -> Optional["UploadView"]:
+        """The job's upload as the panel shows it, or None before its first upload.progress."""
+        progress = self.uploads.get(job_id)
+        return describe_upload(progress) if progress else None
+
     def backend(self, name: str) -> BackendAvailability:
         return self.aws if name == "aws" else self.local
 
@@ -108,7 +113,8 @@ class DaemonSession:
                 missing = result.get("missing") or []
                 text = f"skyfarm: submitted \"{job['name']}\" ({job['framesTotal']} frames, {job['backend']})"
                 if missing:
-                    text += f"; {len(missing)} missing file(s) left out: {', '.join(missing[:5])}"
+                    summary = submission.missing_summary(missing, params.get("sourceBlendFile", ""))
+                    text += f"; {summary} (rendered without them)"
                 self._notify("WARNING" if missing else "INFO", text)
             else:
                 self._notify("ERROR", f"skyfarm: the daemon refused the render: {error.message} [{error.code}]")
@@ -142,6 +148,8 @@ class DaemonSession:
                 return
             for transition in self.jobs.replace_all(result["jobs"]):
                 self._notify(*state.finish_notice(transition))
+            for job_id in [job_id for job_id in self.uploads if job_id not in self.jobs]:
+                del self.uploads[job_id]
             self.synced = True
             self._revision += 1
 
@@ -221,8 +229,11 @@ class DaemonSession:
         if name == "job.update":
             self._apply_job(data)
         elif name == "upload.progress":
-            if data.get("jobId"):
-                self.uploads[data["jobId"]] = data
+            job_id = data.get("jobId")
+            job = self.jobs.get(job_id) if job_id else None
+            # A late event must not move the bar of a job that already ended (or is past its upload).
+            if job_id and (job is None or job["state"] in ("queued", "uploading")):
+                self.uploads[job_id] = data
                 self._revision += 1
         elif name == "stack.event":
             self.farm.on_event(data)
@@ -233,9 +244,8 @@ class DaemonSession:
                 self.refresh_backends()
 
     def _apply_job(self, job: Dict[str, Any]) -> None:
+        # The last upload.progress of a finished job stays: a canceled upload shows where it stopped.
         transition = self.jobs.apply(job)
-        if state.is_finished(job):
-            self.uploads.pop(job["id"], None)
         if transition is not None:
             self._notify(*state.finish_notice(transition))
 
@@ -254,10 +264,77 @@ def stack_availability(stack: Dict[str, Any]) -> BackendAvailability:
     return BackendAvailability(False, reason)
 
 
-def describe_upload(progress: Dict[str, Any]) -> Tuple[str, float]:
-    """A one-line upload summary and its 0-1 fraction, for the status panel."""
-    total = progress["bytesTotal"]
-    fraction = progress["bytesDone"] / total if total else 0.0
-    speed = progress["bytesPerSecond"] / 1e6
-    text = f"uploading {progress['filesDone']}/{progress['filesTotal']} files, {speed:.1f} MB/s"
-    return text, min(1.0, fraction)
+@dataclass(frozen=True)
+class UploadView:
+    """What the status panel shows of a job's upload."""
+
+    fraction: float  # bytes sent / bytes to send, 0-1
+    files_done: int
+    files_total: int
+    bytes_done: int
+    bytes_total: int
+    text: str  # "3/8 files · 120/400 MB · 85.2 MB/s · ETA 4 s"
+    short: str  # "120/400 MB", for the narrow job-list row
+
+
+_UNITS = ((1e9, "GB"), (1e6, "MB"), (1e3, "KB"))
+
+
+def _unit(size: float) -> Tuple[float, str]:
+    for scale, name in _UNITS:
+        if size >= scale:
+            return scale, name
+    return 1.0, "B"
+
+
+def _number(value: float, unit: str, largest: float) -> str:
+    if unit == "B":
+        return f"{value:.0f}"
+    if unit == "GB":
+        return f"{value:.2f}"
+    # 3.4/8.0 MB while the total is small, 120/400 MB once it is not.
+    return f"{value:.1f}" if largest < 100 else f"{value:.0f}"
+
+
+def format_bytes_pair(done: int, total: int) -> str:
+    """Bytes done of total in the total's unit: 120/400 MB, 1.25/2.00 GB, 512/900 KB."""
+    scale, unit = _unit(max(done, total))
+    largest = max(done, total) / scale
+    return f"{_number(done / scale, unit, largest)}/{_number(total / scale, unit, largest)} {unit}"
+
+
+def format_rate(bytes_per_second: float) -> str:
+    if bytes_per_second >= 1e9:
+        return f"{bytes_per_second / 1e9:.2f} GB/s"
+    if bytes_per_second >= 1e5:
+        return f"{bytes_per_second / 1e6:.1f} MB/s"
+    return f"{bytes_per_second / 1e3:.0f} KB/s"
+
+
+def describe_upload(progress: Dict[str, Any]) -> UploadView:
+    """The upload line and bar for an upload.progress event: files, bytes, rate and ETA."""
+    total = int(progress["bytesTotal"])
+    done = min(int(progress["bytesDone"]), total) if total else int(progress["bytesDone"])
+    fraction = min(1.0, max(0.0, done / total)) if total else 0.0
+    sizes = format_bytes_pair(done, total)
+    parts = [f"{progress['filesDone']}/{progress['filesTotal']} files", sizes]
+    rate = progress.get("bytesPerSecond") or 0
+    if rate > 0:
+        parts.append(format_rate(rate))
+    eta = progress.get("etaSeconds")
+    if eta is not None and done < total:
+        parts.append(f"ETA {state.format_eta(eta)}")
+    return UploadView(
+        fraction=fraction,
+        files_done=int(progress["filesDone"]),
+        files_total=int(progress["filesTotal"]),
+        bytes_done=done,
+        bytes_total=total,
+        text=" · ".join(parts),
+        short=sizes,
+    )
+
+
+def upload_stopped(job: Dict[str, Any]) -> bool:
+    """A job that ended while uploading (canceled or failed): its last upload figures say where."""
+    return state.is_finished(job) and (job.get("stages") or {}).get("upload") in ("canceled", "failed")

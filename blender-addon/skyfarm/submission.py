@@ -38,6 +38,8 @@ class SubmitSettings:
     aws_blender_version: str = ""
     aws_notify_email: str = ""
     aws_stack_name: str = ""
+    # Refuse to submit while any file the scene needs is missing (render.submit `strict`).
+    strict: bool = False
 
 
 class SubmitProblem(ValueError):
@@ -98,6 +100,44 @@ def blocking_problem(facts: SceneFacts, settings: SubmitSettings) -> Optional[st
     return None
 
 
+MISSING_LISTED = 3
+
+
+def display_path(path: str, blend_path: str) -> str:
+    """A dependency's path as the artist reads it: relative to the .blend's folder when near it."""
+    if not blend_path:
+        return path
+    try:
+        relative = os.path.relpath(path, os.path.dirname(blend_path))
+    except ValueError:  # another drive on Windows
+        return path
+    ups = 0
+    for part in relative.replace("\\", "/").split("/"):
+        if part != "..":
+            break
+        ups += 1
+    return relative if ups <= 2 else path
+
+
+def missing_summary(missing_paths: List[str], blend_path: str, limit: int = MISSING_LISTED) -> str:
+    """"2 files missing: textures/wood.png, textures/metal.png" (the first few, then "…")."""
+    count = len(missing_paths)
+    shown = [display_path(path, blend_path) for path in missing_paths[:limit]]
+    if count > limit:
+        shown.append("…")
+    return f"{count} file{'s' if count != 1 else ''} missing: {', '.join(shown)}"
+
+
+def strict_problem(missing_paths: List[str], blend_path: str) -> Optional[str]:
+    """Why Strict refuses to submit, or None when nothing is missing."""
+    if not missing_paths:
+        return None
+    return (
+        f"Strict: {missing_summary(missing_paths, blend_path)}. "
+        "Find them (File > External Data > Find Missing Files) or turn Strict off"
+    )
+
+
 def job_name(facts: SceneFacts) -> str:
     stem = os.path.splitext(os.path.basename(facts.blend_path))[0] if facts.blend_path else "untitled"
     return f"{stem} · {facts.scene_name}"
@@ -142,6 +182,10 @@ def build_params(
     problem = blocking_problem(facts, settings)
     if problem:
         raise SubmitProblem(problem)
+    if settings.strict:
+        problem = strict_problem([d["path"] for d in dependencies if d.get("missing")], facts.blend_path)
+        if problem:
+            raise SubmitProblem(problem)
     params: Dict[str, Any] = {
         "blendFile": blend_copy,
         "temporaryBlend": True,
@@ -153,6 +197,9 @@ def build_params(
         "output": output_folder(facts, settings),
         "dependencies": dependencies,
     }
+    if settings.strict:
+        # The daemon checks again (MISSING_DEPENDENCIES): the list may be stale by the time it reads it.
+        params["strict"] = True
     if facts.blend_path:
         # The copy keeps the user's relative paths (saved without remapping), so they still hang
         # off the user's folder; the daemon places the scene in the project tree by this path.

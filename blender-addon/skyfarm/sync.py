@@ -21,7 +21,7 @@ IDLE_INTERVAL = 0.1
 session = None  # DaemonSession while the add-on is enabled
 # The last reports, newest last, for scripts and tests to read back.
 reported = collections.deque(maxlen=50)
-_mirrored = {"revision": None, "index": {}, "jobs": {}, "select": None}
+_mirrored = {"revision": None, "index": {}, "jobs": {}, "uploads": {}, "select": None}
 # Longest tick so far, reported by the GUI test (and handy when profiling).
 slowest_tick_seconds = 0.0
 
@@ -43,7 +43,7 @@ def start(addon_version):
     link = connection.DaemonConnection(CLIENT_NAME, addon_version, state_dir=paths.state_dir)
     session = session_module.DaemonSession(link, stack_name=stack_name, stack_target=preferences.stack_target)
     session.start()
-    _mirrored.update(revision=None, index={}, jobs={}, select=None)
+    _mirrored.update(revision=None, index={}, jobs={}, uploads={}, select=None)
     bpy.app.timers.register(tick, first_interval=0.0, persistent=True)
     if _on_load_post not in bpy.app.handlers.load_post:
         bpy.app.handlers.load_post.append(_on_load_post)
@@ -109,6 +109,7 @@ def mirror_into_blender(force=False, budget_seconds=TICK_BUDGET_SECONDS):
         index.clear()
         index.update({item.job_id: position for position, item in enumerate(live.jobs)})
         _mirrored["jobs"] = {}
+        _mirrored["uploads"] = {}
     gone = [job_id for job_id in index if job_id not in session.jobs]
     if gone:
         for position in sorted((index[job_id] for job_id in gone), reverse=True):
@@ -117,6 +118,7 @@ def mirror_into_blender(force=False, budget_seconds=TICK_BUDGET_SECONDS):
         index.update({item.job_id: position for position, item in enumerate(live.jobs)})
         for job_id in gone:
             _mirrored["jobs"].pop(job_id, None)
+            _mirrored["uploads"].pop(job_id, None)
         live.active_job_index = min(live.active_job_index, max(0, len(live.jobs) - 1))
 
     unfinished = False
@@ -134,6 +136,14 @@ def mirror_into_blender(force=False, budget_seconds=TICK_BUDGET_SECONDS):
             position = index[job["id"]] = len(live.jobs) - 1
         _write_job(live.jobs[position], job)
         mirrored[job["id"]] = job
+    # Upload progress arrives several times a second per uploading job: only those fields are written.
+    mirrored_uploads = _mirrored["uploads"]
+    for job_id, progress in session.uploads.items():
+        position = index.get(job_id)
+        if position is None or mirrored_uploads.get(job_id) is progress:
+            continue
+        _write_upload(live.jobs[position], session_module.describe_upload(progress))
+        mirrored_uploads[job_id] = progress
     if _mirrored["select"] in index:
         live.active_job_index = index[_mirrored["select"]]
         _mirrored["select"] = None
@@ -167,6 +177,14 @@ def _write_job(item, job):
     item.last_frame = job["lastFrame"] or ""
     item.frames = job["frames"]
     item.created_at = job["createdAt"]
+
+
+def _write_upload(item, view):
+    _assign(item, "upload_progress", view.fraction)
+    _assign(item, "upload_files_done", view.files_done)
+    _assign(item, "upload_files_total", view.files_total)
+    _assign(item, "upload_text", view.text)
+    _assign(item, "upload_short", view.short)
 
 
 def select_job(job_id):
@@ -206,14 +224,14 @@ def job_view(job_id):
     return session.jobs.get(job_id) if session is not None else None
 
 
-def upload_line(job_id):
-    progress = session.uploads.get(job_id) if session is not None else None
-    return session_module.describe_upload(progress) if progress else None
+def upload_view(job_id):
+    """The job's upload (session.UploadView) or None, for the panel."""
+    return session.upload_view(job_id) if session is not None else None
 
 
 @persistent
 def _on_load_post(_dummy):
     # A loaded file may bring its own window manager: fill it from the session again.
-    _mirrored.update(revision=None, index={}, jobs={})
+    _mirrored.update(revision=None, index={}, jobs={}, uploads={})
     mirror_into_blender(force=True)
 

@@ -162,9 +162,13 @@ def scenario_submit():
     check(job["framesTotal"] == len(ARGS["expectedFrames"]), f"framesTotal {job['framesTotal']}")
     check(job["blendFile"] != blend, "the daemon got the user's file instead of a copy")
 
-    warnings = [text for level, text in sync.reported if level == "WARNING" and "missing" in text]
+    def warnings():
+        return [text for level, text in sync.reported if level == "WARNING" and "missing" in text]
+
+    # The job can show up (job.update) a tick before the daemon's reply, whose report names the files.
+    support.pump(30, warnings, "the submit report")
     for missing in ARGS["missingNames"]:
-        check(any(missing in text for text in warnings), f"no warning names the missing {missing}: {list(sync.reported)}")
+        check(any(missing in text for text in warnings()), f"no warning names the missing {missing}: {list(sync.reported)}")
 
     item = wait_for_job_end(job_id, ARGS["renderTimeout"])
     check(item.state == "done", f"job ended {item.state}: {item.error_message or item.message}")
