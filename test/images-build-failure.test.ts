@@ -90,4 +90,12 @@ t.test('a build still running at the time limit: reported, not counted as pushed
     timedOut: true,
     message: /^stopped waiting after 1 s; build skyfarm-worker-image:\S+ is still IN_PROGRESS/,
   });
+
+  const cli = await runSkyfarm(
+    ['images', 'build', '--blender-version', '3.6.5', '--timeout', '0'],
+    farm.stateDir,
+    farm.dir,
+  );
+  t.equal(cli.code, 1, '--timeout must be a positive number of minutes');
+  t.match(cli.stderr, /--timeout must be a positive whole number/);
 });

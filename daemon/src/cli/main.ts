@@ -45,8 +45,9 @@ Usage:
   skyfarm destroy [--stack-name N] [--region R] [--profile P] [--yes] [--json]
                                         empty the farm's bucket and delete the stack
   skyfarm images [--stack-name N] [--json]   Blender versions with a worker image in the farm
-  skyfarm images build --blender-version X [--stack-name N] [--json]
-                                        build and push the worker image for Blender X (CodeBuild)
+  skyfarm images build --blender-version X [--stack-name N] [--timeout MIN] [--json]
+                                        build and push the worker image for Blender X (CodeBuild;
+                                        followed for at most MIN minutes, default 90)
   skyfarm daemon                        run the daemon in the foreground
   skyfarm daemon start|stop|status      manage the background daemon
   skyfarm demo [--output DIR]           render the bundled example scene
@@ -140,6 +141,7 @@ export async function main(argv: string[], ctx: CliContext): Promise<number> {
       'notify-email': { type: 'string' },
       'prepare-only': { type: 'boolean' },
       chunk: { type: 'string' },
+      timeout: { type: 'string' },
     },
   });
   const { values, positionals } = parsed;
@@ -274,7 +276,12 @@ export async function main(argv: string[], ctx: CliContext): Promise<number> {
       if (positionals.length === 0) return imagesCommand(ctx, flags);
       if (positionals.length !== 1 || positionals[0] !== 'build' || values['blender-version'] === undefined)
         throw new UsageError('usage: skyfarm images [build --blender-version X] [--stack-name N] [--json]');
-      return imagesBuildCommand(ctx, { ...flags, blenderVersion: values['blender-version'] });
+      const minutes = positiveInt(values.timeout, '--timeout');
+      return imagesBuildCommand(ctx, {
+        ...flags,
+        blenderVersion: values['blender-version'],
+        ...(minutes !== undefined ? { timeoutMinutes: minutes } : {}),
+      });
     }
     case 'demo':
       return demoCommand(ctx, values.output);

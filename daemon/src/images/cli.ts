@@ -4,6 +4,7 @@ import type { ImageBuild, ImagesBuildParams, WorkerImage } from '../../../protoc
 import type { CliContext } from '../cli/commands.js';
 import { connectOrStart } from '../cli/daemon-control.js';
 import { EXIT } from '../cli/exit-codes.js';
+import { SkyfarmError } from '../errors.js';
 import { checkBlenderVersion } from './service.js';
 
 export interface ImagesCliOptions {
@@ -64,11 +65,15 @@ export async function imagesCommand(ctx: CliContext, o: ImagesCliOptions): Promi
 /** Exit 0 when the image was pushed, 2 when the build failed or was still running at the time limit. */
 export async function imagesBuildCommand(
   ctx: CliContext,
-  o: ImagesCliOptions & { blenderVersion: string },
+  o: ImagesCliOptions & { blenderVersion: string; timeoutMinutes?: number },
 ): Promise<number> {
   // Checked here first: a bad version never reaches the daemon, let alone AWS.
   const params: ImagesBuildParams = { blenderVersion: checkBlenderVersion(o.blenderVersion) };
   if (o.stackName) params.stackName = o.stackName;
+  if (o.timeoutMinutes !== undefined) {
+    if (o.timeoutMinutes > 480) throw new SkyfarmError('BAD_ARGUMENT', '--timeout is at most 480 minutes');
+    params.timeoutSeconds = o.timeoutMinutes * 60;
+  }
   const { client } = await connectOrStart(ctx.stateDir, ctx.env);
   let buildId: string | undefined;
   const stop = client.onEvent((event, data) => {
