@@ -1,15 +1,19 @@
 // The AWS pipeline over time, through the fakes with real Blender and the real worker:
 // - a spot interruption (`Host EC2 (instance i-…) terminated.`) is retried by the job definition's
-//   evaluateOnExit and the retried chunk skips the frame it had finished (overwrite off);
+//   evaluateOnExit and the retried chunk skips the frame it had finished (overwrite off). The
+//   interruption comes at a known point, not after a time: the worker's Blender (a wrapper adding a
+//   small script) holds frame 2 of the chunk's first attempt before rendering it and prints
+//   SKYFARM_TEST_HELD 2; that line is the fake's cue, so frame 1 is always finished and frame 2 never;
 // - a render stuck in RUNNABLE is explained, and `skyfarm cancel` terminates the Batch jobs and the
 //   working folder is cleaned by the publish the stack's rule submits;
 // - a daemon restarted mid-job re-attaches (stored ids, and by job name for a stage whose id was
 //   never stored) without submitting anything twice.
-import t from 'tap';
-import { existsSync, readdirSync } from 'node:fs';
+import t, { type Test } from 'tap';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { blenderSkip, makeScene } from './helpers/scenes.js';
+import { blenderCommand, blenderSkip, makeScene } from './helpers/scenes.js';
 import { recordUpdates, runSkyfarm, startFarm } from './fakes/batch/farm.js';
 import type { Job } from '../protocol/generated/protocol.js';
 import { jobKeys, type JobResult } from '../daemon/src/batch/layout.js';
@@ -18,12 +22,12 @@ t.test(
   'spot interruption: retried, finished frames not rendered again',
   { skip: blenderSkip, timeout: 115_000 },
   async (t) => {
-    const farm = await startFarm(t);
+    const farm = await startFarm(t, { workerEnv: { SKYFARM_BLENDER: holdingBlender(t, 2) } });
     await farm.startDaemon();
     farm.batch.interrupt({
       jobName: /-render$/,
       arrayIndex: 0,
-      afterLine: /^SKYFARM_FRAME_DONE 1 /,
+      afterLine: /^SKYFARM_TEST_HELD 2$/,
       instanceId: 'i-0spot0000000000001',
     });
     const scene = await makeScene(path.join(farm.dir, 'project'), { frames: [1, 4] });
@@ -48,13 +52,66 @@ t.test(
     const first = chunk0?.attempts[0]?.output.join('\n') ?? '';
     const second = chunk0?.attempts[1]?.output.join('\n') ?? '';
     t.match(first, /SKYFARM_FRAME_DONE 1 /, 'the first attempt finished frame 1 before its host went away');
+    t.match(first, /^SKYFARM_TEST_HELD 2$/m, 'and was interrupted while it held frame 2');
     t.notMatch(first, /SKYFARM_FRAME_DONE 2 /);
+    t.notMatch(second, /SKYFARM_TEST_HELD/, 'the retry was not held');
     t.match(second, /SKYFARM_FRAME_SKIPPED 1 /, 'the retry skipped frame 1 (overwrite off)');
     t.notMatch(second, /SKYFARM_FRAME_DONE 1 /, 'frame 1 was not rendered again');
     t.match(second, /SKYFARM_FRAME_DONE 2 /, 'and rendered frame 2');
     t.match(second, /attempt 2/);
   },
 );
+
+/**
+ * A Blender for the worker that, in the first attempt of render chunk 0, stops before rendering
+ * `frame` (printing `SKYFARM_TEST_HELD <frame>`) and waits there until the container is killed (90 s
+ * at most). Everything else runs as usual.
+ */
+function holdingBlender(t: Test, frame: number): string {
+  const dir = mkdtempSync(path.join(tmpdir(), 'skyfarm-hold-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const gate = path.join(dir, 'hold.py');
+  writeFileSync(
+    gate,
+    [
+      'import os, time',
+      'import bpy',
+      'from bpy.app.handlers import persistent',
+      `HOLD = ${frame}`,
+      '',
+      '@persistent',
+      'def hold(scene, *_):',
+      '    if scene.frame_current != HOLD:',
+      '        return',
+      '    print("SKYFARM_TEST_HELD %d" % HOLD, flush=True)',
+      '    deadline = time.monotonic() + 90',
+      '    while time.monotonic() < deadline:',
+      '        time.sleep(0.1)',
+      '',
+      'if os.environ.get("AWS_BATCH_JOB_ATTEMPT") == "1" and os.environ.get("AWS_BATCH_JOB_ARRAY_INDEX") == "0":',
+      '    bpy.app.handlers.render_pre.append(hold)',
+      '',
+    ].join('\n'),
+  );
+  const wrapper = path.join(dir, 'blender');
+  // The hold script goes in before the first --python (render_chunk.py), so its handler is in place.
+  writeFileSync(
+    wrapper,
+    [
+      '#!/bin/sh',
+      'added=',
+      'for arg do',
+      '  shift',
+      `  if [ -z "$added" ] && [ "$arg" = "--python" ]; then set -- "$@" --python '${gate}'; added=1; fi`,
+      '  set -- "$@" "$arg"',
+      'done',
+      `exec '${blenderCommand}' "$@"`,
+      '',
+    ].join('\n'),
+  );
+  chmodSync(wrapper, 0o755);
+  return wrapper;
+}
 
 t.test(
   'RUNNABLE for long is explained; cancel terminates all three jobs and cleans the working folder',

@@ -35,7 +35,14 @@ export interface Farm {
 
 export const NOTIFY_FROM = 'farm@example.com';
 
-export async function startFarm(t: Test, options: { maxRunning?: number } = {}): Promise<Farm> {
+export async function startFarm(
+  t: Test,
+  options: {
+    maxRunning?: number;
+    /** Added to every container's environment (e.g. SKYFARM_BLENDER: a wrapper that holds a frame). */
+    workerEnv?: NodeJS.ProcessEnv;
+  } = {},
+): Promise<Farm> {
   const dir = t.testdir({});
   const s3 = await startS3(path.join(dir, 's3'));
   t.teardown(() => s3.close());
@@ -52,7 +59,7 @@ export async function startFarm(t: Test, options: { maxRunning?: number } = {}):
     queues: template.queues,
     jobDefinitions: template.jobDefinitions,
     rules: template.rules,
-    hostEnv: { ...env, SKYFARM_EFS_ROOT: efs, SKYFARM_BLENDER: blenderCommand },
+    hostEnv: { ...env, SKYFARM_EFS_ROOT: efs, SKYFARM_BLENDER: blenderCommand, ...options.workerEnv },
     executables: { 'skyfarm-worker': [process.execPath, '--import', 'tsx', WORKER_ENTRY] },
     cwd: REPO_ROOT,
     maxRunning: options.maxRunning ?? 2,
