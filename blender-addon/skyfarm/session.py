@@ -319,11 +319,13 @@ def describe_upload(progress: Dict[str, Any]) -> UploadView:
     sizes = format_bytes_pair(done, total)
     parts = [f"{progress['filesDone']}/{progress['filesTotal']} files", sizes]
     rate = progress.get("bytesPerSecond") or 0
-    if rate > 0:
+    if rate >= 1000:
         parts.append(format_rate(rate))
-    eta = progress.get("etaSeconds")
-    if eta is not None and done < total:
-        parts.append(f"ETA {state.format_eta(eta)}")
+        # The first bytes give no estimate worth showing ("ETA 555 h" from a .blend sent while the
+        # big files are still being hashed): the ETA appears once 1 % is sent.
+        eta = progress.get("etaSeconds")
+        if eta is not None and done < total and done >= total / 100:
+            parts.append(f"ETA {state.format_eta(eta)}")
     return UploadView(
         fraction=fraction,
         files_done=int(progress["filesDone"]),

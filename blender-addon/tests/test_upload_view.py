@@ -41,6 +41,14 @@ class DescribeUploadTest(unittest.TestCase):
         self.assertEqual(view.text, "0/8 files · 0/400 MB")
         self.assertEqual(view.fraction, 0.0)
 
+    def test_no_rate_or_eta_from_the_first_few_bytes(self):
+        view = session_module.describe_upload(progress(files=(1, 8), done=600_000, rate=500, eta=2_000_000))
+        self.assertEqual(view.text, "1/8 files · 1/400 MB")
+        view = session_module.describe_upload(progress(files=(1, 8), done=2 * MB, rate=1.7 * MB, eta=372))
+        self.assertEqual(view.text, "1/8 files · 2/400 MB · 1.7 MB/s")
+        view = session_module.describe_upload(progress(files=(1, 8), done=4 * MB, rate=1.7 * MB, eta=372))
+        self.assertEqual(view.text, "1/8 files · 4/400 MB · 1.7 MB/s · ETA 6 min 12 s")
+
     def test_units_follow_the_total(self):
         self.assertEqual(session_module.format_bytes_pair(3_400_000, 8_000_000), "3.4/8.0 MB")
         self.assertEqual(session_module.format_bytes_pair(1_250_000_000, 2_000_000_000), "1.25/2.00 GB")
