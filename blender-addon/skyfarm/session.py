@@ -148,6 +148,7 @@ class DaemonSession:
                 return
             for transition in self.jobs.replace_all(result["jobs"]):
                 self._notify(*state.finish_notice(transition))
+                submission.discard_finished_copy(transition.job)
             for job_id in [job_id for job_id in self.uploads if job_id not in self.jobs]:
                 del self.uploads[job_id]
             self.synced = True
@@ -248,6 +249,8 @@ class DaemonSession:
         transition = self.jobs.apply(job)
         if transition is not None:
             self._notify(*state.finish_notice(transition))
+            # A job stopped during its upload leaves our temporary copy of the scene behind.
+            submission.discard_finished_copy(job)
 
     def _notify(self, level: str, text: str) -> None:
         self.notices.append(Notice(level, text))

@@ -158,6 +158,31 @@ def copy_path(facts: SceneFacts, root: Optional[str] = None) -> str:
     return os.path.join(folder, name)
 
 
+def discard_finished_copy(job: Dict[str, Any], root: Optional[str] = None) -> bool:
+    """Removes the temporary copy of a job that ended before its upload took it (canceled or failed).
+
+    The daemon deletes a copy once it is in the store; a job stopped during its upload leaves it
+    behind, and a scene copy can be hundreds of MB. Only our own copies (under the submissions
+    folder) of finished jobs are touched: nothing reads them any more.
+    """
+    if job.get("state") not in ("done", "failed", "canceled"):
+        return False
+    path = job.get("blendFile") or ""
+    root = os.path.realpath(root or submissions_root())
+    folder = os.path.dirname(os.path.realpath(path)) if path else ""
+    if not folder or os.path.dirname(folder) != root:
+        return False
+    try:
+        os.remove(os.path.join(folder, os.path.basename(path)))
+    except OSError:
+        return False
+    try:
+        os.rmdir(folder)
+    except OSError:
+        pass
+    return True
+
+
 def remove_empty_copy_folders(root: Optional[str] = None) -> int:
     """The daemon deletes finished copies but not their folders; tidy the empty ones."""
     root = root or submissions_root()

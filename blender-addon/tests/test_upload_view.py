@@ -1,5 +1,8 @@
 """The upload as the status panel shows it, and missing files before submit (no Blender needed)."""
 
+import os
+import shutil
+import tempfile
 import types
 import unittest
 
@@ -162,6 +165,38 @@ class StrictParamsTest(unittest.TestCase):
         params = submission.build_params(FACTS, SETTINGS, "/tmp/copy.blend", DEPENDENCIES)
         self.assertNotIn("strict", params)
         self.assertEqual([d["missing"] for d in params["dependencies"]], [True, False])
+
+
+class DiscardCopyTest(unittest.TestCase):
+    def setUp(self):
+        self.root = tempfile.mkdtemp(prefix="skyfarm-submissions-")
+        self.addCleanup(shutil.rmtree, self.root, True)
+
+    def copy(self):
+        folder = tempfile.mkdtemp(dir=self.root)
+        path = os.path.join(folder, "shot.blend")
+        with open(path, "wb") as handle:
+            handle.write(b"BLENDER")
+        return path
+
+    def test_a_job_stopped_in_its_upload_loses_its_copy_and_folder(self):
+        path = self.copy()
+        finished = {**job("canceled", upload="canceled"), "blendFile": path}
+        self.assertTrue(submission.discard_finished_copy(finished, self.root))
+        self.assertFalse(os.path.exists(os.path.dirname(path)))
+
+    def test_running_jobs_and_files_outside_the_submissions_folder_are_left_alone(self):
+        path = self.copy()
+        self.assertFalse(submission.discard_finished_copy({**job("uploading"), "blendFile": path}, self.root))
+        self.assertTrue(os.path.exists(path))
+        outside = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, outside, True)
+        users_file = os.path.join(outside, "shot.blend")
+        open(users_file, "wb").close()
+        for blend in (users_file, os.path.join(self.root, "shot.blend"), ""):
+            self.assertFalse(submission.discard_finished_copy({**job("failed"), "blendFile": blend}, self.root))
+        self.assertTrue(os.path.exists(users_file))
+        self.assertFalse(submission.discard_finished_copy({**job("done"), "blendFile": path + ".gone"}, self.root))
 
 
 if __name__ == "__main__":

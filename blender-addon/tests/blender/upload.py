@@ -231,6 +231,7 @@ def scenario_upload_cancel():
     check(f"Upload canceled at {item.upload_files_done}/{total_files} files · {item.upload_short}" in stopped, f"panel: {stopped!r}")
     check(not [entry for entry in drawn if "Uploading" in entry.get("text", "")], "the panel still shows an upload running")
     check(session_module.upload_stopped(job), "the job does not count as stopped in its upload")
+    check(not os.path.exists(job["blendFile"]), f"the temporary scene copy {job['blendFile']} was left behind")
     log(f"canceled at {item.upload_progress:.3f}: {stopped}")
 
     # The store: no partial blob, not every blob, no manifest; and nothing more arrives.
