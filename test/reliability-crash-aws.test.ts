@@ -11,6 +11,13 @@
 // name instead), no chunk ran twice, no frame was rendered twice, one mail was sent, and the output
 // folder holds exactly the frames, all complete, no temporary file.
 //
+// Then a second job is canceled while its render waits for capacity (2 more kills): the daemon dies
+// right after the cancel was recorded, before acting on it; the next one resumes the cancel and dies
+// after terminating the Batch jobs, before marking the job canceled; the last one ends it. The job must
+// end canceled exactly once (one "canceled" log line), its render and publish terminated, nothing
+// submitted twice, no frame in its output folder, and its working folder removed (by the publish the
+// stack's rule runs after the terminated render).
+//
 // Kill points come from the same kind of preload as test/reliability-crash.test.ts (wrapping job-log
 // appends, fs/promises rename and fs.createWriteStream). Reproduce with SKYFARM_CRASH_SEED=<seed>.
 import t from 'tap';
@@ -111,7 +118,7 @@ interface CrashPlan {
 
 t.test(
   'SIGKILL at each risky point of an AWS job: finishes once, nothing submitted twice',
-  { skip: blenderSkip, timeout: 175_000 },
+  { skip: blenderSkip, timeout: 240_000 },
   async (t) => {
     t.comment(`crash seed ${SEED} (rerun with SKYFARM_CRASH_SEED=${SEED})`);
     const random = rng(SEED);
@@ -290,6 +297,86 @@ t.test(
     client.close();
     last.child.kill('SIGTERM');
     await last.exited;
+    const mails = farm.ses.sent.length;
+
+    // A second job, canceled: killed after the cancel was recorded, then after its Batch jobs were
+    // terminated. Its render has no capacity (held queue), so it is still to be terminated.
+    farm.batch.holdQueue('skyfarm-cpu-spot', true);
+    const cancelPlans: CrashPlan[] = [
+      {
+        label: 'cancel recorded, not yet acted on',
+        on: 'log',
+        pattern: '^\\[skyfarm\\] cancel recorded',
+        nth: 1,
+        delayMs: 0,
+      },
+      {
+        label: 'Batch jobs terminated, job not yet marked canceled',
+        on: 'log',
+        pattern: '^\\[skyfarm\\] canceled',
+        nth: 1,
+        delayMs: 0,
+      },
+    ];
+    const output2 = path.join(farm.dir, 'out2');
+    const cancelLanded: string[] = [];
+    let canceledId = '';
+    let cancelAnswer = '';
+    for (const [life, plan] of cancelPlans.entries()) {
+      const before = readFileSync(daemonLog, 'utf8').length;
+      const daemon = await start(plan);
+      if (life === 0) {
+        const c = await connect();
+        canceledId = (
+          await c.request('render.submit', {
+            blendFile: scene,
+            backend: 'aws',
+            chunkSize: 2,
+            output: output2,
+          })
+        ).job.id;
+        const until = Date.now() + 60_000;
+        while (Date.now() < until) {
+          const j = (await c.request('jobs.get', { jobId: canceledId })).job;
+          if (j.state === 'rendering') break; // copy done: all three stages submitted and stored
+          await sleep(200);
+        }
+        cancelAnswer = await c.request('jobs.cancel', { jobId: canceledId }).then(
+          (r) => `answered: ${r.job.state}`,
+          (error: unknown) => `no answer: ${(error as { code?: string }).code ?? String(error)}`,
+        );
+        c.close();
+      }
+      const fired = await Promise.race([
+        daemon.exited.then(() => true),
+        sleep(60_000, false, { ref: false }),
+      ]);
+      if (!fired) {
+        daemon.child.kill('SIGKILL');
+        await daemon.exited;
+      }
+      const line = /SKYFARM_TEST_CRASH (.*)/.exec(readFileSync(daemonLog, 'utf8').slice(before))?.[1];
+      cancelLanded.push(line ?? `after 60 s (planned: ${plan.label})`);
+      t.comment(`kill ${plans.length + life + 1}: ${cancelLanded.at(-1)}`);
+    }
+    const ender = await start(null);
+    const c2 = await connect();
+    let canceled: Job | undefined;
+    const until2 = Date.now() + 60_000;
+    while (Date.now() < until2) {
+      canceled = (await c2.request('jobs.get', { jobId: canceledId })).job;
+      if (['done', 'failed', 'canceled'].includes(canceled.state)) break;
+      await sleep(200);
+    }
+    const canceledLog = (await c2.request('jobs.logs', { jobId: canceledId, tail: 100_000 })).lines.join(
+      '\n',
+    );
+    const workDir = path.join(farm.efs, 'jobs', canceledId);
+    const until3 = Date.now() + 60_000;
+    while (existsSync(workDir) && Date.now() < until3) await sleep(200);
+    c2.close();
+    ender.child.kill('SIGTERM');
+    await ender.exited;
 
     t.same(
       landed,
@@ -300,7 +387,8 @@ t.test(
     t.equal(log.match(/^\[skyfarm\] done:/gm)?.length ?? 0, 1, 'it finished once');
     const names = farm.batch.calls
       .filter((c) => c.operation === 'submitjob')
-      .map((c) => String(c.input['jobName']));
+      .map((c) => String(c.input['jobName']))
+      .filter((name) => name.includes(jobId!));
     t.same(
       names.sort(),
       ['copy', 'publish', 'render'].map((stage) => `skyfarm-${jobId}-${stage}`),
@@ -347,6 +435,33 @@ t.test(
       [],
       'no temporary file left in the output folder: the resumed daemon removed it',
     );
-    t.equal(farm.ses.sent.length, 1, 'one notification mail: publish ran once');
+    t.equal(mails, 1, 'one notification mail: publish ran once');
+
+    t.same(
+      cancelLanded,
+      cancelPlans.map((p) => p.label),
+      `${cancelPlans.length} kills while canceling, each where planned`,
+    );
+    t.match(cancelAnswer, /^no answer/, 'the daemon died before it answered the cancel');
+    t.match(canceled, { state: 'canceled', message: 'canceled' }, 'the canceled job ended canceled');
+    t.equal(
+      canceledLog.match(/^\[skyfarm\] canceled/gm)?.length ?? 0,
+      1,
+      'once (one "canceled" log line, one job.update)',
+    );
+    const stageOf = (stage: string) => farm.batch.byName(`skyfarm-${canceledId}-${stage}`);
+    t.same(
+      ['copy', 'render', 'publish'].map((stage) => stageOf(stage).length),
+      [1, 1, 1],
+      'each of its stages was submitted once',
+    );
+    t.same(
+      ['render', 'publish'].map((stage) => stageOf(stage)[0]?.statusReason),
+      ['canceled by the user (skyfarm cancel)', 'canceled by the user (skyfarm cancel)'],
+      'its render and publish were terminated',
+    );
+    t.match(canceledLog, /terminated render job/, 'by the daemon that resumed the cancel');
+    t.same(existsSync(output2) ? readdirSync(output2) : [], [], 'no frame of it in its output folder');
+    t.notOk(existsSync(workDir), 'its working folder was removed');
   },
 );

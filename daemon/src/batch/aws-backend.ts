@@ -33,7 +33,16 @@ import {
   type JobResult,
   type Market,
 } from './layout.js';
-import { Backoff, formatSpan, isOutageMessage, isUnreachable, outageMessage, shortError } from './outage.js';
+import {
+  Backoff,
+  CANCEL_PENDING_SUFFIX,
+  cancelPendingMessage,
+  formatSpan,
+  isOutageMessage,
+  isUnreachable,
+  outageMessage,
+  shortError,
+} from './outage.js';
 import { prepareJob, type PrepareRequest, type PrepareResult, type ProjectUploader } from './prepare.js';
 import {
   chunkCounts,
@@ -80,6 +89,11 @@ export interface AwsBackendDeps {
   outageNoticeMs?: number;
   /** Before a job is on AWS (upload, submission), how long an outage is waited out before it fails (default 30 min). */
   outageGiveUpMs?: number;
+  /**
+   * How long `cancel` waits for AWS before it marks the job canceled anyway and returns, the Batch
+   * jobs to be terminated when AWS answers (default 10 s).
+   */
+  cancelAnswerMs?: number;
   /** Clock and randomness (tests). */
   now?: () => number;
   random?: () => number;
@@ -131,6 +145,10 @@ const CANCEL_REASON = 'canceled by the user (skyfarm cancel)';
 export class AwsBackend {
   private readonly tracked = new Map<string, Tracked>();
   private readonly starting = new Map<string, { controller: AbortController; done: Promise<void> }>();
+  private readonly canceling = new Map<
+    string,
+    { controller: AbortController; done: Promise<void>; announced: Promise<void> }
+  >();
   private timer: NodeJS.Timeout | undefined;
   private polling: Promise<void> | undefined;
   /** Whether the last poll failed (AWS did not answer); the next waits per `backoff`. */
@@ -172,8 +190,15 @@ export class AwsBackend {
     this.start(spec.jobId);
   }
 
-  /** Re-attaches to a job after a daemon restart: uploads/submits what is missing, then follows it. */
+  /**
+   * Re-attaches to a job after a daemon restart: uploads/submits what is missing, then follows it. A
+   * job whose cancel was recorded is not started again: its cancel is finished instead.
+   */
   resume(jobId: string): void {
+    if (this.deps.store.get(jobId)?.canceledAt) {
+      void this.finishCancel(jobId);
+      return;
+    }
     this.start(jobId);
   }
 
@@ -259,6 +284,7 @@ export class AwsBackend {
     if (!spec) return;
     if (!row)
       throw new SkyfarmError('INTERNAL', 'the AWS settings of this job were not recorded; submit it again');
+    if (row.canceledAt) return; // finishCancel's business
     const clients = this.deps.clients(row.farm);
     if (!row.preparedAt) {
       this.say(jobId, `uploading to s3://${row.farm.bucket}`);
@@ -379,7 +405,7 @@ export class AwsBackend {
   // Following jobs
 
   private track(jobId: string): void {
-    if (this.stopped) return;
+    if (this.stopped || this.deps.store.get(jobId)?.canceledAt) return;
     this.tracked.set(jobId, {
       jobId,
       info: {},
@@ -566,10 +592,14 @@ export class AwsBackend {
       await this.readMarkers(t, clients.bucket);
       if (final) t.markersFinal = true;
     }
+    // Canceled meanwhile: nothing more is downloaded or written for it.
+    const following = () => this.tracked.get(t.jobId) === t;
+    if (!following()) return;
     // Results: downloaded as publish uploads them.
     const publishing = publish && (publish.status === 'RUNNING' || TERMINAL.has(publish.status));
     if (publishing || render?.status === 'FAILED' || copy?.status === 'FAILED') {
-      await this.downloadOutputs(t, clients.bucket, job.output);
+      await this.downloadOutputs(t, clients.bucket, job.output, following);
+      if (!following()) return;
     }
 
     // Stages and state.
@@ -631,8 +661,10 @@ export class AwsBackend {
       copy?.status === 'FAILED' ? 'copy' : render?.status === 'FAILED' ? 'render' : undefined;
     if (publish?.status === 'SUCCEEDED' || failedStage || publish?.status === 'FAILED') {
       const result = await clients.bucket.getJson<JobResult>(jobKeys(t.jobId).result);
+      if (!following()) return;
       if (result && result.state !== 'canceled') {
-        await this.downloadOutputs(t, clients.bucket, job.output);
+        await this.downloadOutputs(t, clients.bucket, job.output, following);
+        if (!following()) return;
         this.finish(t, row, result, { copy, render, publish });
         return;
       }
@@ -690,7 +722,7 @@ export class AwsBackend {
         this.say(t.jobId, `frame ${marker.frame} failed (chunk ${marker.chunk}): ${marker.message ?? ''}`);
       }
     }
-    if (newest?.preview) {
+    if (newest?.preview && this.tracked.get(t.jobId) === t) {
       const file = join(this.deps.previewsDir, t.jobId, `${newest.frame}.png`);
       await bucket.download(newest.preview, file);
       t.lastPreviewAt = newest.at;
@@ -703,6 +735,7 @@ export class AwsBackend {
     t: Tracked,
     bucket: IBucket,
     outputDir: string,
+    wanted: () => boolean = () => true,
   ): Promise<{ downloaded: number; bytes: number }> {
     const keys = jobKeys(t.jobId);
     let downloaded = 0;
@@ -718,6 +751,7 @@ export class AwsBackend {
       t.swept = true;
     }
     for (const object of objects) {
+      if (!wanted()) break; // canceled meanwhile
       if (t.downloaded.get(object.key) === object.size) continue;
       const file = basename(object.key);
       if (file.startsWith('.')) continue;
@@ -748,6 +782,7 @@ export class AwsBackend {
     info: Partial<Record<'copy' | 'render' | 'publish', BatchJobInfo>>,
   ): void {
     const { repo } = this.deps;
+    if (this.deps.store.get(t.jobId)?.canceledAt) return; // the cancel won: finishCancel ends it
     const job = repo.get(t.jobId)!;
     const outputDir = job.output;
     for (const ok of result?.ok ?? []) {
@@ -802,32 +837,143 @@ export class AwsBackend {
   // Cancel, download, logs
 
   /**
-   * Cancels: cancel.json for the publish that follows, TerminateJob for every unfinished stage. The
-   * stack's rule publishes (and cleans the EFS folder) once the render job is terminated; when the
-   * render already succeeded or never existed, a cleanup publish is submitted here instead.
+   * Cancels. The cancel is committed first (aws_jobs.canceled_at), then acted on by finishCancel —
+   * the same step a restarted daemon runs for a job whose cancel was recorded but not finished. While
+   * AWS does not answer, the job is marked canceled at once ("canceled; AWS unreachable … — the Batch
+   * jobs will be terminated when it answers"), nothing more is downloaded, and the Batch jobs are
+   * terminated once AWS answers (also by the next daemon, if this one stops first).
    */
   async cancel(jobId: string): Promise<void> {
-    const { repo, store } = this.deps;
+    const { store } = this.deps;
+    const row = store.get(jobId);
+    if (!row) return;
+    if (!row.canceledAt) {
+      store.setCanceled(jobId);
+      this.say(jobId, 'cancel recorded: stopping the job on AWS');
+    }
+    this.tracked.delete(jobId); // no more polls, markers or downloads for it
     const starting = this.starting.get(jobId);
     if (starting) {
       starting.controller.abort(new SkyfarmError('CANCELED', 'canceled'));
       await starting.done;
     }
     this.tracked.delete(jobId);
+    await this.finishCancel(jobId).announced;
+  }
+
+  /** AWS jobs whose cancel was recorded but not yet carried out on AWS (a restarted daemon finishes them). */
+  pendingCancels(): string[] {
+    return this.deps.store.pendingCancels();
+  }
+
+  /**
+   * Carries out a recorded cancel: cancel.json, TerminateJob for every unfinished stage, a cleanup
+   * publish when the stack's rule will not run one, then the job ends `canceled` (once). Every step is
+   * safe to repeat. Retried with back-off while AWS is unreachable; `announced` resolves once the job
+   * shows canceled (at the end, or as soon as AWS failed to answer or took longer than cancelAnswerMs).
+   * One run per job at a time: a second call joins the first.
+   */
+  private finishCancel(jobId: string): { done: Promise<void>; announced: Promise<void> } {
+    const existing = this.canceling.get(jobId);
+    if (existing) return existing;
+    let announce: () => void = () => undefined;
+    const announced = new Promise<void>((resolve) => (announce = resolve));
+    const controller = new AbortController();
+    const done = this.cancelLoop(jobId, controller.signal, announce)
+      .catch((error: unknown) => this.deps.log.error({ err: error, jobId }, 'finishing a cancel failed'))
+      .finally(() => {
+        this.canceling.delete(jobId);
+        announce();
+      });
+    const entry = { controller, done, announced };
+    this.canceling.set(jobId, entry);
+    return entry;
+  }
+
+  private async cancelLoop(jobId: string, signal: AbortSignal, announce: () => void): Promise<void> {
+    const { store } = this.deps;
+    const backoff = this.newBackoff();
+    let since: number | undefined;
+    const answerMs = this.deps.cancelAnswerMs ?? 10_000;
+    // AWS neither answers nor fails (a stalled connection): the user is not kept waiting.
+    const slow = setTimeout(() => {
+      this.markCanceled(jobId, `AWS has not answered for ${formatSpan(answerMs)}; ${CANCEL_PENDING_SUFFIX}`);
+      announce();
+    }, answerMs);
+    slow.unref?.();
+    // A request that hangs must not keep a shutting-down daemon waiting.
+    const aborted = new Promise<never>((_, reject) =>
+      signal.addEventListener('abort', () => reject(signal.reason as Error), { once: true }),
+    );
+    aborted.catch(() => undefined);
+    try {
+      for (;;) {
+        try {
+          await Promise.race([this.actOnCancel(jobId, signal), aborted]);
+          break;
+        } catch (error) {
+          if (signal.aborted) return; // daemon shutting down: the next one finishes the cancel
+          if (!isUnreachable(error)) {
+            const message = `the Batch jobs could not be stopped: ${shortError(error)} (stop them in the AWS console)`;
+            this.deps.log.warn({ jobId, error: shortError(error) }, 'cancel: AWS refused');
+            if (!this.markCanceled(jobId, message)) this.say(jobId, message);
+            store.setFinished(jobId);
+            return;
+          }
+          since ??= this.now();
+          const wait = backoff.fail();
+          this.deps.log.warn({ jobId, error: shortError(error), retryInMs: wait }, 'cancel: AWS unreachable');
+          if (backoff.failures === 1) {
+            clearTimeout(slow);
+            this.markCanceled(jobId, cancelPendingMessage(since, error));
+            announce();
+          }
+          try {
+            await sleep(wait, undefined, { signal, ref: false });
+          } catch {
+            return; // shutting down
+          }
+        }
+      }
+    } finally {
+      clearTimeout(slow);
+    }
+    if (since !== undefined)
+      this.say(jobId, `AWS answers again (it was unreachable for ${formatSpan(this.now() - since)})`);
+    this.markCanceled(jobId, 'canceled');
+    store.setFinished(jobId);
+  }
+
+  /** What a cancel does on AWS; each step is idempotent. */
+  private async actOnCancel(jobId: string, signal: AbortSignal): Promise<void> {
+    const { store } = this.deps;
     let row = store.get(jobId);
     if (!row) return;
-    store.setCanceled(jobId);
     const clients = this.deps.clients(row.farm);
     if (row.preparedAt) {
       const request: CancelRequest = { jobId, reason: CANCEL_REASON, at: new Date().toISOString() };
       await clients.bucket.putJson(jobKeys(jobId).cancel, request);
+      // A stage submitted but never stored (a kill between SubmitJob and the store, or a submission the
+      // cancel cut short) is found by its name, so it is terminated too.
+      for (const stage of ['copy', 'render', 'publish'] as const) {
+        if (row.batchIds[stage] || row.prepareOnly) continue;
+        signal.throwIfAborted();
+        const queue = stage === 'render' ? row.renderQueue : row.farm.queues.transfer;
+        if (!queue) continue;
+        const found = (await clients.batch.findByName(queue, batchJobName(jobId, stage)))[0]?.jobId;
+        if (found) store.setBatchId(jobId, stage, found);
+      }
+      row = store.get(jobId)!;
     }
-    row = store.get(jobId)!;
+    signal.throwIfAborted();
     const ids = Object.entries(row.batchIds) as Array<[TrackedStage, string]>;
-    const infos = new Map((await clients.batch.describe(ids.map(([, id]) => id))).map((i) => [i.jobId, i]));
+    const infos = new Map(
+      ids.length ? (await clients.batch.describe(ids.map(([, id]) => id))).map((i) => [i.jobId, i]) : [],
+    );
     for (const [stage, id] of ids) {
       const info = infos.get(id);
       if (info && !TERMINAL.has(info.status)) {
+        signal.throwIfAborted();
         await clients.batch.terminate(id, CANCEL_REASON);
         this.say(jobId, `terminated ${stage} job ${id}`);
       }
@@ -835,30 +981,51 @@ export class AwsBackend {
     const render = row.batchIds.render ? infos.get(row.batchIds.render) : undefined;
     const ruleWillPublish = render !== undefined && render.status !== 'SUCCEEDED';
     if (row.batchIds.copy && !ruleWillPublish && !row.batchIds.cleanup) {
-      const { jobId: cleanupId } = await clients.batch.submit({
-        name: batchJobName(jobId, 'cleanup'),
-        queue: row.farm.queues.transfer,
-        definition: row.farm.jobDefinitions.transfer,
-        command: [WORKER, 'publish'],
-        environment: stageEnvironment(jobId, row.farm),
-        parameters: { skyfarmJobId: jobId, skyfarmStage: 'cleanup' },
-        tags: { 'skyfarm:job': jobId, 'skyfarm:stage': 'cleanup' },
-      });
+      signal.throwIfAborted();
+      const name = batchJobName(jobId, 'cleanup');
+      let cleanupId = (await clients.batch.findByName(row.farm.queues.transfer, name))[0]?.jobId;
+      if (!cleanupId) {
+        cleanupId = (
+          await clients.batch.submit({
+            name,
+            queue: row.farm.queues.transfer,
+            definition: row.farm.jobDefinitions.transfer,
+            command: [WORKER, 'publish'],
+            environment: stageEnvironment(jobId, row.farm),
+            parameters: { skyfarmJobId: jobId, skyfarmStage: 'cleanup' },
+            tags: { 'skyfarm:job': jobId, 'skyfarm:stage': 'cleanup' },
+          })
+        ).jobId;
+        this.say(
+          jobId,
+          `submitted cleanup ${cleanupId} (publishes what exists and removes the working folder)`,
+        );
+      }
       store.setBatchId(jobId, 'cleanup', cleanupId);
-      this.say(
-        jobId,
-        `submitted cleanup ${cleanupId} (publishes what exists and removes the working folder)`,
-      );
     }
+  }
+
+  /**
+   * The job ends `canceled` with `message` — once: a later call (AWS answered after all) only updates
+   * the message. A job that had already ended otherwise is left alone. Returns whether it logged.
+   */
+  private markCanceled(jobId: string, message: string): boolean {
+    const { repo } = this.deps;
     const job = repo.get(jobId);
-    if (!job) return;
+    if (!job) return false;
+    if (job.state === 'canceled') {
+      if (job.message !== message) this.emit(repo.update(jobId, { message }));
+      return false;
+    }
+    if (FINISHED_STATES.has(job.state)) return false;
     for (const stage of ['upload', 'copy', 'render', 'publish'] as const) {
       if (job.stages[stage] === 'running' || job.stages[stage] === 'pending')
         repo.update(jobId, { stage: [stage, 'canceled'] });
     }
     repo.setLive(jobId, undefined);
-    this.say(jobId, 'canceled');
-    this.emit(repo.update(jobId, { state: 'canceled', message: 'canceled' }));
+    this.say(jobId, message === 'canceled' ? message : `canceled: ${message}`);
+    this.emit(repo.update(jobId, { state: 'canceled', message }));
+    return true;
   }
 
   /** `skyfarm download`: every published frame not yet in `output` (default: the job's output folder). */
@@ -924,8 +1091,9 @@ export class AwsBackend {
   async stopAll(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
-    for (const entry of this.starting.values()) entry.controller.abort(new Error('daemon shutting down'));
-    await Promise.all([...this.starting.values()].map((e) => e.done));
+    for (const entry of [...this.starting.values(), ...this.canceling.values()])
+      entry.controller.abort(new Error('daemon shutting down'));
+    await Promise.all([...this.starting.values(), ...this.canceling.values()].map((e) => e.done));
     await this.polling;
     this.tracked.clear();
   }

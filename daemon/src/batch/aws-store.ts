@@ -111,6 +111,15 @@ export class AwsJobStore {
       .run(new Date().toISOString(), jobId);
   }
 
+  /** Jobs whose cancel was recorded and not yet carried out on AWS (finishCancel sets finished_at). */
+  pendingCancels(): string[] {
+    return (
+      this.db
+        .prepare('SELECT job_id FROM aws_jobs WHERE canceled_at IS NOT NULL AND finished_at IS NULL')
+        .all() as Array<{ job_id: string }>
+    ).map((r) => r.job_id);
+  }
+
   setFinished(jobId: string): void {
     this.db
       .prepare('UPDATE aws_jobs SET finished_at = ? WHERE job_id = ?')

@@ -143,6 +143,19 @@ export function outageMessage(since: number, now: number, error: unknown): strin
   return `${prefix}${clock} (${formatSpan(now - since)}): ${shortError(error)}; retrying`;
 }
 
+/**
+ * The message of a job canceled while AWS did not answer, e.g. "AWS unreachable since 12:03:
+ * ECONNREFUSED: connect ECONNREFUSED; the Batch jobs will be terminated when it answers".
+ */
+export function cancelPendingMessage(since: number, error: unknown): string {
+  const at = new Date(since);
+  const clock = `${String(at.getHours()).padStart(2, '0')}:${String(at.getMinutes()).padStart(2, '0')}`;
+  const prefix = isUnreachable(error) ? OUTAGE_PREFIX : FAILING_PREFIX;
+  return `${prefix}${clock}: ${shortError(error)}; ${CANCEL_PENDING_SUFFIX}`;
+}
+
+export const CANCEL_PENDING_SUFFIX = 'the Batch jobs will be terminated when it answers';
+
 export function isOutageMessage(message: string | null | undefined): boolean {
   return (
     typeof message === 'string' && (message.startsWith(OUTAGE_PREFIX) || message.startsWith(FAILING_PREFIX))

@@ -258,7 +258,9 @@ export async function statusCommand(ctx: CliContext, jobId: string, json: boolea
 export async function cancelCommand(ctx: CliContext, jobId: string, json: boolean): Promise<number> {
   const { job } = await withClient(ctx, (client) => client.request('jobs.cancel', { jobId }));
   if (json) printJson(ctx, job);
-  else print(ctx, `${job.id} ${job.state}`);
+  // e.g. "j_… canceled: AWS unreachable since 12:03: …; the Batch jobs will be terminated when it answers"
+  else
+    print(ctx, `${job.id} ${job.state}${job.message && job.message !== job.state ? `: ${job.message}` : ''}`);
   return EXIT.ok;
 }
 

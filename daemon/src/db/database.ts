@@ -73,6 +73,12 @@ const MIGRATIONS: string[] = [
      canceled_at TEXT,
      finished_at TEXT
    )`,
+  // A cancel is carried out on AWS before finished_at is set (aws_jobs.finished_at IS NULL with
+  // canceled_at set: a restarted daemon terminates the Batch jobs). Jobs canceled before that rule
+  // were carried out when they were marked canceled.
+  `UPDATE aws_jobs SET finished_at = canceled_at
+     WHERE canceled_at IS NOT NULL AND finished_at IS NULL
+       AND job_id IN (SELECT id FROM jobs WHERE state = 'canceled')`,
 ];
 
 export function openDatabase(path: string): Db {

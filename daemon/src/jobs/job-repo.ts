@@ -208,6 +208,24 @@ export class JobRepo {
     this.db.prepare('DELETE FROM kv WHERE key = ?').run(`pids:${id}`);
   }
 
+  /**
+   * A cancel is recorded before it is acted on, so a daemon killed in between finishes it on restart
+   * (local jobs; AWS jobs record theirs in aws_jobs.canceled_at).
+   */
+  recordCancel(id: string): void {
+    this.db
+      .prepare('INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT(key) DO NOTHING')
+      .run(`cancel:${id}`, new Date().toISOString());
+  }
+
+  cancelRecorded(id: string): boolean {
+    return this.db.prepare('SELECT 1 FROM kv WHERE key = ?').get(`cancel:${id}`) !== undefined;
+  }
+
+  forgetCancel(id: string): void {
+    this.db.prepare('DELETE FROM kv WHERE key = ?').run(`cancel:${id}`);
+  }
+
   setLive(id: string, live: LiveProgress | undefined): void {
     if (live) this.live.set(id, live);
     else this.live.delete(id);

@@ -159,13 +159,22 @@ export class JobService {
     return this.deps.logs.tail(jobId, tail);
   }
 
-  /** Restarts every job that was running when the daemon stopped. */
+  /**
+   * Restarts every job that was running when the daemon stopped; one whose cancel was recorded
+   * finishes canceling instead. AWS jobs already shown canceled whose Batch jobs were not yet
+   * terminated (AWS did not answer) are terminated now.
+   */
   resumeUnfinished(): string[] {
     const ids = this.deps.repo.unfinishedIds();
     for (const id of ids) {
       this.deps.logs.append(id, '[skyfarm] daemon restarted: resuming');
       if (this.deps.aws?.backend.isAws(id)) this.deps.aws.backend.resume(id);
       else this.deps.local.start(id);
+    }
+    for (const id of this.deps.aws?.backend.pendingCancels() ?? []) {
+      if (ids.includes(id)) continue;
+      this.deps.logs.append(id, '[skyfarm] daemon restarted: terminating the Batch jobs of the canceled job');
+      this.deps.aws!.backend.resume(id);
     }
     return ids;
   }

@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import type { Job, JobState, Stages, StageState } from '../../../protocol/generated/protocol.js';
 import { SkyfarmError, toErrorInfo } from '../errors.js';
 import type { Notify } from '../notify.js';
-import type { JobRepo } from '../jobs/job-repo.js';
+import { FINISHED_STATES, type JobRepo } from '../jobs/job-repo.js';
 import type { JobLogs } from '../jobs/job-log.js';
 import type { JobSpec } from '../jobs/job-spec.js';
 import type { IObjectStore } from '../store/object-store.js';
@@ -55,8 +55,13 @@ export class LocalBackend {
     return this.running.has(jobId);
   }
 
-  /** Stops the job's Blender processes and marks it canceled; resolves once it has stopped. */
+  /**
+   * Stops the job's Blender processes and marks it canceled; resolves once it has stopped. The cancel
+   * is committed first: a daemon killed before the job is marked canceled finishes it on restart.
+   */
   async cancel(jobId: string): Promise<void> {
+    this.deps.repo.recordCancel(jobId);
+    this.deps.logs.append(jobId, '[skyfarm] cancel recorded: stopping Blender');
     const entry = this.running.get(jobId);
     if (entry) {
       entry.controller.abort(new SkyfarmError('CANCELED', 'canceled by the user'));
@@ -98,6 +103,11 @@ export class LocalBackend {
     if (!spec || !job) return;
     let stage: keyof Stages = 'upload';
     await this.stopLeftoverBlender(jobId);
+    if (this.deps.repo.cancelRecorded(jobId)) {
+      // Canceled by the user before the daemon stopped: finish the cancel, do not resume the render.
+      await this.finishCanceled(jobId);
+      return;
+    }
     try {
       stage = 'upload';
       const manifest = await this.upload(spec, job.stages.upload === 'done', signal);
@@ -155,18 +165,25 @@ export class LocalBackend {
     this.deps.repo.forgetProcesses(jobId);
   }
 
+  /**
+   * Ends a canceled job (Blender has stopped): the working folder goes first, then the job is marked
+   * canceled, once. Safe to repeat after a kill at any point.
+   */
   private async finishCanceled(jobId: string): Promise<void> {
+    await rm(this.jobDir(jobId), { recursive: true, force: true });
     const job = this.deps.repo.get(jobId);
     if (!job) return;
-    for (const stage of ['upload', 'copy', 'render', 'publish'] as const) {
-      if (job.stages[stage] === 'running' || job.stages[stage] === 'pending') {
-        this.deps.repo.update(jobId, { stage: [stage, 'canceled'] });
+    if (!FINISHED_STATES.has(job.state)) {
+      for (const stage of ['upload', 'copy', 'render', 'publish'] as const) {
+        if (job.stages[stage] === 'running' || job.stages[stage] === 'pending') {
+          this.deps.repo.update(jobId, { stage: [stage, 'canceled'] });
+        }
       }
+      this.deps.repo.setLive(jobId, undefined);
+      this.deps.logs.append(jobId, '[skyfarm] canceled');
+      this.emit(this.deps.repo.update(jobId, { state: 'canceled', message: 'canceled' }));
     }
-    this.deps.repo.setLive(jobId, undefined);
-    this.deps.logs.append(jobId, '[skyfarm] canceled');
-    this.emit(this.deps.repo.update(jobId, { state: 'canceled', message: 'canceled' }));
-    await rm(this.jobDir(jobId), { recursive: true, force: true });
+    this.deps.repo.forgetCancel(jobId);
   }
 
   private async upload(spec: JobSpec, alreadyDone: boolean, signal: AbortSignal): Promise<Manifest> {
