@@ -1,7 +1,8 @@
 // status_calls_per_poll: AWS Batch API calls the daemon makes per poll cycle while it tracks a
 // 1,000-frame job. The real daemon (in this process) renders with --backend aws against the fake
 // Batch endpoint (test/fakes/batch, configured from infra/skyfarm.yaml, spoken to by the real SDK
-// client) and s3rver: it uploads the scene, submits copy → render (an array job, one child per frame:
+// client), the fake ECR holding the default worker image (the daemon checks the render's Blender
+// version is built before it submits) and s3rver: it uploads the scene, submits copy → render (an array job, one child per frame:
 // 1,000 children) → publish, and polls until they end. The containers are a stand-in that sleeps 0.5 s (a
 // real Blender per frame would take hours); what is measured is the daemon's polling. Each poll
 // (AwsBackend.pollOnce, counted by wrapping it) is matched with the Batch requests the fake received
@@ -12,6 +13,7 @@ import { AwsBackend } from '../../daemon/src/batch/aws-backend.js';
 import type { Job } from '../../protocol/generated/protocol.js';
 import { startFakeBatch } from '../../test/fakes/batch/server.js';
 import { farmFromTemplate } from '../../test/fakes/batch/template.js';
+import { startFakeEcr } from '../../test/fakes/ecr/server.js';
 import { blenderEnv, findBlenderBinary, NO_BLENDER } from '../lib/blender.js';
 import { startBenchDaemon } from '../lib/daemon.js';
 import { withTimeout } from '../lib/proc.js';
@@ -44,6 +46,9 @@ export const statusCallsPerPoll: Metric = {
       tickMs: 40,
     });
     ctx.cleanup(() => batch.close());
+    // The worker image of the default Blender version, as `skyfarm images build` leaves it.
+    const ecr = await startFakeEcr({ repositories: { 'skyfarm/worker': ['4.2.3'] } });
+    ctx.cleanup(() => ecr.close());
 
     // Count polls: every AwsBackend.pollOnce, with the Batch requests made while it ran.
     const polls: Array<{ calls: number; operations: string[] }> = [];
@@ -66,6 +71,7 @@ export const statusCallsPerPoll: Metric = {
         ...blenderEnv(ctx, 'status'),
         ...s3.env,
         AWS_ENDPOINT_URL_BATCH: batch.endpoint,
+        AWS_ENDPOINT_URL_ECR: ecr.endpoint,
         SKYFARM_AWS_BUCKET: bucket,
         SKYFARM_BLENDER: blender,
       }),
