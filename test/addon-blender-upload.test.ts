@@ -48,6 +48,7 @@ t.test('missing files are named before submit; Strict refuses with a clear messa
     'pressing Render names the missing files',
   );
   t.equal(daemon.jobs.list().jobs.length, 1, 'only the non-strict submit made a job');
+  await daemon.stop(); // before the fixture folder goes, even if the scenario left a job running
 });
 
 t.test('a big upload shows live progress in Blender and Cancel stops it', async (t) => {
@@ -86,4 +87,6 @@ t.test('a big upload shows live progress in Blender and Cancel stops it', async 
     { state: 'canceled', stages: { upload: 'canceled' } },
     'the daemon ended the job in its upload',
   );
+  // Stopped here, before the fixture folder goes: a failed scenario may leave a job running.
+  await daemon.stop();
 });

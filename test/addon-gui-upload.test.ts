@@ -81,4 +81,6 @@ t.test('upload progress and Cancel in the GUI; Strict names the missing files', 
     { state: 'canceled', stages: { upload: 'canceled' } },
     'the daemon ended the job in its upload',
   );
+  // Stopped here, before the fixture folder goes: a failed scenario may leave a job running.
+  await daemon.stop();
 });
