@@ -133,6 +133,11 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
           const info = await stack.resolveStack(stackName);
           return { ...farmFromStackOutputs(info.outputs), ...(info.region ? { region: info.region } : {}) };
         },
+        // Neither --stack-name nor --bucket: the stack daemon.info offers (deployed or seen ready last).
+        defaultStack: () => {
+          const known = stack.remembered.get();
+          return known && USABLE_STATUSES.has(known.status) ? known.stackName : undefined;
+        },
         // Jobs upload through the project service (hash cache, known blobs, integrity-checked S3 store).
         upload: async (request) => {
           const store = await projectService.storeFor({ backend: 'aws', bucket: request.bucket.name });

@@ -22,6 +22,11 @@ import { checkBlenderVersion } from '../images/service.js';
 export interface AwsWiringOptions {
   /** The farm of a deployed stack by name (the stack service's outputs); absent: --bucket/env only. */
   resolveStack?: (stackName: string) => Promise<FarmSettings> | FarmSettings;
+  /**
+   * The stack a render without --stack-name or --bucket uses when SKYFARM_AWS_BUCKET is not set: the
+   * usable stack daemon.info reports as the AWS backend (undefined: none).
+   */
+  defaultStack?: () => string | undefined;
   /** How jobs put their project into the bucket (default: uploadToBucket). */
   upload?: ProjectUploader;
   /** Refuses (IMAGE_MISSING) a Blender version the farm has no worker image for (daemon/src/images/). */
@@ -104,14 +109,20 @@ export function createAwsWiring(deps: {
     backend,
     async options(aws = {}) {
       let farm: FarmSettings | undefined;
-      if (aws.stackName && !aws.bucket) {
+      // Neither --stack-name nor --bucket (nor SKYFARM_AWS_BUCKET): the stack daemon.info offers as the
+      // AWS backend, i.e. the one this daemon deployed or saw ready last.
+      const stackName =
+        aws.stackName || aws.bucket || deps.env['SKYFARM_AWS_BUCKET']
+          ? aws.stackName
+          : deps.options?.defaultStack?.();
+      if (stackName && !aws.bucket) {
         if (!deps.options?.resolveStack) {
           throw new SkyfarmError(
             'BACKEND_UNAVAILABLE',
-            `cannot look up stack "${aws.stackName}" in this daemon yet; pass --bucket`,
+            `cannot look up stack "${stackName}" in this daemon yet; pass --bucket`,
           );
         }
-        farm = await deps.options.resolveStack(aws.stackName);
+        farm = await deps.options.resolveStack(stackName);
       } else {
         farm = farmFromEnv(deps.env, aws.bucket);
       }
@@ -132,7 +143,7 @@ export function createAwsWiring(deps: {
         const target = {
           repository: farm.imageRepository,
           ...(farm.region ? { region: farm.region } : {}),
-          ...(aws.stackName && !aws.bucket ? { stackName: aws.stackName } : {}),
+          ...(stackName && !aws.bucket ? { stackName } : {}),
         };
         await deps.options.requireImage(target, blenderVersion);
         // Copy, publish and the stack's publish-after-failure run in the default version's image.
