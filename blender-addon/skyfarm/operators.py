@@ -39,9 +39,18 @@ def submit_settings(scene, context=None):
         aws_market=settings.aws_market.lower().replace("_", "-"),
         aws_blender_version=settings.aws_blender_version.strip() or bpy.app.version_string.split(" ")[0],
         aws_notify_email=settings.aws_notify_email,
-        aws_stack_name=prefs.aws_stack_name if prefs else "",
+        aws_stack_name=stack_name(prefs),
         strict=settings.strict,
     )
+
+
+def stack_name(prefs):
+    """The stack to render on: the preferences' one, else the one the daemon reported (the AWS backend's)."""
+    name = prefs.aws_stack_name.strip() if prefs else ""
+    session = sync.session
+    if not name and session is not None and session.stack:
+        name = session.stack.get("stackName", "")
+    return name
 
 
 def render_blocker(context):
@@ -205,8 +214,11 @@ def _image_editor_space(context):
     if window is None:
         return None
     before = set(context.window_manager.windows[:])
-    with context.temp_override(window=window, area=window.screen.areas[0]):
-        bpy.ops.wm.window_new()
+    try:
+        with context.temp_override(window=window, area=window.screen.areas[0]):
+            bpy.ops.wm.window_new()
+    except RuntimeError:  # No window can be opened here (background mode): the image is loaded anyway.
+        return None
     created = [w for w in context.window_manager.windows if w not in before]
     if not created:
         return None

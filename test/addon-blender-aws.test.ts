@@ -1,0 +1,276 @@
+// The add-on inside real Blender (`blender -b`) rendering on AWS, with AWS made of local fakes: the
+// daemon deploys stack `skyfarm` through the fake CloudFormation, the add-on sees the AWS backend
+// available, and Render with the backend set to AWS runs the real worker with real Blender on the fake
+// Batch (a folder as EFS, s3rver as S3, the worker image checked in the fake ECR). The Blender script
+// records, on the main thread, what the add-on shows: the states upload → copy → render → publish →
+// done, frames done step by step, the newest frame's preview while it renders (Show Last Frame loads
+// it), the frames downloaded into the output folder at the end (Open Output opens it); and a chunk
+// that fails shows `failed` with the daemon's message naming the failed frame.
+import t, { type Test } from 'tap';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import pino from 'pino';
+import { CreateBucketCommand } from '@aws-sdk/client-s3';
+import { startDaemon, type RunningDaemon } from '../daemon/src/daemon.js';
+import { createS3Client, settingsFromEnv } from '../daemon/src/batch/bucket.js';
+import { DaemonClient } from '../daemon/src/client/daemon-client.js';
+import type { StackInfo } from '../protocol/generated/protocol.js';
+import { awsEnv, cleanEnv, REPO_ROOT, startS3, WORKER_ENTRY } from './fakes/batch/aws-env.js';
+import { startFakeBatch, type FakeBatch } from './fakes/batch/server.js';
+import { farmFromTemplate } from './fakes/batch/template.js';
+import { startFakeCloudFormation } from './fakes/cloudformation/server.js';
+import { startFakeEcr, type FakeEcr } from './fakes/ecr/server.js';
+import { startFakeLogs } from './fakes/logs/server.js';
+import { startFakeSes, type FakeSes } from './fakes/ses/server.js';
+import {
+  blenderCommand,
+  blenderVersion as sceneBlenderVersion,
+  makeScene,
+  readPng,
+} from './helpers/scenes.js';
+import { addonRoot, blenderEnv, blenderVersion, runBlenderScript } from '../blender-addon/tests/harness.js';
+
+t.comment(`using ${blenderVersion()}`);
+
+const minute = 60_000;
+// What the add-on sends when the AWS panel's Blender version is empty: the version of this Blender.
+const ADDON_BLENDER_VERSION = sceneBlenderVersion ?? '3.4.1';
+
+interface AwsFarm {
+  daemon: RunningDaemon;
+  batch: FakeBatch;
+  ses: FakeSes;
+  ecr: FakeEcr;
+  stack: StackInfo;
+  dir: string;
+}
+
+/** Every fake, a daemon wired to them (no SKYFARM_AWS_BUCKET: the stack is the only farm it knows), and stack `skyfarm` deployed. */
+async function startAwsFarm(t: Test): Promise<AwsFarm> {
+  const dir = mkdtempSync(path.join(tmpdir(), 'skyfarm-addon-aws-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const s3 = await startS3(path.join(dir, 's3'), 'unused');
+  t.teardown(() => s3.close());
+  const cloudFormation = await startFakeCloudFormation({ stepMs: 2 });
+  t.teardown(() => cloudFormation.close());
+  const ses = await startFakeSes();
+  t.teardown(() => ses.close());
+  const logs = await startFakeLogs();
+  t.teardown(() => logs.close());
+  // The stack's repository holds an image for the Blender version the add-on sends, and one other.
+  const ecr = await startFakeEcr({ repositories: { 'skyfarm/worker': ['4.2.3', ADDON_BLENDER_VERSION] } });
+  t.teardown(() => ecr.close());
+  const base = { ...cleanEnv(), ...awsEnv({ s3: s3.endpoint, ses: ses.endpoint, logs: logs.endpoint }) };
+  const daemonEnv = (batchEndpoint?: string): NodeJS.ProcessEnv => ({
+    ...base,
+    ...awsEnv({
+      s3: s3.endpoint,
+      ...(batchEndpoint ? { batch: batchEndpoint } : {}),
+      ses: ses.endpoint,
+      logs: logs.endpoint,
+      ecr: ecr.endpoint,
+    }),
+    AWS_ENDPOINT_URL_CLOUDFORMATION: cloudFormation.url,
+    AWS_ENDPOINT_URL: 'http://127.0.0.1:9',
+    AWS_CONFIG_FILE: path.join(dir, 'no-aws-config'),
+    AWS_SHARED_CREDENTIALS_FILE: path.join(dir, 'no-aws-credentials'),
+    SKYFARM_BLENDER: blenderCommand,
+  });
+  const stateDir = path.join(dir, 'home');
+  const start = (env: NodeJS.ProcessEnv) =>
+    startDaemon({
+      stateDir,
+      port: 0,
+      env,
+      logger: pino({ level: 'silent' }),
+      aws: {
+        backend: {
+          pollFastMs: 250,
+          pollSlowMs: 750,
+          runnableWarnMs: 60_000,
+          failurePublishTimeoutMs: 60_000,
+        },
+      },
+    });
+
+  // `skyfarm deploy` creates the stack; the daemon remembers its outputs in its state dir.
+  const deployer = await start(daemonEnv());
+  const client = await DaemonClient.connect({ stateDir, clientName: 'test', clientVersion: '1' });
+  const { stack } = await client.request('stack.deploy', {});
+  client.close();
+  await deployer.stop();
+  t.equal(stack.status, 'CREATE_COMPLETE', 'stack skyfarm deployed');
+  const bucket = stack.outputs['BucketName']!;
+  // CloudFormation "created" the bucket; s3rver needs it made by hand.
+  const s3Client = createS3Client(settingsFromEnv(base, 'S3'));
+  await s3Client.send(new CreateBucketCommand({ Bucket: bucket }));
+  s3Client.destroy();
+
+  // The stack's Batch side, with the bucket its job definitions and publish-after-failure rule name.
+  const template = farmFromTemplate({ bucket, namePrefix: 'skyfarm', gpu: false });
+  const batch = await startFakeBatch({
+    queues: template.queues,
+    jobDefinitions: template.jobDefinitions,
+    rules: template.rules,
+    hostEnv: { ...base, SKYFARM_EFS_ROOT: path.join(dir, 'efs'), SKYFARM_BLENDER: blenderCommand },
+    executables: { 'skyfarm-worker': [process.execPath, '--import', 'tsx', WORKER_ENTRY] },
+    cwd: REPO_ROOT,
+    // One container at a time: a chunk's frames finish one after the other, as on a small farm.
+    maxRunning: 1,
+    tickMs: 40,
+    logs,
+    logGroup: '/skyfarm/skyfarm',
+  });
+  t.teardown(() => batch.close());
+  const daemon = await start(daemonEnv(batch.endpoint));
+  t.teardown(() => daemon.stop());
+  return { daemon, batch, ses, ecr, stack, dir };
+}
+
+/** An `xdg-open` on Blender's PATH that records what Open Output asked to open (wm.path_open runs it). */
+function fakeXdgOpen(dir: string): { binDir: string; opened: () => string[] } {
+  const binDir = path.join(dir, 'bin');
+  mkdirSync(binDir, { recursive: true });
+  const record = path.join(dir, 'opened.txt');
+  const script = path.join(binDir, 'xdg-open');
+  writeFileSync(script, `#!/bin/sh\nprintf '%s\\n' "$1" >> '${record}'\n`);
+  chmodSync(script, 0o755);
+  return {
+    binDir,
+    opened: () => (existsSync(record) ? readFileSync(record, 'utf8').split('\n').filter(Boolean) : []),
+  };
+}
+
+function resultLine(stdout: string): Record<string, unknown> {
+  const line = stdout.split('\n').find((l) => l.startsWith('AWS_RESULT '));
+  if (!line) throw new Error('the Blender script printed no AWS_RESULT');
+  return JSON.parse(line.slice('AWS_RESULT '.length)) as Record<string, unknown>;
+}
+
+t.test(
+  'Render on AWS from Blender: followed frame by frame, frames downloaded; a failing chunk',
+  async (t) => {
+    const farm = await startAwsFarm(t);
+    const xdg = fakeXdgOpen(farm.dir);
+
+    await t.test('a render the panel follows frame by frame', async (t) => {
+      const project = path.join(farm.dir, 'project');
+      const blendFile = await makeScene(project, { frames: [1, 4], samples: 4 });
+      const output = path.join(farm.dir, 'out');
+      const submitsBefore = farm.batch.calls.filter((c) => c.operation === 'submitjob').length;
+      const result = await runBlenderScript(t, {
+        script: 'aws_background.py',
+        blendFile,
+        args: {
+          scenario: 'follow',
+          addonSource: addonRoot,
+          outputDir: output,
+          resolution: [320, 180],
+          previewSize: [256, 144],
+          chunkSize: 2,
+          notifyEmail: 'artist@example.com',
+          expectedFrames: ['frame_0001.png', 'frame_0002.png', 'frame_0003.png', 'frame_0004.png'],
+          blenderVersion: ADDON_BLENDER_VERSION,
+          renderTimeout: 180,
+        },
+        env: blenderEnv(t, {
+          SKYFARM_HOME: farm.daemon.paths.root,
+          PATH: `${xdg.binDir}:${process.env['PATH'] ?? ''}`,
+        }),
+        timeoutMs: 4 * minute,
+      });
+      const seen = resultLine(result.stdout);
+      t.comment(
+        `states seen: ${JSON.stringify(seen['states'])}; frames done seen: ${JSON.stringify(seen['framesDone'])}`,
+      );
+      const jobId = seen['jobId'] as string;
+
+      // What AWS got: three stages on the stack's queues, the image for this Blender looked up.
+      const submits = farm.batch.calls
+        .filter((c) => c.operation === 'submitjob')
+        .slice(submitsBefore)
+        .map((c) => c.input);
+      t.same(
+        submits.map((s) => [s['jobName'], s['jobQueue']]),
+        [
+          [`skyfarm-${jobId}-copy`, farm.stack.outputs['TransferQueueArn']],
+          [`skyfarm-${jobId}-render`, farm.stack.outputs['CpuSpotQueueArn']],
+          [`skyfarm-${jobId}-publish`, farm.stack.outputs['TransferQueueArn']],
+        ],
+        'copy, render and publish on the deployed stack’s queues',
+      );
+      t.equal(
+        (submits[1]?.['arrayProperties'] as { size?: number } | undefined)?.size,
+        2,
+        'two chunks of two frames',
+      );
+      t.ok(
+        farm.ecr.calls.some((c) => c.input['repositoryName'] === 'skyfarm/worker'),
+        `the worker image for Blender ${ADDON_BLENDER_VERSION} was checked in the stack's repository`,
+      );
+
+      // The frames on disk are real, at the resolution set in Blender (unsaved), and Open Output opened them.
+      const frames = readdirSync(output)
+        .filter((f) => f.endsWith('.png'))
+        .sort();
+      t.same(frames, ['frame_0001.png', 'frame_0002.png', 'frame_0003.png', 'frame_0004.png']);
+      for (const frame of frames) {
+        const png = await readPng(path.join(output, frame));
+        t.same([png.width, png.height], [320, 180], `${frame} is 320×180`);
+      }
+      t.same(xdg.opened(), [output], 'Open Output opened the output folder');
+      const mail = await farm.ses.waitForMail(1, 10_000);
+      t.ok(
+        mail.some((m) => m.to.includes('artist@example.com')),
+        'the notify address from Blender got the mail',
+      );
+    });
+
+    await t.test('a failing chunk shows failed with the daemon’s message', async (t) => {
+      const project = path.join(farm.dir, 'failing');
+      const blendFile = await makeScene(project, { frames: [1, 4], failFirstFrame: true });
+      const output = path.join(farm.dir, 'out-failing');
+      const result = await runBlenderScript(t, {
+        script: 'aws_background.py',
+        blendFile,
+        args: {
+          scenario: 'failure',
+          addonSource: addonRoot,
+          outputDir: output,
+          chunkSize: 2,
+          blenderVersion: ADDON_BLENDER_VERSION,
+          renderTimeout: 180,
+        },
+        env: blenderEnv(t, { SKYFARM_HOME: farm.daemon.paths.root }),
+        timeoutMs: 4 * minute,
+      });
+      const seen = resultLine(result.stdout);
+      t.match(seen['errorMessage'], /^1 of 4 frames failed \(1\)/, 'the panel names the failed frame');
+      t.equal(seen['state'], 'failed');
+      // The stack's rule published what rendered (the render ran in a version-derived job definition).
+      t.same(
+        farm.batch.ruleSubmissions.map((r) => [r.rule, r.parameters['skyfarmJobId']]),
+        [['RenderFailedRule/publish-after-failure', seen['jobId']]],
+        'the failed render was published by the stack’s publish-after-failure rule',
+      );
+      // The frames that did render were published and downloaded.
+      t.same(
+        readdirSync(output)
+          .filter((f) => f.endsWith('.png'))
+          .sort(),
+        ['frame_0002.png', 'frame_0003.png', 'frame_0004.png'],
+        'the frames that rendered are in the output folder',
+      );
+    });
+  },
+);
