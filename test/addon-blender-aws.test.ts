@@ -165,7 +165,7 @@ t.test(
 
     await t.test('a render the panel follows frame by frame', async (t) => {
       const project = path.join(farm.dir, 'project');
-      const blendFile = await makeScene(project, { frames: [1, 4], samples: 4 });
+      const blendFile = await makeScene(project, { frames: [1, 4], samples: 16 });
       const output = path.join(farm.dir, 'out');
       const submitsBefore = farm.batch.calls.filter((c) => c.operation === 'submitjob').length;
       const result = await runBlenderScript(t, {
