@@ -233,6 +233,24 @@ def scenario_failure():
     from skyfarm import sync
 
     connect_with_aws()
+    # A Blender version the farm has no worker image for is refused before anything is uploaded, and
+    # the report lists the versions it has.
+    scene = bpy.context.scene
+    scene.skyfarm.aws_blender_version = "9.9"
+    before = sync.session.jobs.ids()
+    check(bpy.ops.skyfarm.render() == {"FINISHED"}, "render with Blender 9.9")
+
+    def refusals():
+        return [text for level, text in sync.reported if level == "ERROR" and "refused" in text]
+
+    support.pump(60, refusals, "the refusal of Blender 9.9")
+    log(f"refused: {refusals()[-1]}")
+    check("no worker image for Blender 9.9" in refusals()[-1] and "[IMAGE_MISSING]" in refusals()[-1], refusals()[-1])
+    check(ARGS["blenderVersion"] in refusals()[-1].split("available:")[1], f"the available versions are not listed: {refusals()[-1]}")
+    check(sync.session.jobs.ids() == before, "a refused render left a job")
+    scene.skyfarm.aws_blender_version = ""
+    sync.reported.clear()
+
     job_id = submit()
     item, samples = follow(job_id, ARGS["renderTimeout"])
     lines = panel_lines(item)
