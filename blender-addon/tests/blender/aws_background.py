@@ -1,7 +1,8 @@
 """`blender -b` tests of an AWS render from the add-on, against a daemon wired to the AWS fakes.
 
 ARGS["scenario"]: "follow" (a render the panel follows frame by frame to the frames on disk) or
-"failure" (a chunk fails: the panel shows `failed` with the daemon's message). Timers do not run in
+"failure" (a Blender version without a worker image is refused with the versions there are; then a
+chunk fails: the panel shows `failed` with the daemon's message). Timers do not run in
 background mode, so the scenario drives the add-on's timer callback (sync.tick) itself and samples,
 on this main thread after every tick, what the add-on shows: window_manager.skyfarm.jobs and
 sync.job_view. Prints AWS_RESULT {json} for the TypeScript side.
