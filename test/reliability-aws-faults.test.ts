@@ -11,9 +11,14 @@
 // must finish with every frame, the downloaded frames byte-for-byte the published ones, and no stage
 // may be submitted twice. The daemon polls every 250 ms here (test/fakes/batch/farm.ts), so the
 // back-off waits 125–250 ms, 250–500 ms, … up to 3.75–7.5 s.
+//
+// A second test cancels a job while every Batch and S3 request of the daemon is reset: `skyfarm cancel`
+// returns at once, the job is canceled and says its Batch jobs will be terminated when AWS answers;
+// meanwhile the render runs on the farm and the publish uploads both frames. Once AWS answers, the
+// publish is terminated, a cleanup job removes the working folder, and no frame is downloaded.
 import t from 'tap';
 import { createHash } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { blenderSkip, makeScene } from './helpers/scenes.js';
@@ -204,5 +209,111 @@ t.test(
         `${s3.stats.requests} requests); Batch ${throttled.length} throttled + ${outageRequests} reset ` +
         `of ${batch.requests.length} requests`,
     );
+  },
+);
+
+t.test(
+  'cancel while AWS is unreachable: canceled at once, the Batch jobs terminated when AWS answers',
+  { skip: blenderSkip, timeout: 175_000 },
+  async (t) => {
+    const farm = await startFarm(t);
+    const batch = await startFaultProxy(farm.batch.endpoint);
+    t.teardown(() => batch.close());
+    const s3 = await startS3Proxy(farm.s3.endpoint, {});
+    t.teardown(() => s3.close());
+    farm.daemonEnv['AWS_ENDPOINT_URL_BATCH'] = batch.endpoint;
+    farm.daemonEnv['AWS_ENDPOINT_URL_S3'] = s3.endpoint;
+    const daemon = await farm.startDaemon();
+    const { client, updates } = await recordUpdates(t, daemon);
+    farm.batch.holdQueue('skyfarm-cpu-spot', true); // the render waits for capacity
+    farm.ses.hold(true); // and later the publish stays RUNNING (its mail is held)
+    const scene = await makeScene(path.join(farm.dir, 'project'), { frames: [1, 2] });
+    const output = path.join(farm.dir, 'out');
+    const { job } = await client.request('render.submit', {
+      blendFile: scene,
+      backend: 'aws',
+      chunkSize: 1,
+      output,
+      aws: { notifyEmail: 'artist@example.com' },
+    });
+    const mine = () => updates.filter((u) => u.id === job.id);
+    await until('the job to render', () => mine().some((u) => u.state === 'rendering'), 90_000);
+
+    // AWS goes away (every Batch and S3 request of the daemon reset), then the user cancels.
+    batch.setRule(() => ({ kind: 'reset' }));
+    s3.setFaults({ rate: 1, seed: SEED, kinds: ['reset'] });
+    const asked = Date.now();
+    const cancel = await runSkyfarm(['cancel', job.id], farm.stateDir, farm.dir, 60_000);
+    const took = Date.now() - asked;
+    t.equal(cancel.code, 0, 'skyfarm cancel exits 0', { stderr: cancel.stderr.slice(-2000) });
+    t.match(
+      cancel.stdout,
+      new RegExp(
+        `^${job.id} canceled: AWS (unreachable since \\d\\d:\\d\\d: .+|has not answered for \\d+ s); ` +
+          'the Batch jobs will be terminated when it answers\\n$',
+      ),
+      'it says the job is canceled and the Batch jobs will be terminated when AWS answers',
+    );
+    t.ok(took < 20_000, `and returned promptly (${took} ms, CLI start-up included)`);
+    const canceledAt = Date.now();
+    t.match((await client.request('jobs.get', { jobId: job.id })).job, { state: 'canceled' });
+
+    // Meanwhile on AWS the render gets capacity, renders, and the publish uploads the frames.
+    farm.batch.holdQueue('skyfarm-cpu-spot', false);
+    const named = (stage: string) => farm.batch.byName(`skyfarm-${job.id}-${stage}`)[0];
+    await until(
+      'the publish to run and upload the frames',
+      () => named('publish')?.status === 'RUNNING' && existsSync(path.join(farm.efs, 'jobs', job.id)),
+      100_000,
+    );
+    let published = await farm.bucket.list(jobKeys(job.id).outputPrefix);
+    for (const deadline = Date.now() + 30_000; published.length < 2 && Date.now() < deadline;) {
+      await sleep(250);
+      published = await farm.bucket.list(jobKeys(job.id).outputPrefix);
+    }
+    t.equal(published.length, 2, 'both frames were published to the bucket during the outage');
+    t.equal(
+      farm.batch.calls.filter((c) => c.operation === 'terminatejob').length,
+      0,
+      'nothing reached Batch during the outage',
+    );
+
+    // AWS answers again.
+    batch.setRule(null);
+    s3.setFaults(null);
+    const healedAt = Date.now();
+    await until(
+      'the job to say canceled',
+      () => mine().some((u) => u.state === 'canceled' && u.message === 'canceled'),
+      60_000,
+    );
+    t.comment(`cancel carried out ${Date.now() - healedAt} ms after AWS answered`);
+    t.ok(
+      farm.batch.calls.some(
+        (c) => c.operation === 'terminatejob' && c.input['jobId'] === named('publish')?.jobId,
+      ),
+      'TerminateJob for the running publish',
+    );
+    // The worker stops once its (held) mail call returns; the fake sends no SIGKILL after a grace period.
+    farm.ses.hold(false);
+    await farm.batch.waitFor(() => named('publish')?.status === 'FAILED', 30_000, 'the publish to stop');
+    t.equal(
+      named('publish')?.statusReason,
+      'canceled by the user (skyfarm cancel)',
+      'the publish was terminated',
+    );
+    t.equal(farm.batch.byName(`skyfarm-${job.id}-cleanup`).length, 1, 'one cleanup job submitted');
+    t.same(existsSync(output) ? readdirSync(output) : [], [], 'no frame downloaded after the cancel');
+    t.comment(`canceled ${canceledAt - asked} ms after asking`);
+    t.equal(
+      mine().filter((u, i, all) => u.state === 'canceled' && all[i - 1]?.state !== 'canceled').length,
+      1,
+      'the job became canceled once (later only its message changed)',
+    );
+    const log = await runSkyfarm(['logs', job.id], farm.stateDir, farm.dir, 60_000);
+    t.equal(log.stdout.match(/^\[skyfarm\] canceled/gm)?.length ?? 0, 1, 'one "canceled" log line');
+    t.match(log.stdout, /AWS answers again/, 'the log notes when AWS answered');
+    await until('the working folder to go', () => !existsSync(path.join(farm.efs, 'jobs', job.id)), 60_000);
+    t.pass('the cleanup removed the working folder');
   },
 );

@@ -1023,6 +1023,7 @@ export class AwsBackend {
         repo.update(jobId, { stage: [stage, 'canceled'] });
     }
     repo.setLive(jobId, undefined);
+    void rm(join(this.deps.previewsDir, jobId), { recursive: true, force: true });
     this.say(jobId, message === 'canceled' ? message : `canceled: ${message}`);
     this.emit(repo.update(jobId, { state: 'canceled', message }));
     return true;
