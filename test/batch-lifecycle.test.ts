@@ -170,7 +170,12 @@ t.test(
       60_000,
       'the working folder to go',
     );
-    const result = await farm.bucket.getJson<JobResult>(jobKeys(jobId).result);
+    // The publish stage removes the working folder first and writes result.json last.
+    let result: JobResult | undefined;
+    for (const deadline = Date.now() + 30_000; !result && Date.now() < deadline;) {
+      result = await farm.bucket.getJson<JobResult>(jobKeys(jobId).result);
+      if (!result) await new Promise((resolve) => setTimeout(resolve, 100));
+    }
     t.equal(result?.state, 'canceled', 'publish saw the cancel');
     t.match(farm.ses.sent.at(-1)?.subject, /canceled/);
     const { job } = await client.request('jobs.get', { jobId });

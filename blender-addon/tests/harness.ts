@@ -101,10 +101,17 @@ export async function runBlenderScript(
   ];
   const result = await run(blender, argv, { env: options.env, timeoutMs: options.timeoutMs });
   t.notOk(result.timedOut, `${options.script} finished within ${options.timeoutMs / 1000} s`);
-  t.equal(result.code, 0, `${options.script} exits 0`, { output: tail(result) });
+  t.equal(result.code, 0, `${options.script} exits 0`, { output: tail(result), ...crashReport(result) });
   t.match(result.stdout, /SKYFARM_TEST_PASSED/, `${options.script} reports success`, { output: tail(result) });
   t.notMatch(result.stdout, /SKYFARM_TEST_FAILED/, `${options.script} reports no failure`);
   return result;
+}
+
+/** When Blender crashed, the report it wrote (its temp folder is removed at teardown). */
+function crashReport(result: RunResult): { crash?: string } {
+  const written = /Writing: (\S+\.crash\.txt)/.exec(result.stdout + result.stderr)?.[1];
+  if (!written || !existsSync(written)) return {};
+  return { crash: readFileSync(written, 'utf8').slice(0, 20_000) };
 }
 
 /** Builds the add-on zip with blender-addon/build.py into `output`. */
