@@ -237,14 +237,36 @@ export class ImageService {
     const started = this.now();
     const sleep = this.deps.sleep ?? defaultSleep;
     let last = '';
+    // Index of every phase in build.phases the stream has shown.
+    const shown = new Set<number>();
     let info = describeBuild(build, target, version);
     for (let polls = 0; ; polls++) {
       info = describeBuild(build, target, version);
+      // Phases that began and ended between two polls are still announced, as they began, so the
+      // stream always lists every phase the build went through.
+      const failedAt = build.phases.findIndex((p) => p.status !== undefined && FAILED_PHASE.has(p.status));
+      for (const [index, passed] of build.phases.slice(0, -1).entries()) {
+        if (shown.has(index)) continue;
+        shown.add(index);
+        const afterFailure = failedAt >= 0 && index > failedAt;
+        notify('image.build', {
+          buildId: info.buildId,
+          blenderVersion: info.blenderVersion,
+          repository: info.repository,
+          status: afterFailure ? info.status : 'IN_PROGRESS',
+          phase: passed.type,
+          phaseStatus: '',
+          ...(afterFailure ? { failedPhase: build.phases[failedAt]!.type } : {}),
+          ...(info.logGroup ? { logGroup: info.logGroup } : {}),
+          ...(info.logStream ? { logStream: info.logStream } : {}),
+        });
+      }
       const key = `${info.status}/${info.phase}/${info.phaseStatus}`;
       if (key !== last) {
         last = key;
         notify('image.build', info);
       }
+      shown.add(build.phases.length - 1);
       // Followed to COMPLETED: after a failure CodeBuild still finalizes (and uploads logs) first.
       if (build.complete) break;
       if (this.now() - started >= timeoutMs) {
