@@ -7,7 +7,7 @@ import { SkyfarmError } from '../errors.js';
 import { startDaemon } from '../daemon.js';
 import { readDaemonInfo } from '../config/daemon-lock.js';
 import { DAEMON_VERSION } from '../version.js';
-import { daemonStatus, startDetachedDaemon, stopDaemon } from './daemon-control.js';
+import { daemonStatus, restoreUserGlibcTunables, startDetachedDaemon, stopDaemon } from './daemon-control.js';
 import { EXIT, exitCodeForError } from './exit-codes.js';
 import {
   cancelCommand,
@@ -79,6 +79,7 @@ function oneJob(positionals: string[], command: string): string {
 }
 
 async function runDaemonForeground(ctx: CliContext): Promise<number> {
+  restoreUserGlibcTunables(ctx.env);
   const daemon = await startDaemon({ stateDir: ctx.stateDir, env: ctx.env });
   await new Promise<void>((resolve) => {
     const stop = () => {
