@@ -14,6 +14,10 @@ import bpy
 
 MARKER = "SKYFARM_PROBE"
 
+# Folders whose listing decided the dependency list (sequences, tiles, caches): the daemon's probe
+# cache re-checks their mtime, so a file added to one of them is noticed.
+SCANNED_DIRS = set()
+
 
 def script_args():
     argv = sys.argv
@@ -87,6 +91,7 @@ def sequence_files(path):
         return [path]
     prefix, digits, extension = match.group(1), match.group(2), match.group(3) or ""
     pattern = glob.escape(prefix) + "[0-9]" * len(digits) + "*" + glob.escape(extension)
+    SCANNED_DIRS.add(directory)
     return sorted(glob.glob(os.path.join(glob.escape(directory), pattern))) or [path]
 
 
@@ -100,6 +105,7 @@ def tile_files(path, defined_tiles):
             continue
         head, tail = name.split(token, 1)
         pattern = re.compile("^" + re.escape(head) + digits + re.escape(tail) + "$")
+        SCANNED_DIRS.add(directory)
         try:
             names = os.listdir(directory)
         except OSError:
@@ -164,6 +170,7 @@ def point_cache_entries():
             directory = normalized_abspath(folder, ob.library)
             hexname = "".join("%02X" % byte for byte in ob.name.encode("utf-8"))
             prefixes = tuple(p + "_" for p in {cache.name, hexname} if p)
+            SCANNED_DIRS.add(directory)
             try:
                 names = sorted(os.listdir(directory))
             except OSError:
@@ -240,6 +247,7 @@ def main():
         "scene": scene_info(scene) if scene is not None else None,
         "dependencies": dependencies(),
     }
+    result["scannedDirs"] = sorted(d for d in SCANNED_DIRS if d)
     sys.stdout.write(MARKER + " " + json.dumps(result, ensure_ascii=True) + "\n")
     sys.stdout.flush()
 

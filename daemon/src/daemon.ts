@@ -26,8 +26,10 @@ import { USABLE_STATUSES } from './stack/service.js';
 import { ClientHub } from './ws/hub.js';
 import { Semaphore } from './util/semaphore.js';
 import { sharedResult } from './util/shared-result.js';
-import { findBlender, probeBlend as probeBlendUnbounded } from './render/blender.js';
+import { probeBlend as probeBlendUnbounded, resolveExecutable } from './render/blender.js';
+import { blenderCommand, rememberedFindBlender } from './render/blender-check.js';
 import { withProbeSlots } from './render/probe-slots.js';
+import { ProbeCache } from './render/probe-cache.js';
 import { DAEMON_VERSION } from './version.js';
 import { SkyfarmError } from './errors.js';
 
@@ -83,12 +85,15 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     const hub = new ClientHub();
     // daemon.info and every submit ask for Blender: a burst of requests shares one `blender --version`
     // run (instead of starting a Blender each), and a working one is remembered for a minute.
-    const blender = sharedResult(() => findBlender(env), 60_000);
+    // The answer is kept in SQLite per binary (path and identity): a daemon restart or a submit after
+    // the minute starts no `blender --version` while the binary is the same file.
+    const blender = sharedResult(rememberedFindBlender(db, env), 60_000);
     const localStore = new LocalObjectStore(paths.store);
     const stack = setupStack({ db, env });
     const images = setupImages({ env, stack, ...(options.images ? { options: options.images } : {}) });
-    // One pool for submits and uploads: both inspect scenes with Blender.
-    const probeBlend = withProbeSlots(probeBlendUnbounded);
+    // One pool for submits and uploads: both inspect scenes with Blender. An unchanged scene is not
+    // probed again (the cache is checked before a slot is taken).
+    const probeBlend = new ProbeCache(db).wrap(withProbeSlots(probeBlendUnbounded));
     projects = new ProjectService({
       db,
       localStore,
@@ -163,6 +168,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
       notify: hub.notify,
       local,
       findBlender: blender,
+      blenderPath: () => resolveExecutable(blenderCommand(env), env),
       probeBlend,
       aws,
     });

@@ -79,6 +79,13 @@ const MIGRATIONS: string[] = [
   `UPDATE aws_jobs SET finished_at = canceled_at
      WHERE canceled_at IS NOT NULL AND finished_at IS NULL
        AND job_id IN (SELECT id FROM jobs WHERE state = 'canceled')`,
+  // Scene probes (daemon/src/render/probe-cache.ts): a probe's result while the files it read are unchanged.
+  `CREATE TABLE probe_cache (
+     key TEXT PRIMARY KEY,
+     result TEXT NOT NULL,
+     checks TEXT NOT NULL,
+     used_at INTEGER NOT NULL
+   )`,
 ];
 
 export function openDatabase(path: string): Db {

@@ -34,6 +34,11 @@ export interface JobServiceDeps {
   local: LocalBackend;
   findBlender: () => Promise<{ path: string }>;
   probeBlend: (blender: string, file: string, scene?: string) => Promise<ProbeResult>;
+  /**
+   * Where Blender is (no version check): lets the probe start while findBlender's `--version` run is
+   * still going, instead of one Blender start after the other.
+   */
+  blenderPath?: () => Promise<string | null>;
   /** The AWS backend (daemon/src/batch/); without it `--backend aws` is refused. */
   aws?: AwsWiring;
 }
@@ -63,8 +68,7 @@ export class JobService {
     if (params.output !== undefined && params.output.trim() === '') {
       throw new SkyfarmError('OUTPUT_NOT_WRITABLE', 'the output folder is empty');
     }
-    const blender = await this.deps.findBlender();
-    const probe = await this.deps.probeBlend(blender.path, blendFile, params.scene);
+    const probe = await this.probe(blendFile, params.scene);
     const scene = probe.scene;
     if (!scene.hasCamera) {
       throw new SkyfarmError(
@@ -127,6 +131,17 @@ export class JobService {
     else this.deps.local.start(jobId);
     const missing = spec.dependencies.filter((d) => d.missing).map((d) => d.path);
     return missing.length ? { job, missing } : { job };
+  }
+
+  /** Checks Blender and probes the scene; both start at once when Blender's path is known up front. */
+  private async probe(blendFile: string, scene: string | undefined): Promise<ProbeResult> {
+    const check = this.deps.findBlender();
+    const early = this.deps.blenderPath ? await this.deps.blenderPath().catch(() => null) : null;
+    if (!early) return this.deps.probeBlend((await check).path, blendFile, scene);
+    const probing = this.deps.probeBlend(early, blendFile, scene);
+    probing.catch(() => undefined); // the version check's error comes first
+    const blender = await check;
+    return blender.path === early ? probing : this.deps.probeBlend(blender.path, blendFile, scene);
   }
 
   list(params: JobsListParams = {}): JobsListResult {

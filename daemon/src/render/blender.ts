@@ -61,7 +61,7 @@ async function isExecutableFile(file: string): Promise<boolean> {
   }
 }
 
-async function resolveExecutable(command: string, env: NodeJS.ProcessEnv): Promise<string | null> {
+export async function resolveExecutable(command: string, env: NodeJS.ProcessEnv): Promise<string | null> {
   if (command.includes('/') || command.includes(path.sep)) {
     const absolute = path.resolve(command);
     return (await isExecutableFile(absolute)) ? absolute : null;
@@ -312,6 +312,8 @@ export interface ProbeResult {
   scene: ProbeScene;
   /** Every external file, from bpy.utils.blend_paths() plus linked libraries; packed files excluded. */
   dependencies: ProbeDependency[];
+  /** Folders whose listing decided the dependency list (sequences, UDIM tiles, point caches). */
+  scannedDirs?: string[];
 }
 
 interface RawProbe extends Omit<ProbeResult, 'scene'> {
@@ -403,6 +405,7 @@ export async function probeBlend(
     scenes: probe.scenes,
     scene: probe.scene,
     dependencies: probe.dependencies,
+    scannedDirs: probe.scannedDirs ?? [],
   };
 }
 
