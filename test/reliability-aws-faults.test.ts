@@ -95,6 +95,9 @@ t.test(
     );
     t.match(jobsList.stdout, new RegExp(`${job.id}.*AWS unreachable since`), '`skyfarm jobs` says so');
     await until('the render to start', () => mine().some((u) => u.state === 'rendering'), 100_000);
+    // The publish stage waits (no transfer capacity) until the faults below are over, so the job is
+    // still being followed through all of them however fast the frames render.
+    farm.batch.holdQueue('skyfarm-transfer', true);
     t.ok(
       mine().some((u) => u.stages.upload === 'done'),
       'the upload completed once S3 answered again',
@@ -169,6 +172,7 @@ t.test(
     t.match(jobs.stdout, new RegExp(`${job.id}.*AWS unreachable since`), 'and `skyfarm jobs`');
 
     // Recovery.
+    farm.batch.holdQueue('skyfarm-transfer', false);
     await until(
       'the job to finish',
       () => mine().some((u) => ['done', 'failed', 'canceled'].includes(u.state)),
