@@ -169,6 +169,16 @@ t.test('scene and Blender binary are part of the key', async (t) => {
   t.equal(s.calls.length, 4, 'another Blender path probes again');
 });
 
+t.test("a one-off file (the add-on's temporary copy) is neither looked up nor remembered", async (t) => {
+  const s = setup(t);
+  await age(...s.all, s.textures);
+  await s.cached(s.blender, s.file, undefined, { remember: false });
+  await s.cached(s.blender, s.file, undefined, { remember: false });
+  t.equal(s.calls.length, 2, 'probed each time');
+  const { n } = s.db.prepare('SELECT count(*) AS n FROM probe_cache').get() as { n: number };
+  t.equal(n, 0, 'nothing stored');
+});
+
 t.test('a file written just before the probe is not remembered', async (t) => {
   const s = setup(t);
   await age(...s.all, s.textures);

@@ -33,7 +33,12 @@ export interface JobServiceDeps {
   notify: Notify;
   local: LocalBackend;
   findBlender: () => Promise<{ path: string }>;
-  probeBlend: (blender: string, file: string, scene?: string) => Promise<ProbeResult>;
+  probeBlend: (
+    blender: string,
+    file: string,
+    scene?: string,
+    options?: { remember?: boolean },
+  ) => Promise<ProbeResult>;
   /**
    * Where Blender is (no version check): lets the probe start while findBlender's `--version` run is
    * still going, instead of one Blender start after the other.
@@ -68,7 +73,8 @@ export class JobService {
     if (params.output !== undefined && params.output.trim() === '') {
       throw new SkyfarmError('OUTPUT_NOT_WRITABLE', 'the output folder is empty');
     }
-    const probe = await this.probe(blendFile, params.scene);
+    // The add-on's temporary copy is probed once and removed after its upload: not remembered.
+    const probe = await this.probe(blendFile, params.scene, { remember: !params.temporaryBlend });
     const scene = probe.scene;
     if (!scene.hasCamera) {
       throw new SkyfarmError(
@@ -134,14 +140,18 @@ export class JobService {
   }
 
   /** Checks Blender and probes the scene; both start at once when Blender's path is known up front. */
-  private async probe(blendFile: string, scene: string | undefined): Promise<ProbeResult> {
+  private async probe(
+    blendFile: string,
+    scene: string | undefined,
+    options: { remember: boolean },
+  ): Promise<ProbeResult> {
     const check = this.deps.findBlender();
     const early = this.deps.blenderPath ? await this.deps.blenderPath().catch(() => null) : null;
-    if (!early) return this.deps.probeBlend((await check).path, blendFile, scene);
-    const probing = this.deps.probeBlend(early, blendFile, scene);
+    if (!early) return this.deps.probeBlend((await check).path, blendFile, scene, options);
+    const probing = this.deps.probeBlend(early, blendFile, scene, options);
     probing.catch(() => undefined); // the version check's error comes first
     const blender = await check;
-    return blender.path === early ? probing : this.deps.probeBlend(blender.path, blendFile, scene);
+    return blender.path === early ? probing : this.deps.probeBlend(blender.path, blendFile, scene, options);
   }
 
   list(params: JobsListParams = {}): JobsListResult {

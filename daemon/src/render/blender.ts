@@ -370,7 +370,13 @@ export async function probeBlend(
   blender: string,
   file: string,
   scene?: string,
-  options: { signal?: AbortSignal; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {},
+  options: {
+    signal?: AbortSignal;
+    timeoutMs?: number;
+    env?: NodeJS.ProcessEnv;
+    /** For the daemon's probe cache (render/probe-cache.ts): false for a one-off file. */
+    remember?: boolean;
+  } = {},
 ): Promise<ProbeResult> {
   const absoluteFile = path.resolve(file);
   await assertBlendFile(absoluteFile);

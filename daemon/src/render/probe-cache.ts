@@ -107,6 +107,9 @@ export class ProbeCache {
   /** Wraps a probe: a remembered result when valid, else a probe whose result is remembered. */
   wrap(probe: Probe): Probe {
     return async (blender, file, scene, options = {}) => {
+      // A one-off file (the add-on's temporary copy, removed after its upload) is neither looked up
+      // nor remembered: its rows would only fill the table.
+      if (options.remember === false) return probe(blender, file, scene, options);
       const cached = await this.get(blender, file, scene);
       if (cached) {
         this.stats.hits += 1;
