@@ -165,7 +165,9 @@ t.test(
 
     await t.test('a render the panel follows frame by frame', async (t) => {
       const project = path.join(farm.dir, 'project');
-      const blendFile = await makeScene(project, { frames: [1, 4], samples: 16 });
+      // Enough samples that a frame takes longer than a poll (250 ms) on an idle machine too: two frames
+      // finishing within one poll would be reported together.
+      const blendFile = await makeScene(project, { frames: [1, 4], samples: 128 });
       const output = path.join(farm.dir, 'out');
       const submitsBefore = farm.batch.calls.filter((c) => c.operation === 'submitjob').length;
       const result = await runBlenderScript(t, {
