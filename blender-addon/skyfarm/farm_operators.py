@@ -23,6 +23,18 @@ def _where(state):
     return f"stack {state.stack_name}" + (f" in {state.region}" if state.region else "")
 
 
+def _poll_button(operator, button_of):
+    """Enabled as the Farm state's button says; Blender shows the reason as the disabled tooltip."""
+    state = farm_state()
+    if state is None:
+        operator.poll_message_set("The skyfarm add-on is not running")
+        return False
+    button = button_of(state)
+    if not button.enabled:
+        operator.poll_message_set(button.reason)
+    return button.enabled
+
+
 class SKYFARM_OT_deploy_stack(bpy.types.Operator):
     """Create the skyfarm stack in your AWS account, or update it to this skyfarm version's template"""
 
@@ -51,14 +63,7 @@ class SKYFARM_OT_deploy_stack(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        state = farm_state()
-        if state is None:
-            cls.poll_message_set("The skyfarm add-on is not running")
-            return False
-        button = state.deploy_button()
-        if not button.enabled:
-            cls.poll_message_set(button.reason)
-        return button.enabled
+        return _poll_button(cls, lambda state: state.deploy_button())
 
     @classmethod
     def description(cls, context, properties):
@@ -133,14 +138,7 @@ class SKYFARM_OT_destroy_stack(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        state = farm_state()
-        if state is None:
-            cls.poll_message_set("The skyfarm add-on is not running")
-            return False
-        button = state.destroy_button()
-        if not button.enabled:
-            cls.poll_message_set(button.reason)
-        return button.enabled
+        return _poll_button(cls, lambda state: state.destroy_button())
 
     def invoke(self, context, event):
         return context.window_manager.invoke_props_dialog(self, width=460)
