@@ -7,6 +7,7 @@ into an inbox that the main thread empties with drain(), time-boxed, from a bpy.
 callback. Request callbacks and listeners therefore always run on the caller's (main) thread.
 """
 
+import contextlib
 import itertools
 import json
 import queue
@@ -15,7 +16,7 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Optional, Set
+from typing import Any, Callable, Dict, Iterator, Optional, Set
 
 from . import codec, paths, protocol, wsclient
 
@@ -120,6 +121,8 @@ class DaemonConnection:
         self._stopping = threading.Event()
         self._retry_now = threading.Event()
         self._connected = threading.Event()
+        # Held by the network thread except while it blocks; paused() takes it to park the thread.
+        self._gate = threading.RLock()
         self._thread: Optional[threading.Thread] = None
         self._ids = itertools.count(1)
         # Main-thread side: callbacks by request id, and the last status handed to listeners.
@@ -153,6 +156,22 @@ class DaemonConnection:
             for sock in (self._wake_reader, self._wake_writer):
                 sock.close()
         return finished
+
+    @contextlib.contextmanager
+    def paused(self, timeout: float = 2.0) -> Iterator[bool]:
+        """Keeps the network thread parked (running no Python) while the block runs.
+
+        Blender 3.4 reads a temp_override's context without taking the GIL whenever any thread
+        holds the GIL (PyC_IsInterpreterActive), so bpy.ops inside temp_override raced this thread
+        and crashed Blender. Run such calls inside this. Waits at most timeout for the thread to
+        reach a blocking point (e.g. a stalled handshake); yields whether it did.
+        """
+        parked = self._gate.acquire(timeout=timeout)
+        try:
+            yield parked
+        finally:
+            if parked:
+                self._gate.release()
 
     def reconnect_now(self) -> None:
         """Skips the current backoff wait (e.g. right after starting the daemon)."""
@@ -224,6 +243,22 @@ class DaemonConnection:
     # ----- network thread ----------------------------------------------------------------------
 
     def _run(self) -> None:
+        self._gate.acquire()
+        try:
+            self._run_parkable()
+        finally:
+            self._gate.release()
+
+    def _blocking_select(self, readers: list, timeout: float) -> list:
+        """select() with the gate open, the only place this thread lets paused() in."""
+        self._gate.release()
+        try:
+            readable, _, _ = select.select(readers, [], [], timeout)
+        finally:
+            self._gate.acquire()
+        return readable
+
+    def _run_parkable(self) -> None:
         while not self._stopping.is_set():
             retry_after: Optional[float] = None
             try:
@@ -415,7 +450,7 @@ class DaemonConnection:
                 if idle > self._keepalive and not link.ping_sent:
                     ws.ping(b"skyfarm")
                     link.ping_sent = True
-                readable, _, _ = select.select([ws, self._wake_reader], [], [], min(1.0, self._keepalive))
+                readable = self._blocking_select([ws, self._wake_reader], min(1.0, self._keepalive))
                 if self._wake_reader in readable:
                     self._clear_wake()
                 if ws in readable:
@@ -495,7 +530,7 @@ class DaemonConnection:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
-            readable, _, _ = select.select([self._wake_reader], [], [], remaining)
+            readable = self._blocking_select([self._wake_reader], remaining)
             if readable:
                 self._clear_wake()
         self._retry_now.clear()

@@ -215,7 +215,7 @@ def _image_editor_space(context):
         return None
     before = set(context.window_manager.windows[:])
     try:
-        with context.temp_override(window=window, area=window.screen.areas[0]):
+        with sync.operator_context(window=window, area=window.screen.areas[0]):
             bpy.ops.wm.window_new()
     except RuntimeError:  # No window can be opened here (background mode): the image is loaded anyway.
         return None

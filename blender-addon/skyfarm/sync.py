@@ -6,6 +6,7 @@ redraw. It comes back quickly while messages are waiting and idles at 10 Hz othe
 """
 
 import collections
+import contextlib
 import time
 
 import bpy
@@ -204,6 +205,18 @@ def request_redraw(all_areas=False):
                 area.tag_redraw()
 
 
+@contextlib.contextmanager
+def operator_context(**overrides):
+    """bpy.context.temp_override for running bpy.ops, with the network thread parked meanwhile.
+
+    Blender 3.4 reads the override without the GIL while another thread holds it, which crashed
+    Blender when the daemon connection was busy (see DaemonConnection.paused).
+    """
+    parking = session.connection.paused() if session is not None else contextlib.nullcontext()
+    with parking, bpy.context.temp_override(**overrides):
+        yield
+
+
 def notify(level, text):
     """Reports a message in the status bar and Info log (stdout when there is no window)."""
     reported.append((level, text))
@@ -212,7 +225,7 @@ def notify(level, text):
     if window is None:
         print(f"{level}: {text}", flush=True)
         return
-    with bpy.context.temp_override(window=window):
+    with operator_context(window=window):
         try:
             bpy.ops.skyfarm.report(level=level, message=text)
         except RuntimeError:

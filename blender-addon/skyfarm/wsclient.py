@@ -193,6 +193,25 @@ def _require_loopback(host: str) -> None:
     raise ValueError(f"refusing to connect to {host!r}: skyfarm only talks to loopback addresses")
 
 
+def _connect_loopback(host: str, port: int, timeout: float) -> socket.socket:
+    """Connects to a loopback IP without socket.create_connection.
+
+    create_connection resolves through getaddrinfo, whose first call imports encodings.idna. That
+    import ran on the add-on's network thread and crashed Blender 3.4's GUI (segfault in
+    _compile_bytecode). A loopback IP needs no resolution, so the thread imports nothing.
+    """
+    _require_loopback(host)
+    family = socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.settimeout(timeout)
+        sock.connect((host, port))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
 def _accept_key(key: str) -> str:
     return base64.b64encode(hashlib.sha1((key + _ACCEPT_GUID).encode("ascii")).digest()).decode("ascii")
 
@@ -236,8 +255,7 @@ class WebSocket:
         max_message_bytes: int = 16 * 1024 * 1024,
     ) -> "WebSocket":
         """Opens the TCP connection and performs the opening handshake (RFC 6455 section 4.1)."""
-        _require_loopback(host)
-        sock = socket.create_connection((host, port), timeout=timeout)
+        sock = _connect_loopback(host, port, timeout)
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             key = base64.b64encode(os.urandom(16)).decode("ascii")

@@ -7,7 +7,9 @@ state dir.
 import json
 import os
 import shutil
+import sys
 import tempfile
+import threading
 import time
 import unittest
 
@@ -222,6 +224,92 @@ class RestartTest(DaemonTestCase):
         started = time.monotonic()
         self.assertTrue(conn.stop(timeout=3))
         self.assertLess(time.monotonic() - started, 3)
+
+
+# Modules imported on the add-on's network thread, recorded by an audit hook (hooks cannot be
+# removed, so this one only records while a test asks it to).
+_thread_imports = []
+_recording_imports = threading.Event()
+
+
+def _record_network_thread_import(event, args):
+    if event == "import" and _recording_imports.is_set():
+        if threading.current_thread().name == "skyfarm-daemon-connection":
+            _thread_imports.append(args[0])
+
+
+sys.addaudithook(_record_network_thread_import)
+
+
+class NetworkThreadImportsNothingTest(DaemonTestCase):
+    """A module import on the network thread crashed Blender 3.4's GUI (getaddrinfo's first call
+    imports encodings.idna; the segfault was in _compile_bytecode). Everything the thread needs is
+    imported on the main thread, when the add-on loads."""
+
+    def test_connect_requests_errors_and_reconnect_import_nothing(self):
+        _thread_imports.clear()
+        _recording_imports.set()
+        self.addCleanup(_recording_imports.clear)
+        conn = self.connect()
+        live = session_module.DaemonSession(conn)
+        pump_until(conn, lambda: live.synced, what="first sync")
+        replies = Replies()
+        conn.request("jobs.get", {"jobId": "j_doesnotexist"}, replies.callback("missing"))
+        conn.request("daemon.info", {}, replies.callback("info"))
+        pump_until(conn, lambda: "missing" in replies and "info" in replies, what="replies")
+        self.assertEqual(replies["missing"][1].code, "JOB_NOT_FOUND")
+        self.daemon.kill()
+        pump_until(conn, lambda: conn.status.state == connection.NOT_RUNNING, what="not running after a kill")
+        self.daemon.start()
+        pump_until(conn, lambda: conn.status.connected and live.synced, timeout=20, what="reconnect")
+        self.assertTrue(conn.stop(timeout=3))
+        self.assertEqual(_thread_imports, [], "the network thread imported modules")
+
+
+class PausedTest(DaemonTestCase):
+    """paused() parks the network thread so bpy.ops inside temp_override cannot race it."""
+
+    def test_nothing_is_sent_or_received_while_paused_and_all_of_it_after(self):
+        conn = self.connect()
+        pump_until(conn, lambda: conn.status.connected, what="connected")
+        replies = Replies()
+        with conn.paused() as parked:
+            self.assertTrue(parked, "an idle connection parks at once")
+            conn.request("daemon.info", {}, replies.callback("info"))
+            deadline = time.monotonic() + 0.5
+            while time.monotonic() < deadline:
+                conn.drain(0.002)
+                time.sleep(0.01)
+            self.assertNotIn("info", replies, "the network thread ran while paused")
+        pump_until(conn, lambda: "info" in replies, what="the reply after the pause")
+        self.assertIsNone(replies["info"][1])
+
+    def test_a_thread_stuck_in_a_handshake_does_not_hold_the_caller_forever(self):
+        import socket as socket_module
+
+        silent = socket_module.socket()
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(1)
+        self.addCleanup(silent.close)
+        state = tempfile.mkdtemp(prefix="skyfarm-silent-")
+        self.addCleanup(shutil.rmtree, state, True)
+        with open(os.path.join(self.daemon.home, "daemon.json"), encoding="utf-8") as handle:
+            info = json.load(handle)
+        info["port"] = silent.getsockname()[1]
+        with open(os.path.join(state, "daemon.json"), "w", encoding="utf-8") as handle:
+            json.dump(info, handle)
+        with open(os.path.join(state, "token"), "w", encoding="utf-8") as handle:
+            handle.write("t" * 43)
+        os.chmod(state, 0o700)
+        os.chmod(os.path.join(state, "token"), 0o600)
+        conn = self.connect(state_dir=state, handshake_timeout=5.0)
+        pump_until(conn, lambda: conn.status.state == connection.CONNECTING and conn.status.port, what="connecting")
+        time.sleep(0.2)  # the thread now waits for the silent server's handshake answer
+        started = time.monotonic()
+        with conn.paused(timeout=0.3) as parked:
+            waited = time.monotonic() - started
+        self.assertFalse(parked)
+        self.assertLess(waited, 2.0)
 
 
 if __name__ == "__main__":

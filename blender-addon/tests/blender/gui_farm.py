@@ -28,7 +28,7 @@ def properties_area():
 def screenshot(name):
     window, area = properties_area()
     path = os.path.join(ARGS["artifactsDir"], name)
-    with bpy.context.temp_override(window=window, area=area):
+    with support.override(window=window, area=area):
         bpy.ops.screen.screenshot_area(filepath=path, check_existing=False)
     support.check(os.path.getsize(path) > 10000, f"{name} is suspiciously small")
     support.log(f"screenshot: {path}")
@@ -36,7 +36,7 @@ def screenshot(name):
 
 def scroll_to_bottom():
     window, area = properties_area()
-    with bpy.context.temp_override(window=window, area=area, region=support.main_region(area)):
+    with support.override(window=window, area=area, region=support.main_region(area)):
         for _ in range(80):
             bpy.ops.view2d.scroll_down(page=False)
 
@@ -52,7 +52,7 @@ def scenario():
 
     window, area = properties_area()
     area.spaces.active.context = "OUTPUT"
-    with bpy.context.temp_override(window=window, area=area):
+    with support.override(window=window, area=area):
         bpy.ops.screen.screen_full_area()
     yield 0.5
     scroll_to_bottom()
@@ -67,7 +67,7 @@ def scenario():
     screenshot("farm-not-deployed.png")
 
     window, area = properties_area()
-    with bpy.context.temp_override(window=window, area=area, region=support.main_region(area)):
+    with support.override(window=window, area=area, region=support.main_region(area)):
         support.check(bpy.ops.skyfarm.deploy_stack.poll(), "Deploy is disabled")
         result = bpy.ops.skyfarm.deploy_stack("EXEC_DEFAULT", max_vcpus=16)
     support.check(result == {"FINISHED"}, f"deploy_stack returned {result}")
@@ -92,7 +92,7 @@ def scenario():
     yield from support.wait_until(lambda: os.path.exists(ARGS["retryMarker"]), 30, "the harness to clear the fault")
     support.check(sync.session.farm.deploy_button().label == "Recreate Stack", "label after the failure")
     window, area = properties_area()
-    with bpy.context.temp_override(window=window, area=area, region=support.main_region(area)):
+    with support.override(window=window, area=area, region=support.main_region(area)):
         result = bpy.ops.skyfarm.deploy_stack("EXEC_DEFAULT")
     support.check(result == {"FINISHED"}, f"Recreate returned {result}")
     started = time.monotonic()
@@ -108,7 +108,7 @@ def scenario():
     screenshot("farm-ready.png")
     # The submit panel with AWS now selectable.
     window, area = properties_area()
-    with bpy.context.temp_override(window=window, area=area, region=support.main_region(area)):
+    with support.override(window=window, area=area, region=support.main_region(area)):
         for _ in range(80):
             bpy.ops.view2d.scroll_up(page=False)
         for _ in range(ARGS.get("scrollPixels", 0) // 40):
@@ -117,20 +117,20 @@ def scenario():
     screenshot("farm-submit-aws.png")
     support.log(f"slowest timer tick: {sync.slowest_tick_seconds * 1000:.2f} ms")
 
-    with bpy.context.temp_override(window=window, area=area):
+    with support.override(window=window, area=area):
         bpy.ops.screen.back_to_previous()
     yield 0.3
 
     # Update Stack asks first, in a dialog with the CLI's options taken from the stack: a picture of it
     # is the last thing before Blender quits (the dialog stays open until answered).
     window, area = properties_area()
-    with bpy.context.temp_override(window=window, area=area, region=support.main_region(area)):
+    with support.override(window=window, area=area, region=support.main_region(area)):
         result = bpy.ops.skyfarm.deploy_stack("INVOKE_DEFAULT")
     support.check(result == {"RUNNING_MODAL"}, f"Update Stack did not ask first: {result}")
     yield 0.5
     support.check(farm.busy is False, "the dialog alone started a deploy")
     dialog = os.path.join(ARGS["artifactsDir"], "farm-update-dialog.png")
-    with bpy.context.temp_override(window=window):
+    with support.override(window=window):
         bpy.ops.screen.screenshot(filepath=dialog, check_existing=False)
     support.log(f"screenshot: {dialog}")
     yield 0.2

@@ -47,7 +47,7 @@ def scenario():
     support.log(f"connected: {live.connection_detail}")
 
     known_ids = {item.job_id for item in live.jobs}
-    with bpy.context.temp_override(window=window, area=area, region=support.main_region(area)):
+    with support.override(window=window, area=area, region=support.main_region(area)):
         support.check(bpy.ops.skyfarm.render.poll(), "Render is disabled although the daemon is connected")
         result = bpy.ops.skyfarm.render()
     support.check(result == {"FINISHED"}, f"bpy.ops.skyfarm.render() returned {result}")
@@ -91,12 +91,12 @@ def scenario():
     support.check(finished, f"no 'finished' report was shown; reports: {list(sync.reported)}")
 
     # Screenshot the Output tab with the panels, maximised so it is legible, the job selected.
-    with bpy.context.temp_override(window=window, area=area):
+    with support.override(window=window, area=area):
         bpy.ops.screen.screen_full_area()
     yield 0.5
     window, area = properties_area()
     region = support.main_region(area)
-    with bpy.context.temp_override(window=window, area=area, region=region):
+    with support.override(window=window, area=area, region=region):
         # Blender's own Output panels come first; scroll to the skyfarm ones (40 px per step,
         # the operator ignores deltay and scrolls like one mouse-wheel notch).
         for _ in range(ARGS.get("scrollPixels", 0) // 40):
@@ -104,7 +104,7 @@ def scenario():
     yield 0.5
     os.makedirs(ARGS["artifactsDir"], exist_ok=True)
     panel_shot = os.path.join(ARGS["artifactsDir"], "addon-output-panels.png")
-    with bpy.context.temp_override(window=window, area=area):
+    with support.override(window=window, area=area):
         bpy.ops.screen.screenshot_area(filepath=panel_shot, check_existing=False)
     support.check(os.path.getsize(panel_shot) > 10000, "the screenshot is suspiciously small")
     support.log(f"screenshot: {panel_shot}")
@@ -121,17 +121,17 @@ def scenario():
     bpy.context.window_manager.addon_search = "skyfarm"
     yield 0.5
     prefs_shot = os.path.join(ARGS["artifactsDir"], "addon-preferences.png")
-    with bpy.context.temp_override(window=window, area=area):
+    with support.override(window=window, area=area):
         bpy.ops.screen.screenshot_area(filepath=prefs_shot, check_existing=False)
     support.log(f"screenshot: {prefs_shot}")
     area.type = "PROPERTIES"
-    with bpy.context.temp_override(window=window, area=area):
+    with support.override(window=window, area=area):
         bpy.ops.screen.back_to_previous()
     yield 0.3
 
     # Show Last Frame puts the newest frame into an Image Editor.
     window, area = properties_area()
-    with bpy.context.temp_override(window=window, area=area):
+    with support.override(window=window, area=area):
         result = bpy.ops.skyfarm.show_last_frame(job_id=job_id)
     support.check(result == {"FINISHED"}, f"show_last_frame returned {result}")
     yield 0.5

@@ -28,7 +28,7 @@ def properties_area():
 def scroll(pixels):
     """Scrolls the maximised Properties editor (40 px per step, like one mouse-wheel notch)."""
     window, area = properties_area()
-    with bpy.context.temp_override(window=window, area=area, region=support.main_region(area)):
+    with support.override(window=window, area=area, region=support.main_region(area)):
         for _ in range(abs(pixels) // 40):
             if pixels > 0:
                 bpy.ops.view2d.scroll_down(page=False)
@@ -39,7 +39,7 @@ def scroll(pixels):
 def screenshot(name):
     window, area = properties_area()
     path = os.path.join(ARGS["artifactsDir"], name)
-    with bpy.context.temp_override(window=window, area=area):
+    with support.override(window=window, area=area):
         bpy.ops.screen.screenshot_area(filepath=path, check_existing=False)
     support.check(os.path.getsize(path) > 10000, f"{name} is suspiciously small")
     support.log(f"screenshot: {path}")
@@ -57,7 +57,7 @@ def scenario():
 
     window, area = properties_area()
     area.spaces.active.context = "OUTPUT"
-    with bpy.context.temp_override(window=window, area=area):
+    with support.override(window=window, area=area):
         bpy.ops.screen.screen_full_area()
     yield from support.wait_until(lambda: live.connection_state == "connected", 30, "the daemon connection")
     yield from support.wait_until(lambda: sync.session.local.available, 15, "the local backend to be ready")
@@ -65,7 +65,7 @@ def scenario():
     # Strict on: the panel names the missing files and Render is refused with the reason.
     scene.skyfarm.strict = True
     window, area = properties_area()
-    with bpy.context.temp_override(window=window, area=area, region=support.main_region(area)):
+    with support.override(window=window, area=area, region=support.main_region(area)):
         support.check(not bpy.ops.skyfarm.render.poll(), "Render is enabled with Strict on and files missing")
     scroll(ARGS["scrollToSubmit"])
     yield 0.5
@@ -75,7 +75,7 @@ def scenario():
     scene.skyfarm.strict = False
     known = {item.job_id for item in live.jobs}
     window, area = properties_area()
-    with bpy.context.temp_override(window=window, area=area, region=support.main_region(area)):
+    with support.override(window=window, area=area, region=support.main_region(area)):
         support.check(bpy.ops.skyfarm.render.poll(), "Render stays disabled with Strict off")
         support.check(bpy.ops.skyfarm.render() == {"FINISHED"}, "render did not run")
     yield from support.wait_until(lambda: [i for i in live.jobs if i.job_id not in known], 60, "the job to appear")
@@ -105,7 +105,7 @@ def scenario():
     support.log(f"panel at the screenshot: {current.upload_progress:.3f} {current.upload_text}")
 
     window, area = properties_area()
-    with bpy.context.temp_override(window=window, area=area, region=support.main_region(area)):
+    with support.override(window=window, area=area, region=support.main_region(area)):
         support.check(bpy.ops.skyfarm.cancel(job_id=job_id) == {"FINISHED"}, "cancel did not run")
     yield from support.wait_until(lambda: item().state in ("done", "failed", "canceled"), 60, "the job to end")
     support.check(item().state == "canceled", f"the job ended {item().state}")
@@ -117,7 +117,7 @@ def scenario():
     support.log(f"slowest timer tick: {sync.slowest_tick_seconds * 1000:.2f} ms; mid-upload screenshot {shot}")
 
     window, area = properties_area()
-    with bpy.context.temp_override(window=window, area=area):
+    with support.override(window=window, area=area):
         bpy.ops.screen.back_to_previous()
     yield 0.2
 

@@ -130,3 +130,11 @@ def area_of_type(area_type, window=None):
 
 def main_region(area):
     return next(region for region in area.regions if region.type == "WINDOW")
+
+
+def override(**overrides):
+    """temp_override for bpy.ops with the add-on's network thread parked: Blender 3.4 reads the
+    override without the GIL while another thread holds it (skyfarm.sync.operator_context)."""
+    from skyfarm import sync
+
+    return sync.operator_context(**overrides)
