@@ -13,6 +13,8 @@ from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
 from . import connection, farm as farm_module, state, submission
 
 # CloudFormation states in which the stack's resources exist and can take jobs.
+# A reconnect reads at most this many jobs back (jobs.list pages of up to 200, newest first).
+MAX_RESYNC_JOBS = 10_000
 STACK_READY_STATUSES = ("CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE", "IMPORT_COMPLETE")
 
 JobCallback = Callable[[Optional[Dict[str, Any]], Optional[connection.RequestError]], None]
@@ -50,6 +52,7 @@ class DaemonSession:
         self.uploads: Dict[str, Dict[str, Any]] = {}
         # True once jobs.list has answered on the current connection.
         self.synced = False
+        self._resync_generation = 0
         self.submitting = False
         self.notices: Deque[Notice] = collections.deque(maxlen=100)
         self._stack_target = stack_target or (lambda: {"stackName": stack_name()})
@@ -140,13 +143,31 @@ class DaemonSession:
         return self.connection.request("jobs.cancel", {"jobId": job_id}, answered)
 
     def resync(self) -> None:
-        """Replaces the job table with the daemon's list: after a reconnect it may have missed updates."""
+        """Replaces the job table with the daemon's list: after a reconnect it may have missed updates.
+
+        jobs.list is paged (newest first); every page is read before the table is replaced, so a
+        job beyond the first page is not dropped. A newer resync (another reconnect) abandons this one.
+        """
+        self._resync_generation += 1
+        generation = self._resync_generation
+        collected: List[Dict[str, Any]] = []
+
+        def ask(before: Optional[str]) -> None:
+            params: Dict[str, Any] = {"before": before} if before else {}
+            self.connection.request("jobs.list", params, answered)
 
         def answered(result: Optional[Dict[str, Any]], error: Optional[connection.RequestError]) -> None:
+            if generation != self._resync_generation:
+                return
             if result is None:
                 self._notify("WARNING", f"skyfarm: could not list jobs: {error.message} [{error.code}]")
                 return
-            for transition in self.jobs.replace_all(result["jobs"]):
+            collected.extend(result["jobs"])
+            following = result.get("next")
+            if following and len(collected) < MAX_RESYNC_JOBS:
+                ask(following)
+                return
+            for transition in self.jobs.replace_all(collected):
                 self._notify(*state.finish_notice(transition))
                 submission.discard_finished_copy(transition.job)
             for job_id in [job_id for job_id in self.uploads if job_id not in self.jobs]:
@@ -154,7 +175,7 @@ class DaemonSession:
             self.synced = True
             self._revision += 1
 
-        self.connection.request("jobs.list", {}, answered)
+        ask(None)
 
     def refresh_backends(self, check_stack: bool = False) -> None:
         """Asks which backends can render: daemon.info, then stack.status to confirm AWS is ready.

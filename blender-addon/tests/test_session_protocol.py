@@ -192,6 +192,34 @@ def list_reply(jobs):
     return lambda request: json.dumps({"type": "reply", "id": request["id"], "method": "jobs.list", "result": {"jobs": jobs}})
 
 
+class PagedJobListTest(FakeDaemonTestCase):
+    def test_a_reconnect_reads_every_page_before_replacing_the_table(self):
+        # 450 jobs, newest first, in pages of 200 as the daemon sends them (jobs.list limit/before/next).
+        jobs = [
+            dict(JOB, id=f"j_{number:04d}", state="done", createdAt=f"2026-01-01T00:{number // 60:02d}:{number % 60:02d}.000Z")
+            for number in range(450, 0, -1)
+        ]
+
+        def page(request):
+            before = request["params"].get("before")
+            start = 0 if before is None else next(i for i, job in enumerate(jobs) if job["id"] == before) + 1
+            chunk = jobs[start : start + 200]
+            result = {"jobs": chunk}
+            if start + 200 < len(jobs):
+                result["next"] = chunk[-1]["id"]
+            return json.dumps({"type": "reply", "id": request["id"], "method": "jobs.list", "result": result})
+
+        def after(conn, fake):
+            answer_requests(conn, fake, {"daemon.info": info_reply(False, "no stack"), "jobs.list": page})
+
+        fake, conn, live = self.start(welcome(), after)
+        pump(conn, lambda: live.synced, what="the job table synced")
+        self.assertEqual(len(live.jobs), 450, "every page entered the table")
+        listed = [request["params"].get("before") for request in fake.requests if request["method"] == "jobs.list"]
+        self.assertEqual(listed, [None, "j_0251", "j_0051"])
+        self.assertIsNotNone(live.jobs.get("j_0001"), "the oldest job is known")
+
+
 class BackendAvailabilityTest(FakeDaemonTestCase):
     def test_aws_stays_unavailable_with_the_daemons_reason_and_without_asking_aws(self):
         def after(conn, fake):
