@@ -377,7 +377,8 @@ class Farm:
             return ButtonState("Deploying…", False, f"Deploying stack {self.stack_name} ({format_duration(self.elapsed())} so far)", "SORTTIME")
         if self.operation == "destroy":
             return ButtonState(label, False, f"Destroying stack {self.stack_name}: wait for it to finish", icon)
-        if self.checking:
+        if self.checking and self.stack is None:
+            # Only while nothing is known: a re-check of a known stack (after every deploy) keeps the button.
             return ButtonState(label, False, f"Checking stack {self.stack_name}…", icon)
         if is_in_progress(status):
             return ButtonState(label, False, f"Stack {self.stack_name} is {status}: wait until it has finished", icon)

@@ -197,7 +197,9 @@ class DaemonSession:
             if not aws["available"] and not check_stack:
                 self.aws = BackendAvailability(False, aws.get("reason") or "the daemon cannot use AWS")
                 return
-            self.aws = BackendAvailability(False, "checking the AWS stack…")
+            if not (self.aws.available and self.stack is not None):
+                # A re-check of a stack already known ready (e.g. right after a deploy) keeps it usable.
+                self.aws = BackendAvailability(False, "checking the AWS stack…")
             self._request_stack_status()
 
         self.connection.request("daemon.info", {}, info_answered)

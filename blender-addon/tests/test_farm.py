@@ -345,6 +345,13 @@ class SessionWiringTest(unittest.TestCase):
         self.assertTrue(live.aws.available, "the AWS backend is available as soon as the deploy answered")
         self.assertIn("CREATE_COMPLETE", live.aws.reason)
         self.assertIn("daemon.info", [m for m, _, _ in link.requests.sent[-3:]], "and the daemon is asked again")
+        link.requests.answer("daemon.info", {"version": "0.1.0", "pid": 1, "backends": {"local": {"available": True}, "aws": {"available": True}}})
+        self.assertTrue(live.farm.checking, "the stack is checked again")
+        self.assertTrue(live.aws.available, "a re-check of the ready stack does not grey out the AWS backend")
+        self.assertTrue(live.farm.deploy_button().enabled, "nor the Update button")
+        self.assertEqual(live.farm.deploy_button().label, "Update Stack")
+        link.requests.answer("stack.status", {"stack": stack_info("CREATE_COMPLETE", **OUTPUTS)})
+        self.assertTrue(live.aws.available)
 
         link.listeners.on_status(connection.ConnectionStatus(connection.DISCONNECTED, "gone", lost=True))
         self.assertFalse(live.farm.connected)
