@@ -10,35 +10,19 @@
 //   the outage carries on; once AWS answers the Batch jobs are terminated and the message is "canceled";
 // - AWS that neither answers nor fails does not keep `cancel` waiting longer than cancelAnswerMs.
 import t, { type Test } from 'tap';
-import { join } from 'node:path';
-import { mkdirSync } from 'node:fs';
-import { pino } from 'pino';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { openDatabase } from '../daemon/src/db/database.js';
-import { JobRepo } from '../daemon/src/jobs/job-repo.js';
-import { JobLogs } from '../daemon/src/jobs/job-log.js';
-import type { JobSpec } from '../daemon/src/jobs/job-spec.js';
 import { JobService } from '../daemon/src/jobs/job-service.js';
 import type { LocalBackend } from '../daemon/src/pipeline/local-backend.js';
 import type { AwsWiring } from '../daemon/src/batch/wiring.js';
-import { AwsJobStore } from '../daemon/src/batch/aws-store.js';
-import { AwsBackend, type AwsBackendDeps } from '../daemon/src/batch/aws-backend.js';
-import { farmFromNames } from '../daemon/src/batch/farm.js';
+import type { AwsBackend, AwsBackendDeps } from '../daemon/src/batch/aws-backend.js';
 import type { BatchJobInfo, BatchStatus, IBatch } from '../daemon/src/batch/batch-api.js';
 import type { IBucket, ObjectInfo } from '../daemon/src/batch/bucket.js';
 import { batchJobName, jobKeys } from '../daemon/src/batch/layout.js';
-import type { Job } from '../protocol/generated/protocol.js';
+import { awsBackendHarness } from './helpers/aws-backend.js';
+import { until } from './helpers/until.js';
 
 const JOB = 'j_cancel';
 const reset = () => Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' });
-
-async function until(what: string, check: () => boolean, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(5);
-  }
-}
 
 type Stage = 'copy' | 'render' | 'publish';
 
@@ -51,14 +35,8 @@ function harness(
   t: Test,
   setup: { statuses: Record<Stage, BatchStatus>; stored?: Stage[]; outputs?: string[] },
 ) {
-  const dir = t.testdir({});
-  mkdirSync(join(dir, 'logs'));
-  const db = openDatabase(join(dir, 'db.sqlite'));
-  t.teardown(() => db.close());
-  const repo = new JobRepo(db);
-  const logs = new JobLogs(join(dir, 'logs'));
-  const store = new AwsJobStore(db);
-  const farm = farmFromNames('bucket');
+  const h = awsBackendHarness(t, { jobId: JOB, name: 'cancel test' });
+  const { repo, logs, store, farm, updates } = h;
   const cloud = {
     down: null as null | 'reset' | 'stall',
     status: new Map<string, BatchStatus>(),
@@ -125,23 +103,6 @@ function harness(
     },
   } as unknown as IBucket;
 
-  const spec: JobSpec = {
-    jobId: JOB,
-    backend: 'aws',
-    blendFile: join(dir, 'scene.blend'),
-    sourceBlendFile: join(dir, 'scene.blend'),
-    projectRoot: dir,
-    temporaryBlend: false,
-    scene: 'Scene',
-    frames: [1, 2],
-    framesSpec: '1-2',
-    chunkSize: 1,
-    outputDir: join(dir, 'out'),
-    filePattern: 'frame_####',
-    fileExtension: '.png',
-    dependencies: [],
-  };
-  repo.create(spec, 'cancel test');
   store.insert({
     jobId: JOB,
     farm,
@@ -162,25 +123,13 @@ function harness(
   repo.update(JOB, { stage: ['copy', 'done'] });
   repo.update(JOB, { stage: ['render', 'running'] });
 
-  const updates: Job[] = [];
   const backends: AwsBackend[] = [];
   /** A daemon: a new backend (and job service) over the same database. */
   const daemon = (options: Partial<AwsBackendDeps> = {}) => {
-    const backend = new AwsBackend({
-      repo,
-      logs,
-      store,
-      notify: (event, data) => {
-        if (event === 'job.update') updates.push(data as Job);
-      },
-      log: pino({ level: 'silent' }),
-      previewsDir: join(dir, 'previews'),
-      clients: () => ({ bucket, batch, logs: { read: async () => [] } }),
-      pollFastMs: 20,
-      pollSlowMs: 20,
-      random: () => 0,
-      ...options,
-    });
+    const backend = h.backend(
+      { batch, bucket },
+      { pollFastMs: 20, pollSlowMs: 20, random: () => 0, ...options },
+    );
     backends.push(backend);
     const jobs = new JobService({
       repo,

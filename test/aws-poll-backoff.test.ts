@@ -6,21 +6,12 @@
 // by a network error is retried (the job waits, saying why); an error that is not an outage fails it.
 // Through the real SDK and HTTP fakes: test/reliability-aws-faults.test.ts.
 import t, { type Test } from 'tap';
-import { join } from 'node:path';
-import { mkdirSync } from 'node:fs';
-import { pino } from 'pino';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { openDatabase } from '../daemon/src/db/database.js';
-import { JobRepo } from '../daemon/src/jobs/job-repo.js';
-import { JobLogs } from '../daemon/src/jobs/job-log.js';
-import type { JobSpec } from '../daemon/src/jobs/job-spec.js';
-import { AwsJobStore } from '../daemon/src/batch/aws-store.js';
-import { AwsBackend, type AwsBackendDeps } from '../daemon/src/batch/aws-backend.js';
-import { farmFromNames } from '../daemon/src/batch/farm.js';
+import type { AwsBackendDeps } from '../daemon/src/batch/aws-backend.js';
 import type { BatchJobInfo, IBatch } from '../daemon/src/batch/batch-api.js';
 import type { IBucket } from '../daemon/src/batch/bucket.js';
 import type { PrepareResult } from '../daemon/src/batch/prepare.js';
-import type { Job } from '../protocol/generated/protocol.js';
+import { awsBackendHarness } from './helpers/aws-backend.js';
+import { until } from './helpers/until.js';
 
 const throttled = () =>
   Object.assign(new Error('Rate exceeded'), {
@@ -29,24 +20,8 @@ const throttled = () =>
   });
 const reset = () => Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' });
 
-async function until(what: string, check: () => boolean, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(5);
-  }
-}
-
 function harness(t: Test, options: Partial<AwsBackendDeps> & { describe: IBatch['describe'] }) {
-  const dir = t.testdir({});
-  mkdirSync(join(dir, 'logs'));
-  const db = openDatabase(join(dir, 'db.sqlite'));
-  t.teardown(() => db.close());
-  const repo = new JobRepo(db);
-  const logs = new JobLogs(join(dir, 'logs'));
-  const store = new AwsJobStore(db);
-  const farm = farmFromNames('bucket');
-  const updates: Job[] = [];
+  const h = awsBackendHarness(t, { jobId: 'j_test', name: 'test job' });
   const submitted: string[] = [];
   const batch: IBatch = {
     describe: options.describe,
@@ -63,38 +38,11 @@ function harness(t: Test, options: Partial<AwsBackendDeps> & { describe: IBatch[
     getJson: async () => undefined,
   } as unknown as IBucket;
   const { describe: _describe, ...rest } = options;
-  const backend = new AwsBackend({
-    repo,
-    logs,
-    store,
-    notify: (event, data) => {
-      if (event === 'job.update') updates.push(data as Job);
-    },
-    log: pino({ level: 'silent' }),
-    previewsDir: join(dir, 'previews'),
-    clients: () => ({ bucket, batch, logs: { read: async () => [] } }),
-    ...rest,
-  });
+  const backend = h.backend({ batch, bucket }, rest);
   t.teardown(() => backend.stopAll());
-  const spec: JobSpec = {
-    jobId: 'j_test',
-    backend: 'aws',
-    blendFile: join(dir, 'scene.blend'),
-    sourceBlendFile: join(dir, 'scene.blend'),
-    projectRoot: dir,
-    temporaryBlend: false,
-    scene: 'Scene',
-    frames: [1, 2],
-    framesSpec: '1-2',
-    chunkSize: 1,
-    outputDir: join(dir, 'out'),
-    filePattern: 'frame_####',
-    fileExtension: '.png',
-    dependencies: [],
-  };
-  repo.create(spec, 'test job');
-  const submit = () => backend.submit(spec, { farm, device: 'cpu', market: 'spot', blenderVersion: '4.2.3' });
-  return { backend, repo, logs, store, updates, submitted, submit, spec, farm };
+  const submit = () =>
+    backend.submit(h.spec, { farm: h.farm, device: 'cpu', market: 'spot', blenderVersion: '4.2.3' });
+  return { ...h, backend, submitted, submit };
 }
 
 t.test('a throttled poll backs off, says AWS is unreachable, and recovers on the first answer', async (t) => {
