@@ -18,80 +18,21 @@
 // submitted twice, no frame in its output folder, and its working folder removed (by the publish the
 // stack's rule runs after the terminated render).
 //
-// Kill points come from the same kind of preload as test/reliability-crash.test.ts (wrapping job-log
-// appends, fs/promises rename and fs.createWriteStream). Reproduce with SKYFARM_CRASH_SEED=<seed>.
+// Kill points come from the preload of test/helpers/crash-daemon.ts, as in reliability-crash.test.ts
+// (wrapping job-log appends, fs/promises rename and fs.createWriteStream). Reproduce with
+// SKYFARM_CRASH_SEED=<seed>.
 import t from 'tap';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
 import { blenderSkip, makeScene, readPng } from './helpers/scenes.js';
 import { projectRoot } from './helpers/cli.js';
+import { crashableDaemons, crashSeed, seededRandom, type CrashPlan } from './helpers/crash-daemon.js';
 import { startFarm } from './fakes/batch/farm.js';
-import { DaemonClient } from '../daemon/src/client/daemon-client.js';
 import type { Job } from '../protocol/generated/protocol.js';
 
-const SEED = Number(process.env['SKYFARM_CRASH_SEED'] ?? Math.floor(Math.random() * 2 ** 31));
-
-function rng(seed: number) {
-  let a = seed >>> 0;
-  return (lo: number, hi: number) => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = a;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return lo + Math.floor((((x ^ (x >>> 14)) >>> 0) / 4294967296) * (hi - lo + 1));
-  };
-}
-
-const CRASH_HOOK = String.raw`
-import fs from 'node:fs';
-import fsp from 'node:fs/promises';
-import { syncBuiltinESMExports } from 'node:module';
-const plan = process.env.SKYFARM_TEST_CRASH ? JSON.parse(process.env.SKYFARM_TEST_CRASH) : null;
-if (plan) {
-  let seen = 0;
-  let armed = true;
-  const die = () => {
-    fs.writeSync(2, 'SKYFARM_TEST_CRASH ' + plan.label + '\n');
-    process.kill(process.pid, 'SIGKILL');
-  };
-  const hit = () => {
-    if (!armed || ++seen < plan.nth) return;
-    armed = false;
-    if (plan.delayMs > 0) setTimeout(die, plan.delayMs);
-    else die();
-  };
-  const inDirs = (file) => plan.dirs.some((dir) => String(file).startsWith(dir));
-  if (plan.on === 'log') {
-    const pattern = new RegExp(plan.pattern);
-    const original = fs.appendFileSync;
-    fs.appendFileSync = function (file, data, ...rest) {
-      const match = typeof file === 'string' && file.endsWith('.log') && pattern.test(String(data));
-      if (match && plan.delayMs === 0) hit(); // dies before the line is written
-      const result = original.call(this, file, data, ...rest);
-      if (match && plan.delayMs > 0) hit();
-      return result;
-    };
-  } else if (plan.on === 'createWriteStream') {
-    const original = fs.createWriteStream;
-    fs.createWriteStream = function (file, ...rest) {
-      const stream = original.call(this, file, ...rest);
-      if (inDirs(file)) stream.once('open', hit);
-      return stream;
-    };
-  } else {
-    const original = fsp[plan.on];
-    fsp[plan.on] = async function (from, to, ...rest) {
-      const result = await original.call(this, from, to, ...rest);
-      if (inDirs(to)) hit();
-      return result;
-    };
-  }
-  syncBuiltinESMExports();
-}
-`;
+const SEED = crashSeed();
 
 // The daemon with the AWS backend's poll timing for tests (the CLI's daemon polls every 2 s).
 const LAUNCH = (repo: string) => String.raw`
@@ -105,13 +46,7 @@ const daemon = await startDaemon({
 process.once('SIGTERM', () => daemon.stop().then(() => process.exit(0)));
 `;
 
-interface CrashPlan {
-  label: string;
-  on: 'log' | 'rename' | 'createWriteStream';
-  pattern?: string;
-  dirs?: string[];
-  nth: number;
-  delayMs: number;
+interface LifePlan extends CrashPlan {
   /** Let the publish stage send its mail (and so finish) from this life on. */
   releaseMail?: boolean;
 }
@@ -121,64 +56,25 @@ t.test(
   { skip: blenderSkip, timeout: 240_000 },
   async (t) => {
     t.comment(`crash seed ${SEED} (rerun with SKYFARM_CRASH_SEED=${SEED})`);
-    const random = rng(SEED);
+    const random = seededRandom(SEED).int;
     const farm = await startFarm(t);
-    const hook = path.join(farm.dir, 'crash-hook.mjs');
     const launcher = path.join(farm.dir, 'launch.mjs');
-    writeFileSync(hook, CRASH_HOOK);
     writeFileSync(launcher, LAUNCH(projectRoot));
-    const daemonLog = path.join(farm.dir, 'daemon.log');
     const home = farm.stateDir;
     const output = path.join(farm.dir, 'out');
     const scene = await makeScene(path.join(farm.dir, 'project'), { frames: [1, 4] });
     const previews = path.join(home, 'previews');
     farm.ses.hold(true);
-
-    const live = new Set<ChildProcess>();
-    t.teardown(() => {
-      for (const child of live) child.kill('SIGKILL');
+    const daemons = crashableDaemons(t, {
+      dir: farm.dir,
+      home,
+      args: [launcher],
+      env: { ...farm.daemonEnv, SKYFARM_HOME: home },
+      clientName: 'crash-aws',
     });
-    async function start(plan: CrashPlan | null): Promise<{ child: ChildProcess; exited: Promise<void> }> {
-      const fd = openSync(daemonLog, 'a');
-      const child = spawn(process.execPath, ['--import', pathToFileURL(hook).href, launcher], {
-        env: {
-          ...farm.daemonEnv,
-          SKYFARM_HOME: home,
-          ...(plan ? { SKYFARM_TEST_CRASH: JSON.stringify(plan) } : {}),
-        },
-        stdio: ['ignore', fd, fd],
-      });
-      closeSync(fd);
-      live.add(child);
-      const exited = new Promise<void>((resolve) =>
-        child.once('exit', () => {
-          live.delete(child);
-          resolve();
-        }),
-      );
-      const deadline = Date.now() + 30_000;
-      while (Date.now() < deadline && live.has(child)) {
-        try {
-          const info = JSON.parse(readFileSync(path.join(home, 'daemon.json'), 'utf8')) as { pid: number };
-          if (info.pid === child.pid) return { child, exited };
-        } catch {
-          // not yet
-        }
-        await sleep(50);
-      }
-      if (!live.has(child)) return { child, exited }; // the plan fired during start-up (resume)
-      throw new Error(`the daemon did not start: ${readFileSync(daemonLog, 'utf8').slice(-2000)}`);
-    }
-    const connect = () =>
-      DaemonClient.connect({
-        stateDir: home,
-        clientName: 'crash-aws',
-        clientVersion: '1',
-        timeoutMs: 10_000,
-      });
 
     const submitted = (stage: string) => `^\\[skyfarm\\] submitted ${stage} as Batch job`;
-    const plans: CrashPlan[] = [
+    const plans: LifePlan[] = [
       { label: 'upload', on: 'log', pattern: 'uploading to s3://', nth: 1, delayMs: random(0, 150) },
       {
         label: 'copy submitted, its id not stored',
@@ -249,33 +145,22 @@ t.test(
     let jobId: string | undefined;
     const landed: string[] = [];
     const leftBehind: string[] = [];
+    async function submit(): Promise<void> {
+      const client = await daemons.connect();
+      jobId = (
+        await client.request('render.submit', {
+          blendFile: scene,
+          backend: 'aws',
+          chunkSize: 1,
+          output,
+          aws: { notifyEmail: 'artist@example.com' },
+        })
+      ).job.id;
+      client.close();
+    }
     for (const [life, plan] of plans.entries()) {
-      const before = existsSync(daemonLog) ? readFileSync(daemonLog, 'utf8').length : 0;
       if (plan.releaseMail) farm.ses.hold(false);
-      const daemon = await start(plan);
-      if (life === 0) {
-        const client = await connect();
-        jobId = (
-          await client.request('render.submit', {
-            blendFile: scene,
-            backend: 'aws',
-            chunkSize: 1,
-            output,
-            aws: { notifyEmail: 'artist@example.com' },
-          })
-        ).job.id;
-        client.close();
-      }
-      const fired = await Promise.race([
-        daemon.exited.then(() => true),
-        sleep(60_000, false, { ref: false }),
-      ]);
-      if (!fired) {
-        daemon.child.kill('SIGKILL');
-        await daemon.exited;
-      }
-      const line = /SKYFARM_TEST_CRASH (.*)/.exec(readFileSync(daemonLog, 'utf8').slice(before))?.[1];
-      landed.push(line ?? `after 60 s (planned: ${plan.label})`);
+      landed.push(await daemons.life(plan, { timeoutMs: 60_000, during: life === 0 ? submit : undefined }));
       const temporaries = existsSync(output) ? readdirSync(output).filter((n) => n.startsWith('.')) : [];
       leftBehind.push(...temporaries.filter((name) => !leftBehind.includes(name)));
       t.comment(
@@ -284,8 +169,8 @@ t.test(
     }
 
     farm.ses.hold(false);
-    const last = await start(null);
-    const client = await connect();
+    const last = await daemons.start(null);
+    const client = await daemons.connect();
     let job: Job | undefined;
     const deadline = Date.now() + 90_000;
     while (Date.now() < deadline) {
@@ -322,45 +207,36 @@ t.test(
     const cancelLanded: string[] = [];
     let canceledId = '';
     let cancelAnswer = '';
+    async function submitAndCancel(): Promise<void> {
+      const c = await daemons.connect();
+      canceledId = (
+        await c.request('render.submit', {
+          blendFile: scene,
+          backend: 'aws',
+          chunkSize: 2,
+          output: output2,
+        })
+      ).job.id;
+      const until = Date.now() + 60_000;
+      while (Date.now() < until) {
+        const j = (await c.request('jobs.get', { jobId: canceledId })).job;
+        if (j.state === 'rendering') break; // copy done: all three stages submitted and stored
+        await sleep(200);
+      }
+      cancelAnswer = await c.request('jobs.cancel', { jobId: canceledId }).then(
+        (r) => `answered: ${r.job.state}`,
+        (error: unknown) => `no answer: ${(error as { code?: string }).code ?? String(error)}`,
+      );
+      c.close();
+    }
     for (const [life, plan] of cancelPlans.entries()) {
-      const before = readFileSync(daemonLog, 'utf8').length;
-      const daemon = await start(plan);
-      if (life === 0) {
-        const c = await connect();
-        canceledId = (
-          await c.request('render.submit', {
-            blendFile: scene,
-            backend: 'aws',
-            chunkSize: 2,
-            output: output2,
-          })
-        ).job.id;
-        const until = Date.now() + 60_000;
-        while (Date.now() < until) {
-          const j = (await c.request('jobs.get', { jobId: canceledId })).job;
-          if (j.state === 'rendering') break; // copy done: all three stages submitted and stored
-          await sleep(200);
-        }
-        cancelAnswer = await c.request('jobs.cancel', { jobId: canceledId }).then(
-          (r) => `answered: ${r.job.state}`,
-          (error: unknown) => `no answer: ${(error as { code?: string }).code ?? String(error)}`,
-        );
-        c.close();
-      }
-      const fired = await Promise.race([
-        daemon.exited.then(() => true),
-        sleep(60_000, false, { ref: false }),
-      ]);
-      if (!fired) {
-        daemon.child.kill('SIGKILL');
-        await daemon.exited;
-      }
-      const line = /SKYFARM_TEST_CRASH (.*)/.exec(readFileSync(daemonLog, 'utf8').slice(before))?.[1];
-      cancelLanded.push(line ?? `after 60 s (planned: ${plan.label})`);
+      cancelLanded.push(
+        await daemons.life(plan, { timeoutMs: 60_000, during: life === 0 ? submitAndCancel : undefined }),
+      );
       t.comment(`kill ${plans.length + life + 1}: ${cancelLanded.at(-1)}`);
     }
-    const ender = await start(null);
-    const c2 = await connect();
+    const ender = await daemons.start(null);
+    const c2 = await daemons.connect();
     let canceled: Job | undefined;
     const until2 = Date.now() + 60_000;
     while (Date.now() < until2) {

@@ -5,56 +5,15 @@
 // working folder and ends the job canceled exactly once (one "canceled" log line, which goes with its
 // one job.update). The output folder holds only whole frames published before the cancel.
 // (The AWS side: test/reliability-crash-aws.test.ts; the in-process cases: test/aws-cancel.test.ts.)
-// The kill points come from the same kind of preload as test/reliability-crash.test.ts.
+// The kill points come from the preload of test/helpers/crash-daemon.ts (as in reliability-crash.test.ts).
 import t from 'tap';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { pathToFileURL } from 'node:url';
 import { blenderSkip, makeScene, readPng } from './helpers/scenes.js';
 import { cliEntry } from './helpers/cli.js';
-import { DaemonClient } from '../daemon/src/client/daemon-client.js';
+import { blenderProcessesIn as blenderIn, crashableDaemons, type CrashPlan } from './helpers/crash-daemon.js';
 import type { Job } from '../protocol/generated/protocol.js';
-
-/** Preloaded into the daemon: SIGKILLs it just before it writes the job-log line SKYFARM_TEST_CRASH names. */
-const CRASH_HOOK = String.raw`
-import fs from 'node:fs';
-import { syncBuiltinESMExports } from 'node:module';
-const plan = process.env.SKYFARM_TEST_CRASH ? JSON.parse(process.env.SKYFARM_TEST_CRASH) : null;
-if (plan) {
-  const pattern = new RegExp(plan.pattern);
-  const original = fs.appendFileSync;
-  fs.appendFileSync = function (file, data, ...rest) {
-    if (typeof file === 'string' && file.endsWith('.log') && pattern.test(String(data))) {
-      fs.writeSync(2, 'SKYFARM_TEST_CRASH ' + plan.label + '\n');
-      process.kill(process.pid, 'SIGKILL');
-    }
-    return original.call(this, file, data, ...rest);
-  };
-  syncBuiltinESMExports();
-}
-`;
-
-interface Plan {
-  label: string;
-  pattern: string;
-}
-
-/** Blender processes working in `dir` (their command line names it). */
-function blenderIn(dir: string): number[] {
-  const found: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const cmdline = readFileSync(`/proc/${entry}/cmdline`, 'utf8');
-      if (cmdline.includes(dir) && /blender/i.test(cmdline.split('\0')[0] ?? '')) found.push(Number(entry));
-    } catch {
-      // gone
-    }
-  }
-  return found;
-}
 
 t.test(
   'SIGKILL while canceling a local job: the next daemon finishes the cancel, once',
@@ -62,102 +21,73 @@ t.test(
   async (t) => {
     const dir = t.testdir({});
     const home = join(dir, 'home');
-    const hook = join(dir, 'crash-hook.mjs');
-    writeFileSync(hook, CRASH_HOOK);
-    const daemonLog = join(dir, 'daemon.log');
     const scene = await makeScene(join(dir, 'project'), { frames: [1, 40], samples: 64 });
     const output = join(dir, 'out');
-    const env: NodeJS.ProcessEnv = {
-      ...process.env,
-      SKYFARM_HOME: home,
-      SKYFARM_PORT: '0',
-      AWS_ENDPOINT_URL: 'http://127.0.0.1:9',
-      AWS_EC2_METADATA_DISABLED: 'true',
-    };
-    const live = new Set<ChildProcess>();
+    const daemons = crashableDaemons(t, {
+      dir,
+      home,
+      args: [cliEntry, 'daemon'],
+      env: {
+        ...process.env,
+        SKYFARM_HOME: home,
+        SKYFARM_PORT: '0',
+        AWS_ENDPOINT_URL: 'http://127.0.0.1:9',
+        AWS_EC2_METADATA_DISABLED: 'true',
+      },
+      clientName: 'crash-cancel',
+    });
     t.teardown(() => {
-      for (const child of live) child.kill('SIGKILL');
       for (const pid of blenderIn(home)) process.kill(pid, 'SIGKILL');
     });
 
-    async function start(plan: Plan | null): Promise<{ child: ChildProcess; exited: Promise<void> }> {
-      const fd = openSync(daemonLog, 'a');
-      const child = spawn(process.execPath, ['--import', pathToFileURL(hook).href, cliEntry, 'daemon'], {
-        env: { ...env, ...(plan ? { SKYFARM_TEST_CRASH: JSON.stringify(plan) } : {}) },
-        stdio: ['ignore', fd, fd],
-      });
-      closeSync(fd);
-      live.add(child);
-      const exited = new Promise<void>((resolve) =>
-        child.once('exit', () => {
-          live.delete(child);
-          resolve();
-        }),
-      );
-      const deadline = Date.now() + 30_000;
-      while (Date.now() < deadline && live.has(child)) {
-        try {
-          const info = JSON.parse(readFileSync(join(home, 'daemon.json'), 'utf8')) as { pid: number };
-          if (info.pid === child.pid) return { child, exited };
-        } catch {
-          // not yet
-        }
-        await sleep(50);
-      }
-      if (!live.has(child)) return { child, exited }; // the plan fired during start-up (resume)
-      throw new Error(`the daemon did not start: ${readFileSync(daemonLog, 'utf8').slice(-2000)}`);
-    }
-    const connect = () =>
-      DaemonClient.connect({
-        stateDir: home,
-        clientName: 'crash-cancel',
-        clientVersion: '1',
-        timeoutMs: 10_000,
-      });
-
-    const plans: Plan[] = [
-      { label: 'cancel recorded, Blender not yet stopped', pattern: '^\\[skyfarm\\] cancel recorded' },
-      { label: 'Blender stopped, job not yet marked canceled', pattern: '^\\[skyfarm\\] canceled' },
+    // Each dies just before it writes the job-log line its pattern names.
+    const plans: CrashPlan[] = [
+      {
+        label: 'cancel recorded, Blender not yet stopped',
+        on: 'log',
+        pattern: '^\\[skyfarm\\] cancel recorded',
+        nth: 1,
+        delayMs: 0,
+      },
+      {
+        label: 'Blender stopped, job not yet marked canceled',
+        on: 'log',
+        pattern: '^\\[skyfarm\\] canceled',
+        nth: 1,
+        delayMs: 0,
+      },
     ];
     const landed: string[] = [];
     let jobId = '';
     let answer = '';
     let blenderAtKill = 0;
+    // The first life submits the job and cancels it once a frame is out and Blender renders on.
+    async function submitAndCancel(): Promise<void> {
+      const client = await daemons.connect();
+      jobId = (await client.request('render.submit', { blendFile: scene, frames: '1-40', output })).job.id;
+      const deadline = Date.now() + 60_000;
+      while (Date.now() < deadline) {
+        const job = (await client.request('jobs.get', { jobId })).job;
+        if (job.state === 'rendering' && job.framesDone >= 1 && blenderIn(join(home, 'work', jobId)).length)
+          break;
+        await sleep(200);
+      }
+      answer = await client.request('jobs.cancel', { jobId }).then(
+        (r) => `answered: ${r.job.state}`,
+        (error: unknown) => `no answer: ${(error as { code?: string }).code ?? String(error)}`,
+      );
+      client.close();
+    }
     for (const [life, plan] of plans.entries()) {
-      const before = existsSync(daemonLog) ? readFileSync(daemonLog, 'utf8').length : 0;
-      const daemon = await start(plan);
-      if (life === 0) {
-        const client = await connect();
-        jobId = (await client.request('render.submit', { blendFile: scene, frames: '1-40', output })).job.id;
-        const deadline = Date.now() + 60_000;
-        while (Date.now() < deadline) {
-          const job = (await client.request('jobs.get', { jobId })).job;
-          if (job.state === 'rendering' && job.framesDone >= 1 && blenderIn(join(home, 'work', jobId)).length)
-            break;
-          await sleep(200);
-        }
-        answer = await client.request('jobs.cancel', { jobId }).then(
-          (r) => `answered: ${r.job.state}`,
-          (error: unknown) => `no answer: ${(error as { code?: string }).code ?? String(error)}`,
-        );
-        client.close();
-      }
-      const fired = await Promise.race([
-        daemon.exited.then(() => true),
-        sleep(45_000, false, { ref: false }),
-      ]);
-      if (!fired) {
-        daemon.child.kill('SIGKILL');
-        await daemon.exited;
-      }
+      landed.push(
+        await daemons.life(plan, { timeoutMs: 45_000, during: life === 0 ? submitAndCancel : undefined }),
+      );
       if (life === 0) blenderAtKill = blenderIn(join(home, 'work', jobId)).length;
-      const line = /SKYFARM_TEST_CRASH (.*)/.exec(readFileSync(daemonLog, 'utf8').slice(before))?.[1];
-      landed.push(line ?? `after 45 s (planned: ${plan.label})`);
       t.comment(`kill ${life + 1}: ${landed.at(-1)}`);
     }
 
-    const last = await start(null);
-    const client = await connect();
+    const last = await daemons.start(null);
+    const client = await daemons.connect();
     let job: Job | undefined;
     const deadline = Date.now() + 30_000;
     while (Date.now() < deadline) {

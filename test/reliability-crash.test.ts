@@ -14,14 +14,11 @@
 //
 // Reproduce a failure with the seed it prints: SKYFARM_CRASH_SEED=<seed> npx tap test/reliability-crash.test.ts
 import t from 'tap';
-import { spawn, type ChildProcess } from 'node:child_process';
 import {
-  closeSync,
   copyFileSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
-  openSync,
   readdirSync,
   readFileSync,
   rmSync,
@@ -31,103 +28,32 @@ import {
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { pathToFileURL } from 'node:url';
 import { blenderSkip, makeScene, readPng } from './helpers/scenes.js';
 import { cliEntry } from './helpers/cli.js';
-import { DaemonClient } from '../daemon/src/client/daemon-client.js';
+import {
+  blenderProcessesIn,
+  crashableDaemons,
+  crashSeed,
+  seededRandom,
+  type CrashPlan as HookPlan,
+  type DaemonLife,
+} from './helpers/crash-daemon.js';
+import type { DaemonClient } from '../daemon/src/client/daemon-client.js';
 import type { Job } from '../protocol/generated/protocol.js';
 
-const SEED = Number(process.env['SKYFARM_CRASH_SEED'] ?? Math.floor(Math.random() * 2 ** 31));
+const SEED = crashSeed();
 const KILLS = Number(process.env['SKYFARM_CRASH_KILLS'] ?? 12);
 const FRAMES = [1, 2, 3];
 const FINISHED = ['done', 'failed', 'canceled'];
 
-function rng(seed: number) {
-  let a = seed >>> 0;
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = a;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-  return {
-    int: (lo: number, hi: number) => lo + Math.floor(next() * (hi - lo + 1)),
-    pick: <T>(items: readonly T[]): T => items[Math.floor(next() * items.length)]!,
-    shuffle: <T>(items: T[]): T[] => {
-      for (let i = items.length - 1; i > 0; i--) {
-        const j = Math.floor(next() * (i + 1));
-        [items[i], items[j]] = [items[j]!, items[i]!];
-      }
-      return items;
-    },
-  };
-}
-
-/** Preloaded into the daemon: SIGKILLs it at the point SKYFARM_TEST_CRASH names. */
-const CRASH_HOOK = String.raw`
-import fs from 'node:fs';
-import fsp from 'node:fs/promises';
-import { syncBuiltinESMExports } from 'node:module';
-const plan = process.env.SKYFARM_TEST_CRASH ? JSON.parse(process.env.SKYFARM_TEST_CRASH) : null;
-if (plan) {
-  let seen = 0;
-  let armed = true;
-  const die = () => {
-    fs.writeSync(2, 'SKYFARM_TEST_CRASH ' + plan.label + '\n');
-    process.kill(process.pid, 'SIGKILL');
-  };
-  const hit = () => {
-    if (!armed || ++seen < plan.nth) return;
-    armed = false;
-    if (plan.delayMs > 0) setTimeout(die, plan.delayMs);
-    else die();
-  };
-  if (plan.on === 'log') {
-    const pattern = new RegExp(plan.pattern);
-    const original = fs.appendFileSync;
-    fs.appendFileSync = function (file, data, ...rest) {
-      const match = typeof file === 'string' && file.endsWith('.log') && pattern.test(String(data));
-      if (match && plan.delayMs === 0) hit(); // dies before the line is written
-      const result = original.call(this, file, data, ...rest);
-      if (match && plan.delayMs > 0) hit();
-      return result;
-    };
-  } else {
-    const original = fsp[plan.on];
-    fsp[plan.on] = async function (from, to, ...rest) {
-      const result = await original.call(this, from, to, ...rest);
-      if (plan.dirs.some((dir) => String(to).startsWith(dir))) hit();
-      return result;
-    };
-  }
-  syncBuiltinESMExports();
-}
-`;
-
-interface CrashPlan {
-  label: string;
-  on: 'log' | 'rename' | 'copyFile' | 'timer';
-  pattern?: string;
-  dirs?: string[];
-  nth: number;
-  delayMs: number;
-}
-
-interface Daemon {
-  child: ChildProcess;
-  pid: number;
-  exited: Promise<void>;
-}
+/** A kill point of the preload, or one the test makes itself (`timer`: after `delayMs`). */
+type CrashPlan = HookPlan | (Omit<HookPlan, 'on'> & { on: 'timer' });
 
 t.test('SIGKILL at random points: every local job finishes once, whole', { skip: blenderSkip }, async (t) => {
   t.comment(`crash seed ${SEED}, ${KILLS} kills (rerun with SKYFARM_CRASH_SEED=${SEED})`);
-  const r = rng(SEED);
+  const r = seededRandom(SEED);
   const dir = t.testdir({});
   const home = join(dir, 'home');
-  const hook = join(dir, 'crash-hook.mjs');
-  writeFileSync(hook, CRASH_HOOK);
-  const daemonLog = join(dir, 'daemon.log');
 
   // Even jobs publish into this test's folder (same file system as the state dir: frames are renamed
   // into place), odd ones into /dev/shm when that is another file system (frames are copied under a
@@ -163,63 +89,30 @@ t.test('SIGKILL at random points: every local job finishes once, whole', { skip:
   const outputDirs = jobs.map((job) => job.output);
   const storeDir = join(home, 'store', 'cas');
 
-  const baseEnv: NodeJS.ProcessEnv = {
-    ...process.env,
-    SKYFARM_HOME: home,
-    SKYFARM_PORT: '0',
-    SKYFARM_LOG_LEVEL: 'info',
-    AWS_ENDPOINT_URL: 'http://127.0.0.1:9',
-    AWS_EC2_METADATA_DISABLED: 'true',
-  };
-  const live = new Set<Daemon>();
-  t.teardown(async () => {
-    for (const daemon of live) daemon.child.kill('SIGKILL');
-    killLeftoverBlender(home);
+  const daemons = crashableDaemons(t, {
+    dir,
+    home,
+    args: [cliEntry, 'daemon'],
+    env: {
+      ...process.env,
+      SKYFARM_HOME: home,
+      SKYFARM_PORT: '0',
+      SKYFARM_LOG_LEVEL: 'info',
+      AWS_ENDPOINT_URL: 'http://127.0.0.1:9',
+      AWS_EC2_METADATA_DISABLED: 'true',
+    },
+    clientName: 'crash-test',
   });
+  t.teardown(() => killLeftoverBlender(home));
 
-  async function startDaemon(plan: CrashPlan | null): Promise<Daemon> {
-    const logFd = openSync(daemonLog, 'a');
-    const env = { ...baseEnv };
-    if (plan && plan.on !== 'timer') env['SKYFARM_TEST_CRASH'] = JSON.stringify(plan);
-    const child = spawn(process.execPath, ['--import', pathToFileURL(hook).href, cliEntry, 'daemon'], {
-      env,
-      stdio: ['ignore', logFd, logFd],
-    });
-    closeSync(logFd);
-    let exit = '';
-    const exited = new Promise<void>((resolve) =>
-      child.once('exit', (code, signal) => {
-        exit = `exit code ${code}, signal ${signal}`;
-        resolve();
-      }),
-    );
-    const daemon: Daemon = { child, pid: child.pid!, exited };
-    live.add(daemon);
-    void exited.then(() => live.delete(daemon));
-    const deadline = Date.now() + 30_000;
-    while (Date.now() < deadline) {
-      try {
-        const info = JSON.parse(readFileSync(join(home, 'daemon.json'), 'utf8')) as { pid: number };
-        if (info.pid === daemon.pid) return daemon;
-      } catch {
-        // not written yet
-      }
-      if (!live.has(daemon)) break;
-      await sleep(50);
-    }
+  async function startDaemon(plan: CrashPlan | null): Promise<DaemonLife> {
+    const daemon = await daemons.start(plan && plan.on !== 'timer' ? plan : null);
+    if (daemon.started) return daemon;
     throw new Error(
-      `the daemon did not start (${exit || 'still running'}): ${readFileSync(daemonLog, 'utf8').slice(-2000)}`,
+      `the daemon did not start (${daemon.exit()}): ${readFileSync(daemons.log, 'utf8').slice(-2000)}`,
     );
   }
-
-  async function connect(): Promise<DaemonClient> {
-    return DaemonClient.connect({
-      stateDir: home,
-      clientName: 'crash-test',
-      clientVersion: '1',
-      timeoutMs: 10_000,
-    });
-  }
+  const connect = () => daemons.connect();
 
   /**
    * Submits job `index` unless it exists already. A daemon killed during a submit may or may not have
@@ -353,7 +246,7 @@ t.test('SIGKILL at random points: every local job finishes once, whole', { skip:
     else if ((idle || life === Math.floor(KILLS / 2)) && nextJob < jobs.length) fresh.push(nextJob++);
     const plan =
       (fresh.length > 0 ? uploads.shift() : undefined) ?? bag.shift() ?? r.pick([...rest, ...moves]);
-    const logBefore = existsSync(daemonLog) ? readFileSync(daemonLog, 'utf8').length : 0;
+    const logBefore = daemons.logLength();
     const daemon = await startDaemon(plan);
     const toSubmit = [...fresh, ...[...submitted].filter((index) => jobs[index]!.id === undefined)];
     let client: DaemonClient | undefined;
@@ -372,7 +265,7 @@ t.test('SIGKILL at random points: every local job finishes once, whole', { skip:
     let outcome: 'fired' | 'idle' | 'timeout' = 'timeout';
     idle = false;
     while (Date.now() < deadline) {
-      if (!live.has(daemon)) {
+      if (!daemons.running().has(daemon)) {
         outcome = 'fired';
         break;
       }
@@ -389,11 +282,11 @@ t.test('SIGKILL at random points: every local job finishes once, whole', { skip:
       await sleep(300);
     }
     client?.close();
-    if (live.has(daemon)) {
+    if (daemons.running().has(daemon)) {
       process.kill(daemon.pid, 'SIGKILL');
       await daemon.exited;
     }
-    const hookLine = /SKYFARM_TEST_CRASH (.*)/.exec(readFileSync(daemonLog, 'utf8').slice(logBefore))?.[1];
+    const hookLine = daemons.crashedAt(logBefore);
     let where: string;
     if (hookLine) where = hookLine;
     else if (plan.on === 'timer') where = plan.label;
@@ -462,18 +355,7 @@ t.test('SIGKILL at random points: every local job finishes once, whole', { skip:
 
 /** Blender processes still working in this state dir (killed, and returned so the test can fail). */
 function killLeftoverBlender(home: string): number[] {
-  const found: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const cmdline = readFileSync(`/proc/${entry}/cmdline`, 'utf8');
-      if (cmdline.includes(home) && /blender/i.test(cmdline.split('\0')[0] ?? '')) {
-        found.push(Number(entry));
-        process.kill(Number(entry), 'SIGKILL');
-      }
-    } catch {
-      // gone
-    }
-  }
+  const found = blenderProcessesIn(home);
+  for (const pid of found) process.kill(pid, 'SIGKILL');
   return found;
 }
