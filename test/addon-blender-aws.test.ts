@@ -19,25 +19,14 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import pino from 'pino';
-import { CreateBucketCommand } from '@aws-sdk/client-s3';
-import { startDaemon, type RunningDaemon } from '../daemon/src/daemon.js';
-import { createS3Client, settingsFromEnv } from '../daemon/src/batch/bucket.js';
+import type { RunningDaemon } from '../daemon/src/daemon.js';
 import { DaemonClient } from '../daemon/src/client/daemon-client.js';
 import type { StackInfo } from '../protocol/generated/protocol.js';
-import { awsEnv, cleanEnv, REPO_ROOT, startS3, WORKER_ENTRY } from './fakes/batch/aws-env.js';
-import { startFakeBatch, type FakeBatch } from './fakes/batch/server.js';
-import { farmFromTemplate } from './fakes/batch/template.js';
-import { startFakeCloudFormation } from './fakes/cloudformation/server.js';
-import { startFakeEcr, type FakeEcr } from './fakes/ecr/server.js';
-import { startFakeLogs } from './fakes/logs/server.js';
-import { startFakeSes, type FakeSes } from './fakes/ses/server.js';
-import {
-  blenderCommand,
-  blenderVersion as sceneBlenderVersion,
-  makeScene,
-  readPng,
-} from './helpers/scenes.js';
+import type { FakeBatch } from './fakes/batch/server.js';
+import { startStackFakes } from './fakes/batch/stack.js';
+import type { FakeEcr } from './fakes/ecr/server.js';
+import type { FakeSes } from './fakes/ses/server.js';
+import { blenderVersion as sceneBlenderVersion, makeScene, readPng } from './helpers/scenes.js';
 import { addonRoot, blenderEnv, blenderVersion, runBlenderScript } from '../blender-addon/tests/harness.js';
 
 t.comment(`using ${blenderVersion()}`);
@@ -59,82 +48,31 @@ interface AwsFarm {
 async function startAwsFarm(t: Test): Promise<AwsFarm> {
   const dir = mkdtempSync(path.join(tmpdir(), 'skyfarm-addon-aws-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const s3 = await startS3(path.join(dir, 's3'), 'unused');
-  t.teardown(() => s3.close());
-  const cloudFormation = await startFakeCloudFormation({ stepMs: 2 });
-  t.teardown(() => cloudFormation.close());
-  const ses = await startFakeSes();
-  t.teardown(() => ses.close());
-  const logs = await startFakeLogs();
-  t.teardown(() => logs.close());
   // The stack's repository holds an image for the Blender version the add-on sends, and one other.
-  const ecr = await startFakeEcr({ repositories: { 'skyfarm/worker': ['4.2.3', ADDON_BLENDER_VERSION] } });
-  t.teardown(() => ecr.close());
-  const base = { ...cleanEnv(), ...awsEnv({ s3: s3.endpoint, ses: ses.endpoint, logs: logs.endpoint }) };
-  const daemonEnv = (batchEndpoint?: string): NodeJS.ProcessEnv => ({
-    ...base,
-    ...awsEnv({
-      s3: s3.endpoint,
-      ...(batchEndpoint ? { batch: batchEndpoint } : {}),
-      ses: ses.endpoint,
-      logs: logs.endpoint,
-      ecr: ecr.endpoint,
-    }),
-    AWS_ENDPOINT_URL_CLOUDFORMATION: cloudFormation.url,
-    AWS_ENDPOINT_URL: 'http://127.0.0.1:9',
-    AWS_CONFIG_FILE: path.join(dir, 'no-aws-config'),
-    AWS_SHARED_CREDENTIALS_FILE: path.join(dir, 'no-aws-credentials'),
-    SKYFARM_BLENDER: blenderCommand,
+  const fakes = await startStackFakes(t, {
+    dir,
+    images: { 'skyfarm/worker': ['4.2.3', ADDON_BLENDER_VERSION] },
   });
-  const stateDir = path.join(dir, 'home');
-  const start = (env: NodeJS.ProcessEnv) =>
-    startDaemon({
-      stateDir,
-      port: 0,
-      env,
-      logger: pino({ level: 'silent' }),
-      aws: {
-        backend: {
-          pollFastMs: 250,
-          pollSlowMs: 750,
-          runnableWarnMs: 60_000,
-          failurePublishTimeoutMs: 60_000,
-        },
-      },
-    });
 
   // `skyfarm deploy` creates the stack; the daemon remembers its outputs in its state dir.
-  const deployer = await start(daemonEnv());
-  const client = await DaemonClient.connect({ stateDir, clientName: 'test', clientVersion: '1' });
+  const deployer = await fakes.startDaemon(fakes.daemonEnv());
+  const client = await DaemonClient.connect({
+    stateDir: fakes.stateDir,
+    clientName: 'test',
+    clientVersion: '1',
+  });
   const { stack } = await client.request('stack.deploy', {});
   client.close();
   await deployer.stop();
   t.equal(stack.status, 'CREATE_COMPLETE', 'stack skyfarm deployed');
   const bucket = stack.outputs['BucketName']!;
-  // CloudFormation "created" the bucket; s3rver needs it made by hand.
-  const s3Client = createS3Client(settingsFromEnv(base, 'S3'));
-  await s3Client.send(new CreateBucketCommand({ Bucket: bucket }));
-  s3Client.destroy();
+  await fakes.createBucket(bucket);
 
   // The stack's Batch side, with the bucket its job definitions and publish-after-failure rule name.
-  const template = farmFromTemplate({ bucket, namePrefix: 'skyfarm', gpu: false });
-  const batch = await startFakeBatch({
-    queues: template.queues,
-    jobDefinitions: template.jobDefinitions,
-    rules: template.rules,
-    hostEnv: { ...base, SKYFARM_EFS_ROOT: path.join(dir, 'efs'), SKYFARM_BLENDER: blenderCommand },
-    executables: { 'skyfarm-worker': [process.execPath, '--import', 'tsx', WORKER_ENTRY] },
-    cwd: REPO_ROOT,
-    // One container at a time: a chunk's frames finish one after the other, as on a small farm.
-    maxRunning: 1,
-    tickMs: 40,
-    logs,
-    logGroup: '/skyfarm/skyfarm',
-  });
-  t.teardown(() => batch.close());
-  const daemon = await start(daemonEnv(batch.endpoint));
-  t.teardown(() => daemon.stop());
-  return { daemon, batch, ses, ecr, stack, dir };
+  // One container at a time: a chunk's frames finish one after the other, as on a small farm.
+  const batch = await fakes.startBatch({ bucket, namePrefix: 'skyfarm', gpu: false, maxRunning: 1 });
+  const daemon = await fakes.startDaemon(fakes.daemonEnv(batch.endpoint));
+  return { daemon, batch, ses: fakes.ses, ecr: fakes.ecr, stack, dir };
 }
 
 /** An `xdg-open` on Blender's PATH that records what Open Output asked to open (wm.path_open runs it). */

@@ -5,20 +5,10 @@
 import t from 'tap';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import pino from 'pino';
-import { CreateBucketCommand } from '@aws-sdk/client-s3';
-import { startDaemon } from '../daemon/src/daemon.js';
-import { createS3Client, settingsFromEnv } from '../daemon/src/batch/bucket.js';
 import type { Job, StackInfo } from '../protocol/generated/protocol.js';
-import { awsEnv, cleanEnv, REPO_ROOT, startS3, WORKER_ENTRY } from './fakes/batch/aws-env.js';
 import { runSkyfarm } from './fakes/batch/farm.js';
-import { startFakeBatch } from './fakes/batch/server.js';
-import { farmFromTemplate } from './fakes/batch/template.js';
-import { startFakeCloudFormation } from './fakes/cloudformation/server.js';
-import { startFakeEcr } from './fakes/ecr/server.js';
-import { startFakeLogs } from './fakes/logs/server.js';
-import { startFakeSes } from './fakes/ses/server.js';
-import { blenderCommand, blenderSkip, makeScene } from './helpers/scenes.js';
+import { startStackFakes } from './fakes/batch/stack.js';
+import { blenderSkip, makeScene } from './helpers/scenes.js';
 
 const STACK = 'farm2';
 
@@ -26,66 +16,17 @@ t.test(
   'deploy --stack-name N, then render --stack-name N --wait',
   { skip: blenderSkip, timeout: 170_000 },
   async (t) => {
-    const dir = t.testdir({});
-    const s3 = await startS3(path.join(dir, 's3'), 'unused');
-    t.teardown(() => s3.close());
-    const cloudFormation = await startFakeCloudFormation({ stepMs: 2 });
-    t.teardown(() => cloudFormation.close());
-    const ses = await startFakeSes();
-    t.teardown(() => ses.close());
-    const logs = await startFakeLogs();
-    t.teardown(() => logs.close());
-    const ecr = await startFakeEcr({ repositories: { [`${STACK}/worker`]: ['4.2.3'] } });
-    t.teardown(() => ecr.close());
-    const efs = path.join(dir, 'efs');
-    const base = { ...cleanEnv(), ...awsEnv({ s3: s3.endpoint, ses: ses.endpoint, logs: logs.endpoint }) };
+    const fakes = await startStackFakes(t, { images: { [`${STACK}/worker`]: ['4.2.3'] } });
+    const { dir, stateDir, cloudFormation, ecr } = fakes;
     // The queues and job definitions of a stack with NamePrefix farm2, as the template names them (the
     // bucket each stage uses comes with its submit).
-    const template = farmFromTemplate({ bucket: 'from-the-submit', namePrefix: STACK, gpu: true });
-    const batch = await startFakeBatch({
-      queues: template.queues,
-      jobDefinitions: template.jobDefinitions,
-      rules: template.rules,
-      hostEnv: { ...base, SKYFARM_EFS_ROOT: efs, SKYFARM_BLENDER: blenderCommand },
-      executables: { 'skyfarm-worker': [process.execPath, '--import', 'tsx', WORKER_ENTRY] },
-      cwd: REPO_ROOT,
+    const batch = await fakes.startBatch({
+      bucket: 'from-the-submit',
+      namePrefix: STACK,
+      gpu: true,
       maxRunning: 2,
-      tickMs: 40,
-      logs,
-      logGroup: `/skyfarm/${STACK}`,
     });
-    t.teardown(() => batch.close());
-    const env: NodeJS.ProcessEnv = {
-      ...base,
-      ...awsEnv({
-        s3: s3.endpoint,
-        batch: batch.endpoint,
-        ses: ses.endpoint,
-        logs: logs.endpoint,
-        ecr: ecr.endpoint,
-      }),
-      AWS_ENDPOINT_URL_CLOUDFORMATION: cloudFormation.url,
-      AWS_ENDPOINT_URL: 'http://127.0.0.1:9',
-      AWS_CONFIG_FILE: path.join(dir, 'no-aws-config'),
-      AWS_SHARED_CREDENTIALS_FILE: path.join(dir, 'no-aws-credentials'),
-      SKYFARM_BLENDER: blenderCommand,
-    };
-    const stateDir = path.join(dir, 'home');
-    const daemon = await startDaemon({
-      stateDir,
-      port: 0,
-      env,
-      logger: pino({ level: 'silent' }),
-      aws: {
-        backend: {
-          pollFastMs: 250,
-          pollSlowMs: 750,
-          runnableWarnMs: 60_000,
-          failurePublishTimeoutMs: 60_000,
-        },
-      },
-    });
-    t.teardown(() => daemon.stop());
+    await fakes.startDaemon(fakes.daemonEnv(batch.endpoint));
 
     const deploy = await runSkyfarm(['deploy', '--stack-name', STACK, '--yes', '--json'], stateDir, dir);
     t.equal(deploy.code, 0, deploy.stderr.slice(-2000));
@@ -99,9 +40,7 @@ t.test(
       LogGroupName: `/skyfarm/${STACK}`,
     });
     // CloudFormation "created" the bucket; in s3rver it has to be made by hand.
-    const s3Client = createS3Client(settingsFromEnv(base, 'S3'));
-    t.teardown(() => s3Client.destroy());
-    await s3Client.send(new CreateBucketCommand({ Bucket: stack.outputs['BucketName'] }));
+    await fakes.createBucket(stack.outputs['BucketName']!);
     const cfnCalls = cloudFormation.calls.length;
 
     const scene = await makeScene(path.join(dir, 'project'), { frames: [1, 3] });
