@@ -10,12 +10,12 @@ import { daemonGlibcTunables, restoreUserGlibcTunables } from '../daemon/src/cli
 
 t.test('daemonGlibcTunables: ours first, the user settings after them (a later setting wins)', async (t) => {
   const ours =
-    'glibc.malloc.arena_max=2:glibc.malloc.trim_threshold=131072:glibc.malloc.mmap_threshold=131072';
+    'glibc.malloc.arena_max=2:glibc.malloc.trim_threshold=131072:glibc.malloc.mmap_threshold=16384';
   t.equal(daemonGlibcTunables(undefined), ours);
   t.equal(daemonGlibcTunables(''), ours);
   t.equal(
     daemonGlibcTunables('glibc.malloc.arena_max=8:glibc.cpu.hwcaps=-AVX2'),
-    'glibc.malloc.trim_threshold=131072:glibc.malloc.mmap_threshold=131072:' +
+    'glibc.malloc.trim_threshold=131072:glibc.malloc.mmap_threshold=16384:' +
       'glibc.malloc.arena_max=8:glibc.cpu.hwcaps=-AVX2',
   );
 });

@@ -22,15 +22,17 @@ const DAEMON_NODE_FLAGS = ['--max-semi-space-size=4'];
 /**
  * glibc's allocator keeps what an upload frees: every thread that allocates (hash workers, V8's and
  * libuv's helper threads) gets an arena of its own that stays mostly empty but resident, and the main
- * heap is only given back from its top. Two arenas in all, and freed memory above 128 KiB returned
- * (and blocks of 128 KiB or more mapped on their own, so they go back when freed), took the daemon
- * idling after a 10,000-file upload from 91-93 to ~82 MiB RSS (daemon_idle_rss_mb). Settings the user
- * gives in GLIBC_TUNABLES win; other C libraries ignore the variable.
+ * heap is only given back from its top. Two arenas in all, and freed memory above 128 KiB returned,
+ * took the daemon idling after a 10,000-file upload from 91-93 to ~82 MiB RSS (daemon_idle_rss_mb).
+ * Blocks of 16 KiB or more are mapped on their own, so they go back when freed instead of leaving
+ * holes between live blocks that only malloc_trim (which Node.js cannot call) would return: with
+ * SQLite's smaller page cache (db/database.ts), 76-77 MiB. Settings the user gives in
+ * GLIBC_TUNABLES win; other C libraries ignore the variable.
  */
 const DAEMON_GLIBC_TUNABLES: Record<string, string> = {
   'glibc.malloc.arena_max': '2',
   'glibc.malloc.trim_threshold': '131072',
-  'glibc.malloc.mmap_threshold': '131072',
+  'glibc.malloc.mmap_threshold': '16384',
 };
 
 /** Where the background daemon finds the user's own GLIBC_TUNABLES (empty: none), for its children. */
