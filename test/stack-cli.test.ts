@@ -5,30 +5,12 @@
 import t from 'tap';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import {
-  CreateBucketCommand,
-  DeleteBucketCommand,
-  ListBucketsCommand,
-  PutObjectCommand,
-  S3Client,
-} from '@aws-sdk/client-s3';
+import { CreateBucketCommand, ListBucketsCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { runCli } from './helpers/cli.js';
-import { REGION, startFake, startS3rver } from './fakes/cloudformation/harness.js';
+import { REGION, startFakeWithS3 } from './fakes/cloudformation/harness.js';
 
 t.test('skyfarm deploy / stack / destroy', async (t) => {
-  const s3rver = await startS3rver(t);
-  const s3 = new S3Client({
-    region: REGION,
-    endpoint: s3rver.url,
-    forcePathStyle: true,
-    credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
-  });
-  t.teardown(() => s3.destroy());
-  const fake = await startFake(t, {
-    onDeleteResource: async (r) => {
-      if (r.type === 'AWS::S3::Bucket') await s3.send(new DeleteBucketCommand({ Bucket: r.physicalId }));
-    },
-  });
+  const { s3rver, s3, fake } = await startFakeWithS3(t);
   const dir = t.testdir({});
   const env: NodeJS.ProcessEnv = {
     ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('AWS_'))),

@@ -4,11 +4,9 @@
 import t, { type Test } from 'tap';
 import {
   CreateBucketCommand,
-  DeleteBucketCommand,
   ListBucketsCommand,
   ListObjectsV2Command,
   PutObjectCommand,
-  S3Client,
 } from '@aws-sdk/client-s3';
 import { CloudFormationClient, DeleteStackCommand } from '@aws-sdk/client-cloudformation';
 import { createS3 } from '../daemon/src/aws/s3.js';
@@ -19,24 +17,11 @@ import {
   awsEnv,
   lines,
   recorder,
-  startFake,
-  startS3rver,
+  startFakeWithS3,
 } from './fakes/cloudformation/harness.js';
 
 async function setup(t: Test) {
-  const s3rver = await startS3rver(t);
-  const s3 = new S3Client({
-    region: REGION,
-    endpoint: s3rver.url,
-    forcePathStyle: true,
-    credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
-  });
-  t.teardown(() => s3.destroy());
-  const fake = await startFake(t, {
-    onDeleteResource: async (r) => {
-      if (r.type === 'AWS::S3::Bucket') await s3.send(new DeleteBucketCommand({ Bucket: r.physicalId }));
-    },
-  });
+  const { s3rver, s3, fake } = await startFakeWithS3(t);
   const env = awsEnv(t, {
     AWS_REGION: REGION,
     AWS_ACCESS_KEY_ID: 'S3RVER',

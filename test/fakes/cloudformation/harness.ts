@@ -1,5 +1,6 @@
 // Test wiring: the fake CloudFormation endpoint, an AWS environment pointing the real SDK clients at
 // it (dummy credentials, a region, no instance metadata), and a recorder for streamed stack events.
+import { DeleteBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -116,4 +117,28 @@ export async function startS3rver(t: Teardown): Promise<{ url: string }> {
     rmSync(directory, { recursive: true, force: true });
   });
   return { url: `http://127.0.0.1:${port}` };
+}
+
+/**
+ * s3rver, an S3 client on it (destroyed at teardown), and the fake CloudFormation deleting a stack's
+ * bucket in s3rver when the stack deletes its Bucket resource: S3 refuses that for a non-empty bucket,
+ * just as CloudFormation's delete would fail.
+ */
+export async function startFakeWithS3(
+  t: Teardown,
+): Promise<{ s3rver: { url: string }; s3: S3Client; fake: FakeCloudFormation }> {
+  const s3rver = await startS3rver(t);
+  const s3 = new S3Client({
+    region: REGION,
+    endpoint: s3rver.url,
+    forcePathStyle: true,
+    credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
+  });
+  t.teardown(() => s3.destroy());
+  const fake = await startFake(t, {
+    onDeleteResource: async (r) => {
+      if (r.type === 'AWS::S3::Bucket') await s3.send(new DeleteBucketCommand({ Bucket: r.physicalId }));
+    },
+  });
+  return { s3rver, s3, fake };
 }
