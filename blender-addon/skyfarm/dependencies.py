@@ -1,12 +1,14 @@
 """Every file the open scene depends on, as the render.submit `dependencies` list.
 
 The daemon renders a saved copy that lives in a temporary folder, so it cannot find the scene's
-files by itself: this list is what it uploads. It follows the daemon's own probe
-(daemon/blender/probe.py) rule for rule: bpy.utils.blend_paths (stored and resolved, to know which
-paths are `//` relative), linked libraries, disk point caches and image strips, with image
-sequences, UDIM/UV tiles and cache sequences expanded to the files on disk. Unlike the probe it
-runs on the live session, so it skips datablocks without users: those are not saved in the copy.
+files by itself: this list is what it uploads. The rules: bpy.utils.blend_paths (stored and
+resolved, to know which paths are `//` relative), linked libraries, disk point caches and image
+strips, with image sequences, UDIM/UV tiles and cache sequences expanded to the files on disk.
 The panel shows the missing ones before the user submits.
+
+The daemon's probe (daemon/blender/probe.py, in headless Blender) loads this file by its path and
+calls entries() with its own options, so the two lists cannot drift apart. Keep it standalone:
+stdlib and bpy only, no imports from the rest of the add-on.
 """
 
 import glob
@@ -43,10 +45,199 @@ class Dependency:
         return {"path": self.path, "kind": self.kind, "missing": self.missing, "relative": self.relative}
 
 
-def normalized_abspath(path: str, library=None) -> str:
+def _normalized(path: str, keep_trailing_separator: bool = False) -> str:
     if not path:
-        return ""
-    return os.path.normpath(bpy.path.abspath(path, library=library))
+        return ""  # blend_paths() lists a disk point cache without a folder as "" (not ".")
+    normal = os.path.normpath(path)
+    if keep_trailing_separator and path.endswith(("/", "\\")) and not normal.endswith(os.sep):
+        return normal + os.sep
+    return normal
+
+
+def normalized_abspath(path: str, library=None, keep_trailing_separator: bool = False) -> str:
+    """Blender's own resolution of `//` (relative to the .blend, or to the library it comes from)."""
+    return _normalized(bpy.path.abspath(path, library=library), keep_trailing_separator) if path else ""
+
+
+class _Collector:
+    """One pass over bpy.data. The options are where the add-on and the daemon's probe differ:
+
+    include_unused: the probe reads a saved .blend, where every datablock counts; the add-on reads
+        the live session and skips datablocks without users (they are not saved in the copy).
+    scanned_dirs: the probe records the folders whose listing decided the list (sequences, tiles,
+        caches) for the daemon's probe cache, which re-checks their mtime.
+    keep_trailing_separator: the probe has always kept a folder's trailing separator (`//frames/`).
+    libraries_from_parent: the add-on resolves a linked library's `//` path against the library
+        that links it and skips packed libraries; the probe resolves it against the .blend and
+        lists packed libraries too (each as it always has).
+    """
+
+    def __init__(self, include_unused, scanned_dirs, keep_trailing_separator, libraries_from_parent):
+        self.include_unused = include_unused
+        self.scanned_dirs = scanned_dirs
+        self.keep_trailing_separator = keep_trailing_separator
+        self.libraries_from_parent = libraries_from_parent
+
+    def abspath(self, path: str, library=None) -> str:
+        return normalized_abspath(path, library, self.keep_trailing_separator)
+
+    def scanned(self, directory: str) -> None:
+        if self.scanned_dirs is not None:
+            self.scanned_dirs.add(directory)
+
+    def kinds_and_orphans(self) -> Tuple[Dict[str, str], Set[str]]:
+        """blend_paths() says where files are, not what they are or whether they will be saved."""
+        kinds: Dict[str, str] = {}
+        used: Set[str] = set()
+        seen: Set[str] = set()
+        for datablock, kind in _datablocks():
+            path = getattr(datablock, "filepath", "")
+            if not path or getattr(datablock, "packed_file", None) is not None:
+                continue
+            absolute = self.abspath(path, getattr(datablock, "library", None))
+            seen.add(absolute)
+            kinds.setdefault(absolute, kind)
+            if self.include_unused or kind == "library" or _is_saved(datablock):
+                used.add(absolute)
+        return kinds, seen - used
+
+    def sequence_files(self, path: str) -> List[str]:
+        """Every frame of a numbered sequence (shot_0001.exr gives all shot_####*.exr beside it)."""
+        directory, name = os.path.split(path)
+        match = re.match(r"^(.*?)(\d+)(\.[^.]*)?$", name)
+        if not match:
+            return [path]
+        prefix, digits, extension = match.group(1), match.group(2), match.group(3) or ""
+        pattern = glob.escape(prefix) + "[0-9]" * len(digits) + "*" + glob.escape(extension)
+        self.scanned(directory)
+        return sorted(glob.glob(os.path.join(glob.escape(directory), pattern))) or [path]
+
+    def tile_files(self, path: str, defined_tiles: List[int]) -> List[str]:
+        """A UDIM (<UDIM>, 1001…) or UV-tile (<UVTILE>, u1_v1…) set: tiles on disk plus tiles the
+        image defines (a defined tile that is not on disk is reported missing)."""
+        directory, name = os.path.split(path)
+        files = set()
+        for token, digits in (("<UDIM>", r"\d{4}"), ("<UVTILE>", r"u\d+_v\d+")):
+            if token not in name:
+                continue
+            head, tail = name.split(token, 1)
+            pattern = re.compile("^" + re.escape(head) + digits + re.escape(tail) + "$")
+            self.scanned(directory)
+            try:
+                names = os.listdir(directory)
+            except OSError:
+                names = []
+            files.update(os.path.join(directory, entry) for entry in names if pattern.match(entry))
+            for number in defined_tiles:
+                if token == "<UDIM>":
+                    files.add(path.replace(token, str(number)))
+                else:
+                    u, v = (number - 1001) % 10 + 1, (number - 1001) // 10 + 1
+                    files.add(path.replace(token, f"u{u}_v{v}"))
+        return sorted(files) or [path]
+
+    def expanded_files(self) -> Dict[str, List[str]]:
+        """Sequences and tile sets are one path in Blender but several files on disk."""
+        expanded = {}
+        for image in bpy.data.images:
+            if image.packed_file is not None or not image.filepath:
+                continue
+            path = self.abspath(image.filepath, image.library)
+            if image.source == "TILED" and ("<UDIM>" in path or "<UVTILE>" in path):
+                expanded[path] = self.tile_files(path, [tile.number for tile in image.tiles])
+            elif image.source == "SEQUENCE":
+                expanded[path] = self.sequence_files(path)
+        for clip in bpy.data.movieclips:
+            if clip.filepath and clip.source == "SEQUENCE":
+                path = self.abspath(clip.filepath, clip.library)
+                expanded[path] = self.sequence_files(path)
+        for collection in (bpy.data.volumes, bpy.data.cache_files):
+            for datablock in collection:
+                if datablock.filepath and getattr(datablock, "is_sequence", False):
+                    path = self.abspath(datablock.filepath, datablock.library)
+                    expanded[path] = self.sequence_files(path)
+        return expanded
+
+    def library_entries(self) -> List[Tuple[str, bool, str]]:
+        # blend_paths() lists libraries too, but be explicit: a linked library is always a dependency.
+        return [
+            (
+                self.abspath(library.filepath, library.parent if self.libraries_from_parent else library.library),
+                library.filepath.startswith("//"),
+                "library",
+            )
+            for library in bpy.data.libraries
+            if not self.libraries_from_parent or library.packed_file is None
+        ]
+
+    def point_cache_entries(self) -> List[Tuple[str, bool, str]]:
+        """Disk caches (//blendcache_<file>/ or an external folder) are not in blend_paths()."""
+        entries = []
+        base = os.path.splitext(os.path.basename(bpy.data.filepath))[0]
+        for ob in bpy.data.objects:
+            for cache in _point_caches(ob):
+                if not cache.use_disk_cache and not cache.use_external:
+                    continue
+                folder = cache.filepath if cache.use_external and cache.filepath else f"//blendcache_{base}"
+                directory = self.abspath(folder, ob.library)
+                hexname = "".join(f"{byte:02X}" for byte in ob.name.encode("utf-8"))
+                prefixes = tuple(prefix + "_" for prefix in {cache.name, hexname} if prefix)
+                self.scanned(directory)
+                try:
+                    names = sorted(os.listdir(directory))
+                except OSError:
+                    entries.append((directory, folder.startswith("//"), "cache"))
+                    continue
+                for name in names:
+                    if name.startswith(prefixes) and not name.startswith("."):
+                        entries.append((os.path.join(directory, name), folder.startswith("//"), "cache"))
+        return entries
+
+    def strip_entries(self) -> List[Tuple[str, bool, str]]:
+        """Image strips name a folder and one file per element."""
+        entries = []
+        for scene in bpy.data.scenes:
+            if scene.sequence_editor is None:
+                continue
+            editor = scene.sequence_editor
+            # Blender 4.4 renamed sequences_all to strips_all (the old name goes away in 5.0).
+            strips = getattr(editor, "strips_all", None)
+            for strip in editor.sequences_all if strips is None else strips:
+                if strip.type != "IMAGE" or not strip.directory:
+                    continue
+                directory = self.abspath(strip.directory, scene.library)
+                for element in strip.elements:
+                    entries.append((os.path.join(directory, element.filename), strip.directory.startswith("//"), "image"))
+        return entries
+
+    def entries(self) -> List[Tuple[str, str, bool]]:
+        kinds, orphans = self.kinds_and_orphans()
+        expanded = self.expanded_files()
+        stored = bpy.utils.blend_paths(absolute=False, packed=False, local=False)
+        resolved = bpy.utils.blend_paths(absolute=True, packed=False, local=False)
+        aligned = len(stored) == len(resolved)
+        found: List[Tuple[str, bool, Optional[str]]] = []
+        for index, path in enumerate(resolved):
+            # Already absolute: Blender strips `//` even when there is no folder to resolve it against.
+            relative = stored[index].startswith("//") if aligned else True
+            found.append((_normalized(path, self.keep_trailing_separator), relative, None))
+        found += self.library_entries()
+        found += self.point_cache_entries()
+        found += self.strip_entries()
+
+        by_path: Dict[str, List] = {}
+        for path, relative, kind in found:
+            if not path or path.startswith("<") or path in orphans:
+                continue  # "<builtin>" fonts; data without users is not saved with the copy.
+            kind = kind or kinds.get(path, "file")
+            for file_path in expanded.get(path, [path]):
+                known = by_path.get(file_path)
+                if known is not None:
+                    # Referenced both ways: the relative reference decides the layout.
+                    known[1] = known[1] or relative
+                    continue
+                by_path[file_path] = [kind, relative]
+        return [(path, kind, relative) for path, (kind, relative) in by_path.items()]
 
 
 def _is_saved(datablock) -> bool:
@@ -59,81 +250,8 @@ def _datablocks() -> Iterable[Tuple[object, str]]:
             yield datablock, kind
 
 
-def _kinds_and_orphans() -> Tuple[Dict[str, str], Set[str]]:
-    """blend_paths() says where files are, not what they are or whether they will be saved."""
-    kinds: Dict[str, str] = {}
-    used: Set[str] = set()
-    seen: Set[str] = set()
-    for datablock, kind in _datablocks():
-        path = getattr(datablock, "filepath", "")
-        if not path or getattr(datablock, "packed_file", None) is not None:
-            continue
-        absolute = normalized_abspath(path, getattr(datablock, "library", None))
-        seen.add(absolute)
-        kinds.setdefault(absolute, kind)
-        if kind == "library" or _is_saved(datablock):
-            used.add(absolute)
-    return kinds, seen - used
-
-
-def sequence_files(path: str) -> List[str]:
-    """Every frame of a numbered sequence (shot_0001.exr gives all shot_####*.exr beside it)."""
-    directory, name = os.path.split(path)
-    match = re.match(r"^(.*?)(\d+)(\.[^.]*)?$", name)
-    if not match:
-        return [path]
-    prefix, digits, extension = match.group(1), match.group(2), match.group(3) or ""
-    pattern = glob.escape(prefix) + "[0-9]" * len(digits) + "*" + glob.escape(extension)
-    return sorted(glob.glob(os.path.join(glob.escape(directory), pattern))) or [path]
-
-
-def tile_files(path: str, defined_tiles: List[int]) -> List[str]:
-    """A UDIM (<UDIM>, 1001…) or UV-tile (<UVTILE>, u1_v1…) set: tiles on disk plus tiles the image defines."""
-    directory, name = os.path.split(path)
-    files = set()
-    for token, digits in (("<UDIM>", r"\d{4}"), ("<UVTILE>", r"u\d+_v\d+")):
-        if token not in name:
-            continue
-        head, tail = name.split(token, 1)
-        pattern = re.compile("^" + re.escape(head) + digits + re.escape(tail) + "$")
-        try:
-            names = os.listdir(directory)
-        except OSError:
-            names = []
-        files.update(os.path.join(directory, entry) for entry in names if pattern.match(entry))
-        for number in defined_tiles:
-            if token == "<UDIM>":
-                files.add(path.replace(token, str(number)))
-            else:
-                u, v = (number - 1001) % 10 + 1, (number - 1001) // 10 + 1
-                files.add(path.replace(token, f"u{u}_v{v}"))
-    return sorted(files) or [path]
-
-
-def _expanded_files() -> Dict[str, List[str]]:
-    """Sequences and tile sets are one path in Blender but several files on disk."""
-    expanded = {}
-    for image in bpy.data.images:
-        if image.packed_file is not None or not image.filepath:
-            continue
-        path = normalized_abspath(image.filepath, image.library)
-        if image.source == "TILED" and ("<UDIM>" in path or "<UVTILE>" in path):
-            expanded[path] = tile_files(path, [tile.number for tile in image.tiles])
-        elif image.source == "SEQUENCE":
-            expanded[path] = sequence_files(path)
-    for clip in bpy.data.movieclips:
-        if clip.filepath and clip.source == "SEQUENCE":
-            path = normalized_abspath(clip.filepath, clip.library)
-            expanded[path] = sequence_files(path)
-    for collection in (bpy.data.volumes, bpy.data.cache_files):
-        for datablock in collection:
-            if datablock.filepath and getattr(datablock, "is_sequence", False):
-                path = normalized_abspath(datablock.filepath, datablock.library)
-                expanded[path] = sequence_files(path)
-    return expanded
-
-
 def _point_caches(ob) -> list:
+    """The point caches of an object (cloth, soft body, particles, dynamic paint)."""
     caches = []
     for modifier in ob.modifiers:
         for owner in (modifier, getattr(modifier, "settings", None)):
@@ -147,44 +265,15 @@ def _point_caches(ob) -> list:
     return caches
 
 
-def _point_cache_entries() -> List[Tuple[str, bool, str]]:
-    """Disk caches (//blendcache_<file>/ or an external folder) are not in blend_paths()."""
-    entries = []
-    base = os.path.splitext(os.path.basename(bpy.data.filepath))[0]
-    for ob in bpy.data.objects:
-        for cache in _point_caches(ob):
-            if not cache.use_disk_cache and not cache.use_external:
-                continue
-            folder = cache.filepath if cache.use_external and cache.filepath else f"//blendcache_{base}"
-            directory = normalized_abspath(folder, ob.library)
-            hexname = "".join(f"{byte:02X}" for byte in ob.name.encode("utf-8"))
-            prefixes = tuple(prefix + "_" for prefix in {cache.name, hexname} if prefix)
-            try:
-                names = sorted(os.listdir(directory))
-            except OSError:
-                entries.append((directory, folder.startswith("//"), "cache"))
-                continue
-            for name in names:
-                if name.startswith(prefixes) and not name.startswith("."):
-                    entries.append((os.path.join(directory, name), folder.startswith("//"), "cache"))
-    return entries
-
-
-def _strip_entries() -> List[Tuple[str, bool, str]]:
-    """Image strips name a folder and one file per element."""
-    entries = []
-    for scene in bpy.data.scenes:
-        if scene.sequence_editor is None:
-            continue
-        editor = scene.sequence_editor
-        # Blender 4.4 renamed sequences_all to strips_all (the old name goes away in 5.0).
-        for strip in getattr(editor, "strips_all", None) or editor.sequences_all:
-            if strip.type != "IMAGE" or not strip.directory:
-                continue
-            directory = normalized_abspath(strip.directory, scene.library)
-            for element in strip.elements:
-                entries.append((os.path.join(directory, element.filename), strip.directory.startswith("//"), "image"))
-    return entries
+def entries(
+    include_unused: bool = False,
+    scanned_dirs: Optional[Set[str]] = None,
+    keep_trailing_separator: bool = False,
+    libraries_from_parent: bool = True,
+) -> List[Tuple[str, str, bool]]:
+    """Every external file once, as (absolute path, kind, relative), in the order first found.
+    The defaults are the add-on's; the options are described in _Collector."""
+    return _Collector(include_unused, scanned_dirs, keep_trailing_separator, libraries_from_parent).entries()
 
 
 _exists_cache: Dict[str, Tuple[float, bool]] = {}
@@ -205,37 +294,9 @@ def collect(use_cache: bool = True) -> List[Dependency]:
     """The scene's dependencies, each file once, in a stable order."""
     if not use_cache:
         _exists_cache.clear()
-    kinds, orphans = _kinds_and_orphans()
-    expanded = _expanded_files()
-    stored = bpy.utils.blend_paths(absolute=False, packed=False, local=False)
-    resolved = bpy.utils.blend_paths(absolute=True, packed=False, local=False)
-    aligned = len(stored) == len(resolved)
-    entries: List[Tuple[str, bool, Optional[str]]] = []
-    for index, path in enumerate(resolved):
-        entries.append((os.path.normpath(path), stored[index].startswith("//") if aligned else True, None))
-    entries += [
-        (normalized_abspath(library.filepath, library.parent), library.filepath.startswith("//"), "library")
-        for library in bpy.data.libraries
-        if library.packed_file is None
-    ]
-    entries += _point_cache_entries()
-    entries += _strip_entries()
-
-    by_path: Dict[str, Dict] = {}
-    for path, relative, kind in entries:
-        if not path or path.startswith("<") or path in orphans:
-            continue  # "<builtin>" fonts; data without users is not saved with the copy.
-        kind = kind or kinds.get(path, "file")
-        for file_path in expanded.get(path, [path]):
-            known = by_path.get(file_path)
-            if known is not None:
-                # Referenced both ways: the relative reference decides the layout.
-                known["relative"] = known["relative"] or relative
-                continue
-            by_path[file_path] = {"kind": kind, "relative": relative}
     return [
-        Dependency(path=path, kind=info["kind"], missing=not _exists(path), relative=info["relative"])
-        for path, info in sorted(by_path.items())
+        Dependency(path=path, kind=kind, missing=not _exists(path), relative=relative)
+        for path, kind, relative in sorted(entries())
     ]
 
 

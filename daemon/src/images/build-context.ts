@@ -1,8 +1,8 @@
 // The source the stack's CodeBuild project builds the worker image from: a zip of the files
-// infra/Dockerfile copies (package manifests, tsconfigs, protocol/, daemon/src, daemon/blender,
-// infra/worker, infra/Dockerfile), taken from the installed skyfarm package. The zip is
-// deterministic (sorted entries, fixed timestamps), so its SHA-256 names it in the bucket and an
-// unchanged source is uploaded once.
+// infra/Dockerfile copies (package manifests, tsconfigs, protocol/, daemon/src, daemon/blender with
+// the add-on's dependencies.py that probe.py loads, infra/worker, infra/Dockerfile), taken from the
+// installed skyfarm package. The zip is deterministic (sorted entries, fixed timestamps), so its
+// SHA-256 names it in the bucket and an unchanged source is uploaded once.
 import { createHash } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
@@ -15,6 +15,7 @@ const FILES = [
   'tsconfig.json',
   'tsconfig.build.json',
   'infra/Dockerfile',
+  'blender-addon/skyfarm/dependencies.py',
 ];
 const FOLDERS = ['protocol', 'daemon/src', 'daemon/blender', 'infra/worker'];
 const SKIP = new Set(['node_modules', 'dist', '__pycache__', '.git']);
