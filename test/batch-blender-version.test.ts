@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { Job } from '../protocol/generated/protocol.js';
 import { awsEnv, cleanEnv } from './fakes/batch/aws-env.js';
-import { runSkyfarm, startFarm } from './fakes/batch/farm.js';
+import { renderAndWait, startFarm } from './fakes/batch/farm.js';
 import { blenderSkip, makeScene } from './helpers/scenes.js';
 import {
   BASE_TAG,
@@ -28,22 +28,7 @@ t.test(
     await farm.startDaemon();
     const scene = await makeScene(path.join(farm.dir, 'project'), { frames: [1, 2] });
     const output = path.join(farm.dir, 'out');
-    const run = await runSkyfarm(
-      [
-        'render',
-        scene,
-        '--backend',
-        'aws',
-        '--blender-version',
-        '3.6.5',
-        '--output',
-        output,
-        '--wait',
-        '--json',
-      ],
-      farm.stateDir,
-      farm.dir,
-    );
+    const run = await renderAndWait(farm, scene, output, ['--blender-version', '3.6.5']);
     t.equal(run.code, 0, run.stderr.slice(-3000));
     const job = JSON.parse(run.stdout) as Job;
     t.equal(job.state, 'done');

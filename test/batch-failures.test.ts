@@ -8,7 +8,7 @@ import t from 'tap';
 import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { blenderSkip, makeScene } from './helpers/scenes.js';
-import { runSkyfarm, startFarm } from './fakes/batch/farm.js';
+import { renderAndWait, runSkyfarm, startFarm } from './fakes/batch/farm.js';
 import type { Job } from '../protocol/generated/protocol.js';
 import { jobKeys, type JobResult } from '../daemon/src/batch/layout.js';
 
@@ -20,24 +20,12 @@ t.test(
     await farm.startDaemon();
     const scene = await makeScene(path.join(farm.dir, 'project'), { frames: [1, 3], failFirstFrame: true });
     const output = path.join(farm.dir, 'out');
-    const run = await runSkyfarm(
-      [
-        'render',
-        scene,
-        '--backend',
-        'aws',
-        '--chunk-size',
-        '2',
-        '--output',
-        output,
-        '--notify-email',
-        'artist@example.com',
-        '--wait',
-        '--json',
-      ],
-      farm.stateDir,
-      farm.dir,
-    );
+    const run = await renderAndWait(farm, scene, output, [
+      '--chunk-size',
+      '2',
+      '--notify-email',
+      'artist@example.com',
+    ]);
     t.equal(run.code, 2, 'exit code 2: the job failed', { stderr: run.stderr.slice(-3000) });
     const job = JSON.parse(run.stdout) as Job;
     t.equal(job.state, 'failed');
@@ -89,26 +77,14 @@ t.test(
     await farm.startDaemon();
     const scene = await makeScene(path.join(farm.dir, 'project'), { frames: [1, 2] });
     const output = path.join(farm.dir, 'out');
-    const run = await runSkyfarm(
-      [
-        'render',
-        scene,
-        '--backend',
-        'aws',
-        '--device',
-        'gpu',
-        '--market',
-        'on-demand',
-        '--chunk-size',
-        '1',
-        '--output',
-        output,
-        '--wait',
-        '--json',
-      ],
-      farm.stateDir,
-      farm.dir,
-    );
+    const run = await renderAndWait(farm, scene, output, [
+      '--device',
+      'gpu',
+      '--market',
+      'on-demand',
+      '--chunk-size',
+      '1',
+    ]);
     t.equal(run.code, 2, 'the job failed', { stderr: run.stderr.slice(-3000) });
     const job = JSON.parse(run.stdout) as Job;
     t.equal(job.state, 'failed');

@@ -6,7 +6,7 @@ import t from 'tap';
 import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { blenderSkip, makeScene, readPng } from './helpers/scenes.js';
-import { NOTIFY_FROM, recordUpdates, runSkyfarm, startFarm } from './fakes/batch/farm.js';
+import { NOTIFY_FROM, recordUpdates, renderAndWait, runSkyfarm, startFarm } from './fakes/batch/farm.js';
 import type { Job } from '../protocol/generated/protocol.js';
 
 t.test(
@@ -24,24 +24,12 @@ t.test(
     });
     const output = path.join(farm.dir, 'out');
 
-    const run = await runSkyfarm(
-      [
-        'render',
-        scene,
-        '--backend',
-        'aws',
-        '--chunk-size',
-        '2',
-        '--output',
-        output,
-        '--notify-email',
-        'artist@example.com',
-        '--wait',
-        '--json',
-      ],
-      farm.stateDir,
-      farm.dir,
-    );
+    const run = await renderAndWait(farm, scene, output, [
+      '--chunk-size',
+      '2',
+      '--notify-email',
+      'artist@example.com',
+    ]);
     t.equal(run.code, 0, 'exit code 0', { stderr: run.stderr.slice(-3000) });
     const job = JSON.parse(run.stdout) as Job;
     t.match(job, {

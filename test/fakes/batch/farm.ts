@@ -146,6 +146,23 @@ export interface CliRun {
   stderr: string;
 }
 
+/**
+ * `skyfarm render <scene> --backend aws <args> --output <output> --wait --json` against the farm's
+ * daemon: the job as JSON on stdout once it ended (exit code 0 done, 2 failed).
+ */
+export function renderAndWait(
+  farm: Farm,
+  scene: string,
+  output: string,
+  args: string[] = [],
+): Promise<CliRun> {
+  return runSkyfarm(
+    ['render', scene, '--backend', 'aws', ...args, '--output', output, '--wait', '--json'],
+    farm.stateDir,
+    farm.dir,
+  );
+}
+
 /** The real `skyfarm` CLI from source (tsx), against the daemon of `stateDir`. */
 export function runSkyfarm(
   args: string[],
