@@ -28,7 +28,13 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
 import { blenderSkip, makeScene, readPng } from './helpers/scenes.js';
 import { projectRoot } from './helpers/cli.js';
-import { crashableDaemons, crashSeed, seededRandom, type CrashPlan } from './helpers/crash-daemon.js';
+import {
+  cancelAnswer,
+  crashableDaemons,
+  crashSeed,
+  seededRandom,
+  type CrashPlan,
+} from './helpers/crash-daemon.js';
 import { startFarm } from './fakes/batch/farm.js';
 import type { Job } from '../protocol/generated/protocol.js';
 
@@ -206,7 +212,7 @@ t.test(
     const output2 = path.join(farm.dir, 'out2');
     const cancelLanded: string[] = [];
     let canceledId = '';
-    let cancelAnswer = '';
+    let cancelAnswered = '';
     async function submitAndCancel(): Promise<void> {
       const c = await daemons.connect();
       canceledId = (
@@ -223,10 +229,7 @@ t.test(
         if (j.state === 'rendering') break; // copy done: all three stages submitted and stored
         await sleep(200);
       }
-      cancelAnswer = await c.request('jobs.cancel', { jobId: canceledId }).then(
-        (r) => `answered: ${r.job.state}`,
-        (error: unknown) => `no answer: ${(error as { code?: string }).code ?? String(error)}`,
-      );
+      cancelAnswered = await cancelAnswer(c, canceledId);
       c.close();
     }
     for (const [life, plan] of cancelPlans.entries()) {
@@ -318,7 +321,7 @@ t.test(
       cancelPlans.map((p) => p.label),
       `${cancelPlans.length} kills while canceling, each where planned`,
     );
-    t.match(cancelAnswer, /^no answer/, 'the daemon died before it answered the cancel');
+    t.match(cancelAnswered, /^no answer/, 'the daemon died before it answered the cancel');
     t.match(canceled, { state: 'canceled', message: 'canceled' }, 'the canceled job ended canceled');
     t.equal(
       canceledLog.match(/^\[skyfarm\] canceled/gm)?.length ?? 0,

@@ -12,7 +12,12 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { blenderSkip, makeScene, readPng } from './helpers/scenes.js';
 import { cliEntry } from './helpers/cli.js';
-import { blenderProcessesIn as blenderIn, crashableDaemons, type CrashPlan } from './helpers/crash-daemon.js';
+import {
+  blenderProcessesIn as blenderIn,
+  cancelAnswer,
+  crashableDaemons,
+  type CrashPlan,
+} from './helpers/crash-daemon.js';
 import type { Job } from '../protocol/generated/protocol.js';
 
 t.test(
@@ -72,10 +77,7 @@ t.test(
           break;
         await sleep(200);
       }
-      answer = await client.request('jobs.cancel', { jobId }).then(
-        (r) => `answered: ${r.job.state}`,
-        (error: unknown) => `no answer: ${(error as { code?: string }).code ?? String(error)}`,
-      );
+      answer = await cancelAnswer(client, jobId);
       client.close();
     }
     for (const [life, plan] of plans.entries()) {

@@ -226,3 +226,11 @@ export function blenderProcessesIn(dir: string): number[] {
   }
   return found;
 }
+
+/** Cancels job `jobId`: `answered: <state>`, or `no answer: <code>` when the daemon died first. */
+export function cancelAnswer(client: DaemonClient, jobId: string): Promise<string> {
+  return client.request('jobs.cancel', { jobId }).then(
+    (r) => `answered: ${r.job.state}`,
+    (error: unknown) => `no answer: ${(error as { code?: string }).code ?? String(error)}`,
+  );
+}
