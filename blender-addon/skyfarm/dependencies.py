@@ -67,16 +67,12 @@ class _Collector:
     scanned_dirs: the probe records the folders whose listing decided the list (sequences, tiles,
         caches) for the daemon's probe cache, which re-checks their mtime.
     keep_trailing_separator: the probe has always kept a folder's trailing separator (`//frames/`).
-    libraries_from_parent: the add-on resolves a linked library's `//` path against the library
-        that links it and skips packed libraries; the probe resolves it against the .blend and
-        lists packed libraries too (each as it always has).
     """
 
-    def __init__(self, include_unused, scanned_dirs, keep_trailing_separator, libraries_from_parent):
+    def __init__(self, include_unused, scanned_dirs, keep_trailing_separator):
         self.include_unused = include_unused
         self.scanned_dirs = scanned_dirs
         self.keep_trailing_separator = keep_trailing_separator
-        self.libraries_from_parent = libraries_from_parent
 
     def abspath(self, path: str, library=None) -> str:
         return normalized_abspath(path, library, self.keep_trailing_separator)
@@ -160,14 +156,13 @@ class _Collector:
 
     def library_entries(self) -> List[Tuple[str, bool, str]]:
         # blend_paths() lists libraries too, but be explicit: a linked library is always a dependency.
+        # An indirectly linked library's `//` path is relative to the main .blend, not to the library
+        # that links it (resolving it against library.parent named a file that does not exist, and
+        # Strict refused the submit). A packed library needs no file.
         return [
-            (
-                self.abspath(library.filepath, library.parent if self.libraries_from_parent else library.library),
-                library.filepath.startswith("//"),
-                "library",
-            )
+            (self.abspath(library.filepath), library.filepath.startswith("//"), "library")
             for library in bpy.data.libraries
-            if not self.libraries_from_parent or library.packed_file is None
+            if library.packed_file is None
         ]
 
     def point_cache_entries(self) -> List[Tuple[str, bool, str]]:
@@ -269,11 +264,10 @@ def entries(
     include_unused: bool = False,
     scanned_dirs: Optional[Set[str]] = None,
     keep_trailing_separator: bool = False,
-    libraries_from_parent: bool = True,
 ) -> List[Tuple[str, str, bool]]:
     """Every external file once, as (absolute path, kind, relative), in the order first found.
     The defaults are the add-on's; the options are described in _Collector."""
-    return _Collector(include_unused, scanned_dirs, keep_trailing_separator, libraries_from_parent).entries()
+    return _Collector(include_unused, scanned_dirs, keep_trailing_separator).entries()
 
 
 _exists_cache: Dict[str, Tuple[float, bool]] = {}

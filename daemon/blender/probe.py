@@ -88,7 +88,6 @@ def dependency_list():
         include_unused=True,
         scanned_dirs=SCANNED_DIRS,
         keep_trailing_separator=True,
-        libraries_from_parent=False,
     )
     return [
         {"path": path, "kind": kind, "missing": not os.path.exists(path), "relative": relative}
