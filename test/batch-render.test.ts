@@ -17,8 +17,11 @@ t.test(
     const daemon = await farm.startDaemon();
     const { updates } = await recordUpdates(t, daemon);
     const project = path.join(farm.dir, 'project');
+    // Enough samples that a frame outlasts a poll (250 ms): on a loaded machine 4 tiny frames ended
+    // within one poll and no in-between count was seen.
     const scene = await makeScene(project, {
       frames: [1, 4],
+      samples: 128,
       outputPath: '//render/shot_####',
       textures: [{ path: 'tex/grain é.png' }],
     });
