@@ -6,9 +6,10 @@ import t, { type Test } from 'tap';
 import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { blenderCommand, blenderSkip, makeScene } from './helpers/scenes.js';
-import { awsEnv, cleanEnv, runWorkerProcess, startS3 } from './fakes/batch/aws-env.js';
-import { startFakeSes, type FakeSes } from './fakes/ses/server.js';
-import { S3Bucket, createS3Client, settingsFromEnv } from '../daemon/src/batch/bucket.js';
+import { cleanEnv, runWorkerProcess } from './fakes/batch/aws-env.js';
+import { startWorkerHost } from './fakes/batch/worker-host.js';
+import type { FakeSes } from './fakes/ses/server.js';
+import type { S3Bucket } from '../daemon/src/batch/bucket.js';
 import { prepareJob } from '../daemon/src/batch/prepare.js';
 import { jobKeys, type CancelRequest, type FrameMarker, type JobResult } from '../daemon/src/batch/layout.js';
 import { probeBlend } from '../daemon/src/render/blender.js';
@@ -28,15 +29,8 @@ interface Setup {
 
 async function setup(t: Test): Promise<Setup> {
   const dir = t.testdir({});
-  const s3 = await startS3(path.join(dir, 's3'));
-  t.teardown(() => s3.close());
-  const ses = await startFakeSes();
-  t.teardown(() => ses.close());
-  const env = { ...cleanEnv(), ...awsEnv({ s3: s3.endpoint, ses: ses.endpoint }) };
-  const client = createS3Client(settingsFromEnv(env, 'S3'));
-  t.teardown(() => client.destroy());
-  const bucket = new S3Bucket(client, s3.bucket);
-  const efs = path.join(dir, 'efs');
+  const host = await startWorkerHost(t, dir);
+  const { efs, bucket, ses } = host;
   return {
     dir,
     efs,
@@ -63,14 +57,7 @@ async function setup(t: Test): Promise<Setup> {
         bucket,
       });
     },
-    env: (jobId, extra = {}) => ({
-      ...env,
-      SKYFARM_JOB_ID: jobId,
-      SKYFARM_BUCKET: s3.bucket,
-      SKYFARM_EFS_ROOT: efs,
-      SKYFARM_BLENDER: blenderCommand,
-      ...extra,
-    }),
+    env: host.env,
   };
 }
 

@@ -5,9 +5,8 @@ import t from 'tap';
 import { existsSync, statSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { blenderCommand, blenderSkip, makeScene, readPng } from './helpers/scenes.js';
-import { awsEnv, cleanEnv, runWorkerProcess, startS3 } from './fakes/batch/aws-env.js';
-import { startFakeSes } from './fakes/ses/server.js';
-import { S3Bucket, createS3Client, settingsFromEnv } from '../daemon/src/batch/bucket.js';
+import { runWorkerProcess } from './fakes/batch/aws-env.js';
+import { startWorkerHost } from './fakes/batch/worker-host.js';
 import { prepareJob } from '../daemon/src/batch/prepare.js';
 import { jobKeys, type FrameMarker, type JobResult } from '../daemon/src/batch/layout.js';
 import { probeBlend } from '../daemon/src/render/blender.js';
@@ -26,15 +25,7 @@ t.test(
         { path: path.join(dir, 'outside', 'ext.png'), relative: false },
       ],
     });
-    const s3 = await startS3(path.join(dir, 's3'));
-    t.teardown(() => s3.close());
-    const ses = await startFakeSes();
-    t.teardown(() => ses.close());
-    const env = { ...cleanEnv(), ...awsEnv({ s3: s3.endpoint, ses: ses.endpoint }) };
-    const client = createS3Client(settingsFromEnv(env, 'S3'));
-    t.teardown(() => client.destroy());
-    const bucket = new S3Bucket(client, s3.bucket);
-    const efs = path.join(dir, 'efs');
+    const { bucket, ses, efs, env: workerEnv } = await startWorkerHost(t, dir);
     const probe = await probeBlend(blenderCommand, blend);
 
     const prepare = (jobId: string) =>
@@ -58,14 +49,6 @@ t.test(
       });
     const prepared = await prepare('j_worker1');
     t.same(prepared.missing, [], 'every dependency was uploaded');
-    const workerEnv = (jobId: string, extra: NodeJS.ProcessEnv = {}) => ({
-      ...env,
-      SKYFARM_JOB_ID: jobId,
-      SKYFARM_BUCKET: s3.bucket,
-      SKYFARM_EFS_ROOT: efs,
-      SKYFARM_BLENDER: blenderCommand,
-      ...extra,
-    });
 
     // copy: blobs land in the EFS cache once and are hard-linked into the job folder.
     const copy = await runWorkerProcess(['copy'], workerEnv('j_worker1'));
