@@ -101,25 +101,35 @@ export async function startFarm(
     ecr,
     daemonEnv,
     stateDir,
-    async startDaemon(home = stateDir) {
-      const daemon = await startDaemon({
-        stateDir: home,
-        port: 0,
-        env: daemonEnv,
-        logger: pino({ level: 'silent' }),
-        aws: {
-          backend: {
-            pollFastMs: 250,
-            pollSlowMs: 750,
-            runnableWarnMs: 1_500,
-            failurePublishTimeoutMs: 60_000,
-          },
-        },
-      });
-      t.teardown(() => daemon.stop());
-      return daemon;
-    },
+    startDaemon: (home = stateDir) =>
+      startAwsTestDaemon(t, { stateDir: home, env: daemonEnv, runnableWarnMs: 1_500 }),
   };
+}
+
+/**
+ * A daemon (port 0) with the AWS backend's poll timing for tests (250/750 ms; a job waiting for
+ * capacity is reported after `runnableWarnMs`), stopped at teardown.
+ */
+export async function startAwsTestDaemon(
+  t: Test,
+  options: { stateDir: string; env: NodeJS.ProcessEnv; runnableWarnMs: number },
+): Promise<RunningDaemon> {
+  const daemon = await startDaemon({
+    stateDir: options.stateDir,
+    port: 0,
+    env: options.env,
+    logger: pino({ level: 'silent' }),
+    aws: {
+      backend: {
+        pollFastMs: 250,
+        pollSlowMs: 750,
+        runnableWarnMs: options.runnableWarnMs,
+        failurePublishTimeoutMs: 60_000,
+      },
+    },
+  });
+  t.teardown(() => daemon.stop());
+  return daemon;
 }
 
 /** Records every job.update of one daemon. */

@@ -4,13 +4,13 @@
 // stack's bucket (CloudFormation only "creates" it) and its Batch side (the fake Batch configured from
 // infra/skyfarm.yaml for the stack's name prefix). Without a stack: test/fakes/batch/farm.ts.
 import path from 'node:path';
-import pino from 'pino';
 import type { Test } from 'tap';
 import { CreateBucketCommand } from '@aws-sdk/client-s3';
-import { startDaemon, type RunningDaemon } from '../../../daemon/src/daemon.js';
+import type { RunningDaemon } from '../../../daemon/src/daemon.js';
 import { S3Bucket, createS3Client, settingsFromEnv } from '../../../daemon/src/batch/bucket.js';
 import { blenderCommand } from '../../helpers/scenes.js';
 import { awsEnv, cleanEnv, REPO_ROOT, startS3, WORKER_ENTRY, type LocalS3 } from './aws-env.js';
+import { startAwsTestDaemon } from './farm.js';
 import { startFakeBatch, type FakeBatch } from './server.js';
 import { farmFromTemplate } from './template.js';
 import { startFakeCloudFormation, type FakeCloudFormation } from '../cloudformation/server.js';
@@ -90,24 +90,7 @@ export async function startStackFakes(
       AWS_SHARED_CREDENTIALS_FILE: path.join(dir, 'no-aws-credentials'),
       SKYFARM_BLENDER: blenderCommand,
     }),
-    async startDaemon(env) {
-      const daemon = await startDaemon({
-        stateDir,
-        port: 0,
-        env,
-        logger: pino({ level: 'silent' }),
-        aws: {
-          backend: {
-            pollFastMs: 250,
-            pollSlowMs: 750,
-            runnableWarnMs: 60_000,
-            failurePublishTimeoutMs: 60_000,
-          },
-        },
-      });
-      t.teardown(() => daemon.stop());
-      return daemon;
-    },
+    startDaemon: (env) => startAwsTestDaemon(t, { stateDir, env, runnableWarnMs: 60_000 }),
     async createBucket(name) {
       const client = createS3Client(settingsFromEnv(base, 'S3'));
       t.teardown(() => client.destroy());
