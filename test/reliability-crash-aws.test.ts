@@ -28,13 +28,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
 import { blenderSkip, makeScene, readPng } from './helpers/scenes.js';
 import { projectRoot } from './helpers/cli.js';
-import {
-  cancelAnswer,
-  crashableDaemons,
-  crashSeed,
-  seededRandom,
-  type CrashPlan,
-} from './helpers/crash-daemon.js';
+import { cancelAnswer, crashableDaemons, crashSeed, type CrashPlan } from './helpers/crash-daemon.js';
+import { seededRandom } from './helpers/seeded-random.js';
 import { startFarm } from './fakes/batch/farm.js';
 import type { Job } from '../protocol/generated/protocol.js';
 

@@ -11,11 +11,11 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { blenderSkip, makeScene, readPng } from './helpers/scenes.js';
-import { cliEntry } from './helpers/cli.js';
 import {
   blenderProcessesIn as blenderIn,
   cancelAnswer,
   crashableDaemons,
+  localCliDaemon,
   type CrashPlan,
 } from './helpers/crash-daemon.js';
 import type { Job } from '../protocol/generated/protocol.js';
@@ -31,14 +31,7 @@ t.test(
     const daemons = crashableDaemons(t, {
       dir,
       home,
-      args: [cliEntry, 'daemon'],
-      env: {
-        ...process.env,
-        SKYFARM_HOME: home,
-        SKYFARM_PORT: '0',
-        AWS_ENDPOINT_URL: 'http://127.0.0.1:9',
-        AWS_EC2_METADATA_DISABLED: 'true',
-      },
+      ...localCliDaemon(home),
       clientName: 'crash-cancel',
     });
     t.teardown(() => {

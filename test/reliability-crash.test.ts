@@ -29,15 +29,15 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { blenderSkip, makeScene, readPng } from './helpers/scenes.js';
-import { cliEntry } from './helpers/cli.js';
 import {
   blenderProcessesIn,
   crashableDaemons,
   crashSeed,
-  seededRandom,
+  localCliDaemon,
   type CrashPlan as HookPlan,
   type DaemonLife,
 } from './helpers/crash-daemon.js';
+import { seededRandom } from './helpers/seeded-random.js';
 import type { DaemonClient } from '../daemon/src/client/daemon-client.js';
 import type { Job } from '../protocol/generated/protocol.js';
 
@@ -92,15 +92,7 @@ t.test('SIGKILL at random points: every local job finishes once, whole', { skip:
   const daemons = crashableDaemons(t, {
     dir,
     home,
-    args: [cliEntry, 'daemon'],
-    env: {
-      ...process.env,
-      SKYFARM_HOME: home,
-      SKYFARM_PORT: '0',
-      SKYFARM_LOG_LEVEL: 'info',
-      AWS_ENDPOINT_URL: 'http://127.0.0.1:9',
-      AWS_EC2_METADATA_DISABLED: 'true',
-    },
+    ...localCliDaemon(home, { SKYFARM_LOG_LEVEL: 'info' }),
     clientName: 'crash-test',
   });
   t.teardown(() => killLeftoverBlender(home));

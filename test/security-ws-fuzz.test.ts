@@ -19,6 +19,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { ERROR_CODES, type Job } from '../protocol/generated/protocol.js';
 import { startTestDaemon, connectTestClient } from './helpers/daemon.js';
 import { blenderCommand, blenderSkip } from './helpers/scenes.js';
+import { seededRandom, type SeededRandom } from './helpers/seeded-random.js';
 import { startDaemon, type RunningDaemon } from '../daemon/src/daemon.js';
 import type { DaemonClient } from '../daemon/src/client/daemon-client.js';
 
@@ -39,22 +40,7 @@ const SAFE_AWS_ENV = {
   AWS_SHARED_CREDENTIALS_FILE: '/nonexistent/skyfarm-fuzz/credentials',
 };
 
-/** mulberry32 */
-function rng(seed: number) {
-  let a = seed >>> 0;
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = a;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-  const int = (lo: number, hi: number) => lo + Math.floor(next() * (hi - lo + 1));
-  const pick = <T>(items: readonly T[]): T => items[Math.floor(next() * items.length)]!;
-  const bytes = (n: number) => Buffer.from(Array.from({ length: n }, () => int(0, 255)));
-  return { next, int, pick, bytes };
-}
-type Rng = ReturnType<typeof rng>;
+type Rng = SeededRandom;
 
 // ---------------------------------------------------------------------------------------------
 // A raw RFC 6455 client: the fuzzer needs frames no well-behaved library would send.
@@ -597,7 +583,7 @@ async function fuzzConnection(
 
 t.test('fuzzed messages get typed errors; other clients are served; the heap stays flat', async (t) => {
   t.comment(`fuzz seed ${SEED} (rerun with SKYFARM_FUZZ_SEED=${SEED})`);
-  const r = rng(SEED);
+  const r = seededRandom(SEED);
   const { daemon, logged } = await startLoggedDaemon(t);
   const calm = await connectTestClient(t, daemon);
   const watch = monitor(calm);

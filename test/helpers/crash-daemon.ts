@@ -1,7 +1,7 @@
 // Daemons that a test kills and starts again (crash safety): each life is a child process with a
 // preload (`node --import`) that SIGKILLs it at the point SKYFARM_TEST_CRASH names, its output
-// appended to one log, so the test reads where each life died. Also the seeded random numbers the
-// crash tests draw kill points from (reproduce with SKYFARM_CRASH_SEED=<seed>).
+// appended to one log, so the test reads where each life died. Kill points drawn at random come from
+// ./seeded-random.ts with crashSeed() (reproduce with SKYFARM_CRASH_SEED=<seed>).
 import type { Test } from 'tap';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -9,33 +9,11 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
 import { DaemonClient } from '../../daemon/src/client/daemon-client.js';
+import { cliEntry } from './cli.js';
 
 /** The crash seed of this run: SKYFARM_CRASH_SEED, else a random one. */
 export const crashSeed = (): number =>
   Number(process.env['SKYFARM_CRASH_SEED'] ?? Math.floor(Math.random() * 2 ** 31));
-
-/** A small seeded generator (mulberry32). */
-export function seededRandom(seed: number) {
-  let a = seed >>> 0;
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = a;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-  return {
-    int: (lo: number, hi: number) => lo + Math.floor(next() * (hi - lo + 1)),
-    pick: <T>(items: readonly T[]): T => items[Math.floor(next() * items.length)]!,
-    shuffle: <T>(items: T[]): T[] => {
-      for (let i = items.length - 1; i > 0; i--) {
-        const j = Math.floor(next() * (i + 1));
-        [items[i], items[j]] = [items[j]!, items[i]!];
-      }
-      return items;
-    },
-  };
-}
 
 /** Where a life dies: the `nth` job-log line matching `pattern`, or fs/promises `rename`/`copyFile`
  * to, or fs.createWriteStream opening, a path under one of `dirs`; `delayMs` later (0: at once, a
@@ -125,6 +103,24 @@ export interface CrashableDaemons {
    * (SIGKILLs it after that) and says where it died.
    */
   life(plan: CrashPlan, options: { timeoutMs: number; during?: () => Promise<void> }): Promise<string>;
+}
+
+/**
+ * The real `skyfarm daemon` (built CLI) on state dir `home`, port 0, with AWS unreachable: the `args`
+ * and `env` of crashableDaemons for the local backend.
+ */
+export function localCliDaemon(home: string, extraEnv: NodeJS.ProcessEnv = {}) {
+  return {
+    args: [cliEntry, 'daemon'],
+    env: {
+      ...process.env,
+      SKYFARM_HOME: home,
+      SKYFARM_PORT: '0',
+      AWS_ENDPOINT_URL: 'http://127.0.0.1:9',
+      AWS_EC2_METADATA_DISABLED: 'true',
+      ...extraEnv,
+    },
+  };
 }
 
 /**
