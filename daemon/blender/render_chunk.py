@@ -1,6 +1,11 @@
 # Runs inside Blender; renders one chunk of frames with overwrite off.
 #
 #   blender -b --python-exit-code 1 FILE.blend --python render_chunk.py -- '<json>'   (or -- @args.json)
+#   blender -b --python-exit-code 1 --python render_chunk.py -- @stdin
+#
+# With @stdin Blender was started ahead of its chunk (daemon/src/render/warm-blender.ts): it waits
+# for one line of the same JSON plus "blendFile", opens that file and renders; end-of-file (the
+# daemon went away or no longer needs it) ends it quietly with exit code 0.
 #
 # JSON: {"scene": str, "frames": [int], "outputDir": str, "filePattern": "frame_####",
 #        "remaps": {oldAbsPath: newAbsPath},
@@ -43,6 +48,13 @@ def script_args():
     rest = argv[argv.index("--") + 1 :] if "--" in argv else []
     if not rest:
         raise ValueError("render_chunk.py needs a JSON argument after --")
+    if rest[0] == "@stdin":
+        line = sys.stdin.readline()
+        if not line.strip():
+            sys.exit(0)
+        args = json.loads(line)
+        bpy.ops.wm.open_mainfile(filepath=args["blendFile"], load_ui=False)
+        return args
     if rest[0].startswith("@"):
         with open(rest[0][1:], encoding="utf-8") as handle:
             return json.load(handle)

@@ -13,6 +13,7 @@ import { JobRepo } from './jobs/job-repo.js';
 import { JobLogs } from './jobs/job-log.js';
 import { JobService } from './jobs/job-service.js';
 import { LocalBackend } from './pipeline/local-backend.js';
+import { WarmBlender } from './render/warm-blender.js';
 import { LocalObjectStore } from './store/local-store.js';
 import { ProjectService } from './project/service.js';
 import { RpcRegistry } from './rpc/registry.js';
@@ -123,6 +124,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
       log,
       renderSlots: new Semaphore(options.maxParallelRenders ?? 1),
       findBlender: blender,
+      warm: new WarmBlender(),
     });
     const aws = createAwsWiring({
       db,

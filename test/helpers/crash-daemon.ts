@@ -208,14 +208,20 @@ export function crashableDaemons(
   };
 }
 
-/** Blender processes working in `dir` (their command line names it). */
+/**
+ * Blender processes working in `dir`: their command line names it, or, for a Blender started ahead
+ * of its chunk (render/warm-blender.ts, no file on its command line), their environment does (the
+ * daemon's SKYFARM_HOME).
+ */
 export function blenderProcessesIn(dir: string): number[] {
   const found: number[] = [];
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     try {
       const cmdline = readFileSync(`/proc/${entry}/cmdline`, 'utf8');
-      if (cmdline.includes(dir) && /blender/i.test(cmdline.split('\0')[0] ?? '')) found.push(Number(entry));
+      if (!/blender/i.test(cmdline.split('\0')[0] ?? '')) continue;
+      if (cmdline.includes(dir) || readFileSync(`/proc/${entry}/environ`, 'utf8').includes(dir))
+        found.push(Number(entry));
     } catch {
       // gone
     }

@@ -188,20 +188,29 @@ export class JobRepo {
   }
 
   /** Blender process groups started for a job, so a restarted daemon can stop leftovers. */
-  recordProcess(id: string, pid: number): void {
-    const pids = new Set(this.processes(id));
-    pids.add(pid);
+  /**
+   * Records a Blender of this job. `mark` is a text its command line holds, checked before a
+   * restarted daemon kills the pid (pids get reused); by default the job id (its working folder).
+   * A Blender started ahead of its job (render/warm-blender.ts) has a mark of its own.
+   */
+  recordProcess(id: string, pid: number, mark?: string): void {
+    const entries = this.processes(id).filter((entry) => entry.pid !== pid);
+    entries.push({ pid, mark: mark ?? id });
+    const stored = entries.map((entry) => (entry.mark === id ? entry.pid : [entry.pid, entry.mark]));
     this.db
       .prepare(
         'INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value',
       )
-      .run(`pids:${id}`, JSON.stringify([...pids]));
+      .run(`pids:${id}`, JSON.stringify(stored));
   }
 
-  processes(id: string): number[] {
+  processes(id: string): Array<{ pid: number; mark: string }> {
     const row = this.db.prepare('SELECT value FROM kv WHERE key = ?').get(`pids:${id}`) as
       { value: string } | undefined;
-    return row ? (JSON.parse(row.value) as number[]) : [];
+    const stored = row ? (JSON.parse(row.value) as Array<number | [number, string]>) : [];
+    return stored.map((entry) =>
+      typeof entry === 'number' ? { pid: entry, mark: id } : { pid: entry[0], mark: entry[1] },
+    );
   }
 
   forgetProcesses(id: string): void {

@@ -73,6 +73,23 @@ export class JobService {
     if (params.output !== undefined && params.output.trim() === '') {
       throw new SkyfarmError('OUTPUT_NOT_WRITABLE', 'the output folder is empty');
     }
+    // A local render's Blender starts now, while the scene is probed and uploaded.
+    if (!awsOptions) this.deps.local.prewarm();
+    try {
+      return await this.submitProbed(params, blendFile, sourceBlendFile, backend, awsOptions, explicitFrames);
+    } finally {
+      if (!awsOptions) this.deps.local.submitEnded();
+    }
+  }
+
+  private async submitProbed(
+    params: RenderSubmitParams,
+    blendFile: string,
+    sourceBlendFile: string,
+    backend: NonNullable<RenderSubmitParams['backend']>,
+    awsOptions: Awaited<ReturnType<AwsWiring['options']>> | undefined,
+    explicitFrames: number[] | null,
+  ): Promise<RenderSubmitResult> {
     // The add-on's temporary copy is probed once and removed after its upload: not remembered.
     const probe = await this.probe(blendFile, params.scene, { remember: !params.temporaryBlend });
     const scene = probe.scene;

@@ -17,6 +17,7 @@ import { envInto, materializeProject, remapsInto } from '../project/materialize.
 import { jobManifestKey, type Manifest } from '../project/manifest.js';
 import { chunkFrames, formatFrameList } from '../render/frames.js';
 import { renderChunk } from '../render/blender.js';
+import type { WarmBlender } from '../render/warm-blender.js';
 import type { BlenderEvent } from '../render/progress.js';
 import type { Semaphore } from '../util/semaphore.js';
 import { moveFileAtomic, removePartialMoves } from '../util/files.js';
@@ -34,10 +35,14 @@ export interface LocalBackendDeps {
   findBlender: () => Promise<{ path: string }>;
   /** The upload stage with the daemon's hash cache and known-blob record (default: plain uploadProject). */
   uploadProject?: (request: UploadRequest) => Promise<UploadResult>;
+  /** Blender started while a job is probed and uploaded, so its first chunk does not wait for a start. */
+  warm?: WarmBlender;
 }
 
 export class LocalBackend {
   private readonly running = new Map<string, { controller: AbortController; done: Promise<void> }>();
+  /** Submissions between prewarm() and submitEnded(): the warm Blender is kept for them. */
+  private submitting = 0;
 
   constructor(private readonly deps: LocalBackendDeps) {}
 
@@ -47,8 +52,38 @@ export class LocalBackend {
     const controller = new AbortController();
     const done = this.run(jobId, controller.signal)
       .catch((error: unknown) => this.deps.log.error({ err: error, jobId }, 'job runner crashed'))
-      .finally(() => this.running.delete(jobId));
+      .finally(() => {
+        this.running.delete(jobId);
+        this.discardWarmIfIdle();
+      });
     this.running.set(jobId, { controller, done });
+  }
+
+  /**
+   * A local job is about to be submitted: start its Blender now, while the scene is probed and
+   * uploaded. Never fails; the render starts a Blender itself when none is ready.
+   */
+  prewarm(): void {
+    this.submitting++;
+    const warm = this.deps.warm;
+    if (!warm) return;
+    this.deps.findBlender().then(
+      (blender) => {
+        if (this.submitting > 0 || this.running.size > 0) warm.prepare(blender.path);
+      },
+      () => undefined, // the submit reports a missing Blender itself
+    );
+  }
+
+  /** The submission that called prewarm() was accepted (its job started) or refused. */
+  submitEnded(): void {
+    this.submitting = Math.max(0, this.submitting - 1);
+    this.discardWarmIfIdle();
+  }
+
+  /** A Blender started ahead that nothing will take (no job running, none being submitted) stops. */
+  private discardWarmIfIdle(): void {
+    if (this.submitting === 0 && this.running.size === 0) this.deps.warm?.discard();
   }
 
   isRunning(jobId: string): boolean {
@@ -73,6 +108,7 @@ export class LocalBackend {
 
   /** Waits for every running job to stop (daemon shutdown: jobs are resumed on next start). */
   async stopAll(): Promise<void> {
+    this.deps.warm?.discard();
     for (const entry of this.running.values()) entry.controller.abort(new Error('daemon shutting down'));
     await Promise.all([...this.running.values()].map((entry) => entry.done));
   }
@@ -137,7 +173,7 @@ export class LocalBackend {
    * job, stop what the previous daemon started for it, so no frame renders twice at once.
    */
   private async stopLeftoverBlender(jobId: string): Promise<void> {
-    const alive = (pid: number) => {
+    const alive = ({ pid, mark }: { pid: number; mark: string }) => {
       try {
         process.kill(pid, 0);
       } catch {
@@ -146,13 +182,13 @@ export class LocalBackend {
       // Where /proc exists, make sure the pid still belongs to this job's Blender (pids get reused).
       if (!existsSync('/proc')) return true;
       try {
-        return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(jobId);
+        return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(mark);
       } catch {
         return false;
       }
     };
     const leftovers = this.deps.repo.processes(jobId).filter(alive);
-    for (const pid of leftovers) {
+    for (const { pid } of leftovers) {
       this.deps.logs.append(jobId, `[skyfarm] stopping Blender ${pid} left over from the previous daemon`);
       try {
         process.kill(-pid, 'SIGKILL');
@@ -325,11 +361,12 @@ export class LocalBackend {
             remaps,
             ...(Object.keys(renderEnv).length ? { env: { ...process.env, ...renderEnv } } : {}),
             signal,
+            ...(this.deps.warm ? { warm: this.deps.warm } : {}),
             onEvent: (event) => {
               queue = queue.then(() => onEvent(event));
             },
             onLine: (line) => logs.append(spec.jobId, line),
-            onSpawn: (pid) => repo.recordProcess(spec.jobId, pid),
+            onSpawn: (pid, mark) => repo.recordProcess(spec.jobId, pid, mark),
           });
           await queue;
           signal.throwIfAborted();

@@ -1,7 +1,7 @@
 // Runs Blender: finds it, probes a .blend (daemon/blender/probe.py) and renders a chunk of frames
 // (daemon/blender/render_chunk.py). Every Blender runs in its own process group so that a cancel
 // or a timeout ends it together with anything it started.
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { access, constants, mkdir, mkdtemp, open, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -10,6 +10,7 @@ import { StringDecoder } from 'node:string_decoder';
 import { fileURLToPath } from 'node:url';
 import { SkyfarmError } from '../errors.js';
 import { parseBlenderLine, type BlenderEvent } from './progress.js';
+import type { WarmBlender } from './warm-blender.js';
 
 export type BlenderVersion = [number, number, number];
 export interface BlenderInstall {
@@ -149,6 +150,10 @@ interface RunOptions {
   onLine?: (line: string, stream: 'stdout' | 'stderr') => void;
   /** Called with Blender's pid (= its process group id) once it runs, so a caller can record it. */
   onSpawn?: (pid: number) => void;
+  /** A Blender already started (render/warm-blender.ts, stdio all pipes) to use instead of spawning. */
+  started?: ChildProcess;
+  /** Written to Blender's stdin, which is then closed (only with `started`). */
+  input?: string;
 }
 
 const TAIL_LINES = 40;
@@ -181,13 +186,16 @@ export function runBlender(blender: string, args: string[], options: RunOptions 
       tail: [],
       errors: [],
     };
-    const child = spawn(blender, args, {
-      cwd: options.cwd,
-      env: options.env ?? process.env,
-      detached: true,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child =
+      options.started ??
+      spawn(blender, args, {
+        cwd: options.cwd,
+        env: options.env ?? process.env,
+        detached: true,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
     if (child.pid !== undefined) options.onSpawn?.(child.pid);
+    if (options.started) child.stdin?.end(options.input ?? '');
     let killTimer: NodeJS.Timeout | undefined;
     let timeoutTimer: NodeJS.Timeout | undefined;
     const stop = () => {
@@ -217,6 +225,7 @@ export function runBlender(blender: string, args: string[], options: RunOptions 
       const decoder = new StringDecoder('utf8');
       let pending = '';
       const readable = child[stream];
+      if (!readable) continue;
       readable.on('data', (chunk: Buffer) => {
         pending += decoder.write(chunk);
         const lines = pending.split('\n');
@@ -441,8 +450,16 @@ export interface RenderChunkOptions {
   previewDir?: string;
   /** Longest side of a preview in pixels (default 256). */
   previewSize?: number;
-  /** Called with Blender's pid (its process group id) as soon as it runs. */
-  onSpawn?: (pid: number) => void;
+  /**
+   * Called with Blender's pid (its process group id) as soon as it runs, and for a Blender started
+   * ahead, the mark its command line holds (a cold one's holds the .blend's path).
+   */
+  onSpawn?: (pid: number, mark?: string) => void;
+  /**
+   * Takes a Blender started ahead (render/warm-blender.ts) when one is ready for this executable;
+   * not with `cwd`, `env` or `threads`, which must be given when Blender starts.
+   */
+  warm?: WarmBlender;
 }
 
 export interface RenderChunkResult {
@@ -509,7 +526,7 @@ export async function renderChunk(opts: RenderChunkOptions): Promise<RenderChunk
   const outputDir = path.resolve(opts.outputDir);
   await mkdir(outputDir, { recursive: true });
 
-  const scriptJson = JSON.stringify({
+  const scriptArgs = {
     scene: opts.scene,
     frames: opts.frames,
     outputDir,
@@ -519,10 +536,14 @@ export async function renderChunk(opts: RenderChunkOptions): Promise<RenderChunk
     ...(opts.previewDir !== undefined
       ? { previewDir: path.resolve(opts.previewDir), previewSize: opts.previewSize ?? 256 }
       : {}),
-  });
+  };
+  const scriptJson = JSON.stringify(scriptArgs);
+  const canUseWarm = opts.cwd === undefined && opts.env === undefined && opts.threads === undefined;
+  const taken = canUseWarm ? opts.warm?.take(opts.blender) : undefined;
+  const started = taken?.child;
   let argsDir: string | undefined;
   let scriptArg = scriptJson;
-  if (Buffer.byteLength(scriptJson) > INLINE_ARGS_LIMIT) {
+  if (!started && Buffer.byteLength(scriptJson) > INLINE_ARGS_LIMIT) {
     argsDir = await mkdtemp(path.join(tmpdir(), 'skyfarm-chunk-'));
     const argsFile = path.join(argsDir, 'args.json');
     await writeFile(argsFile, scriptJson, { mode: 0o600 });
@@ -561,6 +582,7 @@ export async function renderChunk(opts: RenderChunkOptions): Promise<RenderChunk
     opts.onEvent(event);
   };
 
+  if (started) opts.onLine?.(`[skyfarm] rendering in a Blender started ahead (pid ${started.pid})`);
   let run: BlenderRun;
   try {
     run = await runBlender(
@@ -571,7 +593,14 @@ export async function renderChunk(opts: RenderChunkOptions): Promise<RenderChunk
         env: opts.env,
         signal: opts.signal,
         onLine,
-        ...(opts.onSpawn ? { onSpawn: opts.onSpawn } : {}),
+        ...(opts.onSpawn ? { onSpawn: (pid: number) => opts.onSpawn?.(pid, taken?.mark) } : {}),
+        // The warm Blender gets the .blend to open with its arguments (render_chunk.py `@stdin`).
+        ...(started
+          ? {
+              started,
+              input: JSON.stringify({ ...scriptArgs, blendFile: path.resolve(opts.blendFile) }) + '\n',
+            }
+          : {}),
       },
     ).catch((error: unknown) => {
       throw new SkyfarmError('BLENDER_MISSING', `${opts.blender} could not be started: ${errorText(error)}`);
