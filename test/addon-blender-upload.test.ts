@@ -7,7 +7,7 @@ import t from 'tap';
 import path from 'node:path';
 import { makeScene } from './helpers/scenes.js';
 import { startTestDaemon } from './helpers/daemon.js';
-import { writeBigFiles } from './helpers/big-files.js';
+import { makeBigUploadScene } from './helpers/big-files.js';
 import { addonRoot, blenderEnv, blenderVersion, runBlenderScript } from '../blender-addon/tests/harness.js';
 
 t.comment(`using ${blenderVersion()}`);
@@ -55,17 +55,8 @@ t.test('a big upload shows live progress in Blender and Cancel stops it', async 
   const dir = t.testdir({ project: { textures: {} } });
   const daemon = await startTestDaemon(t, { stateDir: path.join(dir, 'home') });
   const project = path.join(dir, 'project');
-  const big = Array.from({ length: 10 }, (_, i) => `textures/scan_${String(i).padStart(2, '0')}.png`);
-  const blendFile = await makeScene(project, {
-    name: 'shot.blend',
-    frames: [1, 2],
-    textures: [{ path: 'textures/oak.png' }, ...big.map((file) => ({ path: file, create: false }))],
-  });
   const fileSize = 60 * MiB;
-  await writeBigFiles(
-    big.map((file) => path.join(project, file)),
-    fileSize,
-  );
+  const { blendFile, bigFiles } = await makeBigUploadScene(project, { fileSize });
   const result = await runBlenderScript(t, {
     script: 'upload.py',
     blendFile,
@@ -74,8 +65,8 @@ t.test('a big upload shows live progress in Blender and Cancel stops it', async 
       addonSource: addonRoot,
       outputDir: path.join(dir, 'out'),
       storeDir: daemon.paths.store,
-      bigFiles: big.length,
-      bigBytes: big.length * fileSize,
+      bigFiles: bigFiles.length,
+      bigBytes: bigFiles.length * fileSize,
     },
     env: blenderEnv(t, { SKYFARM_HOME: daemon.paths.root }),
     timeoutMs: 5 * minute,

@@ -4,9 +4,9 @@
 import t from 'tap';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { makeScene, readPng } from './helpers/scenes.js';
+import { readPng } from './helpers/scenes.js';
 import { startTestDaemon } from './helpers/daemon.js';
-import { writeBigFiles } from './helpers/big-files.js';
+import { makeBigUploadScene } from './helpers/big-files.js';
 import {
   addonRoot,
   artifactsDir,
@@ -25,21 +25,10 @@ t.test('upload progress and Cancel in the GUI; Strict names the missing files', 
   const dir = t.testdir({ project: { textures: {} } });
   const daemon = await startTestDaemon(t, { stateDir: path.join(dir, 'home') });
   const project = path.join(dir, 'project');
-  const big = Array.from({ length: 10 }, (_, i) => `textures/scan_${String(i).padStart(2, '0')}.png`);
-  const blendFile = await makeScene(project, {
-    name: 'shot.blend',
-    frames: [1, 2],
-    textures: [
-      { path: 'textures/oak.png' },
-      { path: 'textures/wood.png', create: false },
-      { path: 'textures/metal.png', create: false },
-      ...big.map((file) => ({ path: file, create: false })),
-    ],
+  const { blendFile } = await makeBigUploadScene(project, {
+    fileSize: 80 * MiB,
+    missing: ['textures/wood.png', 'textures/metal.png'],
   });
-  await writeBigFiles(
-    big.map((file) => path.join(project, file)),
-    80 * MiB,
-  );
 
   const display = await startXvfb(t);
   const artifacts = artifactsDir('addon-gui-upload');

@@ -10,31 +10,11 @@ import { WarmBlender } from '../daemon/src/render/warm-blender.js';
 import { blenderSkip, makeScene, readPng } from './helpers/scenes.js';
 import { connectTestClient, startTestDaemon } from './helpers/daemon.js';
 import { blenderProcessesIn } from './helpers/crash-daemon.js';
+import { until } from './helpers/until.js';
+import { processAlive } from '../daemon/src/config/daemon-lock.js';
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-async function gone(pid: number, withinMs: number): Promise<boolean> {
-  const deadline = Date.now() + withinMs;
-  while (Date.now() < deadline) {
-    if (!alive(pid)) return true;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  return !alive(pid);
-}
-
-async function noBlenderIn(home: string, withinMs: number): Promise<boolean> {
-  const deadline = Date.now() + withinMs;
-  while (blenderProcessesIn(home).length > 0 && Date.now() < deadline)
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  return blenderProcessesIn(home).length === 0;
-}
+const gone = (pid: number) => () => !processAlive(pid);
+const noBlenderIn = (home: string) => () => blenderProcessesIn(home).length === 0;
 
 t.test('a Blender started ahead', { skip: blenderSkip }, async (t) => {
   const blender = (await findBlender()).path;
@@ -123,9 +103,12 @@ t.test('a Blender started ahead', { skip: blenderSkip }, async (t) => {
     t.equal(code, 0, 'end-of-file ends it with exit code 0');
 
     warm.prepare(blender);
-    const pid = (warm as unknown as { warm?: { child: { pid: number } } }).warm?.child.pid;
+    const pid = warm.readyPid;
     t.ok(pid, 'a new one started');
-    t.ok(await gone(pid!, 20_000), 'stopped after the idle time');
+    await t.resolves(
+      until('the idle Blender to stop', gone(pid!), 20_000, 100),
+      'stopped after the idle time',
+    );
     t.equal(warm.take(blender), undefined, 'and no longer offered');
   });
 
@@ -135,8 +118,7 @@ t.test('a Blender started ahead', { skip: blenderSkip }, async (t) => {
       import { WarmBlender } from ${JSON.stringify(new URL('../daemon/src/render/warm-blender.ts', import.meta.url).href)};
       const warm = new WarmBlender({ idleMs: 600000 });
       warm.prepare(${JSON.stringify(blender)});
-      const child = warm.warm.child;
-      console.log(child.pid);
+      console.log(warm.readyPid);
       setInterval(() => undefined, 1000);
     `;
     const daemon = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
@@ -146,9 +128,12 @@ t.test('a Blender started ahead', { skip: blenderSkip }, async (t) => {
       daemon.stdout.once('data', (data: Buffer) => resolve(Number(String(data).trim())));
       daemon.once('exit', () => reject(new Error('the stand-in daemon exited early')));
     });
-    t.ok(alive(pid), 'the warm Blender runs');
+    t.ok(processAlive(pid), 'the warm Blender runs');
     daemon.kill('SIGKILL');
-    t.ok(await gone(pid, 30_000), 'and exits once its daemon is gone');
+    await t.resolves(
+      until('the orphaned Blender to exit', gone(pid), 30_000, 100),
+      'and exits once its daemon is gone',
+    );
   });
 
   t.test('the local pipeline renders its first chunk in it', async (t) => {
@@ -176,17 +161,26 @@ t.test('a Blender started ahead', { skip: blenderSkip }, async (t) => {
       /rendering in a Blender started ahead/,
       'its chunk used the Blender started at submit',
     );
-    t.ok(await noBlenderIn(home, 10_000), 'no Blender left once the job is done');
+    await t.resolves(
+      until('no Blender of this daemon', noBlenderIn(home), 10_000, 100),
+      'no Blender left once the job is done',
+    );
 
     // A refused submission (no camera) and a job canceled before its render stop theirs too.
     const noCamera = await makeScene(path.join(dir, 'no camera'), { frames: [1, 1], camera: false });
     await t.rejects(client.request('render.submit', { blendFile: noCamera }), { code: 'NO_CAMERA' });
-    t.ok(await noBlenderIn(home, 10_000), 'none left after a refused submission');
+    await t.resolves(
+      until('no Blender of this daemon', noBlenderIn(home), 10_000, 100),
+      'none left after a refused submission',
+    );
     const slow = await makeScene(path.join(dir, 'slow'), { frames: [1, 40], samples: 512 });
     const second = (
       await client.request('render.submit', { blendFile: slow, output: path.join(dir, 'out2') })
     ).job;
     await client.request('jobs.cancel', { jobId: second.id });
-    t.ok(await noBlenderIn(home, 10_000), 'none left after a cancel');
+    await t.resolves(
+      until('no Blender of this daemon', noBlenderIn(home), 10_000, 100),
+      'none left after a cancel',
+    );
   });
 });

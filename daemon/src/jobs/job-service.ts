@@ -76,84 +76,73 @@ export class JobService {
     // A local render's Blender starts now, while the scene is probed and uploaded.
     if (!awsOptions) this.deps.local.prewarm();
     try {
-      return await this.submitProbed(params, blendFile, sourceBlendFile, backend, awsOptions, explicitFrames);
+      // The add-on's temporary copy is probed once and removed after its upload: not remembered.
+      const probe = await this.probe(blendFile, params.scene, { remember: !params.temporaryBlend });
+      const scene = probe.scene;
+      if (!scene.hasCamera) {
+        throw new SkyfarmError(
+          'NO_CAMERA',
+          `scene "${scene.name}" has no camera: add one or set the active camera`,
+        );
+      }
+      if (scene.isMovie) {
+        throw new SkyfarmError(
+          'BAD_ARGUMENT',
+          `scene "${scene.name}" writes a movie (${scene.fileFormat}); choose an image format (PNG, EXR) to render frames`,
+        );
+      }
+      const frames =
+        explicitFrames ?? parseFrameSpec(`${scene.frameStart}-${scene.frameEnd}x${scene.frameStep}`);
+      const sceneOutput = resolveSceneOutput(scene.outputPath, sourceBlendFile);
+      const outputDir = params.output ? resolve(params.output) : sceneOutput.dir;
+      await ensureWritableDir(outputDir);
+
+      const dependencies = params.dependencies ?? probe.dependencies;
+      const missingFiles = dependencies.filter((d) => d.missing).map((d) => d.path);
+      if (params.strict && missingFiles.length > 0) {
+        throw new SkyfarmError(
+          'MISSING_DEPENDENCIES',
+          `${missingFiles.length} file(s) the scene needs are missing (--strict): ${missingFiles.join(', ')}`,
+        );
+      }
+
+      const jobId = newJobId();
+      const spec: JobSpec = {
+        jobId,
+        backend,
+        blendFile,
+        sourceBlendFile,
+        projectRoot: resolve(params.projectRoot ?? dirname(sourceBlendFile)),
+        temporaryBlend: params.temporaryBlend ?? false,
+        scene: scene.name,
+        frames,
+        framesSpec:
+          params.frames?.trim() ||
+          `${scene.frameStart}-${scene.frameEnd}${scene.frameStep > 1 ? `x${scene.frameStep}` : ''}`,
+        chunkSize: awsOptions
+          ? awsChunkSize(frames.length, params.chunkSize ?? DEFAULT_LOCAL_CHUNK_SIZE)
+          : (params.chunkSize ?? DEFAULT_LOCAL_CHUNK_SIZE),
+        outputDir,
+        filePattern: sceneOutput.pattern,
+        fileExtension: scene.fileExtension,
+        dependencies,
+        ...(params.aws ? { aws: params.aws } : {}),
+      };
+      const name =
+        params.name?.trim() || `${basename(sourceBlendFile, extname(sourceBlendFile))} · ${scene.name}`;
+      const job = this.deps.repo.create(spec, name);
+      this.deps.logs.append(
+        jobId,
+        `[skyfarm] submitted ${sourceBlendFile} scene "${scene.name}" frames ${spec.framesSpec}`,
+      );
+      this.deps.notify('job.update', job);
+      if (awsOptions) this.deps.aws!.backend.submit(spec, awsOptions);
+      else this.deps.local.start(jobId);
+      const missing = spec.dependencies.filter((d) => d.missing).map((d) => d.path);
+      return missing.length ? { job, missing } : { job };
     } finally {
       if (!awsOptions) this.deps.local.submitEnded();
     }
-  }
-
-  private async submitProbed(
-    params: RenderSubmitParams,
-    blendFile: string,
-    sourceBlendFile: string,
-    backend: NonNullable<RenderSubmitParams['backend']>,
-    awsOptions: Awaited<ReturnType<AwsWiring['options']>> | undefined,
-    explicitFrames: number[] | null,
-  ): Promise<RenderSubmitResult> {
-    // The add-on's temporary copy is probed once and removed after its upload: not remembered.
-    const probe = await this.probe(blendFile, params.scene, { remember: !params.temporaryBlend });
-    const scene = probe.scene;
-    if (!scene.hasCamera) {
-      throw new SkyfarmError(
-        'NO_CAMERA',
-        `scene "${scene.name}" has no camera: add one or set the active camera`,
-      );
-    }
-    if (scene.isMovie) {
-      throw new SkyfarmError(
-        'BAD_ARGUMENT',
-        `scene "${scene.name}" writes a movie (${scene.fileFormat}); choose an image format (PNG, EXR) to render frames`,
-      );
-    }
-    const frames =
-      explicitFrames ?? parseFrameSpec(`${scene.frameStart}-${scene.frameEnd}x${scene.frameStep}`);
-    const sceneOutput = resolveSceneOutput(scene.outputPath, sourceBlendFile);
-    const outputDir = params.output ? resolve(params.output) : sceneOutput.dir;
-    await ensureWritableDir(outputDir);
-
-    const dependencies = params.dependencies ?? probe.dependencies;
-    const missingFiles = dependencies.filter((d) => d.missing).map((d) => d.path);
-    if (params.strict && missingFiles.length > 0) {
-      throw new SkyfarmError(
-        'MISSING_DEPENDENCIES',
-        `${missingFiles.length} file(s) the scene needs are missing (--strict): ${missingFiles.join(', ')}`,
-      );
-    }
-
-    const jobId = newJobId();
-    const spec: JobSpec = {
-      jobId,
-      backend,
-      blendFile,
-      sourceBlendFile,
-      projectRoot: resolve(params.projectRoot ?? dirname(sourceBlendFile)),
-      temporaryBlend: params.temporaryBlend ?? false,
-      scene: scene.name,
-      frames,
-      framesSpec:
-        params.frames?.trim() ||
-        `${scene.frameStart}-${scene.frameEnd}${scene.frameStep > 1 ? `x${scene.frameStep}` : ''}`,
-      chunkSize: awsOptions
-        ? awsChunkSize(frames.length, params.chunkSize ?? DEFAULT_LOCAL_CHUNK_SIZE)
-        : (params.chunkSize ?? DEFAULT_LOCAL_CHUNK_SIZE),
-      outputDir,
-      filePattern: sceneOutput.pattern,
-      fileExtension: scene.fileExtension,
-      dependencies,
-      ...(params.aws ? { aws: params.aws } : {}),
-    };
-    const name =
-      params.name?.trim() || `${basename(sourceBlendFile, extname(sourceBlendFile))} · ${scene.name}`;
-    const job = this.deps.repo.create(spec, name);
-    this.deps.logs.append(
-      jobId,
-      `[skyfarm] submitted ${sourceBlendFile} scene "${scene.name}" frames ${spec.framesSpec}`,
-    );
-    this.deps.notify('job.update', job);
-    if (awsOptions) this.deps.aws!.backend.submit(spec, awsOptions);
-    else this.deps.local.start(jobId);
-    const missing = spec.dependencies.filter((d) => d.missing).map((d) => d.path);
-    return missing.length ? { job, missing } : { job };
   }
 
   /** Checks Blender and probes the scene; both start at once when Blender's path is known up front. */

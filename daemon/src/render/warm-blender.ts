@@ -37,10 +37,16 @@ interface Warm extends TakenBlender {
 
 export class WarmBlender {
   private warm: Warm | undefined;
-  /** How many were started and how many were used (for tests and the log). */
+  /** How many were started and how many were used (what the tests check). */
   readonly stats = { started: 0, taken: 0 };
 
   constructor(private readonly options: { idleMs?: number; env?: () => NodeJS.ProcessEnv } = {}) {}
+
+  /** The pid of the Blender waiting for a chunk, if one is. */
+  get readyPid(): number | undefined {
+    const current = this.warm;
+    return current && isRunning(current.child) ? current.child.pid : undefined;
+  }
 
   /** Starts one for `blender` unless one is ready. Never throws: a failed start just means a cold render. */
   prepare(blender: string): void {
