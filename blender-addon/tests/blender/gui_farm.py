@@ -19,23 +19,8 @@ import support  # noqa: E402
 ARGS = support.arguments()
 
 
-def properties_area():
-    window, area = support.area_of_type("PROPERTIES")
-    support.check(area is not None, "the default layout has no Properties editor")
-    return window, area
-
-
-def screenshot(name):
-    window, area = properties_area()
-    path = os.path.join(ARGS["artifactsDir"], name)
-    with support.override(window=window, area=area):
-        bpy.ops.screen.screenshot_area(filepath=path, check_existing=False)
-    support.check(os.path.getsize(path) > 10000, f"{name} is suspiciously small")
-    support.log(f"screenshot: {path}")
-
-
 def scroll_to_bottom():
-    window, area = properties_area()
+    window, area = support.properties_area()
     with support.override(window=window, area=area, region=support.main_region(area)):
         for _ in range(80):
             bpy.ops.view2d.scroll_down(page=False)
@@ -50,7 +35,7 @@ def scenario():
     scene = bpy.context.scene
     os.makedirs(ARGS["artifactsDir"], exist_ok=True)
 
-    window, area = properties_area()
+    window, area = support.properties_area()
     area.spaces.active.context = "OUTPUT"
     with support.override(window=window, area=area):
         bpy.ops.screen.screen_full_area()
@@ -64,9 +49,9 @@ def scenario():
     support.check(not live.aws_available, "AWS available without a stack")
     scene.skyfarm.backend = "AWS"  # what a user would try first; the submit panel says why not
     yield 0.3
-    screenshot("farm-not-deployed.png")
+    support.screenshot_properties(ARGS["artifactsDir"], "farm-not-deployed.png")
 
-    window, area = properties_area()
+    window, area = support.properties_area()
     with support.override(window=window, area=area, region=support.main_region(area)):
         support.check(bpy.ops.skyfarm.deploy_stack.poll(), "Deploy is disabled")
         result = bpy.ops.skyfarm.deploy_stack("EXEC_DEFAULT", max_vcpus=16)
@@ -75,7 +60,7 @@ def scenario():
     scroll_to_bottom()
     yield 0.3
     support.check(farm.busy, "the deploy ended before the screenshot")
-    screenshot("farm-deploying.png")
+    support.screenshot_properties(ARGS["artifactsDir"], "farm-deploying.png")
     yield from support.wait_until(lambda: not farm.busy, 120, "the failing deploy to end")
     support.check(farm.outcome_level == "ERROR" and ARGS["reason"] in farm.outcome, f"outcome {farm.outcome!r}")
     yield from support.wait_until(lambda: farm.status == "ROLLBACK_COMPLETE", 30, "the rolled-back status")
@@ -85,13 +70,13 @@ def scenario():
     farm.active_event_index = failed[0]
     scroll_to_bottom()
     yield 0.5
-    screenshot("farm-failed.png")
+    support.screenshot_properties(ARGS["artifactsDir"], "farm-failed.png")
     with open(ARGS["failedMarker"], "w", encoding="utf-8") as handle:
         handle.write("failed\n")
 
     yield from support.wait_until(lambda: os.path.exists(ARGS["retryMarker"]), 30, "the harness to clear the fault")
     support.check(sync.session.farm.deploy_button().label == "Recreate Stack", "label after the failure")
-    window, area = properties_area()
+    window, area = support.properties_area()
     with support.override(window=window, area=area, region=support.main_region(area)):
         result = bpy.ops.skyfarm.deploy_stack("EXEC_DEFAULT")
     support.check(result == {"FINISHED"}, f"Recreate returned {result}")
@@ -105,16 +90,16 @@ def scenario():
     support.check("AWS is not available" not in blocker, f"Render with AWS still blocked: {blocker!r}")
     scroll_to_bottom()
     yield 0.5
-    screenshot("farm-ready.png")
+    support.screenshot_properties(ARGS["artifactsDir"], "farm-ready.png")
     # The submit panel with AWS now selectable.
-    window, area = properties_area()
+    window, area = support.properties_area()
     with support.override(window=window, area=area, region=support.main_region(area)):
         for _ in range(80):
             bpy.ops.view2d.scroll_up(page=False)
         for _ in range(ARGS.get("scrollPixels", 0) // 40):
             bpy.ops.view2d.scroll_down(page=False)
     yield 0.5
-    screenshot("farm-submit-aws.png")
+    support.screenshot_properties(ARGS["artifactsDir"], "farm-submit-aws.png")
     support.log(f"slowest timer tick: {sync.slowest_tick_seconds * 1000:.2f} ms")
 
     with support.override(window=window, area=area):
@@ -123,7 +108,7 @@ def scenario():
 
     # Update Stack asks first, in a dialog with the CLI's options taken from the stack: a picture of it
     # is the last thing before Blender quits (the dialog stays open until answered).
-    window, area = properties_area()
+    window, area = support.properties_area()
     with support.override(window=window, area=area, region=support.main_region(area)):
         result = bpy.ops.skyfarm.deploy_stack("INVOKE_DEFAULT")
     support.check(result == {"RUNNING_MODAL"}, f"Update Stack did not ask first: {result}")

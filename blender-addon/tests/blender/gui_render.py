@@ -18,12 +18,6 @@ import support  # noqa: E402
 ARGS = support.arguments()
 
 
-def properties_area():
-    window, area = support.area_of_type("PROPERTIES")
-    support.check(area is not None, "the default layout has no Properties editor")
-    return window, area
-
-
 def scenario():
     support.enable_addon(ARGS)
     from skyfarm import sync
@@ -39,7 +33,7 @@ def scenario():
     scene.skyfarm.chunk_size = 2
     scene.skyfarm.output_folder = ARGS["outputDir"]
 
-    window, area = properties_area()
+    window, area = support.properties_area()
     area.spaces.active.context = "OUTPUT"
     yield from support.wait_until(lambda: live.connection_state == "connected", 30, "the daemon connection")
     yield from support.wait_until(lambda: sync.session.local.available, 15, "the local backend to be ready")
@@ -94,7 +88,7 @@ def scenario():
     with support.override(window=window, area=area):
         bpy.ops.screen.screen_full_area()
     yield 0.5
-    window, area = properties_area()
+    window, area = support.properties_area()
     region = support.main_region(area)
     with support.override(window=window, area=area, region=region):
         # Blender's own Output panels come first; scroll to the skyfarm ones (40 px per step,
@@ -103,11 +97,7 @@ def scenario():
             bpy.ops.view2d.scroll_down(page=False)
     yield 0.5
     os.makedirs(ARGS["artifactsDir"], exist_ok=True)
-    panel_shot = os.path.join(ARGS["artifactsDir"], "addon-output-panels.png")
-    with support.override(window=window, area=area):
-        bpy.ops.screen.screenshot_area(filepath=panel_shot, check_existing=False)
-    support.check(os.path.getsize(panel_shot) > 10000, "the screenshot is suspiciously small")
-    support.log(f"screenshot: {panel_shot}")
+    support.screenshot_properties(ARGS["artifactsDir"], "addon-output-panels.png")
     # The same maximised area as Preferences > Add-ons with skyfarm expanded: connection state,
     # command path and Start Daemon.
     import addon_utils
@@ -130,7 +120,7 @@ def scenario():
     yield 0.3
 
     # Show Last Frame puts the newest frame into an Image Editor.
-    window, area = properties_area()
+    window, area = support.properties_area()
     with support.override(window=window, area=area):
         result = bpy.ops.skyfarm.show_last_frame(job_id=job_id)
     support.check(result == {"FINISHED"}, f"show_last_frame returned {result}")

@@ -19,31 +19,15 @@ import support  # noqa: E402
 ARGS = support.arguments()
 
 
-def properties_area():
-    window, area = support.area_of_type("PROPERTIES")
-    support.check(area is not None, "the layout has no Properties editor")
-    return window, area
-
-
 def scroll(pixels):
     """Scrolls the maximised Properties editor (40 px per step, like one mouse-wheel notch)."""
-    window, area = properties_area()
+    window, area = support.properties_area()
     with support.override(window=window, area=area, region=support.main_region(area)):
         for _ in range(abs(pixels) // 40):
             if pixels > 0:
                 bpy.ops.view2d.scroll_down(page=False)
             else:
                 bpy.ops.view2d.scroll_up(page=False)
-
-
-def screenshot(name):
-    window, area = properties_area()
-    path = os.path.join(ARGS["artifactsDir"], name)
-    with support.override(window=window, area=area):
-        bpy.ops.screen.screenshot_area(filepath=path, check_existing=False)
-    support.check(os.path.getsize(path) > 10000, f"{name} is suspiciously small")
-    support.log(f"screenshot: {path}")
-    return path
 
 
 def scenario():
@@ -55,7 +39,7 @@ def scenario():
     scene.skyfarm.output_folder = ARGS["outputDir"]
     os.makedirs(ARGS["artifactsDir"], exist_ok=True)
 
-    window, area = properties_area()
+    window, area = support.properties_area()
     area.spaces.active.context = "OUTPUT"
     with support.override(window=window, area=area):
         bpy.ops.screen.screen_full_area()
@@ -64,17 +48,17 @@ def scenario():
 
     # Strict on: the panel names the missing files and Render is refused with the reason.
     scene.skyfarm.strict = True
-    window, area = properties_area()
+    window, area = support.properties_area()
     with support.override(window=window, area=area, region=support.main_region(area)):
         support.check(not bpy.ops.skyfarm.render.poll(), "Render is enabled with Strict on and files missing")
     scroll(ARGS["scrollToSubmit"])
     yield 0.5
-    screenshot("upload-strict.png")
+    support.screenshot_properties(ARGS["artifactsDir"], "upload-strict.png")
 
     # Strict off: Render, then follow the upload as the add-on's timer mirrors it.
     scene.skyfarm.strict = False
     known = {item.job_id for item in live.jobs}
-    window, area = properties_area()
+    window, area = support.properties_area()
     with support.override(window=window, area=area, region=support.main_region(area)):
         support.check(bpy.ops.skyfarm.render.poll(), "Render stays disabled with Strict off")
         support.check(bpy.ops.skyfarm.render() == {"FINISHED"}, "render did not run")
@@ -99,12 +83,12 @@ def scenario():
                 support.log(f"timer mirrored: {current.upload_progress:.3f} {current.upload_text}")
         support.check(time.monotonic() < deadline, f"the upload did not move: {seen}")
         yield 0.02
-    shot = screenshot("upload-progress.png")
+    shot = support.screenshot_properties(ARGS["artifactsDir"], "upload-progress.png")
     current = item()
     support.check(current.state == "uploading", f"the upload ended before the screenshot ({current.state}): retake with more data")
     support.log(f"panel at the screenshot: {current.upload_progress:.3f} {current.upload_text}")
 
-    window, area = properties_area()
+    window, area = support.properties_area()
     with support.override(window=window, area=area, region=support.main_region(area)):
         support.check(bpy.ops.skyfarm.cancel(job_id=job_id) == {"FINISHED"}, "cancel did not run")
     yield from support.wait_until(lambda: item().state in ("done", "failed", "canceled"), 60, "the job to end")
@@ -112,11 +96,11 @@ def scenario():
     support.check(sync.job_view(job_id)["stages"]["upload"] == "canceled", "the cancel did not land in the upload")
     support.check(item().upload_progress < 1.0, "the upload finished although it was canceled")
     yield 0.5
-    screenshot("upload-canceled.png")
+    support.screenshot_properties(ARGS["artifactsDir"], "upload-canceled.png")
     support.log(f"canceled: upload canceled at {item().upload_files_done}/{item().upload_files_total} files · {item().upload_short}")
     support.log(f"slowest timer tick: {sync.slowest_tick_seconds * 1000:.2f} ms; mid-upload screenshot {shot}")
 
-    window, area = properties_area()
+    window, area = support.properties_area()
     with support.override(window=window, area=area):
         bpy.ops.screen.back_to_previous()
     yield 0.2

@@ -138,3 +138,21 @@ def override(**overrides):
     from skyfarm import sync
 
     return sync.operator_context(**overrides)
+
+
+def properties_area():
+    """The Properties editor of the default layout (window, area)."""
+    window, area = area_of_type("PROPERTIES")
+    check(area is not None, "the layout has no Properties editor")
+    return window, area
+
+
+def screenshot_properties(directory, name):
+    """Saves the Properties editor as `directory/name` and returns the path."""
+    window, area = properties_area()
+    path = os.path.join(directory, name)
+    with override(window=window, area=area):
+        bpy.ops.screen.screenshot_area(filepath=path, check_existing=False)
+    check(os.path.getsize(path) > 10000, f"{name} is suspiciously small")
+    log(f"screenshot: {path}")
+    return path
