@@ -43,7 +43,8 @@ export const ERROR_CODES = {
   "STACK_FAILED": "The stack operation failed.",
   "CANCELED": "The operation was canceled.",
   "INTERNAL": "An unexpected error inside the daemon.",
-  "IMAGE_MISSING": "The farm has no worker image for that Blender version (build it with skyfarm images build)."
+  "IMAGE_MISSING": "The farm has no worker image for that Blender version (build it with skyfarm images build).",
+  "NODE_MODULE_MISMATCH": "A native module was built for another Node.js version (rebuild it for this one)."
 } as const;
 export type ErrorCode = keyof typeof ERROR_CODES;
 
@@ -1049,7 +1050,8 @@ export const SCHEMA_DEFINITIONS: Record<string, unknown> = {
           "STACK_FAILED",
           "CANCELED",
           "INTERNAL",
-          "IMAGE_MISSING"
+          "IMAGE_MISSING",
+          "NODE_MODULE_MISMATCH"
         ]
       },
       "message": {
