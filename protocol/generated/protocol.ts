@@ -87,6 +87,14 @@ export type Job = {
   message: string;
   lastFrame: string | null;
   error?: ErrorInfo;
+  live?: LiveFrame;
+};
+
+export type LiveFrame = {
+  frame: number;
+  samplesDone: number;
+  samplesTotal: number;
+  rendering: number;
 };
 
 export type Dependency = {
@@ -551,6 +559,40 @@ export const SCHEMA_DEFINITIONS: Record<string, unknown> = {
       },
       "error": {
         "$ref": "#/definitions/ErrorInfo"
+      },
+      "live": {
+        "$ref": "#/definitions/LiveFrame",
+        "$comment": "present while a frame renders: that frame's samples (progress and etaSeconds already count them)"
+      }
+    }
+  },
+  "LiveFrame": {
+    "type": "object",
+    "required": [
+      "frame",
+      "samplesDone",
+      "samplesTotal",
+      "rendering"
+    ],
+    "additionalProperties": false,
+    "properties": {
+      "frame": {
+        "type": "integer",
+        "$comment": "the lowest-numbered frame rendering now"
+      },
+      "samplesDone": {
+        "type": "integer",
+        "minimum": 0,
+        "$comment": "as Blender last reported it (Cycles in the background reports every ~30 s)"
+      },
+      "samplesTotal": {
+        "type": "integer",
+        "minimum": 0
+      },
+      "rendering": {
+        "type": "integer",
+        "minimum": 1,
+        "$comment": "frames rendering at once (chunks in parallel), this one included"
       }
     }
   },
