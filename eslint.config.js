@@ -11,6 +11,7 @@ export default tseslint.config(
       'coverage/',
       'protocol/generated/',
       'build/',
+      '.ci/',
     ],
   },
   js.configs.recommended,

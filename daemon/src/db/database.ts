@@ -1,6 +1,7 @@
 // SQLite holds every job, its frames and its stage states. Each state change is committed here
 // before it is acted on or announced, so a restarted daemon knows exactly where every job stands.
 import Database from 'better-sqlite3';
+import { nativeModuleMismatch } from '../util/native-module.js';
 
 export type Db = Database.Database;
 
@@ -89,7 +90,12 @@ const MIGRATIONS: string[] = [
 ];
 
 export function openDatabase(path: string): Db {
-  const db = new Database(path);
+  let db: Db;
+  try {
+    db = new Database(path); // loads the native module on first use
+  } catch (error) {
+    throw nativeModuleMismatch(error, 'better-sqlite3') ?? error;
+  }
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = NORMAL');
   db.pragma('foreign_keys = ON');
