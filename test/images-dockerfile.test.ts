@@ -63,3 +63,17 @@ t.test('BLENDER_VERSION: release, series, refusals', async (t) => {
     t.match(result.out, /BLENDER_VERSION must look like 4\.2 or 4\.2\.3/);
   }
 });
+
+t.test('the runtime renders Eevee headless on every queue and runs a supported Node.js', async (t) => {
+  const runtime = dockerfile.slice(dockerfile.lastIndexOf('\nFROM '));
+  const packages = /apt-get install[^&]*/.exec(runtime)?.[0] ?? '';
+  // CPU queues: Mesa's EGL vendor and llvmpipe (Eevee Next needs OpenGL 4.3, llvmpipe has 4.5).
+  for (const name of ['libegl1', 'libegl-mesa0', 'libgl1-mesa-dri'])
+    t.match(packages, new RegExp(`\\b${name}\\b`), `${name} installed`);
+  // GPU queues: the NVIDIA runtime mounts the driver's EGL only with the graphics capability.
+  t.match(runtime, /NVIDIA_DRIVER_CAPABILITIES=[^\s]*\bgraphics\b/, 'NVIDIA EGL mounted on GPU instances');
+  t.match(runtime, /NVIDIA_DRIVER_CAPABILITIES=[^\s]*\bcompute\b/, 'CUDA/OptiX mounted on GPU instances');
+  const node = /^ARG NODE_IMAGE=node:(\d+)/m.exec(dockerfile);
+  const major = Number(node?.[1]);
+  t.ok(major >= 22 && major % 2 === 0, `the worker's Node.js ${major} is an LTS line still supported`);
+});
