@@ -38,6 +38,14 @@ t.test('frame file names as Blender writes them', async (t) => {
   t.equal(frameFileName('shot_##_v#', 12, '.exr'), 'shot_##_v12.exr', 'the last run of # is the frame');
   t.equal(frameFileName('beauty', 3, '.png'), 'beauty0003.png', 'no # appends four digits');
   t.equal(frameFileName('f_###', 12345, '.jpg'), 'f_12345.jpg');
+  // Patterns from Blender's own frame_path (probe.py) carry the extension, or none with it off.
+  t.equal(frameFileName('####.png', 9, '.png'), '0009.png', "Blender's name for an output folder only");
+  t.equal(frameFileName('noext_####', 9, ''), 'noext_0009', 'File Extensions off');
+  t.equal(
+    frameFileName('shot_##_v2.png', -3, '.png'),
+    'shot_-03_v2.png',
+    'a negative frame as Blender writes it',
+  );
   t.throws(() => jobKeys('../etc'), /bad job id/);
   t.throws(() => jobKeys('j_1').output('../x.png'), /plain file name/);
 });

@@ -62,6 +62,12 @@ t.test('probe with real Blender', { skip: blenderSkip }, async (t) => {
       fileExtension: '.png',
       useFileExtension: true,
       isMovie: false,
+      // Blender's own frame_path: the folder and the file name with the frame as #s.
+      output: {
+        framePath: path.join(project, 'render', 'shot_0005.png'),
+        dir: path.join(project, 'render'),
+        pattern: 'shot_####.png',
+      },
     });
   });
 

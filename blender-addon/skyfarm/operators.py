@@ -19,11 +19,19 @@ def scene_facts(scene):
         frame_start=scene.frame_start,
         frame_end=scene.frame_end,
         frame_step=scene.frame_step,
-        render_filepath=scene.render.filepath,
+        render_filepath=output_path(scene),
         # Timeline markers can bind cameras per frame; the daemon counts those too.
         has_camera=scene.camera is not None or any(marker.camera is not None for marker in scene.timeline_markers),
         is_movie=image_settings.file_format in {"FFMPEG", "AVI_JPEG", "AVI_RAW"},
     )
+
+
+def output_path(scene):
+    """The scene's output path; for a saved file, Blender's own path of its first frame, so the output
+    folder is the one Blender writes to (`//`, `#` in folder names, 4.5+ path templates)."""
+    if not bpy.data.filepath:
+        return scene.render.filepath  # `//` cannot resolve yet: submission says so
+    return scene.render.frame_path(frame=scene.frame_start)
 
 
 def submit_settings(scene, context=None):

@@ -55,6 +55,44 @@ def normalized_abspath(path, library=None):
     return dependencies.normalized_abspath(path, library, keep_trailing_separator=True)
 
 
+def frame_format(frame, width):
+    # How Blender writes a frame number into a file name (`-3` with `####` gives `-0003`).
+    return ("-" if frame < 0 else "") + str(abs(frame)).zfill(width)
+
+
+def output_names(scene):
+    """Where Blender itself writes this scene's frames, from its own `frame_path` (which knows `//`,
+    `#` groups, appended numbers, extensions and 4.5+ path templates): the folder and the file name
+    with the frame number as `#`s. `pattern` is None when the name cannot be written that way."""
+    render = scene.render
+    start = scene.frame_start
+    first = render.frame_path(frame=start)
+    result = {"framePath": first, "dir": os.path.dirname(first), "pattern": None}
+    names = {frame: os.path.basename(render.frame_path(frame=frame)) for frame in (1, 2)}
+    one, two = names[1], names[2]
+    suffix_length = 0
+    while suffix_length < len(one) and one[len(one) - 1 - suffix_length] == two[len(two) - 1 - suffix_length]:
+        suffix_length += 1
+    suffix = one[len(one) - suffix_length :]
+    # The padding: the smallest power of ten whose name grows is one digit wider than it.
+    width = None
+    for digits in range(1, 10):
+        if len(os.path.basename(render.frame_path(frame=10**digits))) > len(one):
+            width = digits
+            break
+    if width is None or width > len(one) - suffix_length:
+        return result
+    prefix = one[: len(one) - suffix_length - width]
+    checks = (1, 2, 12, start, scene.frame_end, -3, 10**width + 7)
+    if "#" in suffix or prefix.endswith("#") or any(
+        prefix + frame_format(frame, width) + suffix != os.path.basename(render.frame_path(frame=frame))
+        for frame in checks
+    ):
+        return result
+    result["pattern"] = prefix + "#" * width + suffix
+    return result
+
+
 def scene_info(scene):
     render = scene.render
     has_marker_camera = any(marker.camera is not None for marker in scene.timeline_markers)
@@ -76,6 +114,7 @@ def scene_info(scene):
         "fileExtension": render.file_extension,
         "useFileExtension": render.use_file_extension,
         "isMovie": render.is_movie_format,
+        "output": output_names(scene),
     }
 
 

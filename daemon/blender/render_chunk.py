@@ -7,7 +7,8 @@
 # for one line of the same JSON plus "blendFile", opens that file and renders; end-of-file (the
 # daemon went away or no longer needs it) ends it quietly with exit code 0.
 #
-# JSON: {"scene": str, "frames": [int], "outputDir": str, "filePattern": "frame_####",
+# JSON: {"scene": str, "frames": [int], "outputDir": str,
+#        "filePattern": "frame_####.png" (the name Blender gives frame ####, from probe.py's output_names),
 #        "remaps": {oldAbsPath: newAbsPath},
 #        "device": "CPU" | "GPU" (optional; GPU enables OptiX, else CUDA, and fails every frame when
 #                  Blender finds neither: a GPU job never falls back to the CPU),
@@ -267,7 +268,13 @@ def main():
         bpy.context.window.scene = scene
     Remapper(args.get("remaps")).apply()
     Remapper.report_missing()
-    scene.render.filepath = os.path.join(args["outputDir"], args.get("filePattern") or "frame_####")
+    # The file name Blender gives each frame (probe.py reads it from Blender's own frame_path) in the
+    # job's folder; frame_path then names every frame. 4.5+ read `{…}` as path templates: the
+    # pattern is already resolved, so its braces (and the folder's) are literal.
+    output_path = os.path.join(args["outputDir"], args.get("filePattern") or "frame_####")
+    if bpy.app.version >= (4, 5, 0):
+        output_path = output_path.replace("{", "{{").replace("}", "}}")
+    scene.render.filepath = output_path
     file_camera = scene.camera
     preview_dir = args.get("previewDir")
     preview_size = int(args.get("previewSize") or 256)

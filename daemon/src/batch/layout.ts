@@ -22,9 +22,15 @@ export interface WorkerJobDocument {
   scene: string;
   frames: number[];
   chunkSize: number;
-  /** Basename with `#` padding (`frame_####`); Blender adds the extension. */
+  /**
+   * Blender's own file name for a frame with the frame number as `#`s (`####.png`, `shot_##_v2.png`;
+   * the daemon's probe reads it from `scene.render.frame_path`).
+   */
   filePattern: string;
-  /** e.g. `.png`, for naming frames that have no marker. */
+  /**
+   * The extension Blender puts on frames (`.png`; '' with File Extensions off). Already part of
+   * filePattern; appended only to a pattern without it (job documents of earlier versions).
+   */
   fileExtension: string;
   /** Key of the manifest (relative path → blob) written by the upload. */
   manifestKey: string;
@@ -145,14 +151,14 @@ export function chunkOfFrame(job: Pick<WorkerJobDocument, 'frames' | 'chunkSize'
 }
 
 /**
- * The file Blender writes for `frame` (as `scene.render.frame_path` does): the last run of `#` is
- * replaced by the zero-padded frame number, or four digits are appended when there is none.
+ * The file Blender writes for `frame` (as `scene.render.frame_path` does): the last group of `#`
+ * becomes the frame number, zero-padded to its width (a negative frame gets a `-` before the padded
+ * digits: `-0003`), or four digits are appended when there is none.
  */
 export function frameFileName(filePattern: string, frame: number, extension: string): string {
   const pattern = filePattern || 'frame_####';
   const match = /#+(?!.*#)/.exec(pattern);
-  const digits = (width: number) =>
-    (frame < 0 ? '-' : '') + String(Math.abs(frame)).padStart(frame < 0 ? width - 1 : width, '0');
+  const digits = (width: number) => (frame < 0 ? '-' : '') + String(Math.abs(frame)).padStart(width, '0');
   const name = match
     ? pattern.slice(0, match.index) + digits(match[0].length) + pattern.slice(match.index + match[0].length)
     : pattern + digits(4);

@@ -15,7 +15,7 @@ import type { Notify } from '../notify.js';
 import { parseFrameSpec } from '../render/frames.js';
 import type { ProbeResult } from '../render/blender.js';
 import { assertBlendFile } from './validate-blend.js';
-import { ensureWritableDir, resolveSceneOutput } from './output-dir.js';
+import { ensureWritableDir, sceneOutput } from './output-dir.js';
 import { FINISHED_STATES, type JobRepo } from './job-repo.js';
 import type { JobLogs } from './job-log.js';
 import type { JobSpec } from './job-spec.js';
@@ -93,8 +93,8 @@ export class JobService {
       }
       const frames =
         explicitFrames ?? parseFrameSpec(`${scene.frameStart}-${scene.frameEnd}x${scene.frameStep}`);
-      const sceneOutput = resolveSceneOutput(scene.outputPath, sourceBlendFile);
-      const outputDir = params.output ? resolve(params.output) : sceneOutput.dir;
+      const output = sceneOutput(scene, blendFile, sourceBlendFile);
+      const outputDir = params.output ? resolve(params.output) : output.dir;
       await ensureWritableDir(outputDir);
 
       const dependencies = params.dependencies ?? probe.dependencies;
@@ -123,8 +123,9 @@ export class JobService {
           ? awsChunkSize(frames.length, params.chunkSize ?? DEFAULT_LOCAL_CHUNK_SIZE)
           : (params.chunkSize ?? DEFAULT_LOCAL_CHUNK_SIZE),
         outputDir,
-        filePattern: sceneOutput.pattern,
-        fileExtension: scene.fileExtension,
+        filePattern: output.pattern,
+        // The pattern is Blender's whole name; the extension is for readers of older job documents.
+        fileExtension: scene.useFileExtension ? scene.fileExtension : '',
         dependencies,
         ...(params.aws ? { aws: params.aws } : {}),
       };

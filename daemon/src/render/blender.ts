@@ -302,6 +302,14 @@ export interface ProbeScene {
   useFileExtension: boolean;
   /** Movie formats write one file and cannot be split into chunks. */
   isMovie: boolean;
+  /** Where Blender itself writes the frames (probe.py output_names, from scene.render.frame_path). */
+  output: {
+    /** Blender's path for frameStart; relative when the output path is (a plain `render/`). */
+    framePath: string;
+    dir: string;
+    /** Blender's file name with the frame number as `#`s (`####.png`); null when it cannot be written so. */
+    pattern: string | null;
+  };
 }
 
 export interface ProbeDependency {
@@ -433,7 +441,7 @@ export interface RenderChunkOptions {
   scene: string;
   frames: number[];
   outputDir: string;
-  /** Basename with `#` padding, e.g. `frame_####`; Blender adds the extension. */
+  /** Blender's file name for a frame with the frame as `#`s (`frame_####.png`; probe's output.pattern). */
   filePattern: string;
   /** Absolute paths on the submitting machine → where the files are now. */
   remaps?: Record<string, string>;
@@ -479,6 +487,7 @@ export const PARTIAL_FRAME_PREFIX = '.skyfarm-tmp-';
 /** JSON arguments larger than this go through a file: Linux limits one argument to 128 KiB. */
 const INLINE_ARGS_LIMIT = 64 * 1024;
 
+/** A frame file name pattern (Blender's name with the frame as `#`s) must stay inside its folder. */
 export function assertFilePattern(filePattern: string): void {
   if (
     !filePattern ||
@@ -490,7 +499,7 @@ export function assertFilePattern(filePattern: string): void {
   ) {
     throw new SkyfarmError(
       'BAD_ARGUMENT',
-      `file pattern "${filePattern}" must be a plain file name like frame_####`,
+      `the frame file name "${filePattern}" must be a plain file name (like frame_####.png), without a folder`,
     );
   }
 }

@@ -7,9 +7,12 @@
 // sequence, UDIM tile or cache file changes it). Linked libraries are
 // dependencies, and so are the files they use: changing one re-probes. A file modified within
 // RACY_WINDOW of the probe is not remembered (its next write could keep the same coarse mtime).
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
+import path from 'node:path';
 import type { Db } from '../db/database.js';
-import type { ProbeResult, probeBlend } from './blender.js';
+import { blenderScript, type ProbeResult, type probeBlend } from './blender.js';
 
 type Probe = typeof probeBlend;
 
@@ -30,6 +33,18 @@ async function identity(path: string): Promise<{ id: Identity; mtimeNs: bigint |
   }
 }
 
+let scriptsId: string | undefined;
+
+/** probe.py and the dependencies.py it loads, hashed: what a new version of them reads is probed anew. */
+function probeScriptsId(): string {
+  if (scriptsId) return scriptsId;
+  const probe = blenderScript('probe.py');
+  const hash = createHash('sha256').update(readFileSync(probe));
+  const shared = path.join(path.dirname(probe), '..', '..', 'blender-addon', 'skyfarm', 'dependencies.py');
+  if (existsSync(shared)) hash.update(readFileSync(shared));
+  return (scriptsId = hash.digest('hex').slice(0, 16));
+}
+
 interface Row {
   result: string;
   checks: string;
@@ -46,7 +61,7 @@ export class ProbeCache {
   constructor(private readonly db: Db) {}
 
   private static key(blender: Identity, blenderPath: string, file: string, scene: string | undefined) {
-    return JSON.stringify([file, scene ?? null, blenderPath, blender]);
+    return JSON.stringify([file, scene ?? null, blenderPath, blender, probeScriptsId()]);
   }
 
   /** The remembered result while every file it was read from is unchanged, else undefined. */
