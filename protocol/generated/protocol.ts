@@ -44,7 +44,8 @@ export const ERROR_CODES = {
   "CANCELED": "The operation was canceled.",
   "INTERNAL": "An unexpected error inside the daemon.",
   "IMAGE_MISSING": "The farm has no worker image for that Blender version (build it with skyfarm images build).",
-  "NODE_MODULE_MISMATCH": "A native module was built for another Node.js version (rebuild it for this one)."
+  "NODE_MODULE_MISMATCH": "A native module was built for another Node.js version (rebuild it for this one).",
+  "BLEND_TOO_NEW": "The .blend was saved by a newer Blender than the one that would open it."
 } as const;
 export type ErrorCode = keyof typeof ERROR_CODES;
 
@@ -1093,7 +1094,8 @@ export const SCHEMA_DEFINITIONS: Record<string, unknown> = {
           "CANCELED",
           "INTERNAL",
           "IMAGE_MISSING",
-          "NODE_MODULE_MISMATCH"
+          "NODE_MODULE_MISMATCH",
+          "BLEND_TOO_NEW"
         ]
       },
       "message": {
