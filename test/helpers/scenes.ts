@@ -53,6 +53,7 @@ export interface SceneOptions {
   textures?: SceneTexture[];
   /** Write a library .blend at this path (absolute or relative to `dir`) and link an object from it. */
   library?: string;
+  /** `BLENDER_EEVEE` means Eevee in every Blender (4.2 to 4.x call it `BLENDER_EEVEE_NEXT`). */
   engine?: 'CYCLES' | 'BLENDER_EEVEE';
   /** scene.render.filepath (default `//render/frame_####`). */
   outputPath?: string;
@@ -81,13 +82,20 @@ for extra in args["extraScenes"]:
 render = scene.render
 render.resolution_x, render.resolution_y, render.resolution_percentage = 64, 36, 100
 scene.frame_start, scene.frame_end, scene.frame_current = start, end, start
-render.engine = args["engine"]
+try:
+    render.engine = args["engine"]
+except TypeError:
+    if args["engine"] != "BLENDER_EEVEE":
+        raise
+    render.engine = "BLENDER_EEVEE_NEXT"  # Eevee's name in 4.2 to 4.x (3.x and 5.x: BLENDER_EEVEE)
 scene.cycles.device = "CPU"
 scene.cycles.samples = args["samples"]
 scene.cycles.use_adaptive_sampling = False  # exactly "samples" samples: render time follows it
 scene.cycles.use_denoising = False  # Debian's Blender is built without OpenImageDenoise
 scene.eevee.taa_render_samples = args["samples"]
 render.filepath = args["outputPath"]
+if args["fileFormat"] == "FFMPEG" and hasattr(render.image_settings, "media_type"):
+    render.image_settings.media_type = "VIDEO"  # 5.x lists FFMPEG only among video formats
 render.image_settings.file_format = args["fileFormat"]
 
 cube = bpy.data.objects["Cube"]
@@ -100,13 +108,13 @@ camera = bpy.data.objects["Camera"]
 if not args["camera"]:
     bpy.data.objects.remove(camera)
 elif args["failFirstFrame"]:
-    scene.camera = None
     marker = scene.timeline_markers.new("camera", frame=start + 1)
     marker.camera = camera
     camera.hide_render = True
     camera.keyframe_insert("hide_render", frame=start)
     camera.hide_render = False
     camera.keyframe_insert("hide_render", frame=start + 1)
+    scene.camera = None  # after the marker: 4.x+ make a marker's new camera the scene's camera
 
 os.makedirs(os.path.dirname(blend_path), exist_ok=True)
 bpy.ops.wm.save_as_mainfile(filepath=blend_path)  # relative paths below need the file's folder
