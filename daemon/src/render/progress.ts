@@ -1,8 +1,16 @@
-// A pure parser of Blender's console output (3.4 and 4.x print the same formats) and of the marker
-// lines that daemon/blender/*.py print. One line in, at most one event out; callers keep state.
+// A pure parser of Blender's console output and of the marker lines that daemon/blender/*.py print.
+// One line in, at most one event out; callers keep state. Two formats (fixtures of each version in
+// test/fixtures/blender-logs/<version>/):
+// - 3.4 to 4.x print plain lines: `Fra:1 Mem:9.40M (Peak 10.83M) | Time:00:00.05 | … | Sample 1/4`,
+//   `Error: …`, `Warning: …`, `Saved: '…'`.
+// - 5.x prints most of them through its log: `00:00.425  render           | Fra: 1 | Mem: 4M | Sample 1/32`,
+//   `00:00.359  reports          | ERROR Failed to read …` (time since start, the log category
+//   padded, the level unless it is INFO). Render status lines need `--log render` there
+//   (renderLogArgs in blender.ts) except for `-f`/`-a`. Python's own output (tracebacks, and
+//   reports of operators called from Python: `Error: …`) keeps the plain format.
 
 export type BlenderEvent =
-  /** Blender's render status line `Fra:12 Mem:… | Time:00:01.23 | … | <status>`. */
+  /** Blender's render status line `Fra:12 Mem:… | Time:00:01.23 | … | <status>` (5.x: no Time). */
   | { type: 'frame'; frame: number; elapsedSeconds: number | null; status: string }
   /** Cycles `… | Sample 5/16` or Eevee `… | Rendering 3 / 16 samples` (both on a `Fra:` line). */
   | { type: 'samples'; frame: number | null; done: number; total: number; engine: 'cycles' | 'eevee' }
@@ -10,9 +18,12 @@ export type BlenderEvent =
   | { type: 'saved'; path: string }
   /** ` Time: 00:01.23 (Saving: 00:00.34)` after a frame Blender wrote itself. */
   | { type: 'time'; seconds: number; savingSeconds: number | null }
-  /** `Error: …` from Blender, or the last line of a Python traceback (`RuntimeError: …`). */
+  /**
+   * `Error: …` (5.x: `… | ERROR …` or `FATAL …`) from Blender, or the last line of a Python
+   * traceback (`RuntimeError: …`).
+   */
   | { type: 'error'; source: 'blender' | 'python'; message: string }
-  /** `Warning: …` from Blender. */
+  /** `Warning: …` (5.x: `… | WARNING …`) from Blender, or a Python warning (`file.py:3: UserWarning: …`). */
   | { type: 'warning'; message: string }
   /** `Traceback (most recent call last):`, possibly prefixed `Error: Python: ` by Blender. */
   | { type: 'traceback' }
@@ -29,6 +40,12 @@ export type BlenderEvent =
   | { type: 'probe'; data: unknown };
 
 const STATUS_LINE = /^Fra:(-?\d+) Mem:\S+ \(Peak [^)]*\)(.*)$/;
+/** 5.x: `Fra: 1 | Remaining: 00:01.50 | Mem: 4M | Sample 1/32` (the log prefix removed). */
+const LOG_STATUS_LINE = /^Fra: (-?\d+)((?: \|.*)?)$/;
+/** 5.x log line: `[HH:]MM:SS.mmm  [<memory>M  ]<category padded to 16> | [FATAL |ERROR |WARNING ]<message>`. */
+const LOG_LINE =
+  /^(?:\d+:)?\d{2}:\d{2}\.\d{3}\s+(?:\d+M\s+)?[A-Za-z_][\w.-]*\s+\| (?:(FATAL|ERROR|WARNING) )?(.*)$/;
+const PYTHON_WARNING = /^\S.*:\d+: ([A-Za-z_]\w*Warning): (.*)$/;
 const CYCLES_SAMPLES = /\bSample (\d+)\/(\d+)\b/;
 const EEVEE_SAMPLES = /\bRendering (\d+) \/ (\d+) samples\b/;
 const SAVED = /^Saved: '(.*)'\s*$/;
@@ -48,6 +65,7 @@ export function parseBlenderTimecode(text: string): number | null {
 
 function parseStatusLine(frame: number, rest: string): BlenderEvent {
   // rest: ` | Time:00:00.10 | Remaining:00:00.01 | Mem:0.84M, Peak:0.84M | Scene, ViewLayer | Sample 1/4`
+  // (5.x: ` | Remaining: 00:00.01 | Mem: 1M | Sample 1/4`)
   const fields = rest
     .split(' | ')
     .map((field) => field.trim().replace(/^\|\s*/, ''))
@@ -93,6 +111,37 @@ function parseMarker(kind: string, rest: string): BlenderEvent | null {
   }
 }
 
+/** A 5.x log line's message, by its level. */
+function parseLogMessage(level: string | undefined, message: string): BlenderEvent | null {
+  const text = message.trim();
+  if (level === 'ERROR' || level === 'FATAL') {
+    if (/^(?:Python: )?Traceback \(most recent call last\):/.test(text)) return { type: 'traceback' };
+    return { type: 'error', source: 'blender', message: text };
+  }
+  if (level === 'WARNING') return { type: 'warning', message: text };
+  const status = LOG_STATUS_LINE.exec(text);
+  if (status) return parseStatusLine(Number(status[1]), status[2]!);
+  const saved = SAVED.exec(text);
+  if (saved) return { type: 'saved', path: saved[1]! };
+  return parseTime(text);
+}
+
+function parseTime(text: string): BlenderEvent | null {
+  const time = TIME.exec(text);
+  if (!time) return null;
+  const seconds = parseBlenderTimecode(time[1]!);
+  if (seconds === null) return null;
+  return { type: 'time', seconds, savingSeconds: time[2] ? parseBlenderTimecode(time[2]) : null };
+}
+
+/**
+ * The text of an error event as one line for a failure message (`Error: …` for Blender's own, as
+ * 3.4 prints it; the exception line for Python's), without 5.x's log prefix.
+ */
+export function blenderErrorText(event: Extract<BlenderEvent, { type: 'error' }>): string {
+  return event.source === 'blender' ? `Error: ${event.message}` : event.message;
+}
+
 /** Parses one line of Blender output (without its newline); null for lines that carry nothing. */
 export function parseBlenderLine(line: string): BlenderEvent | null {
   const text = line.replace(/\r$/, '');
@@ -100,20 +149,19 @@ export function parseBlenderLine(line: string): BlenderEvent | null {
   if (marker) return parseMarker(marker[1]!, marker[2] ?? '');
   const status = STATUS_LINE.exec(text);
   if (status) return parseStatusLine(Number(status[1]), status[2]!);
+  const logged = LOG_LINE.exec(text);
+  if (logged) return parseLogMessage(logged[1], logged[2]!);
   const saved = SAVED.exec(text);
   if (saved) return { type: 'saved', path: saved[1]! };
-  const time = TIME.exec(text);
-  if (time) {
-    const seconds = parseBlenderTimecode(time[1]!);
-    if (seconds !== null) {
-      return { type: 'time', seconds, savingSeconds: time[2] ? parseBlenderTimecode(time[2]) : null };
-    }
-  }
+  const time = parseTime(text);
+  if (time) return time;
   if (TRACEBACK.test(text)) return { type: 'traceback' };
   if (text.startsWith('Error: ')) return { type: 'error', source: 'blender', message: text.slice(7).trim() };
   if (text.startsWith('Warning: ')) return { type: 'warning', message: text.slice(9).trim() };
   const exception = PYTHON_EXCEPTION.exec(text);
   if (exception) return { type: 'error', source: 'python', message: text.trim() };
+  const pythonWarning = PYTHON_WARNING.exec(text);
+  if (pythonWarning) return { type: 'warning', message: `${pythonWarning[1]!}: ${pythonWarning[2]!.trim()}` };
   const crash = CRASH.exec(text);
   if (crash) return { type: 'crash', reportPath: crash[1]! };
   if (text === 'Blender quit') return { type: 'quit' };
