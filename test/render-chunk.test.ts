@@ -75,9 +75,17 @@ t.test('renderChunk with real Blender', { skip: blenderSkip }, async (t) => {
       files,
       'frameDone names the final files',
     );
-    t.ok(
-      first.events.some((event) => event.type === 'samples' && event.done === event.total),
-      'sample progress streamed',
+    // 5.x prints these only with `--log render` (renderLogArgs): every version must stream them.
+    t.same(
+      first.events.flatMap((event) =>
+        event.type === 'samples' && event.done === event.total ? [[event.frame, event.total]] : [],
+      ),
+      [
+        [1, 4],
+        [2, 4],
+        [3, 4],
+      ],
+      'sample progress streamed: every frame reaches its 4th sample',
     );
     t.ok(first.lines.length > 20, 'raw lines streamed');
 

@@ -66,6 +66,13 @@ def normalized_abspath(path, library=None):
     return os.path.normpath(bpy.path.abspath(path, library=library)) if path else ""
 
 
+def all_strips(editor):
+    """Every strip, meta strips' content too: `strips_all` since 4.4, `sequences_all` until 4.5
+    (gone in 5.0)."""
+    strips = getattr(editor, "strips_all", None)
+    return editor.sequences_all if strips is None else strips
+
+
 class Remapper:
     """Maps absolute paths from the submitting machine to where the copy stage put the files.
 
@@ -154,7 +161,7 @@ class Remapper:
         for scene in bpy.data.scenes:
             if scene.sequence_editor is None:
                 continue
-            for strip in scene.sequence_editor.sequences_all:
+            for strip in all_strips(scene.sequence_editor):
                 if strip.type == "IMAGE":
                     new_dir = self.target(strip.directory, scene.library)
                     if new_dir:

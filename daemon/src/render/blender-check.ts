@@ -4,7 +4,13 @@
 // then starts no Blender before rendering). An upgraded or replaced Blender is a new file: checked.
 import { stat } from 'node:fs/promises';
 import type { Db } from '../db/database.js';
-import { findBlender, resolveExecutable, type BlenderInstall, type BlenderVersion } from './blender.js';
+import {
+  findBlender,
+  rememberBlenderVersion,
+  resolveExecutable,
+  type BlenderInstall,
+  type BlenderVersion,
+} from './blender.js';
 
 async function binaryIdentity(file: string): Promise<string | null> {
   try {
@@ -34,7 +40,10 @@ export function rememberedFindBlender(
       const known = row
         ? (JSON.parse(row.value) as { identity: string; version: BlenderVersion })
         : undefined;
-      if (known?.identity === before) return { path: executable, version: known.version };
+      if (known?.identity === before) {
+        rememberBlenderVersion(executable, known.version); // renders pick their flags by it
+        return { path: executable, version: known.version };
+      }
     }
     const found = await find(env);
     if (found.path === executable && before && (await binaryIdentity(found.path)) === before) {

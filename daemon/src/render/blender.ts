@@ -9,7 +9,7 @@ import path from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 import { fileURLToPath } from 'node:url';
 import { SkyfarmError } from '../errors.js';
-import { parseBlenderLine, type BlenderEvent } from './progress.js';
+import { blenderErrorText, parseBlenderLine, type BlenderEvent } from './progress.js';
 import type { WarmBlender } from './warm-blender.js';
 
 export type BlenderVersion = [number, number, number];
@@ -125,7 +125,34 @@ export async function findBlender(env: NodeJS.ProcessEnv = process.env): Promise
         `or newer. ${INSTALL_HINT}`,
     );
   }
+  rememberBlenderVersion(executable, found);
   return { path: executable, version: found };
+}
+
+// ---------------------------------------------------------------------------------------------
+// What a render needs to say how far it is, per Blender version
+
+/** The version each Blender executable answered (findBlender, or the daemon's remembered check). */
+const knownVersions = new Map<string, BlenderVersion>();
+
+export function rememberBlenderVersion(executable: string, version: BlenderVersion): void {
+  knownVersions.set(executable, version);
+}
+
+/** The version `executable` answered in this process, if it was asked. */
+export function knownBlenderVersion(executable: string): BlenderVersion | undefined {
+  return knownVersions.get(executable);
+}
+
+/**
+ * The flags that make Blender print its render status lines (frame, Cycles/Eevee samples) during a
+ * render started from Python (render_chunk.py). 5.0 moved them into its log, category `render`,
+ * which only `-f`/`-a` turn on by themselves: `--log render`. 3.4 and 4.x print them anyway, and
+ * `--log render` changes nothing there (compared on 3.4.1 and 4.3.2), so they do without it. A
+ * version not known (yet) gets it: harmless before 5.0, needed after.
+ */
+export function renderLogArgs(version: BlenderVersion | undefined): string[] {
+  return version !== undefined && version[0] < 5 ? [] : ['--log', 'render'];
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -218,7 +245,7 @@ export function runBlender(blender: string, args: string[], options: RunOptions 
     const handleLine = (line: string, stream: 'stdout' | 'stderr') => {
       pushBounded(result.tail, line, TAIL_LINES);
       const event = parseBlenderLine(line);
-      if (event?.type === 'error') pushBounded(result.errors, line.trim(), ERROR_LINES);
+      if (event?.type === 'error') pushBounded(result.errors, blenderErrorText(event), ERROR_LINES);
       options.onLine?.(line, stream);
     };
     for (const stream of ['stdout', 'stderr'] as const) {
@@ -504,10 +531,19 @@ export function assertFilePattern(filePattern: string): void {
   }
 }
 
-/** The command line that runs render_chunk.py; `scriptArg` is the JSON or `@file` holding it. */
-export function renderChunkArgs(blendFile: string, scriptArg: string, threads?: number): string[] {
+/**
+ * The command line that runs render_chunk.py; `scriptArg` is the JSON or `@file` holding it,
+ * `version` Blender's (which log flags it needs: renderLogArgs).
+ */
+export function renderChunkArgs(
+  blendFile: string,
+  scriptArg: string,
+  threads?: number,
+  version?: BlenderVersion,
+): string[] {
   return [
     '-b',
+    ...renderLogArgs(version),
     '--python-exit-code',
     '1',
     blendFile,
@@ -582,7 +618,7 @@ export async function renderChunk(opts: RenderChunkOptions): Promise<RenderChunk
         failed.set(event.frame, event.message);
         break;
       case 'error':
-        pushBounded(frameErrors, line.trim(), ERROR_LINES);
+        pushBounded(frameErrors, blenderErrorText(event), ERROR_LINES);
         break;
       case 'crash':
         pushBounded(frameErrors, `Blender crashed (report: ${event.reportPath})`, ERROR_LINES);
@@ -596,7 +632,12 @@ export async function renderChunk(opts: RenderChunkOptions): Promise<RenderChunk
   try {
     run = await runBlender(
       opts.blender,
-      renderChunkArgs(path.resolve(opts.blendFile), scriptArg, opts.threads),
+      renderChunkArgs(
+        path.resolve(opts.blendFile),
+        scriptArg,
+        opts.threads,
+        knownBlenderVersion(opts.blender),
+      ),
       {
         cwd: opts.cwd,
         env: opts.env,

@@ -5,16 +5,18 @@
 // `idleMs`. If the daemon dies, Blender reads end-of-file and exits by itself.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { blenderScript } from './blender.js';
+import { blenderScript, knownBlenderVersion, renderLogArgs, type BlenderVersion } from './blender.js';
 
 /**
  * The command line of a Blender that waits for its chunk on stdin. `mark` (unused by the script)
  * names this Blender in its command line, as a cold one is named by its .blend's path: a restarted
- * daemon checks it before killing a recorded pid (pids get reused).
+ * daemon checks it before killing a recorded pid (pids get reused). `version`: Blender's (its log
+ * flags, as for a cold render).
  */
-export function warmRenderArgs(mark: string): string[] {
+export function warmRenderArgs(mark: string, version?: BlenderVersion): string[] {
   return [
     '-b',
+    ...renderLogArgs(version),
     '--python-exit-code',
     '1',
     '--python',
@@ -59,7 +61,7 @@ export class WarmBlender {
     const mark = `skyfarm-warm-${randomBytes(8).toString('hex')}`;
     let child: ChildProcess;
     try {
-      child = spawn(blender, warmRenderArgs(mark), {
+      child = spawn(blender, warmRenderArgs(mark, knownBlenderVersion(blender)), {
         env: this.options.env?.() ?? process.env,
         detached: true,
         stdio: ['pipe', 'pipe', 'pipe'],
