@@ -246,6 +246,44 @@ t.test('renderChunk with real Blender', { skip: blenderSkip }, async (t) => {
     t.ok(remapped.equals(original), 'with remaps the picture is the original one');
   });
 
+  t.test('an image strip whose folder moved is found through a folder remap', async (t) => {
+    const dir = t.testdir({ project: {}, moved: {} });
+    const plates = path.join(dir, 'plates ü');
+    const blendFile = await makeScene(path.join(dir, 'project'), {
+      frames: [1, 1],
+      imageStrip: path.join(plates, 'plate 1.png'),
+    });
+    const render = async (name: string, remaps?: Record<string, string>) => {
+      const { lines, ...events } = recorder();
+      const result = await renderChunk({
+        blender,
+        blendFile,
+        scene: 'Scene',
+        frames: [1],
+        outputDir: path.join(dir, name),
+        filePattern: 'frame_####',
+        remaps,
+        ...events,
+        onLine: (line) => lines.push(line),
+      });
+      t.same(result.done, [1], `${name} rendered`);
+      return { pixels: (await readPng(path.join(dir, name, 'frame_0001.png'))).pixels, lines };
+    };
+    const original = await render('original');
+    const moved = path.join(dir, 'moved', 'plates');
+    await rename(plates, moved);
+    const without = await render('without');
+    t.notOk(without.pixels.equals(original.pixels), 'without its image the strip renders differently');
+    const remapped = await render('remapped', { [plates]: moved });
+    t.ok(remapped.pixels.equals(original.pixels), 'with the remap the picture is the original one');
+    t.ok(
+      remapped.lines.some(
+        (line) => line.startsWith(`SKYFARM_REMAP ${plates}`) && line.endsWith(`-> ${moved}/`),
+      ),
+      'the strip folder remap is logged',
+    );
+  });
+
   t.test('abort kills Blender and everything it started', async (t) => {
     const dir = t.testdir();
     const blendFile = await makeScene(dir, { frames: [1, 3], samples: 1_000_000 });

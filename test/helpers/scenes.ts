@@ -65,6 +65,11 @@ export interface SceneOptions {
   fileFormat?: 'PNG' | 'JPEG' | 'OPEN_EXR' | 'FFMPEG';
   /** Render samples (default 4). */
   samples?: number;
+  /**
+   * A 64×36 PNG written at this path (absolute, or relative to `dir`; stored absolute) and shown by an
+   * image strip in the sequencer over every frame: the render is then that picture.
+   */
+  imageStrip?: string;
 }
 
 // Runs in `blender -b --factory-startup` (Cube, Camera, Light) with the JSON options after `--`.
@@ -159,6 +164,22 @@ if args["library"]:
     for linked in target.objects:
         scene.collection.objects.link(linked)
 
+if args["imageStrip"]:
+    strip_path = args["imageStrip"]
+    os.makedirs(os.path.dirname(strip_path), exist_ok=True)
+    plate = bpy.data.images.new("plate_pixels", 64, 36)
+    plate.pixels = [((i // 4) % 64) / 64 if i % 4 < 3 else 1.0 for i in range(64 * 36 * 4)]  # a gradient
+    plate.filepath_raw = strip_path
+    plate.file_format = "PNG"
+    plate.save()
+    bpy.data.images.remove(plate)
+    editor = scene.sequence_editor_create()
+    strips = getattr(editor, "strips", None)  # 4.4+; 5.0 removed the old name
+    strips = editor.sequences if strips is None else strips
+    strip = strips.new_image("Plate", strip_path, 1, start)
+    strip.frame_final_duration = end - start + 1
+    render.use_sequencer = True
+
 bpy.ops.wm.save_mainfile()
 print("SKYFARM_SCENE_SAVED", blend_path)
 `;
@@ -183,6 +204,7 @@ export async function makeScene(dir: string, opts: SceneOptions = {}): Promise<s
     extraScenes: opts.extraScenes ?? [],
     fileFormat: opts.fileFormat ?? 'PNG',
     samples: opts.samples ?? 4,
+    imageStrip: opts.imageStrip ? path.resolve(dir, opts.imageStrip) : null,
   };
   try {
     const { stdout } = await execFileAsync(
