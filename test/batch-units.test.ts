@@ -1,6 +1,6 @@
 // Pure pieces of the AWS pipeline: chunking within Batch's 10,000-child limit, frame file names as
 // Blender writes them, queue choice (GPU never silently replaced), stack outputs → farm, Batch status
-// → stage/chunk counts/ETA, the worker's configuration, and the fake EventBridge matcher.
+// → stage/chunk counts, the worker's configuration, and the fake EventBridge matcher.
 import t from 'tap';
 import {
   chunkOfFrame,
@@ -11,13 +11,7 @@ import {
   MAX_ARRAY_CHILDREN,
 } from '../daemon/src/batch/layout.js';
 import { farmFromNames, farmFromStackOutputs, renderQueue } from '../daemon/src/batch/farm.js';
-import {
-  chunkCounts,
-  estimateEta,
-  failureReason,
-  runnableExplanation,
-  stageState,
-} from '../daemon/src/batch/status.js';
+import { chunkCounts, failureReason, runnableExplanation, stageState } from '../daemon/src/batch/status.js';
 import type { BatchJobInfo } from '../daemon/src/batch/batch-api.js';
 import { readConfig } from '../infra/worker/config.js';
 import { matchesPattern, transformInput } from './fakes/batch/events.js';
@@ -86,7 +80,7 @@ t.test(
   },
 );
 
-t.test('Batch status → stages, chunk counts, ETA, reasons', async (t) => {
+t.test('Batch status → stages, chunk counts, reasons', async (t) => {
   const info = (fields: Partial<BatchJobInfo>): BatchJobInfo => ({
     jobId: 'x',
     name: 'n',
@@ -101,8 +95,6 @@ t.test('Batch status → stages, chunk counts, ETA, reasons', async (t) => {
   t.equal(stageState(info({ status: 'RUNNABLE' })), 'pending');
   t.equal(stageState(info({ status: 'SUCCEEDED' })), 'done');
   t.same(chunkCounts(info({ status: 'RUNNING' }), 1), { queued: 0, running: 1, done: 0, failed: 0 });
-  t.equal(estimateEta([10, 20], 6, 3), 30, '6 frames × 15 s over 3 chunks');
-  t.equal(estimateEta([], 6, 3), null);
   t.equal(
     failureReason(
       info({

@@ -1,7 +1,9 @@
 // render: renders this child's chunk of frames with overwrite off (a retried chunk skips the frames a
 // previous attempt finished), with the job's path remaps and, for GPU jobs, OptiX else CUDA (never a
 // silent CPU fallback). Each finished or failed frame leaves a marker, and each finished frame a small
-// preview, under jobs/<jobId>/progress/ for the daemon to follow. Exits non-zero when a frame failed.
+// preview, under jobs/<jobId>/progress/ for the daemon to follow; while a frame renders, the chunk's
+// samples and rate go to progress/live/<chunk>.json at most every few seconds. Exits non-zero when a
+// frame failed.
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { basename, join } from 'node:path';
@@ -9,10 +11,12 @@ import {
   chunksOf,
   efsPaths,
   jobKeys,
+  type ChunkLive,
   type FrameMarker,
   type WorkerJobDocument,
 } from '../../daemon/src/batch/layout.js';
 import { findBlender, renderChunk } from '../../daemon/src/render/blender.js';
+import { FrameTracker } from '../../daemon/src/jobs/estimate.js';
 import { loadJob } from './copy.js';
 import type { WorkerContext } from './context.js';
 
@@ -22,6 +26,66 @@ export interface RenderOutcome {
   done: number[];
   skipped: number[];
   failed: Array<{ frame: number; message: string }>;
+}
+
+/** A chunk's live report is written at most this often (the first samples of a frame at once). */
+export const LIVE_INTERVAL_MS = 5_000;
+
+/**
+ * Writes a chunk's live report: at most every `intervalMs` (or at once when urgent), one write at a
+ * time, the newest state winning. Failed writes are logged; progress is a nicety, frames are not.
+ */
+export class LiveReporter {
+  private timer: NodeJS.Timeout | undefined;
+  private writing: Promise<void> | undefined;
+  private lastWrite = -Infinity;
+  private pending = false;
+  private urgent = false;
+  private stopped = false;
+
+  constructor(
+    private readonly write: () => Promise<void>,
+    private readonly log: (line: string) => void,
+    private readonly intervalMs = LIVE_INTERVAL_MS,
+  ) {}
+
+  changed(urgent: boolean): void {
+    if (this.stopped) return;
+    this.pending = true;
+    this.urgent ||= urgent;
+    if (this.writing) return; // the write in flight looks again when it ends
+    const wait = this.urgent ? 0 : Math.max(0, this.lastWrite + this.intervalMs - performance.now());
+    if (wait === 0) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+      this.flush();
+    } else {
+      this.timer ??= setTimeout(() => {
+        this.timer = undefined;
+        this.flush();
+      }, wait);
+    }
+  }
+
+  private flush(): void {
+    if (!this.pending || this.stopped) return;
+    this.pending = false;
+    this.urgent = false;
+    this.lastWrite = performance.now();
+    this.writing = this.write()
+      .catch((error: unknown) => this.log(`render: live progress upload failed: ${(error as Error).message}`))
+      .finally(() => {
+        this.writing = undefined;
+        if (this.pending) this.changed(false);
+      });
+  }
+
+  /** No more writes; resolves when the one in flight has ended. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    await this.writing;
+  }
 }
 
 export function chunkForIndex(
@@ -88,6 +152,15 @@ export async function renderStage(ctx: WorkerContext): Promise<RenderOutcome> {
     enqueue(() => ctx.bucket.putJson(keys.frame(frame), marker(frame, { state: 'failed', message })));
   };
 
+  // The frame Blender renders now and its samples, for the daemon's in-frame progress and ETA.
+  const tracker = new FrameTracker();
+  const live = new LiveReporter(async () => {
+    const report = tracker.report(performance.now());
+    if (!report) return; // between frames: the frame's marker says the rest
+    const doc: ChunkLive = { version: 1, chunk: index, attempt, at: new Date().toISOString(), ...report };
+    await ctx.bucket.putJson(keys.live(index), doc);
+  }, ctx.log);
+
   const failedFrames = new Set<number>();
   try {
     const project = join(paths.project, ...manifest.blend.split('/'));
@@ -125,9 +198,20 @@ export async function renderStage(ctx: WorkerContext): Promise<RenderOutcome> {
       env,
       onLine: (line) => ctx.log(line),
       onEvent: (event) => {
-        if (event.type === 'frameDone') finished(event.frame, event.path, event.seconds);
-        else if (event.type === 'frameSkipped') finished(event.frame, event.path, undefined);
-        else if (event.type === 'frameFailed') {
+        if (event.type === 'frameStart') tracker.start(event.frame, performance.now());
+        else if (event.type === 'samples') {
+          if (event.frame !== null && event.frame !== tracker.frame) return;
+          const seen = tracker.samples(event.done, event.total, performance.now());
+          // The first samples with a rate give the daemon its first ETA: written at once.
+          if (seen !== 'ignored') live.changed(seen === 'first-rate');
+        } else if (event.type === 'frameDone') {
+          tracker.end();
+          finished(event.frame, event.path, event.seconds);
+        } else if (event.type === 'frameSkipped') {
+          tracker.end();
+          finished(event.frame, event.path, undefined);
+        } else if (event.type === 'frameFailed') {
+          tracker.end();
           failedFrames.add(event.frame);
           lost(event.frame, event.message);
         }
@@ -149,6 +233,7 @@ export async function renderStage(ctx: WorkerContext): Promise<RenderOutcome> {
     outcome.failed = frames.map((frame) => ({ frame, message }));
     for (const frame of frames) lost(frame, message);
   }
+  await live.stop();
   await uploads;
   if (uploadError && outcome.failed.length === 0) throw uploadError;
   ctx.log(

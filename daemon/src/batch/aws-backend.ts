@@ -13,6 +13,7 @@ import type { Job, JobState, Stages, StageState } from '../../../protocol/genera
 import { SkyfarmError, toErrorInfo } from '../errors.js';
 import type { Notify } from '../notify.js';
 import { FINISHED_STATES, type JobRepo } from '../jobs/job-repo.js';
+import { estimateJob, inFlightFromReport } from '../jobs/estimate.js';
 import type { JobLogs } from '../jobs/job-log.js';
 import type { JobSpec } from '../jobs/job-spec.js';
 import { formatFrameList, chunkFrames } from '../render/frames.js';
@@ -28,6 +29,7 @@ import {
   jobKeys,
   MAX_ARRAY_CHILDREN,
   type CancelRequest,
+  type ChunkLive,
   type Device,
   type FrameMarker,
   type JobResult,
@@ -44,15 +46,7 @@ import {
   shortError,
 } from './outage.js';
 import { prepareJob, type PrepareRequest, type PrepareResult, type ProjectUploader } from './prepare.js';
-import {
-  chunkCounts,
-  estimateEta,
-  failureReason,
-  isQueued,
-  runnableExplanation,
-  stageState,
-  TERMINAL,
-} from './status.js';
+import { chunkCounts, failureReason, isQueued, runnableExplanation, stageState, TERMINAL } from './status.js';
 
 export interface FarmClients {
   bucket: IBucket;
@@ -113,6 +107,8 @@ interface Tracked {
   /** Last DescribeJobs answer per stage. */
   info: Partial<Record<TrackedStage, BatchJobInfo>>;
   markerEtags: Map<string, string>;
+  /** The render chunks' live reports (progress/live/<chunk>.json) by key; readAt on the daemon's clock. */
+  live: Map<string, { etag: string; readAt: number; report: ChunkLive | undefined }>;
   frameSeconds: Map<number, number>;
   frameFiles: Map<number, string>;
   lastPreviewAt: string;
@@ -131,6 +127,10 @@ interface Tracked {
 }
 
 const WORKER = 'skyfarm-worker';
+/** Live reports read per job and poll at most (the least recently read first): S3 GETs stay bounded. */
+export const MAX_LIVE_READS_PER_POLL = 32;
+/** A live report unchanged for this long is from a chunk that no longer reports: not counted. */
+const LIVE_STALE_MS = 10 * 60_000;
 
 /** All a stage gets from the daemon: the job id and bucket (and the region, so S3 is asked there). */
 function stageEnvironment(jobId: string, farm: FarmSettings): Record<string, string> {
@@ -410,6 +410,7 @@ export class AwsBackend {
       jobId,
       info: {},
       markerEtags: new Map(),
+      live: new Map(),
       frameSeconds: new Map(),
       frameFiles: new Map(),
       lastPreviewAt: '',
@@ -591,7 +592,10 @@ export class AwsBackend {
       const final = TERMINAL.has(render.status);
       await this.readMarkers(t, clients.bucket);
       if (final) t.markersFinal = true;
+      // Samples of the frames rendering now: only while chunks run.
+      if (!final && counts.running > 0) await this.readLive(t, clients.bucket);
     }
+    if (!render || TERMINAL.has(render.status) || counts.running === 0) t.live.clear();
     // Canceled meanwhile: nothing more is downloaded or written for it.
     const following = () => this.tracked.get(t.jobId) === t;
     if (!following()) return;
@@ -648,12 +652,28 @@ export class AwsBackend {
       }
     }
 
-    // ETA from observed frame times, over the chunks rendering now.
-    const remaining =
-      job.framesTotal - framesDone - repo.frames(t.jobId).filter((f) => f.state === 'failed').length;
-    repo.setLive(t.jobId, {
-      currentFrameFraction: 0,
-      etaSeconds: estimateEta([...t.frameSeconds.values()], remaining, counts.running),
+    // Progress and ETA from finished frame times and the samples of the frames rendering now (each
+    // running on at its own rate until the next report), over the chunks rendering at once.
+    const frameRows = repo.frames(t.jobId);
+    const pendingFrames = new Set(frameRows.filter((f) => f.state === 'pending').map((f) => f.frame));
+    const nowLive = this.now();
+    const reports = [...t.live.values()].filter(
+      (entry): entry is typeof entry & { report: ChunkLive } =>
+        entry.report !== undefined &&
+        pendingFrames.has(entry.report.frame) &&
+        nowLive - entry.readAt <= LIVE_STALE_MS,
+    );
+    const frameSeconds = [...t.frameSeconds.values()];
+    const framesFinished = frameRows.length - pendingFrames.size;
+    repo.setLive(t.jobId, () => {
+      const at = this.now();
+      return estimateJob({
+        framesTotal: job.framesTotal,
+        framesFinished,
+        frameSeconds,
+        inFlight: reports.map((entry) => inFlightFromReport(entry.report, (at - entry.readAt) / 1000)),
+        parallel: counts.running,
+      });
     });
 
     // The end: publish finished, or a stage failed and the stack's rule published what there was.
@@ -727,6 +747,30 @@ export class AwsBackend {
       await bucket.download(newest.preview, file);
       t.lastPreviewAt = newest.at;
       repo.update(t.jobId, { lastFrame: file });
+    }
+  }
+
+  /**
+   * The chunks' live reports: one listing of progress/live/, then the reports that changed (by ETag),
+   * at most MAX_LIVE_READS_PER_POLL, those read longest ago first.
+   */
+  private async readLive(t: Tracked, bucket: IBucket): Promise<void> {
+    const listed = await bucket.list(jobKeys(t.jobId).livePrefix);
+    const present = new Set(listed.map((object) => object.key));
+    for (const key of t.live.keys()) if (!present.has(key)) t.live.delete(key);
+    const lastRead = (key: string) => t.live.get(key)?.readAt ?? -Infinity;
+    const changed = listed
+      .filter((object) => t.live.get(object.key)?.etag !== object.etag)
+      .sort((a, b) => lastRead(a.key) - lastRead(b.key))
+      .slice(0, MAX_LIVE_READS_PER_POLL);
+    for (const object of changed) {
+      if (this.tracked.get(t.jobId) !== t) return; // canceled meanwhile
+      const report = await bucket.getJson<ChunkLive>(object.key);
+      t.live.set(object.key, {
+        etag: object.etag,
+        readAt: this.now(),
+        report: report?.version === 1 ? report : undefined,
+      });
     }
   }
 
@@ -1047,6 +1091,7 @@ export class AwsBackend {
       jobId,
       info: {},
       markerEtags: new Map(),
+      live: new Map(),
       frameSeconds: new Map(),
       frameFiles: new Map(),
       lastPreviewAt: '',

@@ -4,6 +4,7 @@
 // sides cannot drift apart.
 import { posix } from 'node:path';
 import { chunkFrames } from '../render/frames.js';
+import type { FrameReport } from '../jobs/estimate.js';
 
 /** AWS Batch limits an array job to 10,000 children. */
 export const MAX_ARRAY_CHILDREN = 10_000;
@@ -60,6 +61,18 @@ export interface FrameMarker {
   at: string;
 }
 
+/**
+ * `jobs/<jobId>/progress/live/<chunk>.json`: the frame a render chunk is rendering and its samples
+ * (jobs/estimate.ts FrameTracker, seconds since that frame started on the worker's clock), overwritten
+ * at most every few seconds. The daemon lists the folder once per poll while chunks run.
+ */
+export interface ChunkLive extends FrameReport {
+  version: 1;
+  chunk: number;
+  attempt: number;
+  at: string;
+}
+
 export type ResultState = 'succeeded' | 'partial' | 'failed' | 'canceled';
 
 /** `jobs/<jobId>/result.json`, written by publish. */
@@ -101,6 +114,8 @@ export function jobKeys(jobId: string) {
     frame: (frame: number) => `${root}progress/frames/${frame}.json`,
     previewsPrefix: `${root}progress/previews/`,
     preview: (frame: number) => `${root}progress/previews/${frame}.png`,
+    livePrefix: `${root}progress/live/`,
+    live: (chunk: number) => `${root}progress/live/${chunk}.json`,
     outputPrefix: `${root}output/`,
     output: (file: string) => `${root}output/${safeFileName(file)}`,
   };

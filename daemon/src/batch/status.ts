@@ -1,5 +1,5 @@
 // Pure translations from AWS Batch job states to what skyfarm shows: stage states, chunk counts,
-// the RUNNABLE-for-long explanation, the ETA.
+// the RUNNABLE-for-long explanation (the ETA: jobs/estimate.ts).
 import type { StageState } from '../../../protocol/generated/protocol.js';
 import type { BatchJobInfo, BatchStatus } from './batch-api.js';
 
@@ -60,17 +60,6 @@ export function runnableExplanation(stage: string, queue: string, waitedMs: numb
     'job asks for more vCPUs, memory or GPUs than any allowed instance type has. Check the compute ' +
     'environment in the Batch console and the quotas, or render with --market on-demand.'
   );
-}
-
-/** Seconds left: remaining frames × mean frame time, spread over the chunks rendering at once. */
-export function estimateEta(
-  frameSeconds: number[],
-  remainingFrames: number,
-  runningChunks: number,
-): number | null {
-  if (frameSeconds.length === 0) return null;
-  const mean = frameSeconds.reduce((a, b) => a + b, 0) / frameSeconds.length;
-  return Math.max(0, (remainingFrames * mean) / Math.max(1, runningChunks));
 }
 
 /** The latest attempt's failure reason, with its exit code. */

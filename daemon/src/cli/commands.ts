@@ -17,7 +17,7 @@ import { findBlender } from '../render/blender.js';
 import { findProjectRoot } from '../config/project-root.js';
 import { connect, connectOrStart, stopDaemon } from './daemon-control.js';
 import { EXIT, exitCodeForState } from './exit-codes.js';
-import { ProgressPrinter, formatDuration } from './progress.js';
+import { ProgressPrinter, formatDuration, liveAndEta } from './progress.js';
 
 export interface CliContext {
   stateDir: string;
@@ -44,7 +44,11 @@ export function describeJob(job: Job): string {
     `  output    ${job.output}`,
     `  message   ${job.message}`,
   ];
-  if (!FINISHED_STATES.has(job.state)) lines.push(`  eta       ${formatDuration(job.etaSeconds)}`);
+  if (!FINISHED_STATES.has(job.state)) {
+    // e.g. "12% · frame 12: 340/1024 samples · ETA 41 min 10 s"
+    const live = liveAndEta(job);
+    lines.push(`  progress  ${Math.floor(job.progress * 100)}%${live ? ` · ${live}` : ''}`);
+  }
   return lines.join('\n');
 }
 
@@ -239,9 +243,12 @@ export async function jobsCommand(ctx: CliContext, json: boolean): Promise<numbe
     for (const job of jobs) {
       // An AWS outage is worth a line's end: "AWS unreachable since 12:03 (3 min)".
       const outage = isOutageMessage(job.message) ? `  — ${job.message.split('): ')[0]})` : '';
+      // A job rendering: "· frame 12: 340/1024 samples · ETA 41 min 10 s".
+      const live = FINISHED_STATES.has(job.state) ? null : liveAndEta(job);
       print(
         ctx,
-        `${job.id}  ${job.state.padEnd(10)} ${`${job.framesDone}/${job.framesTotal}`.padStart(9)}  ${job.name}${outage}`,
+        `${job.id}  ${job.state.padEnd(10)} ${`${job.framesDone}/${job.framesTotal}`.padStart(9)}  ${job.name}${outage}` +
+          (live ? `  · ${live}` : ''),
       );
     }
   }

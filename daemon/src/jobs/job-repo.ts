@@ -1,6 +1,6 @@
 // All reads and writes of jobs and frames. Snapshots returned here are exactly what clients see.
 import type { Db } from '../db/database.js';
-import type { Job, JobState, Stages, StageState } from '../../../protocol/generated/protocol.js';
+import type { Job, JobState, LiveFrame, Stages, StageState } from '../../../protocol/generated/protocol.js';
 import type { JobSpec } from './job-spec.js';
 import { SkyfarmError } from '../errors.js';
 
@@ -34,16 +34,22 @@ export interface FrameRow {
   message: string | null;
 }
 
-/** Live, not persisted: fraction of the frame being rendered and the ETA. */
+/**
+ * Live, not persisted: how much of the frames rendering now is done (their shares summed), the ETA,
+ * and the frame to show. A function is asked each time a snapshot is taken, so an estimate that runs
+ * on between Blender's reports is current in every `jobs.get`.
+ */
 export interface LiveProgress {
-  currentFrameFraction: number;
+  inFlightFraction: number;
   etaSeconds: number | null;
+  live?: LiveFrame;
 }
+export type LiveSource = LiveProgress | (() => LiveProgress);
 
 export const FINISHED_STATES: ReadonlySet<JobState> = new Set(['done', 'failed', 'canceled']);
 
 export class JobRepo {
-  private readonly live = new Map<string, LiveProgress>();
+  private readonly live = new Map<string, LiveSource>();
   constructor(private readonly db: Db) {}
 
   create(spec: JobSpec, name: string, now = new Date()): Job {
@@ -235,7 +241,7 @@ export class JobRepo {
     this.db.prepare('DELETE FROM kv WHERE key = ?').run(`cancel:${id}`);
   }
 
-  setLive(id: string, live: LiveProgress | undefined): void {
+  setLive(id: string, live: LiveSource | undefined): void {
     if (live) this.live.set(id, live);
     else this.live.delete(id);
   }
@@ -253,9 +259,10 @@ export class JobRepo {
     ).map((r) => r.frame);
     const framesDone = counts.done ?? 0;
     const framesFailed = counts.failed ?? 0;
-    const live = FINISHED_STATES.has(row.state) ? undefined : this.live.get(row.id);
+    const source = FINISHED_STATES.has(row.state) ? undefined : this.live.get(row.id);
+    const live = typeof source === 'function' ? source() : source;
     const total = row.frames_total;
-    let progress = total === 0 ? 0 : (framesDone + framesFailed + (live?.currentFrameFraction ?? 0)) / total;
+    let progress = total === 0 ? 0 : (framesDone + framesFailed + (live?.inFlightFraction ?? 0)) / total;
     if (row.state === 'done') progress = 1;
     const job: Job = {
       id: row.id,
@@ -274,11 +281,13 @@ export class JobRepo {
       framesFailed,
       failedFrames,
       progress: Math.min(1, Math.max(0, progress)),
-      etaSeconds: live?.etaSeconds ?? null,
+      // Tenths of a second: an estimate has no more precision than that.
+      etaSeconds: live?.etaSeconds == null ? null : Math.round(live.etaSeconds * 10) / 10,
       message: row.message,
       lastFrame: row.last_frame,
     };
     if (row.error_code) job.error = { code: row.error_code, message: row.error_message ?? '' };
+    if (live?.live) job.live = live.live;
     return job;
   }
 }

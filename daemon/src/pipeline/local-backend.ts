@@ -8,7 +8,8 @@ import type { Logger } from 'pino';
 import type { Job, JobState, Stages, StageState } from '../../../protocol/generated/protocol.js';
 import { SkyfarmError, toErrorInfo } from '../errors.js';
 import type { Notify } from '../notify.js';
-import { FINISHED_STATES, type JobRepo } from '../jobs/job-repo.js';
+import { FINISHED_STATES, type JobRepo, type LiveProgress } from '../jobs/job-repo.js';
+import { estimateJob, FrameTracker, inFlightFromReport } from '../jobs/estimate.js';
 import type { JobLogs } from '../jobs/job-log.js';
 import type { JobSpec } from '../jobs/job-spec.js';
 import type { IObjectStore } from '../store/object-store.js';
@@ -37,6 +38,13 @@ export interface LocalBackendDeps {
   uploadProject?: (request: UploadRequest) => Promise<UploadResult>;
   /** Blender started while a job is probed and uploaded, so its first chunk does not wait for a start. */
   warm?: WarmBlender;
+  /** Monotonic clock in ms for in-frame progress (default performance.now). */
+  now?: () => number;
+  /**
+   * While a frame renders, job.update goes out at most this often for its samples, and at least this
+   * often while the estimate runs on between Blender's reports (default 1000 ms).
+   */
+  liveUpdateMs?: number;
 }
 
 export class LocalBackend {
@@ -290,16 +298,62 @@ export class LocalBackend {
     const frameTimes: number[] = repo
       .frames(spec.jobId)
       .flatMap((f) => (f.state === 'done' && f.seconds !== null ? [f.seconds] : []));
-    let currentFrame: number | null = null;
 
-    const eta = (fraction: number): number | null => {
-      const remaining = repo.frames(spec.jobId).filter((f) => f.state === 'pending').length;
-      if (frameTimes.length === 0) return null;
-      const average = frameTimes.reduce((a, b) => a + b, 0) / frameTimes.length;
-      return Math.max(0, (remaining - fraction) * average);
+    // In-frame progress: one tracker per chunk holding a render slot (its Blender renders one frame
+    // at a time); the estimate is taken whenever a snapshot of the job is.
+    const now = this.deps.now ?? (() => performance.now());
+    const liveUpdateMs = this.deps.liveUpdateMs ?? 1000;
+    const trackers = new Set<FrameTracker>();
+    const estimate = (): LiveProgress => {
+      const frames = repo.frames(spec.jobId);
+      const at = now();
+      return estimateJob({
+        framesTotal: frames.length,
+        framesFinished: frames.filter((f) => f.state !== 'pending').length,
+        frameSeconds: frameTimes,
+        inFlight: [...trackers].flatMap((tracker) => {
+          const report = tracker.report(at);
+          return report ? [inFlightFromReport(report)] : [];
+        }),
+        parallel: trackers.size,
+      });
     };
+    repo.setLive(spec.jobId, estimate);
+    // What the last job.update showed (to 0.1 % and whole seconds), and when.
+    const fingerprint = (job: Job) =>
+      JSON.stringify([
+        job.framesDone,
+        job.framesFailed,
+        Math.round(job.progress * 1000),
+        job.etaSeconds === null ? null : Math.round(job.etaSeconds),
+        job.live,
+        job.message,
+        job.lastFrame,
+      ]);
+    let sent = { at: -Infinity, text: '' };
+    const send = (job: Job) => {
+      sent = { at: now(), text: fingerprint(job) };
+      this.emit(job);
+    };
+    /** job.update with the current estimate: at once (`force`), else when it changed and not too often. */
+    const announce = (force: boolean) => {
+      const job = repo.get(spec.jobId)!;
+      if (!force && (now() - sent.at < liveUpdateMs || fingerprint(job) === sent.text)) return;
+      send(job);
+    };
+    // Blender reports samples in bursts (Cycles in the background about every 30 s): the estimate runs
+    // on between them, and Blender and the CLI see it move.
+    const ticker = setInterval(() => {
+      if ([...trackers].some((tracker) => tracker.frame !== null)) announce(false);
+    }, liveUpdateMs);
+    ticker.unref();
 
-    const publishFrame = async (frame: number, renderedPath: string, seconds: number | null) => {
+    const publishFrame = async (
+      tracker: FrameTracker,
+      frame: number,
+      renderedPath: string,
+      seconds: number | null,
+    ) => {
       const finalPath = join(spec.outputDir, basename(renderedPath));
       // Where the frame goes is committed before it moves: a daemon killed between the move and the
       // commit below finds it there on resume (settleInterruptedMoves) instead of rendering it again.
@@ -307,37 +361,32 @@ export class LocalBackend {
       await moveFileAtomic(renderedPath, finalPath);
       repo.setFrame(spec.jobId, frame, 'done', { path: finalPath, ...(seconds !== null ? { seconds } : {}) });
       if (seconds !== null) frameTimes.push(seconds);
-      repo.setLive(spec.jobId, { currentFrameFraction: 0, etaSeconds: eta(0) });
-      this.emit(repo.update(spec.jobId, { lastFrame: finalPath, message: `frame ${frame} done` }));
+      if (tracker.frame === frame) tracker.end();
+      send(repo.update(spec.jobId, { lastFrame: finalPath, message: `frame ${frame} done` }));
     };
 
-    const onEvent = (event: BlenderEvent): Promise<void> | void => {
+    const onEvent = (tracker: FrameTracker, event: BlenderEvent): Promise<void> | void => {
       switch (event.type) {
         case 'frameStart':
-          currentFrame = event.frame;
-          repo.setLive(spec.jobId, { currentFrameFraction: 0, etaSeconds: eta(0) });
-          this.emit(repo.update(spec.jobId, { message: `rendering frame ${event.frame}` }));
+          tracker.start(event.frame, now());
+          send(repo.update(spec.jobId, { message: `rendering frame ${event.frame}` }));
           return;
         case 'samples': {
-          if (currentFrame === null || event.total <= 0) return;
-          // Sample lines arrive many times a second: announce at most every 5 % of a frame.
-          if (
-            Math.floor((event.done / event.total) * 20) === Math.floor(((event.done - 1) / event.total) * 20)
-          )
-            return;
-          const fraction = Math.min(1, event.done / event.total);
-          repo.setLive(spec.jobId, { currentFrameFraction: fraction, etaSeconds: eta(fraction) });
-          this.emit(repo.get(spec.jobId)!);
+          if (event.frame !== null && event.frame !== tracker.frame) return;
+          const seen = tracker.samples(event.done, event.total, now());
+          // The first samples with a rate give the first ETA: announced at once.
+          if (seen !== 'ignored') announce(seen === 'first-rate');
           return;
         }
         case 'frameDone':
-          return publishFrame(event.frame, event.path, event.seconds);
+          return publishFrame(tracker, event.frame, event.path, event.seconds);
         case 'frameSkipped':
-          return publishFrame(event.frame, event.path, null);
+          return publishFrame(tracker, event.frame, event.path, null);
         case 'frameFailed':
           repo.setFrame(spec.jobId, event.frame, 'failed', { message: event.message });
+          if (tracker.frame === event.frame) tracker.end();
           logs.append(spec.jobId, `[skyfarm] frame ${event.frame} failed: ${event.message}`);
-          this.emit(repo.update(spec.jobId, { message: `frame ${event.frame} failed: ${event.message}` }));
+          send(repo.update(spec.jobId, { message: `frame ${event.frame} failed: ${event.message}` }));
           return;
         default:
           return;
@@ -348,6 +397,8 @@ export class LocalBackend {
     await Promise.all(
       chunks.map(async (frames) => {
         const release = await this.deps.renderSlots.acquire(signal);
+        const tracker = new FrameTracker();
+        trackers.add(tracker);
         try {
           // Frame events are applied in order; publishing a frame (a file move) finishes before the next event.
           let queue: Promise<void> = Promise.resolve();
@@ -363,7 +414,7 @@ export class LocalBackend {
             signal,
             ...(this.deps.warm ? { warm: this.deps.warm } : {}),
             onEvent: (event) => {
-              queue = queue.then(() => onEvent(event));
+              queue = queue.then(() => onEvent(tracker, event));
             },
             onLine: (line) => logs.append(spec.jobId, line),
             onSpawn: (pid, mark) => repo.recordProcess(spec.jobId, pid, mark),
@@ -376,11 +427,14 @@ export class LocalBackend {
               repo.setFrame(spec.jobId, failure.frame, 'failed', { message: failure.message });
           }
         } finally {
+          trackers.delete(tracker);
           release();
         }
       }),
-    );
-    repo.setLive(spec.jobId, undefined);
+    ).finally(() => {
+      clearInterval(ticker);
+      repo.setLive(spec.jobId, undefined);
+    });
     const failed = repo.frames(spec.jobId).filter((f) => f.state === 'failed');
     this.emit(repo.update(spec.jobId, { stage: ['render', failed.length ? 'failed' : 'done'] }));
   }
