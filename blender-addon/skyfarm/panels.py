@@ -223,7 +223,11 @@ class SKYFARM_UL_jobs(bpy.types.UIList):
                 # While the scene uploads, the row's bar is the upload's bytes.
                 right.prop(item, "upload_percent", text=item.upload_short, slider=True)
             else:
-                right.prop(item, "progress_percent", text=f"{item.frames_done}/{item.frames_total}", slider=True)
+                # The bar counts the frames rendering now by their samples; the ETA follows them.
+                text = f"{item.frames_done}/{item.frames_total}"
+                if item.eta >= 0 and item.state not in state.FINISHED_STATES:
+                    text += f" · {state.format_eta(item.eta)}"
+                right.prop(item, "progress_percent", text=text, slider=True)
             right.label(text=item.state.capitalize())
         else:
             layout.alignment = "CENTER"
@@ -300,7 +304,11 @@ def draw_job(layout, item, connected):
             text=f"Upload {ended} at {item.upload_files_done}/{item.upload_files_total} files · {item.upload_short}",
             icon="EXPORT",
         )
-    if item.eta >= 0 and item.state not in state.FINISHED_STATES:
+    # "frame 12: 340/1024 samples · ETA 41 min 05 s" while a frame renders, else the ETA alone.
+    live = state.live_label(job) if job is not None else ""
+    if live:
+        details.label(text=live, icon="RENDER_STILL" if job.get("live") else "TIME")
+    elif item.eta >= 0 and item.state not in state.FINISHED_STATES:
         details.label(text=f"ETA {state.format_eta(item.eta)}", icon="TIME")
     if item.message:
         _label_lines(details, item.message, icon="INFO", width=70)

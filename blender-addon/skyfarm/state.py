@@ -114,6 +114,25 @@ def frames_label(job: Job) -> str:
     return label
 
 
+def live_label(job: Job) -> str:
+    """The frame rendering now and the ETA, e.g. "frame 12: 340/1024 samples · ETA 41 min 05 s".
+
+    As `skyfarm status` writes it; "" when the job renders nothing and has no ETA (or has ended).
+    """
+    if is_finished(job):
+        return ""
+    parts = []
+    live = job.get("live")
+    if live:
+        total = live.get("samplesTotal", 0)
+        samples = f"{live.get('samplesDone', 0)}/{total} samples" if total > 0 else "starting"
+        more = f" ({live['rendering']} frames rendering)" if live.get("rendering", 1) > 1 else ""
+        parts.append(f"frame {live.get('frame')}: {samples}{more}")
+    if job.get("etaSeconds") is not None:
+        parts.append(f"ETA {format_eta(job['etaSeconds'])}")
+    return " · ".join(parts)
+
+
 def finish_notice(transition: JobTransition) -> Tuple[str, str]:
     """The report (level, text) for a job that just finished, with the daemon's own message on failure."""
     job = transition.job

@@ -106,6 +106,18 @@ class FormattingTest(unittest.TestCase):
         self.assertEqual(state.frames_label(job("a")), "2/6 frames")
         self.assertEqual(state.frames_label(job("a", framesFailed=1)), "2/6 frames, 1 failed")
 
+    def test_live_label(self):
+        live = {"frame": 12, "samplesDone": 340, "samplesTotal": 1024, "rendering": 1}
+        self.assertEqual(state.live_label(job("a", live=live, etaSeconds=2465)), "frame 12: 340/1024 samples · ETA 41 min 05 s")
+        self.assertEqual(
+            state.live_label(job("a", live=dict(live, rendering=3), etaSeconds=None)),
+            "frame 12: 340/1024 samples (3 frames rendering)",
+        )
+        self.assertEqual(state.live_label(job("a", live=dict(live, samplesTotal=0, samplesDone=0))), "frame 12: starting · ETA 30 s")
+        self.assertEqual(state.live_label(job("a")), "ETA 30 s", "between frames: the ETA alone")
+        self.assertEqual(state.live_label(job("a", etaSeconds=None)), "")
+        self.assertEqual(state.live_label(job("a", "done", live=live)), "", "nothing once the job ended")
+
     def test_finish_notices(self):
         table = state.JobTable()
         table.apply(job("a"))
