@@ -6,7 +6,7 @@ import t from 'tap';
 import { existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { makeScene, readPng } from './helpers/scenes.js';
+import { makeScene } from './helpers/scenes.js';
 import { startTestDaemon } from './helpers/daemon.js';
 import { fakeAwsEnv, startFake } from './fakes/cloudformation/harness.js';
 import {
@@ -18,6 +18,7 @@ import {
   startXvfb,
   tail,
 } from '../blender-addon/tests/harness.js';
+import { checkCapture } from '../blender-addon/tests/screen.js';
 
 t.comment(`using ${blenderVersion()}`);
 
@@ -53,6 +54,7 @@ t.test('the Farm panel follows a failed create and a recreate, screenshots of ea
   const result = await runBlenderScript(t, {
     script: 'gui_farm.py',
     background: false,
+    display,
     blendFile,
     args: {
       addonZip,
@@ -84,21 +86,21 @@ t.test('the Farm panel follows a failed create and a recreate, screenshots of ea
     1,
     'the failed stack was deleted first',
   );
-  for (const name of [
-    'farm-not-deployed',
-    'farm-deploying',
-    'farm-failed',
-    'farm-ready',
-    'farm-submit-aws',
-    'farm-update-dialog',
-  ]) {
-    const file = path.join(artifacts, `${name}.png`);
-    const shot = await readPng(file);
-    t.ok(
-      shot.width >= 800 && shot.height >= 600,
-      `${name}.png shows the maximised editor (${shot.width}×${shot.height})`,
-    );
-    t.comment(`screenshot: ${file}`);
+  t.same(
+    result.captures.map((capture) => capture.name),
+    [
+      'farm-not-deployed',
+      'farm-deploying',
+      'farm-failed',
+      'farm-ready',
+      'farm-submit-aws',
+      'farm-update-dialog',
+    ],
+    'every screenshot was taken',
+  );
+  for (const capture of result.captures) {
+    checkCapture(t, capture);
+    t.comment(`screenshot: ${capture.png}`);
   }
   const recreated = /recreated in ([\d.]+) s with (\d+) events/.exec(result.stdout);
   const tick = /slowest timer tick: ([\d.]+) ms/.exec(result.stdout);

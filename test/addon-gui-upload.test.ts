@@ -1,10 +1,9 @@
 // The scene upload in real Blender's GUI under Xvfb: Strict refusing with the missing files named,
 // a big upload's live bar and "files · MB · MB/s · ETA" line driven by the add-on's own timer, and
-// Cancel during the upload. Screenshots go to .tap/artifacts/addon-gui-upload/.
+// Cancel during the upload. Screenshots go to .tap/artifacts/addon-gui-upload/; each is checked for
+// what Blender drew (the editor, its panels, the upload's bar filled to its share).
 import t from 'tap';
-import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { readPng } from './helpers/scenes.js';
 import { startTestDaemon } from './helpers/daemon.js';
 import { makeBigUploadScene } from './helpers/big-files.js';
 import {
@@ -16,6 +15,7 @@ import {
   startXvfb,
   tail,
 } from '../blender-addon/tests/harness.js';
+import { checkCapture } from '../blender-addon/tests/screen.js';
 
 t.comment(`using ${blenderVersion()}`);
 
@@ -35,6 +35,7 @@ t.test('upload progress and Cancel in the GUI; Strict names the missing files', 
   const result = await runBlenderScript(t, {
     script: 'gui_upload.py',
     background: false,
+    display,
     blendFile,
     args: {
       addonSource: addonRoot,
@@ -55,13 +56,15 @@ t.test('upload progress and Cancel in the GUI; Strict names the missing files', 
       output: tail(result),
     },
   );
-  for (const name of ['upload-strict.png', 'upload-progress.png', 'upload-canceled.png']) {
-    const file = path.join(artifacts, name);
-    t.ok(existsSync(file), `${name} was saved`);
-    const png = await readPng(file);
-    t.ok(
-      png.width >= 800 && png.height >= 600,
-      `${name} shows the maximised editor (${png.width}×${png.height})`,
+  t.same(
+    result.captures.map((capture) => capture.name),
+    ['upload-strict', 'upload-progress', 'upload-canceled'],
+    'every screenshot was taken',
+  );
+  for (const capture of result.captures) {
+    checkCapture(t, capture);
+    t.comment(
+      `screenshot: ${capture.png}${capture.texts ? ` (the job box reads: ${capture.texts.join(' | ')})` : ''}`,
     );
   }
   const [job] = daemon.jobs.list().jobs;

@@ -126,7 +126,7 @@ class SKYFARM_OT_render(bpy.types.Operator):
             if job is None and error.code != "DAEMON_UNREACHABLE":
                 # Refused: the daemon will never delete the copy. (If the link dropped, it may own it.)
                 _discard_copy(copy)
-            else:
+            elif job is not None:
                 sync.select_job(job["id"])
 
         try:
@@ -287,8 +287,13 @@ class SKYFARM_OT_start_daemon(bpy.types.Operator):
             self.report({"ERROR"}, f"skyfarm: {error}")
             return {"CANCELLED"}
         output = tempfile.TemporaryFile()
+        env = dict(os.environ)
+        # Jobs render in the Blender the artist works in (a newer Blender's files do not open in an
+        # older one), unless SKYFARM_BLENDER already names one.
+        if not env.get("SKYFARM_BLENDER", "").strip() and bpy.app.binary_path:
+            env["SKYFARM_BLENDER"] = bpy.app.binary_path
         try:
-            process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT)
+            process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT, env=env)
         except OSError as error:
             output.close()
             self.report({"ERROR"}, f"skyfarm: cannot run {argv[0]}: {error.strerror}")

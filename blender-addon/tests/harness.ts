@@ -1,8 +1,19 @@
 // Shared by the test/addon-*.test.ts wrappers: runs python3 and real Blender on the add-on's test
-// scripts, starts and stops Xvfb, and cleans up daemons that Blender started. Every process started
-// here is stopped by its pid.
+// scripts, starts and stops Xvfb, photographs it while Blender runs, and cleans up daemons that
+// Blender started. Every process started here is stopped by its pid.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  linkSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -22,6 +33,29 @@ export interface RunResult {
   stdout: string;
   stderr: string;
   timedOut: boolean;
+}
+
+/** What a GUI script asked to be photographed (support.capture), and what must be visible there. */
+export interface CaptureRequest {
+  name: string;
+  png: string;
+  blender: string;
+  /** Blender's window on the X screen: x, y, width, height. */
+  window: [number, number, number, number];
+  theme: Record<'progress' | 'slider', { item: Rgb; inner: Rgb; text: Rgb }>;
+  /** Editors' main regions: [left, top, width, height] on the X screen, and their theme backgrounds
+   * (the editor's own and its panels'). */
+  regions: { label: string; rect: [number, number, number, number]; backs: Rgb[] }[];
+  /** A job's progress bar as the panel lays it out; textWidth is its text's width in Blender's UI font. */
+  bars: { label: string; kind: 'progress' | 'slider'; progress: number; text: string; textWidth: number }[];
+  /** Every text the job's box draws (the layout recorder's reading), for the log. */
+  texts?: string[];
+}
+export type Rgb = [number, number, number];
+
+export interface BlenderRunResult extends RunResult {
+  /** The screenshots taken while Blender ran, in order. */
+  captures: CaptureRequest[];
 }
 
 /** Runs a command to completion (SIGKILL by pid after timeoutMs) and returns its output. */
@@ -64,16 +98,37 @@ export function tail(result: RunResult, lines = 60): string {
 export function blenderEnv(t: Test, extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   // Not t.testdir(): calling that again would wipe the test's own fixture folder.
   const dir = mkdtempSync(path.join(tmpdir(), 'skyfarm-blender-'));
-  for (const sub of ['config', 'scripts', 'tmp']) mkdirSync(path.join(dir, sub));
+  for (const sub of ['config', 'scripts', 'extensions', 'tmp']) mkdirSync(path.join(dir, sub));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  return {
+  const env: NodeJS.ProcessEnv = {
     ...process.env,
     BLENDER_USER_CONFIG: path.join(dir, 'config'),
     BLENDER_USER_SCRIPTS: path.join(dir, 'scripts'),
+    BLENDER_USER_EXTENSIONS: path.join(dir, 'extensions'),
     TMPDIR: path.join(dir, 'tmp'),
     PYTHONDONTWRITEBYTECODE: '1',
     ...extra,
   };
+  // A daemon Blender starts renders with that Blender (the add-on passes its own binary), as for a
+  // user; this variable names the tests' Blender as the host sees it (a chroot wrapper, maybe).
+  if (!('SKYFARM_BLENDER' in extra)) delete env.SKYFARM_BLENDER;
+  return env;
+}
+
+/**
+ * The Node.js running the tests, at a path the tests' Blender can run too (a newer Blender runs in a
+ * chroot that sees /tmp but not /usr/bin): a hard link (a copy across file systems) in a temp folder.
+ */
+export function nodeForBlender(t: Test): string {
+  const dir = mkdtempSync(path.join(tmpdir(), 'skyfarm-node-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const node = path.join(dir, 'node');
+  try {
+    linkSync(process.execPath, node);
+  } catch {
+    copyFileSync(process.execPath, node);
+  }
+  return node;
 }
 
 /** Runs one of blender-addon/tests/blender/*.py with JSON arguments and checks it passed. */
@@ -85,21 +140,41 @@ export async function runBlenderScript(
     env: NodeJS.ProcessEnv;
     blendFile?: string;
     background?: boolean;
+    /** --factory-startup (default true); false loads the preferences in BLENDER_USER_CONFIG. */
+    factoryStartup?: boolean;
+    /** The Xvfb display Blender runs on: the script's support.capture() requests are photographed. */
+    display?: string;
     timeoutMs: number;
   },
-): Promise<RunResult> {
+): Promise<BlenderRunResult> {
+  const captureDir = options.display ? mkdtempSync(path.join(tmpdir(), 'skyfarm-captures-')) : undefined;
+  if (captureDir) t.teardown(() => rmSync(captureDir, { recursive: true, force: true }));
   const argv = [
     ...(options.background === false ? [] : ['-b']),
-    '--factory-startup',
+    ...(options.factoryStartup === false ? [] : ['--factory-startup']),
     ...(options.blendFile ? [options.blendFile] : []),
     '--python-exit-code',
     '1',
     '--python',
     path.join(addonTests, 'blender', options.script),
     '--',
-    JSON.stringify(options.args),
+    JSON.stringify(captureDir ? { ...options.args, captureDir } : options.args),
   ];
-  let result = await run(blender, argv, { env: options.env, timeoutMs: options.timeoutMs });
+  const attempt = async (): Promise<BlenderRunResult> => {
+    if (!captureDir || !options.display) {
+      return { ...(await run(blender, argv, { env: options.env, timeoutMs: options.timeoutMs })), captures: [] };
+    }
+    for (const name of readdirSync(captureDir)) rmSync(path.join(captureDir, name), { force: true });
+    const photographer = photographRequests(captureDir, options.display);
+    const result = await run(blender, argv, { env: options.env, timeoutMs: options.timeoutMs }).catch(
+      async (error: unknown) => {
+        await photographer.stop();
+        throw error;
+      },
+    );
+    return { ...result, captures: await photographer.stop() };
+  };
+  let result = await attempt();
   const crash = crashReport(result).crash;
   if (options.background === false && crash !== undefined && !/SKYFARM_TEST_FAILED/.test(result.stdout)) {
     // Blender 3.4 under Xvfb rarely segfaults early in a GUI run: seen in about 1 run of gui_upload.py
@@ -107,13 +182,75 @@ export async function runBlenderScript(
     // its Python one shows only the add-on's network thread queueing a status. Not understood yet, so
     // the scenario runs once more, with the report shown; a second crash fails the test.
     t.comment(`Blender crashed running ${options.script}; running it once more. Crash report:\n${crash}`);
-    result = await run(blender, argv, { env: options.env, timeoutMs: options.timeoutMs });
+    result = await attempt();
   }
   t.notOk(result.timedOut, `${options.script} finished within ${options.timeoutMs / 1000} s`);
   t.equal(result.code, 0, `${options.script} exits 0`, { output: tail(result), ...crashReport(result) });
   t.match(result.stdout, /SKYFARM_TEST_PASSED/, `${options.script} reports success`, { output: tail(result) });
   t.notMatch(result.stdout, /SKYFARM_TEST_FAILED/, `${options.script} reports no failure`);
   return result;
+}
+
+/**
+ * While Blender runs, answers each `NAME.request.json` its script writes into `dir` by photographing
+ * the whole X display with ImageMagick (`import -window root`) and writing `NAME.done.json`.
+ * Blender's own screenshot operators save black images under Xvfb in 4.3 and 5.2.
+ */
+function photographRequests(dir: string, display: string): { stop(): Promise<CaptureRequest[]> } {
+  const handled: CaptureRequest[] = [];
+  let stopped = false;
+  const loop = (async () => {
+    while (!stopped) {
+      const pending = readdirSync(dir)
+        .filter((name) => name.endsWith('.request.json'))
+        .filter((name) => !existsSync(path.join(dir, name.replace(/\.request\.json$/, '.done.json'))))
+        .sort();
+      for (const name of pending) {
+        const request = JSON.parse(readFileSync(path.join(dir, name), 'utf8')) as CaptureRequest;
+        mkdirSync(path.dirname(request.png), { recursive: true });
+        // PNG24: always 8-bit RGB, whatever colours the picture holds (screen.ts decodes that).
+        const shot = await run('import', ['-display', display, '-window', 'root', `PNG24:${request.png}`], {
+          timeoutMs: 60_000,
+        });
+        const ok = shot.code === 0 && existsSync(request.png);
+        if (ok) {
+          handled.push(request);
+          // Beside the picture, what Blender said is in it, for whoever looks at the artifacts.
+          writeFileSync(request.png.replace(/\.png$/, '.json'), `${JSON.stringify(request, null, 2)}\n`);
+        }
+        const done = path.join(dir, name.replace(/\.request\.json$/, '.done.json'));
+        writeFileSync(`${done}.partial`, JSON.stringify({ ok, error: ok ? undefined : tail(shot, 5) }));
+        renameSync(`${done}.partial`, done);
+      }
+      await sleep(50);
+    }
+  })();
+  return {
+    async stop() {
+      stopped = true;
+      await loop;
+      return handled;
+    },
+  };
+}
+
+/**
+ * Installs the built zip as a Blender 4.2+ extension the way the README tells users to
+ * (`blender --command extension install-file -r user_default -e FILE.zip`), into the
+ * BLENDER_USER_EXTENSIONS of `env`, enabled in the preferences saved in its BLENDER_USER_CONFIG.
+ */
+export async function installExtension(zip: string, env: NodeJS.ProcessEnv): Promise<RunResult> {
+  return run(blender, ['--command', 'extension', 'install-file', '-r', 'user_default', '-e', zip], {
+    env,
+    timeoutMs: 120_000,
+  });
+}
+
+/** Blender's version as [major, minor] (from `blender --version`). */
+export function blenderRelease(): [number, number] {
+  const match = /Blender (\d+)\.(\d+)/.exec(blenderVersion());
+  if (!match) throw new Error(`cannot read a version from "${blenderVersion()}"`);
+  return [Number(match[1]), Number(match[2])];
 }
 
 /** When Blender crashed, the report it wrote (its temp folder is removed at teardown). */
@@ -200,8 +337,11 @@ export function artifactsDir(name: string): string {
 }
 
 /** Whether Blender runs here; CI installs it, so a missing Blender fails loudly rather than skipping. */
+let versionLine: string | undefined;
 export function blenderVersion(): string {
+  if (versionLine !== undefined) return versionLine;
   const result = spawnSync(blender, ['--version'], { encoding: 'utf8', timeout: 60_000 });
   if (result.status !== 0) throw new Error(`"${blender} --version" failed: install Blender or set SKYFARM_BLENDER`);
-  return result.stdout.split('\n')[0] ?? '';
+  versionLine = result.stdout.split('\n')[0] ?? '';
+  return versionLine;
 }

@@ -28,7 +28,7 @@ def scroll_to_bottom():
 
 def scenario():
     support.enable_addon(ARGS)
-    from skyfarm import operators, sync
+    operators, sync = support.addon("operators"), support.addon("sync")
 
     live = bpy.context.window_manager.skyfarm
     farm = live.farm
@@ -48,8 +48,7 @@ def scenario():
     support.check(farm.status_text == "Not deployed", f"status {farm.status_text!r}")
     support.check(not live.aws_available, "AWS available without a stack")
     scene.skyfarm.backend = "AWS"  # what a user would try first; the submit panel says why not
-    yield 0.3
-    support.screenshot_properties(ARGS["artifactsDir"], "farm-not-deployed.png")
+    yield from support.capture_properties(ARGS, "farm-not-deployed")
 
     window, area = support.properties_area()
     with support.override(window=window, area=area, region=support.main_region(area)):
@@ -60,7 +59,7 @@ def scenario():
     scroll_to_bottom()
     yield 0.3
     support.check(farm.busy, "the deploy ended before the screenshot")
-    support.screenshot_properties(ARGS["artifactsDir"], "farm-deploying.png")
+    yield from support.capture_properties(ARGS, "farm-deploying")
     yield from support.wait_until(lambda: not farm.busy, 120, "the failing deploy to end")
     support.check(farm.outcome_level == "ERROR" and ARGS["reason"] in farm.outcome, f"outcome {farm.outcome!r}")
     yield from support.wait_until(lambda: farm.status == "ROLLBACK_COMPLETE", 30, "the rolled-back status")
@@ -69,8 +68,7 @@ def scenario():
     support.check(failed, "no failed event in the list")
     farm.active_event_index = failed[0]
     scroll_to_bottom()
-    yield 0.5
-    support.screenshot_properties(ARGS["artifactsDir"], "farm-failed.png")
+    yield from support.capture_properties(ARGS, "farm-failed")
     with open(ARGS["failedMarker"], "w", encoding="utf-8") as handle:
         handle.write("failed\n")
 
@@ -89,8 +87,7 @@ def scenario():
     blocker = operators.render_blocker(bpy.context) or ""
     support.check("AWS is not available" not in blocker, f"Render with AWS still blocked: {blocker!r}")
     scroll_to_bottom()
-    yield 0.5
-    support.screenshot_properties(ARGS["artifactsDir"], "farm-ready.png")
+    yield from support.capture_properties(ARGS, "farm-ready")
     # The submit panel with AWS now selectable.
     window, area = support.properties_area()
     with support.override(window=window, area=area, region=support.main_region(area)):
@@ -98,8 +95,7 @@ def scenario():
             bpy.ops.view2d.scroll_up(page=False)
         for _ in range(ARGS.get("scrollPixels", 0) // 40):
             bpy.ops.view2d.scroll_down(page=False)
-    yield 0.5
-    support.screenshot_properties(ARGS["artifactsDir"], "farm-submit-aws.png")
+    yield from support.capture_properties(ARGS, "farm-submit-aws")
     support.log(f"slowest timer tick: {sync.slowest_tick_seconds * 1000:.2f} ms")
 
     with support.override(window=window, area=area):
@@ -114,11 +110,7 @@ def scenario():
     support.check(result == {"RUNNING_MODAL"}, f"Update Stack did not ask first: {result}")
     yield 0.5
     support.check(farm.busy is False, "the dialog alone started a deploy")
-    dialog = os.path.join(ARGS["artifactsDir"], "farm-update-dialog.png")
-    with support.override(window=window):
-        bpy.ops.screen.screenshot(filepath=dialog, check_existing=False)
-    support.log(f"screenshot: {dialog}")
-    yield 0.2
+    yield from support.capture(ARGS, "farm-update-dialog")
 
 
 support.drive_with_timers(scenario, timeout=ARGS["timeout"])

@@ -1,9 +1,10 @@
 """GUI test, run in real Blender under Xvfb with a scene open:
 
-enables the add-on (from the built zip), waits for the daemon connection, presses Render on
-skyfarm in the Properties editor's Output tab, follows window_manager.skyfarm.jobs through
-bpy.app.timers until the job is done with every frame, checks the frames on disk, saves
-screenshots of the panels, presses Show Last Frame, and disables the add-on again.
+enables the add-on (installed from the built zip, or as an extension before Blender started),
+waits for the daemon connection, presses Render on skyfarm in the maximised Properties editor's
+Output tab, follows window_manager.skyfarm.jobs through bpy.app.timers until the job is done with
+every frame, has the screen photographed mid-render and at the end (support.capture, checked by
+screen.ts), checks the frames on disk, presses Show Last Frame, and disables the add-on again.
 """
 
 import os
@@ -18,9 +19,17 @@ import support  # noqa: E402
 ARGS = support.arguments()
 
 
+def scroll_to_bottom():
+    """The jobs panel is the Output tab's last: scroll the maximised editor down until it stops."""
+    window, area = support.properties_area()
+    with support.override(window=window, area=area, region=support.main_region(area)):
+        for _ in range(80):
+            bpy.ops.view2d.scroll_down(page=False)
+
+
 def scenario():
     support.enable_addon(ARGS)
-    from skyfarm import sync
+    sync = support.addon("sync")
 
     live = bpy.context.window_manager.skyfarm
     scene = bpy.context.scene
@@ -35,6 +44,11 @@ def scenario():
 
     window, area = support.properties_area()
     area.spaces.active.context = "OUTPUT"
+    # Maximised, so the panels are legible in the screenshots.
+    with support.override(window=window, area=area):
+        bpy.ops.screen.screen_full_area()
+    yield 0.5
+    window, area = support.properties_area()
     yield from support.wait_until(lambda: live.connection_state == "connected", 30, "the daemon connection")
     yield from support.wait_until(lambda: sync.session.local.available, 15, "the local backend to be ready")
     support.check(not live.aws_available, "AWS cannot be available without a deployed stack")
@@ -53,8 +67,13 @@ def scenario():
     yield from support.wait_until(lambda: new_jobs(), 60, "the submitted job to appear")
     job_id = new_jobs()[0].job_id
     support.check(len(new_jobs()) == 1, f"one Render press made {len(new_jobs())} jobs")
+    yield from support.wait_until(
+        lambda: live.jobs[live.active_job_index].job_id == job_id, 10, "the new job to become the selected row"
+    )
+    scroll_to_bottom()
     seen = []
     last_seen = None
+    mid_render_shot = None
     deadline = time.monotonic() + ARGS["renderTimeout"]
     while True:
         item = next((candidate for candidate in live.jobs if candidate.job_id == job_id), None)
@@ -66,8 +85,13 @@ def scenario():
             support.log(f"job {job_id}: {item.state} {item.frames_done}/{item.frames_total} {item.message!r}")
         if item.state in ("done", "failed", "canceled"):
             break
+        if mid_render_shot is None and item.state == "rendering" and 0.2 <= item.progress <= 0.8:
+            # A part-filled bar: the picture must show the share the job has, not just "a bar".
+            scroll_to_bottom()
+            mid_render_shot = yield from support.capture_properties(ARGS, "addon-job-rendering", job=item)
         support.check(time.monotonic() < deadline, f"job still {item.state} after {ARGS['renderTimeout']} s")
         yield 0.05
+    support.check(mid_render_shot is not None, f"the job never showed a part-filled bar to photograph: {seen}")
 
     item = next(candidate for candidate in live.jobs if candidate.job_id == job_id)
     support.check(item.state == "done", f"job ended {item.state}: {item.error_message or item.message}")
@@ -84,36 +108,33 @@ def scenario():
     finished = [text for level, text in sync.reported if level == "INFO" and "finished" in text]
     support.check(finished, f"no 'finished' report was shown; reports: {list(sync.reported)}")
 
-    # Screenshot the Output tab with the panels, maximised so it is legible, the job selected.
-    with support.override(window=window, area=area):
-        bpy.ops.screen.screen_full_area()
-    yield 0.5
+    # The finished job's box, then the submit panel with its Render button.
+    scroll_to_bottom()
+    item = next(candidate for candidate in live.jobs if candidate.job_id == job_id)
+    yield from support.capture_properties(ARGS, "addon-job-done", job=item)
     window, area = support.properties_area()
     region = support.main_region(area)
     with support.override(window=window, area=area, region=region):
+        for _ in range(80):
+            bpy.ops.view2d.scroll_up(page=False)
         # Blender's own Output panels come first; scroll to the skyfarm ones (40 px per step,
         # the operator ignores deltay and scrolls like one mouse-wheel notch).
         for _ in range(ARGS.get("scrollPixels", 0) // 40):
             bpy.ops.view2d.scroll_down(page=False)
-    yield 0.5
-    os.makedirs(ARGS["artifactsDir"], exist_ok=True)
-    support.screenshot_properties(ARGS["artifactsDir"], "addon-output-panels.png")
+    yield from support.capture_properties(ARGS, "addon-output-panels")
     # The same maximised area as Preferences > Add-ons with skyfarm expanded: connection state,
     # command path and Start Daemon.
     import addon_utils
 
     # The add-ons list draws the module objects addon_utils.modules() returns, not sys.modules.
     for listed in addon_utils.modules(refresh=False):
-        if listed.__name__ == "skyfarm":
+        if listed.__name__ == support.package:
             addon_utils.module_bl_info(listed)["show_expanded"] = True
     area.type = "PREFERENCES"
     bpy.context.preferences.active_section = "ADDONS"
     bpy.context.window_manager.addon_search = "skyfarm"
     yield 0.5
-    prefs_shot = os.path.join(ARGS["artifactsDir"], "addon-preferences.png")
-    with support.override(window=window, area=area):
-        bpy.ops.screen.screenshot_area(filepath=prefs_shot, check_existing=False)
-    support.log(f"screenshot: {prefs_shot}")
+    yield from support.capture(ARGS, "addon-preferences", area=area)
     area.type = "PROPERTIES"
     with support.override(window=window, area=area):
         bpy.ops.screen.back_to_previous()
@@ -136,7 +157,7 @@ def scenario():
 
     support.log(f"slowest timer tick: {sync.slowest_tick_seconds * 1000:.2f} ms")
 
-    addon_utils.disable("skyfarm", default_set=True)
+    support.disable_addon()
     support.check(not hasattr(bpy.types.WindowManager, "skyfarm"), "unregister left WindowManager.skyfarm behind")
     yield 0.2
 

@@ -32,7 +32,7 @@ def scroll(pixels):
 
 def scenario():
     support.enable_addon(ARGS)
-    from skyfarm import sync
+    sync = support.addon("sync")
 
     live = bpy.context.window_manager.skyfarm
     scene = bpy.context.scene
@@ -52,8 +52,7 @@ def scenario():
     with support.override(window=window, area=area, region=support.main_region(area)):
         support.check(not bpy.ops.skyfarm.render.poll(), "Render is enabled with Strict on and files missing")
     scroll(ARGS["scrollToSubmit"])
-    yield 0.5
-    support.screenshot_properties(ARGS["artifactsDir"], "upload-strict.png")
+    yield from support.capture_properties(ARGS, "upload-strict")
 
     # Strict off: Render, then follow the upload as the add-on's timer mirrors it.
     scene.skyfarm.strict = False
@@ -73,7 +72,8 @@ def scenario():
 
     seen = []
     deadline = time.monotonic() + 120
-    while not [s for s in seen if s[0] > 0 and "ETA" in s[1]]:
+    # A tenth uploaded at least, so the picture's bar has a part to measure.
+    while not [s for s in seen if s[0] >= 0.1 and "ETA" in s[1]]:
         current = item()
         support.check(current.state in ("queued", "uploading"), f"the job left the upload before it was seen moving: {seen}")
         if current.upload_files_total:
@@ -83,9 +83,10 @@ def scenario():
                 support.log(f"timer mirrored: {current.upload_progress:.3f} {current.upload_text}")
         support.check(time.monotonic() < deadline, f"the upload did not move: {seen}")
         yield 0.02
-    shot = support.screenshot_properties(ARGS["artifactsDir"], "upload-progress.png")
     current = item()
     support.check(current.state == "uploading", f"the upload ended before the screenshot ({current.state}): retake with more data")
+    # The picture holds the add-on's timer, so the panel shows exactly this state.
+    shot = yield from support.capture_properties(ARGS, "upload-progress", job=current)
     support.log(f"panel at the screenshot: {current.upload_progress:.3f} {current.upload_text}")
 
     window, area = support.properties_area()
@@ -95,8 +96,7 @@ def scenario():
     support.check(item().state == "canceled", f"the job ended {item().state}")
     support.check(sync.job_view(job_id)["stages"]["upload"] == "canceled", "the cancel did not land in the upload")
     support.check(item().upload_progress < 1.0, "the upload finished although it was canceled")
-    yield 0.5
-    support.screenshot_properties(ARGS["artifactsDir"], "upload-canceled.png")
+    yield from support.capture_properties(ARGS, "upload-canceled", job=item())
     support.log(f"canceled: upload canceled at {item().upload_files_done}/{item().upload_files_total} files · {item().upload_short}")
     support.log(f"slowest timer tick: {sync.slowest_tick_seconds * 1000:.2f} ms; mid-upload screenshot {shot}")
 

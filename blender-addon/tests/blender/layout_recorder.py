@@ -52,7 +52,8 @@ class Recorder:
         self._record("progress", factor=factor, text=text)
 
     # Only where Blender's own layouts have it (4.0+), so the 3.x fallback is what gets drawn on 3.x.
-    if hasattr(bpy.types.UILayout, "progress"):
+    # (RNA functions are not attributes of the bpy.types class: hasattr() on it is always False.)
+    if "progress" in bpy.types.UILayout.bl_rna.functions:
         progress = _progress
 
     def operator(self, idname, text="", icon="NONE", **kwargs):
