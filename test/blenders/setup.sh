@@ -4,19 +4,20 @@
 #
 #   test/blenders/setup.sh trixie|sid [FOLDER …]
 #
-# trixie has Blender 4.3, sid 5.x. The chroot is /srv/<suite>; the wrapper /usr/local/bin/blender-<suite>.
+# trixie has Blender 4.3, sid 5.x. The chroot is /srv/<suite> (CHROOT_DIR=/other/dir for another
+# parent folder); the wrapper /usr/local/bin/blender-<suite> (WRAPPER_DIR for another folder).
 # The folders named (and /tmp, /root, /home) are bind-mounted at the same paths inside, so the files
 # the tests make are where Blender looks. Needs root. Safe to run again: it only adds what is missing.
 set -euo pipefail
 suite="${1:?usage: $0 trixie|sid [FOLDER …]}"
 shift
-root="/srv/$suite"
-wrapper="/usr/local/bin/blender-$suite"
+root="${CHROOT_DIR:-/srv}/$suite"
+wrapper="${WRAPPER_DIR:-/usr/local/bin}/blender-$suite"
 mirror="${DEBIAN_MIRROR:-}"
 if [ -z "$mirror" ]; then
   # The mirror this machine's apt uses.
-  mirror="$(grep -rhoE '^(URIs:|deb) +https?://[^ ]+' /etc/apt/sources.list /etc/apt/sources.list.d/ 2>/dev/null |
-    grep -v security | head -n 1 | awk '{print $2}' || true)"
+  mirror="$(grep -rhoE '^(URIs:|deb) +https?://[^ ]+/debian/?$' /etc/apt/sources.list /etc/apt/sources.list.d/ \
+    2>/dev/null | head -n 1 | awk '{print $2}' || true)"
   mirror="${mirror:-http://deb.debian.org/debian}"
 fi
 
@@ -26,7 +27,11 @@ fi
 if [ ! -x "$root/usr/bin/apt-get" ]; then
   echo "blenders: debootstrap $suite from $mirror into $root"
   rm -rf "$root"
-  debootstrap --variant=minbase "$suite" "$root" "$mirror" >/dev/null
+  mkdir -p "$(dirname "$root")"
+  debootstrap --variant=minbase "$suite" "$root" "$mirror" >"$root.log" 2>&1 || {
+    tail -n 30 "$root.log"
+    exit 1
+  }
 fi
 
 bind() {
@@ -51,8 +56,12 @@ if [ ! -x "$root/usr/bin/blender" ]; then
   [ "$suite" = "sid" ] && packages="$packages python3-cattr python3-requests"
   echo "blenders: installing $packages in $root"
   # The mirror may serve a frozen snapshot whose Release file has expired.
-  chroot "$root" apt-get -o Acquire::Check-Valid-Until=false update >/dev/null
-  DEBIAN_FRONTEND=noninteractive chroot "$root" apt-get install -y --no-install-recommends $packages >/dev/null
+  chroot "$root" apt-get -o Acquire::Check-Valid-Until=false update >"$root.log" 2>&1 &&
+    DEBIAN_FRONTEND=noninteractive chroot "$root" apt-get install -y --no-install-recommends $packages \
+      >>"$root.log" 2>&1 || {
+    tail -n 30 "$root.log"
+    exit 1
+  }
   chroot "$root" apt-get clean
 fi
 
