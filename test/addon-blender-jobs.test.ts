@@ -11,6 +11,7 @@ import {
   cliEntry,
   runBlenderScript,
   daemonHomeStartedByBlender,
+  nodeForBlender,
 } from '../blender-addon/tests/harness.js';
 
 t.comment(`using ${blenderVersion()}`);
@@ -54,7 +55,7 @@ t.test('no daemon: Start Daemon; daemon stopped mid-job: disconnected, then the 
     args: {
       scenario: 'daemon-lifecycle',
       addonSource,
-      skyfarmCommand: `"${process.execPath}" "${cliEntry}"`,
+      skyfarmCommand: `"${nodeForBlender(t)}" "${cliEntry}"`,
       outputDir: path.join(dir, 'out'),
       frames: 6,
       renderTimeout: 240,

@@ -1,10 +1,25 @@
 // `npm run build:addon` (blender-addon/build.py): an installable, reproducible zip with the package
-// and its 4.2+ extension manifest, without tests or caches, that real Blender installs and enables.
+// and its 4.2+ extension manifest, without tests or caches, that real Blender installs and enables:
+// with Install… (a legacy add-on, every Blender) and, on 4.2+, as an extension from the command line.
 import t from 'tap';
-import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { inflateRawSync } from 'node:zlib';
-import { addonRoot, blenderEnv, buildAddonZip, run, tail } from '../blender-addon/tests/harness.js';
+import {
+  addonRoot,
+  addonTests,
+  blender,
+  blenderEnv,
+  blenderRelease,
+  blenderVersion,
+  buildAddonZip,
+  installExtension,
+  run,
+  tail,
+} from '../blender-addon/tests/harness.js';
+
+t.comment(`using ${blenderVersion()}`);
+const [major, minor] = blenderRelease();
 
 /** Lists a zip's entries (central directory) and reads one file's bytes. */
 function readZip(file: string): { names: string[]; read(name: string): string } {
@@ -97,7 +112,7 @@ t.test('a version mismatch between bl_info and the manifest fails the build', as
   t.match(result.stderr, /bl_info says .* but blender_manifest\.toml says 9\.9\.9/);
 });
 
-t.test('Blender installs the built zip and enables it', async (t) => {
+t.test('Blender installs the built zip as a legacy add-on and enables it', async (t) => {
   const dir = t.testdir({});
   const zipPath = path.join(dir, 'skyfarm-addon.zip');
   t.equal((await buildAddonZip(zipPath)).code, 0);
@@ -112,7 +127,7 @@ t.test('Blender installs the built zip and enables it', async (t) => {
     'addon_utils.disable("skyfarm", default_set=True)',
   ].join('\n');
   const result = await run(
-    'blender',
+    blender,
     ['-b', '--factory-startup', '--python-exit-code', '1', '--python-expr', script],
     {
       env,
@@ -125,3 +140,46 @@ t.test('Blender installs the built zip and enables it', async (t) => {
     new RegExp(`SKYFARM_ZIP_INSTALLED ${env.BLENDER_USER_SCRIPTS}/addons/skyfarm/__init__.py`),
   );
 });
+
+// Blender 4.2 introduced extensions; 3.x-4.1 have no `--command extension` (the zip's manifest is
+// ignored there and the legacy install above is the way).
+if (major > 4 || (major === 4 && minor >= 2)) {
+  t.test('Blender 4.2+ installs the built zip as an extension from the command line', async (t) => {
+    const dir = t.testdir({});
+    const zipPath = path.join(dir, 'skyfarm-addon.zip');
+    t.equal((await buildAddonZip(zipPath)).code, 0);
+    const env = blenderEnv(t, { SKYFARM_HOME: path.join(dir, 'no-daemon') });
+    const validated = await run(blender, ['--command', 'extension', 'validate', zipPath], {
+      env,
+      timeoutMs: 120_000,
+    });
+    t.equal(validated.code, 0, 'blender --command extension validate accepts the zip', {
+      output: tail(validated),
+    });
+    const installed = await installExtension(zipPath, env);
+    t.equal(installed.code, 0, 'blender --command extension install-file -r user_default -e exits 0', {
+      output: tail(installed),
+    });
+    const folder = path.join(env.BLENDER_USER_EXTENSIONS!, 'user_default', 'skyfarm');
+    t.ok(existsSync(path.join(folder, 'blender_manifest.toml')), `the extension is unpacked in ${folder}`);
+
+    // A new Blender with the preferences the install saved: the extension is enabled and registered,
+    // and its panels draw (read through the layout recorder: background Blender draws no pixels).
+    const result = await run(
+      blender,
+      ['-b', '--python-exit-code', '1', '--python', path.join(addonTests, 'blender', 'extension_check.py')],
+      { env, timeoutMs: 120_000 },
+    );
+    t.equal(result.code, 0, 'extension_check.py exits 0', { output: tail(result) });
+    t.match(
+      result.stdout,
+      new RegExp(`SKYFARM_EXTENSION_ENABLED bl_ext\\.user_default\\.skyfarm ${folder}/__init__\\.py`),
+    );
+    t.match(
+      result.stdout,
+      /SKYFARM_EXTENSION_PANEL .*Render on skyfarm/,
+      'the submit panel draws its Render button',
+    );
+    t.match(result.stdout, /SKYFARM_EXTENSION_JOBS .*press Render on skyfarm above/, 'the jobs panel draws');
+  });
+}

@@ -226,9 +226,14 @@ def scenario_bad_inputs():
     cases.append(("AWS without a stack", operator_error(bpy.ops.skyfarm.render), "AWS is not available"))
     settings.backend = "LOCAL"
 
-    scene.render.image_settings.file_format = "FFMPEG"
+    image_settings = scene.render.image_settings
+    if hasattr(image_settings, "media_type"):
+        image_settings.media_type = "VIDEO"  # 5.x lists FFMPEG only among video formats
+    image_settings.file_format = "FFMPEG"
     cases.append(("movie output", operator_error(bpy.ops.skyfarm.render), "movie"))
-    scene.render.image_settings.file_format = "PNG"
+    if hasattr(image_settings, "media_type"):
+        image_settings.media_type = "IMAGE"
+    image_settings.file_format = "PNG"
 
     settings.output_folder = "relative/folder"
     if not bpy.data.filepath:
@@ -314,6 +319,13 @@ def scenario_daemon_lifecycle():
     _start_daemon_from_blender()
     log(f"daemon started from Blender in {time.monotonic() - started:.1f} s: {live().connection_detail}")
     support.pump(15, lambda: sync.session.local.available, "the local backend")
+    # Its jobs render in this Blender (the harness leaves SKYFARM_BLENDER unset, as users do).
+    with open(f"/proc/{_daemon_pid()}/environ", "rb") as handle:
+        environ = dict(entry.split(b"=", 1) for entry in handle.read().split(b"\0") if b"=" in entry)
+    check(
+        environ.get(b"SKYFARM_BLENDER") == os.fsencode(bpy.app.binary_path),
+        f"the daemon renders with {environ.get(b'SKYFARM_BLENDER')!r}, not this Blender ({bpy.app.binary_path})",
+    )
 
     scene = bpy.context.scene
     scene.skyfarm.output_folder = ARGS["outputDir"]
