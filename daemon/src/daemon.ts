@@ -160,6 +160,8 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
         },
         // A render for a Blender version without a worker image is refused before anything is uploaded.
         requireImage: (target, version, role) => images.service.requireImage(target, version, role),
+        imageVersions: async (target) =>
+          (await images.service.images(target.repository, target.region)).map((image) => image.version),
         renderDefinition: (farm, version) => images.service.renderDefinition(farm, version),
         ...options.aws,
       },

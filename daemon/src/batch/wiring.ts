@@ -18,6 +18,7 @@ import { farmFromEnv, renderQueue, type FarmSettings } from './farm.js';
 import { createLogReader } from './logs-api.js';
 import type { ProjectUploader } from './prepare.js';
 import { checkBlenderVersion } from '../images/service.js';
+import { assertReadableBy, formatBlendVersion, type BlendVersion } from '../jobs/validate-blend.js';
 
 export interface AwsWiringOptions {
   /** The farm of a deployed stack by name (the stack service's outputs); absent: --bucket/env only. */
@@ -35,6 +36,8 @@ export interface AwsWiringOptions {
     blenderVersion: string,
     role?: string,
   ) => Promise<void>;
+  /** The Blender versions the farm has worker images for (image tags), to pick one for a job. */
+  imageVersions?: (target: { repository: string; region?: string }) => Promise<string[]>;
   /** The render job definition that runs `blenderVersion`'s image (derived from the farm's). */
   renderDefinition?: (farm: { region?: string; render: string }, blenderVersion: string) => Promise<string>;
   /** Test hooks and tuning. */
@@ -52,10 +55,26 @@ export interface AwsWiringOptions {
   >;
 }
 
+/** What a submit knows about the scene and this machine when the farm's Blender is chosen. */
+export interface SubmitContext {
+  blendFile: string;
+  /** The Blender that saved the file (its header), if known. */
+  savedBy: BlendVersion | null;
+  /** The version of the Blender here (the artist's): the default for the farm's. */
+  localBlender: () => Promise<readonly number[] | undefined>;
+}
+
 export interface AwsWiring {
   backend: AwsBackend;
-  /** Validates a render's AWS options and picks the farm (throws before any job is created). */
-  options(aws: AwsRenderOptions | undefined): Promise<AwsSubmitOptions>;
+  /**
+   * Validates a render's AWS options, picks the farm and the Blender version it renders with, and
+   * refuses a file newer than that Blender (throws before any job is created). `note` says why
+   * another version than asked for was chosen.
+   */
+  options(
+    aws: AwsRenderOptions | undefined,
+    context?: SubmitContext,
+  ): Promise<AwsSubmitOptions & { note?: string }>;
   close(): void;
 }
 
@@ -107,7 +126,7 @@ export function createAwsWiring(deps: {
   });
   return {
     backend,
-    async options(aws = {}) {
+    async options(aws = {}, context) {
       let farm: FarmSettings | undefined;
       // Neither --stack-name nor --bucket (nor SKYFARM_AWS_BUCKET): the stack daemon.info offers as the
       // AWS backend, i.e. the one this daemon deployed or saw ready last.
@@ -136,15 +155,34 @@ export function createAwsWiring(deps: {
       const device = aws.device ?? 'cpu';
       const market = aws.market ?? 'spot';
       renderQueue(farm, device, market); // refuses GPU on a farm without GPU queues
-      // --blender-version X, else the farm's default (the stack's DefaultBlenderVersion): it needs an image.
-      const blenderVersion = checkBlenderVersion(aws.blenderVersion ?? farm.defaultBlenderVersion);
+      // The Blender version: --blender-version X (the add-on sends its own), else the series of the
+      // Blender here, which is the artist's; the image of that release, else one of its series.
+      // Without an image of the series here, the farm's default (the stack's DefaultBlenderVersion).
+      const requested = aws.blenderVersion ? checkBlenderVersion(aws.blenderVersion) : undefined;
+      const target = farm.imageRepository
+        ? {
+            repository: farm.imageRepository,
+            ...(farm.region ? { region: farm.region } : {}),
+            ...(stackName && !aws.bucket ? { stackName } : {}),
+          }
+        : undefined;
+      const tags =
+        target && deps.options?.imageVersions ? await deps.options.imageVersions(target) : undefined;
+      // Which images there are is known only with a repository; without, the farm's default as ever.
+      const local = requested || !tags ? undefined : await context?.localBlender();
+      const wanted = requested ?? (local ? local.join('.') : farm.defaultBlenderVersion);
+      let blenderVersion = tags ? (imageForVersion(wanted, tags) ?? wanted) : wanted;
+      let note: string | undefined;
+      if (!requested && local && tags && !tags.includes(blenderVersion)) {
+        note =
+          `the farm has no worker image for Blender ${seriesOf(wanted)} (the Blender here is ${wanted}): ` +
+          `rendering with the farm default ${farm.defaultBlenderVersion}`;
+        blenderVersion = farm.defaultBlenderVersion;
+      } else if (tags && blenderVersion !== wanted) {
+        note = `Blender ${wanted} renders in the farm's ${blenderVersion} image (the same series)`;
+      }
       const other = blenderVersion !== farm.defaultBlenderVersion;
-      if (deps.options?.requireImage && farm.imageRepository) {
-        const target = {
-          repository: farm.imageRepository,
-          ...(farm.region ? { region: farm.region } : {}),
-          ...(stackName && !aws.bucket ? { stackName } : {}),
-        };
+      if (deps.options?.requireImage && target) {
         await deps.options.requireImage(target, blenderVersion);
         // Copy, publish and the stack's publish-after-failure run in the default version's image.
         if (other)
@@ -153,6 +191,23 @@ export function createAwsWiring(deps: {
             farm.defaultBlenderVersion,
             'the farm default: copy and publish run in it',
           );
+      }
+      // A file newer than that Blender cannot be opened on the farm: refused before anything is sent.
+      if (context?.savedBy) {
+        const series = formatBlendVersion(context.savedBy);
+        const stack = target?.stackName ? ` --stack-name ${target.stackName}` : '';
+        const image = tags?.find((tag) => seriesOf(tag) === series);
+        assertReadableBy(
+          context.blendFile,
+          context.savedBy,
+          blenderVersion.split('.').map(Number),
+          `the farm would render it with Blender ${blenderVersion}` +
+            (requested ? ` (--blender-version ${requested})` : ''),
+          image
+            ? `Render with --blender-version ${image} (the farm has its image).`
+            : `Build an image for it with \`skyfarm images build --blender-version ${series}${stack}\`, ` +
+                `then render with --blender-version ${series}.`,
+        );
       }
       // The render stage runs in the job's version: its own job definition (Batch cannot override images).
       if (other && !aws.prepareOnly && deps.options?.renderDefinition) {
@@ -169,6 +224,7 @@ export function createAwsWiring(deps: {
         blenderVersion,
         ...(aws.notifyEmail ? { notifyEmail: aws.notifyEmail } : {}),
         ...(aws.prepareOnly ? { prepareOnly: true } : {}),
+        ...(note ? { note } : {}),
       };
     },
     close: () => {
@@ -176,6 +232,24 @@ export function createAwsWiring(deps: {
       cache.clear();
     },
   };
+}
+
+function seriesOf(version: string): string {
+  return version.split('.').slice(0, 2).join('.');
+}
+
+/**
+ * The image for Blender `version` among the farm's tags: that release, else its series (the tag
+ * `4.2`, else the newest `4.2.x`): releases of a series read and write the same files.
+ */
+export function imageForVersion(version: string, tags: string[]): string | undefined {
+  if (tags.includes(version)) return version;
+  const series = seriesOf(version);
+  if (tags.includes(series)) return series;
+  const patch = (tag: string) => Number(tag.split('.')[2] ?? -1);
+  return tags
+    .filter((tag) => seriesOf(tag) === series && /^\d+\.\d+\.\d+$/.test(tag))
+    .sort((a, b) => patch(b) - patch(a))[0];
 }
 
 export function registerAwsHandlers(registry: RpcRegistry, jobs: JobService, aws: AwsBackend): void {

@@ -13,8 +13,8 @@ import {
 import { SkyfarmError } from '../errors.js';
 import type { Notify } from '../notify.js';
 import { parseFrameSpec } from '../render/frames.js';
-import type { ProbeResult } from '../render/blender.js';
-import { assertBlendFile } from './validate-blend.js';
+import type { BlenderVersion, ProbeResult } from '../render/blender.js';
+import { assertBlendFile, assertReadableBy, type BlendVersion } from './validate-blend.js';
 import { ensureWritableDir, sceneOutput } from './output-dir.js';
 import { FINISHED_STATES, type JobRepo } from './job-repo.js';
 import type { JobLogs } from './job-log.js';
@@ -32,7 +32,7 @@ export interface JobServiceDeps {
   logs: JobLogs;
   notify: Notify;
   local: LocalBackend;
-  findBlender: () => Promise<{ path: string }>;
+  findBlender: () => Promise<{ path: string; version?: BlenderVersion }>;
   probeBlend: (
     blender: string,
     file: string,
@@ -58,7 +58,7 @@ export class JobService {
   async submit(params: RenderSubmitParams): Promise<RenderSubmitResult> {
     const blendFile = resolve(params.blendFile);
     const sourceBlendFile = resolve(params.sourceBlendFile ?? blendFile);
-    await assertBlendFile(blendFile);
+    const savedBy = await assertBlendFile(blendFile);
     const backend = params.backend ?? 'local';
     if (backend === 'aws' && !this.deps.aws) {
       throw new SkyfarmError(
@@ -66,7 +66,16 @@ export class JobService {
         'the AWS backend needs a deployed stack (`skyfarm deploy`); render with --backend local meanwhile',
       );
     }
-    const awsOptions = backend === 'aws' ? await this.deps.aws!.options(params.aws) : undefined;
+    // AWS: the image is chosen (the artist's Blender series unless --blender-version says) and a file
+    // newer than it refused before anything is uploaded.
+    const awsOptions =
+      backend === 'aws'
+        ? await this.deps.aws!.options(params.aws, {
+            blendFile,
+            savedBy,
+            localBlender: async () => (await this.deps.findBlender()).version,
+          })
+        : undefined;
     // Check the frame spec's syntax before starting Blender: a typo should fail fast.
     const explicitFrames =
       params.frames !== undefined && params.frames.trim() !== '' ? parseFrameSpec(params.frames) : null;
@@ -77,7 +86,7 @@ export class JobService {
     if (!awsOptions) this.deps.local.prewarm();
     try {
       // The add-on's temporary copy is probed once and removed after its upload: not remembered.
-      const probe = await this.probe(blendFile, params.scene, { remember: !params.temporaryBlend });
+      const probe = await this.probe(blendFile, params.scene, { remember: !params.temporaryBlend }, savedBy);
       const scene = probe.scene;
       if (!scene.hasCamera) {
         throw new SkyfarmError(
@@ -136,6 +145,13 @@ export class JobService {
         jobId,
         `[skyfarm] submitted ${sourceBlendFile} scene "${scene.name}" frames ${spec.framesSpec}`,
       );
+      if (awsOptions) {
+        const note = awsOptions.note ? ` (${awsOptions.note})` : '';
+        this.deps.logs.append(
+          jobId,
+          `[skyfarm] the farm renders with Blender ${awsOptions.blenderVersion}${note}`,
+        );
+      }
       this.deps.notify('job.update', job);
       if (awsOptions) this.deps.aws!.backend.submit(spec, awsOptions);
       else this.deps.local.start(jobId);
@@ -146,13 +162,32 @@ export class JobService {
     }
   }
 
-  /** Checks Blender and probes the scene; both start at once when Blender's path is known up front. */
+  /**
+   * Checks Blender and probes the scene. A file whose header names the Blender that saved it is
+   * refused (BLEND_TOO_NEW) before a Blender older than that starts on it; a file without a known
+   * header is probed while Blender is checked, when Blender's path is known up front.
+   */
   private async probe(
     blendFile: string,
     scene: string | undefined,
     options: { remember: boolean },
+    savedBy: BlendVersion | null,
   ): Promise<ProbeResult> {
     const check = this.deps.findBlender();
+    if (savedBy) {
+      const blender = await check;
+      if (blender.version) {
+        assertReadableBy(
+          blendFile,
+          savedBy,
+          blender.version,
+          `the Blender skyfarm uses (${blender.path}) is ${blender.version.join('.')}`,
+          'Set SKYFARM_BLENDER to a newer Blender (then `skyfarm daemon stop`, so the daemon starts again ' +
+            'with it) or install a newer one.',
+        );
+      }
+      return this.deps.probeBlend(blender.path, blendFile, scene, options);
+    }
     const early = this.deps.blenderPath ? await this.deps.blenderPath().catch(() => null) : null;
     if (!early) return this.deps.probeBlend((await check).path, blendFile, scene, options);
     const probing = this.deps.probeBlend(early, blendFile, scene, options);
