@@ -26,12 +26,18 @@ from . import codec, connection, farm, framespec, paths, session, state, submiss
 from . import dependencies, farm_operators, farm_panels, farm_props, operators, panels, preferences, props, sync
 
 ADDON_VERSION = ".".join(str(part) for part in bl_info["version"])
+OLDEST_BLENDER = bl_info["blender"]
 
 # Order matters: properties before the UI that draws them; panels last.
 _modules = (props, preferences, operators, farm_operators, panels, farm_panels)
 
 
 def register():
+    # Older Blenders only warn about bl_info["blender"] and enable the add-on anyway; it would then
+    # fail in obscure ways. Say so once, before anything is registered.
+    if tuple(bpy.app.version) < OLDEST_BLENDER:
+        oldest = ".".join(str(part) for part in OLDEST_BLENDER[:2])
+        raise RuntimeError(f"skyfarm needs Blender {oldest} or newer; this is Blender {bpy.app.version_string}")
     for module in _modules:
         module.register()
     sync.start(ADDON_VERSION)

@@ -222,24 +222,33 @@ export function findBars(picture: Picture, area: Rect, colours: { item: Rgb; inn
   return bars.sort((a, b) => b.rect[2] - a.rect[2]);
 }
 
+/** One thing a screenshot must show: whether it does, what was measured, and the measurements. */
+export interface Finding {
+  ok: boolean;
+  message: string;
+  details?: Record<string, unknown>;
+}
+
 /**
- * Asserts that a capture shows what Blender recorded beside it: a real picture (not one flat
- * colour), each editor region in its theme background with content drawn in it, and each job bar
- * drawn in its place, filled to the job's share, its text as wide as Blender's font makes it.
+ * What a capture shows against what Blender recorded beside it: a real picture (not one flat
+ * colour), each editor region in its theme colours with panels and text drawn in it, and each job
+ * bar drawn in its place, filled to the job's share, its text as wide as Blender's font makes it.
  */
-export function checkCapture(t: Test, capture: CaptureRequest): void {
-  const picture = decodePng(capture.png);
+export function examineCapture(capture: CaptureRequest, picture: Picture = decodePng(capture.png)): Finding[] {
+  const findings: Finding[] = [];
+  const check = (ok: boolean, message: string, details?: Record<string, unknown>) =>
+    findings.push({ ok, message, ...(details ? { details } : {}) });
   const name = capture.name;
   const [wx, wy, ww, wh] = capture.window;
-  t.ok(
+  check(
     wx >= 0 && wy >= 0 && wx + ww <= picture.width && wy + wh <= picture.height,
     `${name}: Blender's window (${ww}×${wh} at ${wx},${wy}) lies on the ${picture.width}×${picture.height} screen`,
   );
   const colours = colourCount(picture, [0, 0, picture.width, picture.height]);
-  t.ok(colours >= 64, `${name}: the screen is a drawn picture, not one flat colour (${colours} colours)`);
+  check(colours >= 64, `${name}: the screen is a drawn picture, not one flat colour (${colours} colours)`);
   for (const region of capture.regions) {
     const back = dominantColour(picture, region.rect);
-    t.ok(
+    check(
       region.backs.some((colour) => distance(back, colour) <= 6),
       `${name}: the ${region.label} is where Blender says, in its theme colours ` +
         `(most common colour ${back.join(',')}; theme ${region.backs.map((c) => c.join(',')).join(' or ')})`,
@@ -256,15 +265,18 @@ export function checkCapture(t: Test, capture: CaptureRequest): void {
       }
     }
     const share = differing / (width * height);
-    t.ok(share >= 0.01, `${name}: the ${region.label} has panels drawn in it (${(share * 100).toFixed(1)}% of it differs from its background)`);
-    t.ok(bright >= 500, `${name}: the ${region.label} shows light text on its dark theme (${bright} text pixels)`);
+    check(
+      share >= 0.01,
+      `${name}: the ${region.label} has panels drawn in it (${(share * 100).toFixed(1)}% of it differs from its background)`,
+    );
+    check(bright >= 500, `${name}: the ${region.label} shows light text on its dark theme (${bright} text pixels)`);
   }
   for (const expected of capture.bars) {
     const area = capture.regions[0]?.rect ?? [0, 0, picture.width, picture.height];
     const where = `${name}: ${expected.label}'s bar (${expected.kind}, "${expected.text}")`;
     if (expected.progress < 0.05) {
-      // An empty bar has no fill to find it by.
-      t.comment(`${where}: progress ${expected.progress}, nothing filled to find`);
+      // An empty bar has no fill to find it by; the picture's other checks still hold.
+      check(true, `${where}: progress ${(expected.progress * 100).toFixed(1)}%, nothing filled to find`);
       continue;
     }
     const found = findBars(picture, area, capture.theme[expected.kind]);
@@ -282,7 +294,7 @@ export function checkCapture(t: Test, capture: CaptureRequest): void {
           : text[0] - bar.rect[0] <= 24;
       return placed && Math.abs(width - expected.textWidth) <= Math.max(4, expected.textWidth * 0.1);
     });
-    t.ok(
+    check(
       carrying.length > 0,
       `${where} is drawn in the theme's colours with its ${expected.textWidth} px wide text ${placement}`,
       { found },
@@ -291,10 +303,17 @@ export function checkCapture(t: Test, capture: CaptureRequest): void {
       (a, b) => Math.abs(a.filled - expected.progress) - Math.abs(b.filled - expected.progress),
     )[0];
     if (!bar) continue;
-    t.ok(
+    check(
       Math.abs(bar.filled - expected.progress) <= 0.05,
-      `${where} is filled to the job's share: ${(bar.filled * 100).toFixed(1)}% drawn, ${(expected.progress * 100).toFixed(1)}% expected`,
+      `${where} is filled to the job's share: ${(bar.filled * 100).toFixed(1)}% drawn, ` +
+        `${(expected.progress * 100).toFixed(1)}% expected`,
       { bar },
     );
   }
+  return findings;
+}
+
+/** examineCapture() as test assertions, one per finding. */
+export function checkCapture(t: Test, capture: CaptureRequest): void {
+  for (const finding of examineCapture(capture)) t.ok(finding.ok, finding.message, finding.details ?? {});
 }

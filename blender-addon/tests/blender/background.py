@@ -82,7 +82,8 @@ def png_size(path):
 
 
 def scenario_register():
-    """Register and unregister twice; properties, preferences, operators and panels exist only while enabled."""
+    """Register and unregister twice; properties, preferences, operators and panels exist only while
+    enabled. A Blender older than bl_info["blender"] is refused with a clear message."""
     for round_number in (1, 2):
         support.enable_addon(ARGS)
         from skyfarm import sync
@@ -123,6 +124,23 @@ def scenario_register():
         check(not connection_threads(), "the network thread is still running")
         check(sync.session is None, "the session was not dropped")
         log(f"round {round_number}: registered and unregistered cleanly")
+
+    # An older Blender is refused with a clear message, before anything is registered.
+    import types
+
+    import skyfarm
+
+    real_bpy = skyfarm.bpy
+    skyfarm.bpy = types.SimpleNamespace(app=types.SimpleNamespace(version=(3, 3, 1), version_string="3.3.1"))
+    try:
+        skyfarm.register()
+        message = None
+    except RuntimeError as error:
+        message = str(error)
+    finally:
+        skyfarm.bpy = real_bpy
+    check(message == "skyfarm needs Blender 3.4 or newer; this is Blender 3.3.1", f"an old Blender got: {message!r}")
+    check(not hasattr(bpy.types.Scene, "skyfarm"), "Scene.skyfarm was registered on a refused Blender")
 
 
 def scenario_submit():
