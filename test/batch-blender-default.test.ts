@@ -20,8 +20,8 @@ t.test(
   'without --blender-version: the image of the Blender here, by its series',
   { skip: blenderSkip, timeout: 115_000 },
   async (t) => {
-    const farm = await startFarm(t); // its ECR holds the default 4.2.3
-    farm.ecr.push('skyfarm/worker', series); // what `skyfarm images build --blender-version 5.2` tags
+    // The default 4.2.3 and the series tag `skyfarm images build --blender-version 5.2` gives.
+    const farm = await startFarm(t, { images: ['4.2.3', series] });
     await farm.startDaemon();
     const scene = await makeScene(path.join(farm.dir, 'project'), { frames: [1, 2] });
     const output = path.join(farm.dir, 'out');
@@ -74,7 +74,7 @@ t.test(
     timeout: 115_000,
   },
   async (t) => {
-    const farm = await startFarm(t);
+    const farm = await startFarm(t, { images: ['4.2.3'] });
     await farm.startDaemon();
     const folder = path.join(farm.dir, 'project');
     mkdirSync(folder);

@@ -9,7 +9,7 @@ import { startDaemon, type RunningDaemon } from '../../../daemon/src/daemon.js';
 import { DaemonClient } from '../../../daemon/src/client/daemon-client.js';
 import type { Job } from '../../../protocol/generated/protocol.js';
 import { S3Bucket, createS3Client, settingsFromEnv } from '../../../daemon/src/batch/bucket.js';
-import { blenderCommand } from '../../helpers/scenes.js';
+import { blenderCommand, blenderVersion } from '../../helpers/scenes.js';
 import { awsEnv, cleanEnv, REPO_ROOT, startS3, WORKER_ENTRY, type LocalS3 } from './aws-env.js';
 import { startFakeBatch, type FakeBatch } from './server.js';
 import { farmFromTemplate } from './template.js';
@@ -25,7 +25,7 @@ export interface Farm {
   batch: FakeBatch;
   ses: FakeSes;
   logs: FakeLogs;
-  /** The worker images' repository (`skyfarm/worker`, holding the default Blender version's image). */
+  /** The worker images' repository (`skyfarm/worker`: the default version's image and the local series'). */
   ecr: FakeEcr;
   /** The daemon's environment (AWS endpoints, the farm bucket). */
   daemonEnv: NodeJS.ProcessEnv;
@@ -41,6 +41,11 @@ export async function startFarm(
     maxRunning?: number;
     /** Added to every container's environment (e.g. SKYFARM_BLENDER: a wrapper that holds a frame). */
     workerEnv?: NodeJS.ProcessEnv;
+    /**
+     * The worker images' tags (default: the default 4.2.3 and the series of the Blender under test,
+     * which a job without --blender-version renders in, as a farm set up for the artist's Blender).
+     */
+    images?: string[];
   } = {},
 ): Promise<Farm> {
   const dir = t.testdir({});
@@ -50,7 +55,9 @@ export async function startFarm(
   t.teardown(() => ses.close());
   const logs = await startFakeLogs();
   t.teardown(() => logs.close());
-  const ecr = await startFakeEcr({ repositories: { 'skyfarm/worker': ['4.2.3'] } });
+  const series = blenderVersion?.split('.').slice(0, 2).join('.');
+  const images = options.images ?? ['4.2.3', ...(series ? [series] : [])];
+  const ecr = await startFakeEcr({ repositories: { 'skyfarm/worker': images } });
   t.teardown(() => ecr.close());
   const efs = path.join(dir, 'efs');
   const env = { ...cleanEnv(), ...awsEnv({ s3: s3.endpoint, ses: ses.endpoint, logs: logs.endpoint }) };
