@@ -44,6 +44,8 @@ export interface DaemonOptions {
   aws?: AwsWiringOptions;
   /** Worker images (skyfarm images): cache, build polling and time limit. */
   images?: ImageOptions;
+  /** Node's process warnings go to the daemon's log, not stderr (the daemon process itself sets this). */
+  logProcessWarnings?: boolean;
 }
 
 export interface RunningDaemon {
@@ -71,14 +73,47 @@ export function parsePort(value: string | undefined): number {
   return port;
 }
 
+/**
+ * Node prints warnings (`(node:PID) MaxListenersExceededWarning: …`, the AWS SDK's Node.js version
+ * notice) on stderr: the user's terminal, or the daemon.log tail `daemon start` shows when the
+ * daemon fails. The daemon logs them instead. Returns the undo.
+ */
+function logProcessWarnings(log: Logger): () => void {
+  const previous = process.listeners('warning');
+  process.removeAllListeners('warning');
+  const onWarning = (warning: Error) =>
+    log.warn({ warning: warning.name, stack: warning.stack }, `node: ${warning.message}`);
+  process.on('warning', onWarning);
+  return () => {
+    process.off('warning', onWarning);
+    for (const listener of previous) process.on('warning', listener);
+  };
+}
+
 export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon> {
   const env = options.env ?? process.env;
   const paths = ensureStateDir(options.stateDir);
-  const releaseLock = acquireDaemonLock(paths.lock, paths.daemonInfo, paths.root);
+  const lock = acquireDaemonLock(paths.lock, paths.daemonInfo, paths.root);
+  let releaseLock = lock.release;
   let db: Db | undefined;
   let projects: ProjectService | undefined;
   try {
     const log = options.logger ?? pino({ level: env['SKYFARM_LOG_LEVEL'] ?? 'info' });
+    if (lock.stale || lock.replacedLegacyLock !== undefined) {
+      const pid = lock.stale?.pid ?? lock.replacedLegacyLock;
+      log.warn(
+        { stalePid: pid ?? null, stalePort: lock.stale?.port ?? null },
+        `the previous skyfarm daemon${pid ? ` (pid ${pid})` : ''} ended without stopping cleanly; replaced its ${lock.stale ? 'daemon.json' : 'lock file'}`,
+      );
+    }
+    if (options.logProcessWarnings) {
+      const restore = logProcessWarnings(log);
+      const release = releaseLock;
+      releaseLock = () => {
+        restore();
+        release();
+      };
+    }
     const token = loadOrCreateToken(paths.token);
     db = openDatabase(paths.database);
     const repo = new JobRepo(db);

@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DaemonClient } from '../client/daemon-client.js';
 import { ensureStateDir, statePaths } from '../config/state-dir.js';
-import { processAlive, readDaemonInfo, type DaemonInfo } from '../config/daemon-lock.js';
+import { daemonLockState, processAlive, readDaemonInfo, type DaemonInfo } from '../config/daemon-lock.js';
 import { SkyfarmError } from '../errors.js';
 import { DAEMON_VERSION } from '../version.js';
 
@@ -132,15 +132,65 @@ export async function connectOrStart(
   return { client: await connect(stateDir), started: true };
 }
 
-/** Sends SIGTERM to the daemon and waits for it to exit (SIGKILL after 15 s). */
+/** Whether the state dir's daemon lock is held ('unknown' counts: the lock cannot be read here). */
+function lockHeld(stateDir: string): boolean {
+  return daemonLockState(statePaths(stateDir).lock) !== 'free';
+}
+
+/**
+ * The running daemon's pid, port and version: as it answers itself (its token proves it is this state
+ * dir's daemon), else — starting, or hung — from daemon.json, which only the lock holder writes.
+ */
+async function runningDaemon(stateDir: string): Promise<DaemonInfo | undefined> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    try {
+      const client = await connect(stateDir, 3000);
+      try {
+        const { pid, version } = await client.request('daemon.info', {});
+        return { pid, port: client.daemon.port, version };
+      } finally {
+        client.close();
+      }
+    } catch {
+      // not answering (yet)
+    }
+    if (!lockHeld(stateDir)) return undefined;
+    const info = readDaemonInfo(statePaths(stateDir).daemonInfo);
+    if (info || Date.now() > deadline) return info;
+    await sleep(100); // between taking the lock and writing daemon.json
+  }
+}
+
+function signal(pid: number, name: NodeJS.Signals): void {
+  try {
+    process.kill(pid, name);
+  } catch {
+    // exited meanwhile
+  }
+}
+
+/**
+ * Sends SIGTERM to the daemon and waits until it has let go of the state dir (SIGKILL after 15 s).
+ * Only a daemon holding the lock is signalled: a pid in a stale daemon.json may belong to another
+ * program by now, and a killed daemon not yet reaped (a zombie) is already gone.
+ */
 export async function stopDaemon(stateDir: string): Promise<DaemonInfo | undefined> {
-  const info = readDaemonInfo(statePaths(stateDir).daemonInfo);
-  if (!info || !processAlive(info.pid)) return undefined;
-  process.kill(info.pid, 'SIGTERM');
+  if (!lockHeld(stateDir)) return undefined;
+  const info = await runningDaemon(stateDir);
+  if (!info) return undefined;
+  // The lock is released as the daemon exits; without a readable lock, the process itself is watched.
+  const running = () => {
+    const state = daemonLockState(statePaths(stateDir).lock);
+    return state === 'held' || (state === 'unknown' && processAlive(info.pid));
+  };
+  signal(info.pid, 'SIGTERM');
   const deadline = Date.now() + 15_000;
-  while (processAlive(info.pid)) {
+  while (running()) {
     if (Date.now() > deadline) {
-      process.kill(info.pid, 'SIGKILL');
+      signal(info.pid, 'SIGKILL');
+      const killed = Date.now() + 5_000;
+      while (running() && Date.now() < killed) await sleep(100);
       break;
     }
     await sleep(100);

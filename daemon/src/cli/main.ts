@@ -80,7 +80,7 @@ function oneJob(positionals: string[], command: string): string {
 
 async function runDaemonForeground(ctx: CliContext): Promise<number> {
   restoreUserGlibcTunables(ctx.env);
-  const daemon = await startDaemon({ stateDir: ctx.stateDir, env: ctx.env });
+  const daemon = await startDaemon({ stateDir: ctx.stateDir, env: ctx.env, logProcessWarnings: true });
   await new Promise<void>((resolve) => {
     const stop = () => {
       clearInterval(watchdog);

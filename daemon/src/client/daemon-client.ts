@@ -12,7 +12,7 @@ import {
 } from '../../../protocol/generated/protocol.js';
 import { decodeServerMessage } from '../protocol/codec.js';
 import { SkyfarmError } from '../errors.js';
-import { readDaemonInfo, type DaemonInfo } from '../config/daemon-lock.js';
+import { daemonLockState, readDaemonInfo, type DaemonInfo } from '../config/daemon-lock.js';
 import { statePaths } from '../config/state-dir.js';
 
 type EventListener = <E extends EventName>(event: E, data: EventMap[E]) => void;
@@ -52,6 +52,14 @@ export class DaemonClient {
     const port = options.port ?? info?.port;
     if (port === undefined) {
       throw new SkyfarmError('DAEMON_UNREACHABLE', `no skyfarm daemon is running for ${options.stateDir}`);
+    }
+    // daemon.json outlives a killed daemon: its port may now be another program's (or another state
+    // dir's daemon's). Only a daemon holding the lock is asked.
+    if (options.port === undefined && info && daemonLockState(paths.lock) === 'free') {
+      throw new SkyfarmError(
+        'DAEMON_UNREACHABLE',
+        `no skyfarm daemon is running for ${options.stateDir} (the daemon that wrote daemon.json, pid ${info.pid}, is no longer running)`,
+      );
     }
     let token = options.token;
     if (token === undefined) {
