@@ -7,6 +7,7 @@
 // process alive, and stop after `idleMs` without work (each holds about 8 MiB of memory in an idle daemon).
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
+import { onAbort as whenAborted } from '../util/abort-fanout.js';
 
 const WORKER_SOURCE = String.raw`
 const { parentPort } = require('node:worker_threads');
@@ -103,7 +104,8 @@ interface Job {
   resolve: (result: HashResult) => void;
   reject: (error: unknown) => void;
   signal?: AbortSignal;
-  onAbort?: () => void;
+  /** Stops watching `signal` for this job. */
+  unwatch?: () => void;
   settled: boolean;
 }
 
@@ -173,8 +175,8 @@ export class HashPool {
       };
       if (signal) {
         job.signal = signal;
-        job.onAbort = () => this.abort(job);
-        signal.addEventListener('abort', job.onAbort, { once: true });
+        // Queued files share one listener on their signal (an upload queues thousands).
+        job.unwatch = whenAborted(signal, () => this.abort(job));
       }
       this.queue.push(job);
       this.pump();
@@ -192,7 +194,7 @@ export class HashPool {
   private settle(job: Job, result: HashResult | undefined, error?: unknown): void {
     if (job.settled) return;
     job.settled = true;
-    if (job.onAbort) job.signal?.removeEventListener('abort', job.onAbort);
+    job.unwatch?.();
     if (error !== undefined) job.reject(error);
     else if (result) job.resolve(result);
   }

@@ -1,8 +1,8 @@
 // Retries around whole store operations. The SDK already retries each request; this layer covers
 // what it cannot: a download whose body stream breaks half-way, a multipart upload whose part
 // failed after the SDK's attempts, a blob whose bytes did not verify.
-import { setTimeout as sleep } from 'node:timers/promises';
 import { SkyfarmError } from '../errors.js';
+import { onAbort } from '../util/abort-fanout.js';
 import { BlobChangedError, IntegrityError } from './object-store.js';
 
 const NETWORK_CODES = new Set([
@@ -73,7 +73,26 @@ export async function withRetries<T>(
       if (attempt >= attempts || !isTransient(error)) throw error;
       options.onRetry?.(error, attempt);
       const delay = base * 2 ** (attempt - 1) * (0.5 + Math.random());
-      await sleep(delay, undefined, options.signal ? { signal: options.signal } : undefined);
+      await pause(delay, options.signal);
     }
   }
+}
+
+/**
+ * Waits `ms`, or rejects with the signal's reason when it aborts first. The many transfers of one
+ * upload retry under one signal: their waits share one listener on it (a listener each piled up).
+ */
+function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      unwatch();
+      resolve();
+    }, ms);
+    const unwatch = signal
+      ? onAbort(signal, () => {
+          clearTimeout(timer);
+          reject(signal.reason);
+        })
+      : () => undefined;
+  });
 }

@@ -1,4 +1,6 @@
 // Bounds how many Blender processes run at once across all jobs (Blender already uses every core).
+import { onAbort as whenAborted } from './abort-fanout.js';
+
 export class Semaphore {
   private waiting: Array<() => void> = [];
   private active = 0;
@@ -11,15 +13,17 @@ export class Semaphore {
       return this.releaser();
     }
     await new Promise<void>((resolve, reject) => {
+      // Every waiter with this signal shares one listener on it (a job may queue many chunks).
+      const stopWatching = signal
+        ? whenAborted(signal, () => {
+            this.waiting = this.waiting.filter((w) => w !== grant);
+            reject(signal.reason);
+          })
+        : () => undefined;
       const grant = () => {
-        signal?.removeEventListener('abort', onAbort);
+        stopWatching();
         resolve();
       };
-      const onAbort = () => {
-        this.waiting = this.waiting.filter((w) => w !== grant);
-        reject(signal?.reason);
-      };
-      signal?.addEventListener('abort', onAbort, { once: true });
       this.waiting.push(grant);
     });
     this.active += 1;
