@@ -868,8 +868,21 @@ export class AwsBackend {
         (result.reason ? `: ${result.reason}` : '');
     } else if (info.render?.status === 'FAILED') {
       message = `render failed: ${failureReason(info.render)}; no result was published (is the stack's publish-after-failure rule deployed?)`;
+    } else if (info.publish?.status === 'SUCCEEDED') {
+      // Publish exited 0 yet left no result (written elsewhere, or removed): say what is missing,
+      // what is known, and where publish's own output is.
+      const downloaded = repo.frames(t.jobId).filter((f) => f.state === 'done').length;
+      message =
+        `publish succeeded but its result is missing: s3://${row.farm.bucket}/${jobKeys(t.jobId).result} ` +
+        `does not exist, so which frames were published is unknown (${downloaded} of ${job.framesTotal} ` +
+        `frames are in ${outputDir}). See \`skyfarm logs ${t.jobId}\` and the publish job's log ` +
+        `(${publishLog(row.farm.logGroup, info.publish)})`;
+      code = 'AWS_ERROR';
     } else {
-      message = `publish failed: ${info.publish ? failureReason(info.publish) : 'unknown'}`;
+      message =
+        `publish failed: ${info.publish ? failureReason(info.publish) : 'unknown'}` +
+        ` (see \`skyfarm logs ${t.jobId}\`` +
+        (info.publish ? ` and the publish job's log: ${publishLog(row.farm.logGroup, info.publish)})` : ')');
       code = 'AWS_ERROR';
     }
     message += mailNote;
@@ -1148,4 +1161,12 @@ export class AwsBackend {
 /** Chunk size for AWS: the requested one, raised so the array stays within 10,000 children. */
 export function awsChunkSize(frames: number, requested: number): number {
   return effectiveChunkSize(frames, requested);
+}
+
+/** Where a Batch job's output is: its CloudWatch log stream (or its name and id when Batch gave none). */
+function publishLog(logGroup: string, info: BatchJobInfo): string {
+  const stream = info.attempts.at(-1)?.logStreamName ?? info.logStreamName;
+  return stream
+    ? `CloudWatch ${logGroup}, stream ${stream}`
+    : `Batch job ${info.name} (${info.jobId}) in CloudWatch ${logGroup}`;
 }
