@@ -32,12 +32,31 @@ t.test(
     const waiting = renderAndWait(farm, scene, output, ['--chunk-size', '2']);
 
     // Both chunks have their first samples in (the fake farm runs two containers at once).
-    await until(
-      'both frames to show samples',
-      () => updates.some((u) => u.live?.rendering === 2 && u.live.samplesDone >= 1),
-      180_000,
-      50,
-    );
+    try {
+      await until(
+        'both frames to show samples',
+        () => updates.some((u) => u.live?.rendering === 2 && u.live.samplesDone >= 1),
+        180_000,
+        50,
+      );
+    } catch (error) {
+      // What the daemon and the bucket saw, to tell a worker that wrote nothing from a daemon that read nothing.
+      const last = updates.at(-1);
+      const live = last ? await farm.bucket.list(jobKeys(last.id).livePrefix) : [];
+      t.fail((error as Error).message, {
+        last: last && {
+          state: last.state,
+          message: last.message,
+          live: last.live,
+          framesDone: last.framesDone,
+        },
+        liveUpdates: updates.filter((u) => u.live).map((u) => u.live),
+        liveReports: await Promise.all(live.map((o) => farm.bucket.getJson(o.key))),
+      });
+      gate.open();
+      await waiting;
+      return;
+    }
     const id = updates.find((u) => u.live)!.id;
     const status = await runSkyfarm(['status', id, '--json'], farm.stateDir, farm.dir);
     t.equal(status.code, 0, 'status exits 0', { stderr: status.stderr });

@@ -33,7 +33,8 @@ export const LIVE_INTERVAL_MS = 5_000;
 
 /**
  * Writes a chunk's live report: at most every `intervalMs` (or at once when urgent), one write at a
- * time, the newest state winning. Failed writes are logged; progress is a nicety, frames are not.
+ * time, the newest state winning. A failed write is logged (once in a row) and tried again after the
+ * interval; it never fails the chunk: progress is a nicety, frames are not.
  */
 export class LiveReporter {
   private timer: NodeJS.Timeout | undefined;
@@ -42,6 +43,7 @@ export class LiveReporter {
   private pending = false;
   private urgent = false;
   private stopped = false;
+  private failures = 0;
 
   constructor(
     private readonly write: () => Promise<void>,
@@ -73,7 +75,15 @@ export class LiveReporter {
     this.urgent = false;
     this.lastWrite = performance.now();
     this.writing = this.write()
-      .catch((error: unknown) => this.log(`render: live progress upload failed: ${(error as Error).message}`))
+      .then(() => {
+        this.failures = 0;
+      })
+      .catch((error: unknown) => {
+        // Tried again after the interval (Blender may not report again for a while).
+        if (this.failures++ === 0)
+          this.log(`render: live progress upload failed (retrying): ${(error as Error).message}`);
+        this.pending = true;
+      })
       .finally(() => {
         this.writing = undefined;
         if (this.pending) this.changed(false);

@@ -53,9 +53,9 @@ export class ProgressPrinter {
   private lastPlain = { key: '', at: -Infinity };
 
   /**
-   * Without a TTY a line is printed at once when frames, state or message change or a frame's first
-   * samples arrive, and for later samples and the ETA at most every `liveEveryMs` (a long frame must
-   * not flood a log file).
+   * Without a TTY a line is printed at once when frames, state or message change, a frame's first
+   * samples arrive or another frame starts rendering beside it, and for later samples and the ETA at
+   * most every `liveEveryMs` (a long frame must not flood a log file).
    */
   constructor(
     private readonly stream: NodeJS.WriteStream,
@@ -75,7 +75,12 @@ export class ProgressPrinter {
       const live = liveAndEta(job);
       const line = live ? `${base} · ${live}` : base;
       if (line === this.lastLine) return;
-      const key = JSON.stringify([base, job.live?.frame, (job.live?.samplesTotal ?? 0) > 0]);
+      const key = JSON.stringify([
+        base,
+        job.live?.frame,
+        (job.live?.samplesTotal ?? 0) > 0,
+        job.live?.rendering,
+      ]);
       const now = (this.options.now ?? Date.now)();
       if (key === this.lastPlain.key && now - this.lastPlain.at < (this.options.liveEveryMs ?? 10_000))
         return;
