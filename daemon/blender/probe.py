@@ -66,7 +66,10 @@ def output_names(scene):
     with the frame number as `#`s. `pattern` is None when the name cannot be written that way."""
     render = scene.render
     start = scene.frame_start
-    first = render.frame_path(frame=start)
+    try:
+        first = render.frame_path(frame=start)
+    except Exception as error:  # noqa: BLE001 - the daemon says the name cannot be told
+        return {"framePath": "", "dir": "", "pattern": None, "error": str(error)}
     result = {"framePath": first, "dir": os.path.dirname(first), "pattern": None}
     names = {frame: os.path.basename(render.frame_path(frame=frame)) for frame in (1, 2)}
     one, two = names[1], names[2]

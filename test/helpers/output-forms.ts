@@ -35,6 +35,8 @@ export const OUTPUT_FORMS: OutputForm[] = [
   { scene: 'blend-folder', outputPath: '//', folder: '.' },
   // Blender 4.5+ resolves path templates; older ones keep the braces: either way, as Blender names it.
   { scene: 'template', outputPath: '//out_template/{scene_name}_#', folder: 'out_template' },
+  // `{{` is a literal brace in 4.5+ templates (older Blenders keep both): the name has braces.
+  { scene: 'braces', outputPath: '//out_braces/a{{b}}_', folder: 'out_braces' },
 ];
 
 /** The scene as Blender's startup file leaves it: output `/tmp/`. */
