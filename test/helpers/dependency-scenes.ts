@@ -1,0 +1,268 @@
+// Dependency scenes built by the Blender under test (test/helpers/dependency_scenes.py), and the
+// comparison the dependency tests make: what Blender opens while it renders every frame (strace)
+// against what skyfarm collects (the probe's list and the uploaded manifest).
+import { readdir, readFile, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Test } from 'tap';
+import { blenderEnv, run, startXvfb, tail } from '../../blender-addon/tests/harness.js';
+import { probeBlend, type ProbeResult } from '../../daemon/src/render/blender.js';
+import { cliEnv, runCli } from './cli.js';
+import { blenderCommand } from './scenes.js';
+import { traceRun, type FileTrace } from './file-trace.js';
+
+const BUILDER = path.join(path.dirname(fileURLToPath(import.meta.url)), 'dependency_scenes.py');
+
+export interface BuiltScene {
+  /** The shot to render. */
+  blend: string;
+  /** Folders whose files count (the project and the folders outside it the scene uses). */
+  roots: string[];
+  /** Files the scene names that are not there (the probe must report exactly these missing). */
+  missing?: string[];
+  /** Anything else the builder says about the scene. */
+  [key: string]: unknown;
+}
+
+/** Builds one of dependency_scenes.py's scenes under `base` with the Blender under test. */
+export async function buildDependencyScene(
+  t: Test,
+  scene: string,
+  base: string,
+  options: Record<string, unknown> = {},
+): Promise<BuiltScene> {
+  const result = await run(
+    blenderCommand,
+    [
+      '-b',
+      '--factory-startup',
+      '--python-exit-code',
+      '1',
+      '--python',
+      BUILDER,
+      '--',
+      JSON.stringify({ ...options, scene, base }),
+    ],
+    { env: blenderEnv(t), timeoutMs: 300_000 },
+  );
+  const line = result.stdout.split('\n').find((text) => text.startsWith('SKYFARM_SCENES '));
+  if (result.code !== 0 || !line) throw new Error(`building ${scene} failed:\n${tail(result)}`);
+  return JSON.parse(line.slice('SKYFARM_SCENES '.length)) as BuiltScene;
+}
+
+/**
+ * Bakes every Ocean modifier of each file in a windowed Blender under Xvfb and saves the file: the
+ * bake is a WM job that only becomes "baked" in Blender's event loop (`-b` writes the maps but leaves
+ * the modifier unbaked, as if the user had never baked).
+ */
+export async function bakeOceans(t: Test, files: string[]): Promise<void> {
+  const display = await startXvfb(t);
+  for (const file of files) {
+    const result = await run(
+      blenderCommand,
+      ['--factory-startup', file, '--python', BUILDER, '--', JSON.stringify({ bakeOceans: true })],
+      { env: blenderEnv(t, { DISPLAY: display }), timeoutMs: 180_000 },
+    );
+    if (!/SKYFARM_OCEANS_BAKED/.test(result.stdout)) {
+      throw new Error(`baking the oceans of ${file} failed:\n${tail(result)}`);
+    }
+  }
+}
+
+/** Whether this Blender can run a fluid simulation (Debian trixie's 4.3 aborts in Mantaflow). */
+export async function fluidWorks(t: Test): Promise<string | false> {
+  const result = await run(
+    blenderCommand,
+    [
+      '-b',
+      '--factory-startup',
+      '--python-exit-code',
+      '1',
+      '--python-expr',
+      'import bpy\nbpy.ops.object.modifier_add(type="FLUID")\nbpy.context.object.modifiers[-1].fluid_type = "DOMAIN"\n' +
+        'bpy.context.evaluated_depsgraph_get()\nprint("SKYFARM_FLUID_OK")',
+    ],
+    { env: blenderEnv(t), timeoutMs: 120_000 },
+  );
+  if (/SKYFARM_FLUID_OK/.test(result.stdout)) return false;
+  const reason = /Fatal Python error: .*/.exec(`${result.stdout}\n${result.stderr}`)?.[0] ?? tail(result, 5);
+  return `this Blender build cannot simulate fluids (${reason})`;
+}
+
+function within(file: string, roots: string[]): boolean {
+  return roots.some((root) => file === root || file.startsWith(root + path.sep));
+}
+
+/** Every file below `folders` (recursively). */
+export async function filesUnder(folders: string[]): Promise<Set<string>> {
+  const files = new Set<string>();
+  for (const folder of folders) {
+    const entries = await readdir(folder, { recursive: true, withFileTypes: true }).catch(() => []);
+    for (const entry of entries) {
+      if (entry.isFile()) files.add(path.join(entry.parentPath, entry.name));
+    }
+  }
+  return files;
+}
+
+/**
+ * Renders every frame of the scene's range with plain `blender -b FILE -a` under strace. What the
+ * render writes into the project (Blender simulates an unbaked cache of a linked object into its
+ * library's cache folder) is removed afterwards, so the project is as the user left it.
+ */
+export async function traceBlenderRender(t: Test, scene: BuiltScene, outputDir: string): Promise<FileTrace> {
+  const before = await filesUnder(scene.roots);
+  const traced = await traceRun(
+    blenderCommand,
+    ['-b', scene.blend, '-o', path.join(outputDir, 'frame_####'), '-a'],
+    { env: blenderEnv(t), timeoutMs: 600_000 },
+  );
+  for (const file of await filesUnder(scene.roots)) if (!before.has(file)) await rm(file);
+  if (traced.code !== 0) throw new Error(`rendering ${scene.blend} failed:\n${traced.output.slice(-3000)}`);
+  const keep = (files: Set<string>) =>
+    new Set([...files].filter((file) => within(file, scene.roots) && !within(file, [outputDir])));
+  return {
+    read: keep(traced.read),
+    notFound: keep(traced.notFound),
+    written: keep(traced.written),
+    listed: keep(traced.listed),
+  };
+}
+
+export function probeScene(scene: BuiltScene): Promise<ProbeResult> {
+  return probeBlend(blenderCommand, scene.blend);
+}
+
+interface StoredManifest {
+  blend: string;
+  root?: string;
+  files: Record<string, { sha256: string; size: number }>;
+  remaps: Record<string, string>;
+}
+
+export interface Upload {
+  code: number | null;
+  /** `skyfarm upload --json`'s answer (or its error). */
+  result: {
+    files?: number;
+    missing?: string[];
+    manifest?: { key: string; root: string };
+    error?: { code: string; message: string };
+  };
+  /** The source file of every manifest entry (a tree path mapped back to this machine). */
+  sources: Set<string>;
+  manifest?: StoredManifest;
+}
+
+/** `skyfarm upload FILE --json` on the local backend, and the manifest it stored. */
+export async function uploadScene(
+  t: Test,
+  scene: BuiltScene,
+  home: string,
+  extraArgs: string[] = [],
+): Promise<Upload> {
+  const env = cliEnv(t, home, { SKYFARM_BLENDER: blenderCommand });
+  const cli = await runCli(['upload', scene.blend, '--json', ...extraArgs], { env, timeoutMs: 300_000 });
+  const result = JSON.parse(cli.stdout) as Upload['result'];
+  if (!result.manifest) return { code: cli.code, result, sources: new Set() };
+  const manifest = JSON.parse(
+    await readFile(path.join(home, 'store', result.manifest.key), 'utf8'),
+  ) as StoredManifest;
+  return { code: cli.code, result, sources: manifestSources(manifest), manifest };
+}
+
+/** Where each file of a manifest came from: `_external/<absolute path>`, else below the root. */
+export function manifestSources(manifest: StoredManifest): Set<string> {
+  const root = manifest.root ?? '/';
+  return new Set(
+    Object.keys(manifest.files).map((tree) =>
+      tree.startsWith('_external/')
+        ? path.normalize('/' + tree.slice('_external/'.length))
+        : path.join(root, ...tree.split('/')),
+    ),
+  );
+}
+
+/**
+ * Files skyfarm rightly uploads that a render of the scene's frames does not open, each with the
+ * reason; anything else uploaded and not opened is a defect.
+ */
+export function uploadedNotOpened(file: string, firstFrame = 1): string | undefined {
+  const frame = /_(-?\d+)(?:_\d+)?\.bphys$/.exec(file)?.[1];
+  if (frame !== undefined && Number(frame) <= firstFrame) {
+    return 'a simulation cache frame at or before the first frame: particles bake the frame before it, cloth and soft body start from their rest state there; a render that starts earlier or interpolates reads it';
+  }
+  if (/\.wav$/.test(file)) return 'a sound: Blender reads it only when the output is a movie with audio';
+  return undefined;
+}
+
+/**
+ * The file-by-file comparison: every file Blender opened is uploaded (nothing missing), everything
+ * uploaded is opened (or uploadedNotOpened says why not), the probe lists the same files, and what
+ * skyfarm reports missing is exactly `expectedMissing`, each a file Blender looked for.
+ */
+export function compareWithBlender(
+  t: Test,
+  options: {
+    trace: FileTrace;
+    probe: ProbeResult;
+    upload: Upload;
+    expectedMissing: string[];
+  },
+): void {
+  const { trace, probe, upload } = options;
+  const probed = new Set(probe.dependencies.filter((d) => !d.missing).map((d) => path.normalize(d.path)));
+  probed.add(path.normalize(probe.blendFile));
+  const unexpected = [...trace.read].filter((file) => !upload.sources.has(file)).sort();
+  t.same(unexpected, [], 'every file Blender opened while rendering is in the upload');
+  const unread = [...upload.sources]
+    .filter((file) => !trace.read.has(file) && !uploadedNotOpened(file))
+    .sort();
+  t.same(unread, [], 'every uploaded file is one Blender opened while rendering');
+  t.same([...upload.sources].sort(), [...probed].sort(), "the upload is the probe's list, file by file");
+  const reported = (upload.result.missing ?? []).map((file) => path.normalize(file)).sort();
+  t.same(reported, [...options.expectedMissing].sort(), 'missing: exactly the files that are not there');
+  const probedMissing = probe.dependencies.filter((d) => d.missing).map((d) => path.normalize(d.path));
+  t.same(probedMissing.sort(), [...options.expectedMissing].sort(), 'the probe marks the same missing');
+  for (const file of options.expectedMissing) {
+    // A point cache's frames are found by listing its folder; other files are opened or stat'ed.
+    const looked = trace.notFound.has(file) || trace.listed.has(path.dirname(file));
+    t.ok(looked, `Blender looked for the missing ${path.basename(file)} too`);
+  }
+}
+
+/** The add-on's own list (dependencies.collect() in the Blender session of the file). */
+export async function addonDependencies(
+  t: Test,
+  blend: string,
+): Promise<{ path: string; kind: string; missing: boolean; relative: boolean }[]> {
+  const module = path.resolve(
+    path.dirname(BUILDER),
+    '..',
+    '..',
+    'blender-addon',
+    'skyfarm',
+    'dependencies.py',
+  );
+  const script =
+    'import importlib.util, json\n' +
+    `spec = importlib.util.spec_from_file_location("deps", ${JSON.stringify(module)})\n` +
+    'deps = importlib.util.module_from_spec(spec)\nspec.loader.exec_module(deps)\n' +
+    'print("SKYFARM_ADDON " + json.dumps([d.to_message() for d in deps.collect(use_cache=False)]))\n';
+  const result = await run(
+    blenderCommand,
+    ['-b', blend, '--python-exit-code', '1', '--python-expr', script],
+    {
+      env: blenderEnv(t),
+      timeoutMs: 120_000,
+    },
+  );
+  const line = result.stdout.split('\n').find((text) => text.startsWith('SKYFARM_ADDON '));
+  if (!line) throw new Error(`the add-on's collect() failed:\n${tail(result)}`);
+  return JSON.parse(line.slice('SKYFARM_ADDON '.length)) as {
+    path: string;
+    kind: string;
+    missing: boolean;
+    relative: boolean;
+  }[];
+}
