@@ -3,6 +3,7 @@ import t from 'tap';
 import { chmodSync, existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
+import { decompress } from 'fzstd';
 import { blenderSkip, makeScene } from './helpers/scenes.js';
 import { cliEnv, runCli } from './helpers/cli.js';
 
@@ -130,7 +131,13 @@ t.test('a gzip-compressed .blend passes the magic check', { skip: blenderSkip },
   const dir = t.testdir({});
   const { readFileSync } = await import('node:fs');
   const scene = await makeScene(dir, { frames: [1, 1] });
-  writeFileSync(join(dir, 'zipped.blend'), gzipSync(readFileSync(scene)));
+  // Blender 5+ saves zstd-compressed files: gzip the plain bytes, as Blender before 3.0 wrote them.
+  const saved = readFileSync(scene);
+  const plain = saved.subarray(0, 4).equals(Buffer.from([0x28, 0xb5, 0x2f, 0xfd]))
+    ? Buffer.from(decompress(saved))
+    : saved;
+  t.equal(plain.subarray(0, 7).toString('latin1'), 'BLENDER', 'a plain .blend to compress');
+  writeFileSync(join(dir, 'zipped.blend'), gzipSync(plain));
   const { assertBlendFile } = await import('../daemon/src/jobs/validate-blend.js');
   await t.resolves(assertBlendFile(join(dir, 'zipped.blend')));
   await t.rejects(assertBlendFile(join(dir, 'nope.blend')), { code: 'FILE_NOT_FOUND' });
