@@ -238,13 +238,183 @@ def point_caches(base):
     return {"blend": shot, "roots": [project, os.path.dirname(outside)]}
 
 
+# Modifier caches ------------------------------------------------------------------------------------
+
+
+def write_point_cache_file(path, fmt, vertices, frames):
+    """A PC2 or MDD file (the Mesh Cache modifier's formats) moving `vertices` up over `frames`."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    samples = [[(x, y, z + 0.1 * frame) for x, y, z in vertices] for frame in range(frames)]
+    with open(path, "wb") as handle:
+        if fmt == "PC2":
+            handle.write(struct.pack("<12siiffi", b"POINTCACHE2\0", 1, len(vertices), 0.0, 1.0, frames))
+            for sample in samples:
+                for co in sample:
+                    handle.write(struct.pack("<3f", *co))
+        else:
+            handle.write(struct.pack(">2i", frames, len(vertices)))
+            handle.write(struct.pack(">%df" % frames, *[frame / 24.0 for frame in range(frames)]))
+            for sample in samples:
+                for co in sample:
+                    handle.write(struct.pack(">3f", *co))
+
+
+def add_ocean(name, location, cache):
+    ob = add_mesh(name, "plane", location)
+    ocean = ob.modifiers.new("Ocean", "OCEAN")
+    ocean.resolution = 1
+    ocean.frame_start, ocean.frame_end = FRAMES
+    ocean.filepath = cache
+    # The waves move: "time" is animated, as in any ocean shot, so every frame evaluates the modifier.
+    ocean.time = 1.0
+    ocean.keyframe_insert("time", frame=FRAMES[0])
+    ocean.time = 2.0
+    ocean.keyframe_insert("time", frame=FRAMES[1])
+    return ob
+
+
+def add_mesh_cache(name, location, path, stored, fmt):
+    ob = add_mesh(name, "plane", location)
+    write_point_cache_file(path, fmt, [v.co[:] for v in ob.data.vertices], FRAMES[1] + 2)
+    cache = ob.modifiers.new("Mesh Cache", "MESH_CACHE")
+    cache.cache_format = fmt
+    cache.filepath = stored
+    return ob
+
+
+def add_fluid(name, location, cache, bake):
+    """A tiny smoke domain with its flow; `bake` bakes it (cache type All) into `cache`."""
+    domain = add_mesh(name, "cube", location, 2.0)
+    modifier = domain.modifiers.new("Fluid", "FLUID")
+    modifier.fluid_type = "DOMAIN"
+    settings = modifier.domain_settings
+    settings.domain_type = "GAS"
+    settings.resolution_max = 8
+    settings.cache_type = "ALL"
+    settings.cache_frame_start, settings.cache_frame_end = FRAMES
+    if cache:
+        settings.cache_directory = cache
+    flow = add_mesh(name + " Flow", "ico", location, 0.6)
+    flow_modifier = flow.modifiers.new("Fluid", "FLUID")
+    flow_modifier.fluid_type = "FLOW"
+    flow_modifier.flow_settings.flow_type = "SMOKE"
+    flow_modifier.flow_settings.flow_behavior = "INFLOW"
+    if bake:
+        bpy.context.view_layer.objects.active = domain
+        bpy.ops.fluid.bake_all()
+    return domain, flow
+
+
+def add_geometry_bake(name, location):
+    """An object whose geometry-nodes Bake node is baked to disk (Blender 4.1+)."""
+    ob = add_mesh(name, "cube", location, 0.5)
+    modifier = ob.modifiers.new("GeometryNodes", "NODES")
+    tree = bpy.data.node_groups.new(name + " tree", "GeometryNodeTree")
+    tree.interface.new_socket("Geometry", in_out="INPUT", socket_type="NodeSocketGeometry")
+    tree.interface.new_socket("Geometry", in_out="OUTPUT", socket_type="NodeSocketGeometry")
+    group_in = tree.nodes.new("NodeGroupInput")
+    group_out = tree.nodes.new("NodeGroupOutput")
+    bake = tree.nodes.new("GeometryNodeBake")
+    if len(bake.bake_items) == 0:  # 5.x starts without items
+        bake.bake_items.new("GEOMETRY", "Geometry")
+    tree.links.new(group_in.outputs[0], bake.inputs[0])
+    tree.links.new(bake.outputs[0], group_out.inputs[0])
+    modifier.node_group = tree
+    if hasattr(modifier, "bake_target"):
+        modifier.bake_target = "DISK"  # 4.3+ would pack it into the .blend
+    bpy.context.view_layer.objects.active = ob
+    bpy.ops.object.geometry_node_bake_single(
+        session_uid=ob.session_uid, modifier_name=modifier.name, bake_id=modifier.bakes[0].bake_id
+    )
+    return ob
+
+
+def modifier_caches(base):
+    """proj/fx/fx lib.blend: a baked ocean (maps in //ocean cache/, relative to the library), an unbaked
+    one, a Mesh Cache reading //mesh cache/wave.pc2, a baked smoke domain (//smoke cache/), an unbaked
+    domain, and on 4.1+ a geometry-nodes bake; proj/shots/fx shot.blend links them and has its own
+    baked ocean, a Mesh Cache reading an MDD outside the project (absolute path) and a baked domain.
+    Oceans are baked afterwards in a window (bakeOceans)."""
+    project = os.path.join(base, "proj")
+    outside = os.path.join(base, "outside")
+    lib = os.path.join(project, "fx", "fx lib.blend")
+    shot = os.path.join(project, "shots", "fx shot.blend")
+    fluid = bool(ARGS.get("fluid", True))
+    linked = ["Sea", "Sea Unbaked", "Wave"]
+
+    empty_file(lib)
+    add_ocean("Sea", (0, 0, 0), "//ocean cache/")
+    add_ocean("Sea Unbaked", (3, 0, 0), "//unbaked ocean/")
+    add_mesh_cache("Wave", (-3, 0, 0), os.path.join(project, "fx", "mesh cache", "wave.pc2"), "//mesh cache/wave.pc2", "PC2")
+    if fluid:
+        add_fluid("Smoke", (0, 3, 0), "//smoke cache", bake=True)
+        add_fluid("Smoke Unbaked", (3, 3, 0), "", bake=False)
+        linked += ["Smoke", "Smoke Flow", "Smoke Unbaked", "Smoke Unbaked Flow"]
+    if VERSION >= (4, 1, 0):
+        add_geometry_bake("Baker", (-3, 3, 0))
+        linked.append("Baker")
+    save(lib)
+
+    empty_file(shot)
+    add_ocean("Local Sea", (0, -3, 0), "//local ocean/")
+    mdd = os.path.join(outside, "anim ü.mdd")
+    add_mesh_cache("Local Wave", (3, -3, 0), mdd, mdd, "MDD")
+    if fluid:
+        add_fluid("Local Smoke", (-3, -3, 0), "//local smoke", bake=True)
+    link(lib, objects=linked)
+    save(shot)
+    return {"blend": shot, "roots": [project, outside], "oceans": [lib, shot], "library": lib}
+
+
+def bake_oceans_in_window():
+    """Runs in a windowed Blender with the file open: bakes every local Ocean modifier, waits in the
+    event loop until each is baked, saves and quits."""
+    bpy.context.preferences.filepaths.save_version = 0
+    oceans = [
+        (ob, modifier)
+        for ob in bpy.data.objects
+        if ob.library is None
+        for modifier in ob.modifiers
+        if modifier.type == "OCEAN" and modifier.filepath and "Unbaked" not in ob.name
+    ]
+    for ob, modifier in oceans:
+        with bpy.context.temp_override(object=ob, active_object=ob):
+            bpy.ops.object.ocean_bake(modifier=modifier.name)
+    state = {"ticks": 0}
+
+    def wait():
+        state["ticks"] += 1
+        if all(modifier.is_cached for _, modifier in oceans) or state["ticks"] > 1200:
+            if all(modifier.is_cached for _, modifier in oceans):
+                bpy.ops.wm.save_mainfile()
+                print("SKYFARM_OCEANS_BAKED %d" % len(oceans), flush=True)
+            bpy.ops.wm.quit_blender()
+            return None
+        return 0.05
+
+    bpy.app.timers.register(wait, first_interval=0.05)
+
+
 # Scenes -------------------------------------------------------------------------------------------
 
 
-SCENES = {"point-caches": point_caches}
+def fluid_check(base):
+    """A tiny smoke domain baked: whether this Blender can bake fluids at all."""
+    empty_file(os.path.join(base, "fluid check.blend"))
+    add_fluid("Check", (0, 0, 0), "//check cache", bake=True)
+    data = os.path.join(base, "check cache", "data")
+    if not os.path.isdir(data) or not os.listdir(data):
+        raise RuntimeError("the bake wrote no data")
+    return {"blend": os.path.join(base, "fluid check.blend"), "roots": [base]}
+
+
+SCENES = {"point-caches": point_caches, "modifier-caches": modifier_caches, "fluid-check": fluid_check}
 
 
 def main():
+    if ARGS.get("bakeOceans"):
+        bake_oceans_in_window()
+        return
     built = SCENES[ARGS["scene"]](os.path.abspath(ARGS["base"]))
     print("SKYFARM_SCENES " + json.dumps(built), flush=True)
 

@@ -73,7 +73,8 @@ export async function readTrace(dir: string): Promise<FileTrace> {
         if (result >= 0) trace.listed.add(normal);
         continue;
       }
-      const writes = flags.some((flag) => ['O_WRONLY', 'O_RDWR', 'O_CREAT', 'O_TRUNC'].includes(flag));
+      // O_RDWR alone opens an existing file (Blender reads a bake's metadata that way).
+      const writes = flags.some((flag) => ['O_WRONLY', 'O_CREAT', 'O_TRUNC'].includes(flag));
       if (writes) {
         if (result >= 0) trace.written.add(normal);
       } else if (result >= 0) {
