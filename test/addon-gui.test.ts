@@ -1,9 +1,10 @@
-// The add-on in real Blender's GUI under Xvfb, installed from the built zip like a user would (as an
-// extension with `blender --command extension install-file` on 4.2+, with Install… on 3.x): press
-// Render on skyfarm in Properties > Output, follow window_manager.skyfarm.jobs through
-// bpy.app.timers to done, check the frames on disk, and check the screenshots taken mid-render and
-// at the end show the panels, the job's bar filled to its share, and its text.
-import t from 'tap';
+// The add-on in real Blender's GUI under Xvfb, installed from the built zip like a user would (with
+// Install… as a legacy add-on, and on 4.2+ also as an extension with `blender --command extension
+// install-file`): press Render on skyfarm in Properties > Output, follow
+// window_manager.skyfarm.jobs through bpy.app.timers to done, check the frames on disk, and check
+// the screenshots taken mid-render and at the end show the panels, the job's bar filled to its
+// share, and its text.
+import t, { type Test } from 'tap';
 import path from 'node:path';
 import { makeScene, readPng } from './helpers/scenes.js';
 import { startTestDaemon } from './helpers/daemon.js';
@@ -22,9 +23,9 @@ import { checkCapture } from '../blender-addon/tests/screen.js';
 
 t.comment(`using ${blenderVersion()}`);
 const [major, minor] = blenderRelease();
-const asExtension = major > 4 || (major === 4 && minor >= 2);
+const extensions = major > 4 || (major === 4 && minor >= 2);
 
-t.test('Render in the GUI follows the job to done and shows native panels', async (t) => {
+async function renderFromThePanel(t: Test, asExtension: boolean): Promise<void> {
   const dir = t.testdir({ project: {} });
   const daemon = await startTestDaemon(t, { stateDir: path.join(dir, 'home') });
   // 32 samples: each frame takes long enough that the panel is seen part-way through the job.
@@ -45,7 +46,7 @@ t.test('Render in the GUI follows the job to done and shows native panels', asyn
       output: tail(installed),
     });
   }
-  const artifacts = artifactsDir('addon-gui');
+  const artifacts = artifactsDir(asExtension ? 'addon-gui' : 'addon-gui-legacy');
   const outputDir = path.join(dir, 'frames');
   const result = await runBlenderScript(t, {
     script: 'gui_render.py',
@@ -102,4 +103,15 @@ t.test('Render in the GUI follows the job to done and shows native panels', asyn
       `screenshot: ${capture.png}${capture.texts ? ` (the job box reads: ${capture.texts.join(' | ')})` : ''}`,
     );
   }
+}
+
+t.test('installed as a legacy add-on (Install…), Render in the GUI follows the job to done', async (t) => {
+  await renderFromThePanel(t, false);
 });
+
+// Blender 4.2 introduced extensions, the way to install there; the legacy install above still works.
+if (extensions) {
+  t.test('installed as an extension, Render in the GUI follows the job to done', async (t) => {
+    await renderFromThePanel(t, true);
+  });
+}
