@@ -398,6 +398,233 @@ def bake_oceans_in_window():
 # Scenes -------------------------------------------------------------------------------------------
 
 
+# Sequences, tiles and files of every other kind -------------------------------------------------------
+
+
+def write_movie(path):
+    """A 3-frame movie (Matroska, PNG codec) rendered by Blender itself."""
+    empty_file(os.path.join(os.path.dirname(path), "movie maker.blend"))
+    scene = bpy.context.scene
+    settings = scene.render.image_settings
+    if hasattr(settings, "media_type"):
+        settings.media_type = "VIDEO"  # 5.x: before FFMPEG can be chosen
+    settings.file_format = "FFMPEG"
+    scene.render.ffmpeg.format = "MKV"
+    scene.render.ffmpeg.codec = "PNG"
+    scene.render.filepath = path
+    scene.render.use_file_extension = False
+    bpy.ops.render.render(animation=True)
+    os.remove(os.path.join(os.path.dirname(path), "movie maker.blend"))
+
+
+def write_wav(path):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with wave.open(path, "wb") as handle:
+        handle.setnchannels(1)
+        handle.setsampwidth(2)
+        handle.setframerate(8000)
+        handle.writeframes(b"\0\0" * 800)
+
+
+def write_ies(path):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w", encoding="ascii") as handle:
+        handle.write("IESNA:LM-63-2002\nTILT=NONE\n1 1000 1 3 1 1 2 0 0 0\n1 1 100\n0 45 90\n0\n1000 800 100\n")
+
+
+def load_image(path, stored=None, source=None):
+    image = bpy.data.images.load(path, check_existing=False)
+    if source:
+        image.source = source
+    image.filepath = stored if stored is not None else bpy.path.relpath(path)
+    return image
+
+
+def uv_over_tiles(ob, tiles):
+    """UVs of a grid spread over `tiles` UDIM tiles side by side, so Cycles really samples each."""
+    layer = ob.data.uv_layers.active or ob.data.uv_layers.new()
+    for loop in ob.data.loops:
+        u, v = layer.data[loop.index].uv
+        layer.data[loop.index].uv = (u * tiles, v)
+
+
+def sequences(base):
+    """Files of every other kind, local and linked (directly and indirectly), with spaces and
+    non-ASCII names, one outside the project and one missing:
+
+    proj/assets/deep/deep.blend   Deep: a text object with //fonts/mono ü.woff2 and the sequence
+                                  //../../tex/shot.0001.png (digits before the extension)
+    proj/assets/props.blend       Prop: links Deep; the sequence //../tex/seq ü/render_0001_beauty.png
+                                  (frame mid-name) and the UDIM set //../tex/udim/skin.<UDIM>.png
+                                  (tiles 1001-1002; skin.1003.png lies beside it, not a tile)
+    proj/shots/shot.blend         links Prop; a texture outside the project (absolute), a missing one,
+                                  a movie as a texture, an IES light, volumes (when this Blender can
+                                  bake one): a .vdb sequence and a numbered file that is no sequence
+    proj/shots/edit.blend         the sequencer: image strip, movie strip, movie clip strip (a PNG
+                                  sequence), sound strip
+    """
+    project = os.path.join(base, "proj")
+    outside = os.path.join(base, "outside")
+    tex = os.path.join(project, "tex")
+    deep = os.path.join(project, "assets", "deep", "deep.blend")
+    props = os.path.join(project, "assets", "props.blend")
+    shot = os.path.join(project, "shots", "shot.blend")
+    edit = os.path.join(project, "shots", "edit.blend")
+    with_volumes = bool(ARGS.get("volumes"))
+
+    # Files every scene uses, written by Blender.
+    empty_file(os.path.join(base, "scratch.blend"))
+    for frame in range(FRAMES[0], FRAMES[1] + 1):
+        write_png(os.path.join(tex, "seq ü", "render_%04d_beauty.png" % frame), shade=0.2 * frame)
+        write_png(os.path.join(tex, "shot.%04d.png" % frame), shade=0.1 * frame)
+        write_png(os.path.join(project, "plates", "plate_%04d.png" % frame), 8, 0.3 * frame)
+    for tile in (1001, 1002):
+        write_png(os.path.join(tex, "udim", "skin.%d.png" % tile), shade=(tile - 1000) / 3)
+    write_png(os.path.join(tex, "größe ü.png"), shade=0.7)
+    write_png(os.path.join(outside, "shared tex.png"), shade=0.9)
+    write_wav(os.path.join(project, "sounds", "beep.wav"))
+    write_ies(os.path.join(project, "ies", "spot light.ies"))
+    fonts = bpy.utils.system_resource("DATAFILES", path="fonts")
+    os.makedirs(os.path.join(project, "assets", "deep", "fonts"), exist_ok=True)
+    shutil.copy(os.path.join(fonts, "DejaVuSansMono.woff2"), os.path.join(project, "assets", "deep", "fonts", "mono ü.woff2"))
+    write_movie(os.path.join(project, "movies", "clip.mkv"))
+    os.remove(os.path.join(base, "scratch.blend"))
+
+    empty_file(deep)
+    font = bpy.data.fonts.load(os.path.join(project, "assets", "deep", "fonts", "mono ü.woff2"))
+    font.filepath = "//fonts/mono ü.woff2"
+    curve = bpy.data.curves.new("Deep Text", "FONT")
+    curve.body = "Hi"
+    curve.font = font
+    text = bpy.data.objects.new("Deep", curve)
+    collection = bpy.data.collections.new("Deep")
+    bpy.context.scene.collection.children.link(collection)
+    collection.objects.link(text)
+    card = add_mesh("Deep Card", "plane", (0, 0, 1))
+    bpy.context.scene.collection.objects.unlink(card)
+    collection.objects.link(card)
+    textured(card, [load_image(os.path.join(tex, "shot.0001.png"), "//../../tex/shot.0001.png", "SEQUENCE")])
+    save(deep)
+
+    empty_file(props)
+    collection = bpy.data.collections.new("Props")
+    bpy.context.scene.collection.children.link(collection)
+    with bpy.data.libraries.load("//deep/deep.blend", link=True, relative=True) as (source, target):
+        target.collections = ["Deep"]
+    collection.children.link(target.collections[0])
+    prop = add_mesh("Prop", "grid", (0, 0, 0), 2.0)
+    bpy.context.scene.collection.objects.unlink(prop)
+    collection.objects.link(prop)
+    uv_over_tiles(prop, 2)
+    udim = load_image(os.path.join(tex, "udim", "skin.1001.png"), "//../tex/udim/skin.<UDIM>.png", "TILED")
+    sequence = load_image(os.path.join(tex, "seq ü", "render_0001_beauty.png"), "//../tex/seq ü/render_0001_beauty.png", "SEQUENCE")
+    textured(prop, [udim, sequence])
+    save(props)
+    # A file on disk named like a tile is no tile of the image (the image defines 1001 and 1002).
+    write_png(os.path.join(tex, "udim", "skin.1003.png"), shade=1.0)
+
+    empty_file(shot)
+    link(props, collections=["Props"])
+    card = add_mesh("Card", "plane", (0, 0, -1))
+    movie = load_image(os.path.join(project, "movies", "clip.mkv"), source="MOVIE")
+    # A texture that was there when the shot was made and has since been deleted.
+    write_png(os.path.join(tex, "missing.png"), shade=0.4)
+    missing = load_image(os.path.join(tex, "missing.png"))
+    textured(card, [
+        load_image(os.path.join(tex, "größe ü.png")),
+        load_image(os.path.join(outside, "shared tex.png"), os.path.join(outside, "shared tex.png")),
+        movie,
+        missing,
+    ])
+    light = bpy.data.lights.new("Spot", "SPOT")
+    light.use_nodes = True
+    ies = light.node_tree.nodes.new("ShaderNodeTexIES")
+    ies.mode = "EXTERNAL"
+    ies.filepath = "//../ies/spot light.ies"
+    light.node_tree.links.new(ies.outputs[0], light.node_tree.nodes["Emission"].inputs["Strength"])
+    lamp = bpy.data.objects.new("Spot", light)
+    lamp.location = (0, -3, 3)
+    bpy.context.scene.collection.objects.link(lamp)
+    built = {"blend": shot, "edit": edit, "roots": [project, outside], "missing": [os.path.join(tex, "missing.png")]}
+    if with_volumes:
+        built["volumes"] = add_volumes(project)
+    save(shot)
+    os.remove(os.path.join(tex, "missing.png"))
+
+    empty_file(edit)
+    scene = bpy.context.scene
+    editor = scene.sequence_editor_create()
+    strips = getattr(editor, "strips", None)  # 4.4+; 5.0 removed the old name
+    strips = editor.sequences if strips is None else strips
+    plates = os.path.join(project, "plates")
+    image_strip = strips.new_image("Plates", os.path.join(plates, "plate_0001.png"), 1, FRAMES[0])
+    for frame in range(FRAMES[0] + 1, FRAMES[1] + 1):
+        image_strip.elements.append("plate_%04d.png" % frame)
+    image_strip.directory = "//../plates/"
+    movie_strip = strips.new_movie("Clip", os.path.join(project, "movies", "clip.mkv"), 2, FRAMES[0])
+    movie_strip.filepath = "//../movies/clip.mkv"
+    clip = bpy.data.movieclips.load(os.path.join(plates, "plate_0001.png"))
+    clip.filepath = "//../plates/plate_0001.png"
+    clip_strip = strips.new_clip("Tracked", clip, 3, FRAMES[0])
+    # Added on top rather than covering what lies below (4.x reads no strip an opaque one hides).
+    movie_strip.blend_type = clip_strip.blend_type = "ADD"
+    sound = bpy.data.sounds.load(os.path.join(project, "sounds", "beep.wav"))
+    sound.filepath = "//../sounds/beep.wav"
+    strips.new_sound("Beep", os.path.join(project, "sounds", "beep.wav"), 4, FRAMES[0])
+    scene.render.use_sequencer = True
+    save(edit)
+    return built
+
+
+def add_volumes(project):
+    """Bakes a tiny smoke domain into OpenVDB files and loads them as volumes: smoke.0001.vdb… as a
+    sequence (frame before the extension), and cloud_0001_hi.vdb, numbered mid-name, as a sequence
+    too, which Blender reads as one file for every frame."""
+    scratch = os.path.join(project, "vdb bake")
+    domain, flow = add_fluid("VDB Source", (20, 0, 0), "//../vdb bake", bake=True)
+    bpy.data.objects.remove(flow)
+    bpy.data.objects.remove(domain)
+    folder = os.path.join(project, "volumes")
+    os.makedirs(folder, exist_ok=True)
+    for frame in range(FRAMES[0], FRAMES[1] + 1):
+        shutil.copy(os.path.join(scratch, "data", "fluid_data_%04d.vdb" % frame), os.path.join(folder, "smoke.%04d.vdb" % frame))
+    shutil.copy(os.path.join(scratch, "data", "fluid_data_0001.vdb"), os.path.join(folder, "cloud_0001_hi.vdb"))
+    shutil.copy(os.path.join(scratch, "data", "fluid_data_0002.vdb"), os.path.join(folder, "cloud_0002_hi.vdb"))
+    shutil.rmtree(scratch)
+    names = []
+    for name, stored in (("Smoke Volume", "//../volumes/smoke.0001.vdb"), ("Cloud Volume", "//../volumes/cloud_0001_hi.vdb")):
+        volume = bpy.data.volumes.new(name)
+        volume.filepath = stored
+        volume.is_sequence = True
+        volume.frame_duration = FRAMES[1] - FRAMES[0] + 1
+        ob = bpy.data.objects.new(name, volume)
+        bpy.context.scene.collection.objects.link(ob)
+        names.append(name)
+    return names
+
+
+def alembic(base):
+    """Cache files Blender names but cannot read here (Debian builds Blender without Alembic): a
+    sequence anim_0001.abc… and anim_0001_v2.abc, which is no sequence for Blender, plus a layer."""
+    project = os.path.join(base, "proj")
+    shot = os.path.join(project, "shots", "abc shot.blend")
+    empty_file(shot)
+    folder = os.path.join(project, "abc")
+    os.makedirs(folder, exist_ok=True)
+    for name in ("anim_0001.abc", "anim_0002.abc", "anim_0003.abc", "anim_0001_v2.abc", "anim_0002_v2.abc", "fix layer.abc"):
+        with open(os.path.join(folder, name), "wb") as handle:
+            handle.write(b"not really alembic")
+    for name in ("anim_0001.abc", "anim_0001_v2.abc"):
+        bpy.ops.cachefile.open(filepath=os.path.join(folder, name))
+        cache = bpy.data.cache_files[-1]
+        cache.filepath = "//../abc/" + name
+        cache.is_sequence = True
+        cache.use_fake_user = True
+    bpy.data.cache_files[0].layers.new("//../abc/fix layer.abc")
+    save(shot)
+    return {"blend": shot, "roots": [project], "folder": folder}
+
+
 def fluid_check(base):
     """A tiny smoke domain baked: whether this Blender can bake fluids at all."""
     empty_file(os.path.join(base, "fluid check.blend"))
@@ -408,7 +635,13 @@ def fluid_check(base):
     return {"blend": os.path.join(base, "fluid check.blend"), "roots": [base]}
 
 
-SCENES = {"point-caches": point_caches, "modifier-caches": modifier_caches, "fluid-check": fluid_check}
+SCENES = {
+    "point-caches": point_caches,
+    "modifier-caches": modifier_caches,
+    "sequences": sequences,
+    "alembic": alembic,
+    "fluid-check": fluid_check,
+}
 
 
 def main():

@@ -50,7 +50,7 @@ const CALL = /^(\w+)\((?:AT_FDCWD, )?"((?:[^"\\]|\\.)*)", (.*)\)\s*=\s*(-?\d+)(?
 const OPENS = new Set(['open', 'openat', 'openat2']);
 
 /** The system calls traced: opens, and the stat/access calls with which Blender checks for a file. */
-export const TRACED_CALLS = 'trace=open,openat,openat2,%stat,access,faccessat,faccessat2';
+export const TRACED_CALLS = 'trace=open,openat,openat2,%%stat,access,faccessat,faccessat2'; // %%stat: every stat variant (newfstatat, statx, …)
 
 /** Parses the logs of one strace run (`<prefix>.<pid>` files) into what was read, missed, written. */
 export async function readTrace(dir: string): Promise<FileTrace> {
