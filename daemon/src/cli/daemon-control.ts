@@ -100,7 +100,9 @@ export async function startDetachedDaemon(stateDir: string, env: NodeJS.ProcessE
   child.unref();
   const deadline = Date.now() + 20_000;
   while (Date.now() < deadline) {
-    if (exited !== null) {
+    // Lost the lock to a daemon started at the same moment (another command, another click): that
+    // one is the daemon, once it answers.
+    if (exited !== null && daemonLockState(paths.lock) !== 'held') {
       const tail = readFileSync(paths.daemonLog, 'utf8').trim().split('\n').slice(-3).join('\n');
       const running = /already running/.exec(tail);
       throw new SkyfarmError(
