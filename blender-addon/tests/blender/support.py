@@ -24,12 +24,12 @@ import addon_utils
 import bpy
 
 if not bpy.app.background:
-    # Blender shows its splash ("Quick Setup" in 4.2+, whose first start without a userpref.blend
-    # shows it even when a file is opened) as a popup until the user clicks. Maximising an area from
-    # a timer while it is open crashes Blender 3.4 and 4.3 on the next event (a NULL dereference in
-    # the popup's handler: the popup region lost its UI block when the screen changed; 5.2 copes).
-    # A user always closes the splash with that first click, so the GUI scenarios never show it.
-    # This runs from --python, before Blender decides whether to open the splash.
+    # Blender shows its splash as a popup until the user clicks: 3.4 when no file is opened, 4.2+
+    # also with a file on a first start (no userpref.blend: "Quick Setup"), as in these tests.
+    # Maximising an area from a timer while it is open crashes 3.4 and 4.3 on the next event: the
+    # window's popup handler runs on a popup region whose UI block went with the screen change (a
+    # NULL read, seen in gdb); 5.2 copes. A user's first click closes the splash, so the scenarios
+    # never show it. This runs from --python, before Blender decides whether to open the splash.
     bpy.context.preferences.view.show_splash = False
 
 
