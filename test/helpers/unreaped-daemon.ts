@@ -37,7 +37,7 @@ export async function startUnreapedDaemon(
     'sh',
     [
       '-c',
-      '"$0" "$@" </dev/null >"$SKYFARM_TEST_LOG" 2>&1 & echo $!; exec sleep 3600',
+      '"$0" "$@" </dev/null >"$SKYFARM_TEST_LOG" 2>&1 & echo $!; exec sleep 900',
       process.execPath,
       cliEntry,
       'daemon',
