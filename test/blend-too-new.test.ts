@@ -104,6 +104,14 @@ t.test('a file from a newer Blender is refused before Blender opens it', { skip:
         `) is ${blenderVersion}, which cannot open it. Set SKYFARM_BLENDER to a newer Blender`,
       );
     }
+    // `skyfarm upload` reads the scene with the same Blender: refused the same way.
+    const upload = await runSkyfarm(['upload', path.join(folder, 'plain.blend')], daemon.paths.root, dir);
+    t.equal(upload.code, 1, `${command}: upload exit code 1`);
+    t.match(
+      upload.stderr,
+      `was saved by Blender ${saved}; the Blender skyfarm uses (`,
+      'upload: same message',
+    );
     const json = await runSkyfarm(
       ['render', path.join(folder, 'compressed.blend'), '--json'],
       daemon.paths.root,

@@ -14,7 +14,7 @@ import { SkyfarmError } from '../errors.js';
 import type { Notify } from '../notify.js';
 import { parseFrameSpec } from '../render/frames.js';
 import type { BlenderVersion, ProbeResult } from '../render/blender.js';
-import { assertBlendFile, assertReadableBy, type BlendVersion } from './validate-blend.js';
+import { assertBlendFile, assertLocalBlenderReads, type BlendVersion } from './validate-blend.js';
 import { ensureWritableDir, sceneOutput } from './output-dir.js';
 import { FINISHED_STATES, type JobRepo } from './job-repo.js';
 import type { JobLogs } from './job-log.js';
@@ -176,16 +176,7 @@ export class JobService {
     const check = this.deps.findBlender();
     if (savedBy) {
       const blender = await check;
-      if (blender.version) {
-        assertReadableBy(
-          blendFile,
-          savedBy,
-          blender.version,
-          `the Blender skyfarm uses (${blender.path}) is ${blender.version.join('.')}`,
-          'Set SKYFARM_BLENDER to a newer Blender (then `skyfarm daemon stop`, so the daemon starts again ' +
-            'with it) or install a newer one.',
-        );
-      }
+      assertLocalBlenderReads(blendFile, savedBy, blender);
       return this.deps.probeBlend(blender.path, blendFile, scene, options);
     }
     const early = this.deps.blenderPath ? await this.deps.blenderPath().catch(() => null) : null;

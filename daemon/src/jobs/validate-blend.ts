@@ -129,3 +129,23 @@ export function assertReadableBy(
     `${file} was saved by Blender ${formatBlendVersion(saved)}; ${which}, which cannot open it. ${hint}`,
   );
 }
+
+/**
+ * Refuses (BLEND_TOO_NEW) a file that this machine's Blender (`blender`, as findBlender found it)
+ * cannot open: the render and upload stages both read the scene with it.
+ */
+export function assertLocalBlenderReads(
+  file: string,
+  saved: BlendVersion | null,
+  blender: { path: string; version?: readonly number[] },
+): void {
+  if (!blender.version) return;
+  assertReadableBy(
+    file,
+    saved,
+    blender.version,
+    `the Blender skyfarm uses (${blender.path}) is ${blender.version.join('.')}`,
+    'Set SKYFARM_BLENDER to a newer Blender (then `skyfarm daemon stop`, so the daemon starts again ' +
+      'with it) or install a newer one.',
+  );
+}

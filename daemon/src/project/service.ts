@@ -12,7 +12,7 @@ import type { Db } from '../db/database.js';
 import { SkyfarmError } from '../errors.js';
 import type { Notify } from '../notify.js';
 import type { ProbeResult } from '../render/blender.js';
-import { assertBlendFile } from '../jobs/validate-blend.js';
+import { assertBlendFile, assertLocalBlenderReads } from '../jobs/validate-blend.js';
 import type { IObjectStore } from '../store/object-store.js';
 import { createS3, s3SettingsFromEnv } from '../store/s3.js';
 import { S3ObjectStore, type S3StoreOptions } from '../store/s3-store.js';
@@ -34,7 +34,7 @@ export interface ProjectServiceDeps {
   localStore: IObjectStore;
   env: NodeJS.ProcessEnv;
   notify: Notify;
-  findBlender: () => Promise<{ path: string }>;
+  findBlender: () => Promise<{ path: string; version?: readonly number[] }>;
   probeBlend: (blender: string, file: string, scene?: string) => Promise<ProbeResult>;
   log?: Logger;
   /** The farm bucket of a deployed stack (from the stack service's outputs), when there is one. */
@@ -139,7 +139,7 @@ export class ProjectService {
     const started = performance.now();
     const blendFile = resolve(params.blendFile);
     const sourceBlendFile = resolve(params.sourceBlendFile ?? blendFile);
-    await assertBlendFile(blendFile);
+    const savedBy = await assertBlendFile(blendFile);
     const store = await this.storeFor({
       ...(params.backend ? { backend: params.backend } : {}),
       ...(params.bucket ? { bucket: params.bucket } : {}),
@@ -148,6 +148,7 @@ export class ProjectService {
     let dependencies = params.dependencies;
     if (!dependencies) {
       const blender = await this.deps.findBlender();
+      assertLocalBlenderReads(blendFile, savedBy, blender);
       dependencies = (await this.deps.probeBlend(blender.path, blendFile, params.scene)).dependencies;
     }
     signal?.throwIfAborted();
