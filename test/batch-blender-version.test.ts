@@ -8,7 +8,7 @@ import path from 'node:path';
 import type { Job } from '../protocol/generated/protocol.js';
 import { awsEnv, cleanEnv } from './fakes/batch/aws-env.js';
 import { renderAndWait, startFarm } from './fakes/batch/farm.js';
-import { blenderSkip, makeScene } from './helpers/scenes.js';
+import { blenderSeriesNewerThan, blenderSkip, makeScene } from './helpers/scenes.js';
 import {
   BASE_TAG,
   createJobDefinitions,
@@ -18,17 +18,22 @@ import {
 import { settingsFromEnv } from '../daemon/src/batch/bucket.js';
 
 const IMAGE = '123456789012.dkr.ecr.us-east-1.amazonaws.com/skyfarm/worker';
+// A version other than the farm's default that opens what the Blender under test saves: 3.6.5 for a
+// 3.4 scene; for a newer Blender a patch release of its own series the farm lacks (5.2 → 5.2.9).
+const newer = blenderSeriesNewerThan('3.6');
+const X = newer ? `${newer}.9` : '3.6.5';
+const X_NAME = X.replaceAll('.', '-');
 
 t.test(
   'render --blender-version X runs the render stage in X’s image',
   { skip: blenderSkip, timeout: 115_000 },
   async (t) => {
     const farm = await startFarm(t);
-    farm.ecr.push('skyfarm/worker', '3.6.5');
+    farm.ecr.push('skyfarm/worker', X);
     await farm.startDaemon();
     const scene = await makeScene(path.join(farm.dir, 'project'), { frames: [1, 2] });
     const output = path.join(farm.dir, 'out');
-    const run = await renderAndWait(farm, scene, output, ['--blender-version', '3.6.5']);
+    const run = await renderAndWait(farm, scene, output, ['--blender-version', X]);
     t.equal(run.code, 0, run.stderr.slice(-3000));
     const job = JSON.parse(run.stdout) as Job;
     t.equal(job.state, 'done');
@@ -37,12 +42,12 @@ t.test(
     const registered = farm.batch.calls.filter((c) => c.operation === 'registerjobdefinition');
     t.equal(registered.length, 1, 'one definition registered');
     t.match(registered[0]!.input, {
-      jobDefinitionName: 'skyfarm-render-blender-3-6-5',
+      jobDefinitionName: `skyfarm-render-blender-${X_NAME}`,
       type: 'container',
-      containerProperties: { image: `${IMAGE}:3.6.5`, command: ['skyfarm-worker'] },
+      containerProperties: { image: `${IMAGE}:${X}`, command: ['skyfarm-worker'] },
       tags: {
         [BASE_TAG]: 'arn:aws:batch:us-east-1:123456789012:job-definition/skyfarm-render:1',
-        'skyfarm:blender-version': '3.6.5',
+        'skyfarm:blender-version': X,
       },
     });
     t.ok(
@@ -54,13 +59,13 @@ t.test(
       submits.map((s) => s['jobDefinition']),
       [
         'skyfarm-transfer',
-        'arn:aws:batch:us-east-1:123456789012:job-definition/skyfarm-render-blender-3-6-5:1',
+        `arn:aws:batch:us-east-1:123456789012:job-definition/skyfarm-render-blender-${X_NAME}:1`,
         'skyfarm-transfer',
       ],
-      'copy and publish: the stack’s definition; render: the one for 3.6.5',
+      `copy and publish: the stack’s definition; render: the one for ${X}`,
     );
     const renderJob = [...farm.batch.jobs.values()].find((j) => j.jobName === `skyfarm-${job.id}-render`)!;
-    t.equal(renderJob.definition.image, `${IMAGE}:3.6.5`, 'the render job runs the 3.6.5 image');
+    t.equal(renderJob.definition.image, `${IMAGE}:${X}`, `the render job runs the ${X} image`);
   },
 );
 

@@ -9,13 +9,18 @@ import { DaemonClient } from '../daemon/src/client/daemon-client.js';
 import type { StackInfo } from '../protocol/generated/protocol.js';
 import { runSkyfarm } from './fakes/batch/farm.js';
 import { startStackFakes } from './fakes/batch/stack.js';
-import { blenderSkip, makeScene } from './helpers/scenes.js';
+import { blenderSeriesNewerThan, blenderSkip, makeScene } from './helpers/scenes.js';
+
+const ownSeries = blenderSeriesNewerThan('4.2');
 
 t.test(
   'render --backend aws without --stack-name uses the deployed stack',
   { skip: blenderSkip, timeout: 150_000 },
   async (t) => {
-    const fakes = await startStackFakes(t, { images: { 'skyfarm/worker': ['4.2.3'] } });
+    const fakes = await startStackFakes(t, {
+      // The default image, and one that opens what a Blender newer than 4.2 under test saves.
+      images: { 'skyfarm/worker': ['4.2.3', ...(ownSeries ? [ownSeries] : [])] },
+    });
     const { dir, stateDir, ecr } = fakes;
     // Batch is never asked: --prepare-only submits nothing.
     await fakes.startDaemon(fakes.daemonEnv());

@@ -8,7 +8,9 @@ import path from 'node:path';
 import type { Job, StackInfo } from '../protocol/generated/protocol.js';
 import { runSkyfarm } from './fakes/batch/farm.js';
 import { startStackFakes } from './fakes/batch/stack.js';
-import { blenderSkip, makeScene } from './helpers/scenes.js';
+import { blenderSeriesNewerThan, blenderSkip, makeScene } from './helpers/scenes.js';
+
+const ownSeries = blenderSeriesNewerThan('4.2');
 
 const STACK = 'farm2';
 
@@ -16,7 +18,10 @@ t.test(
   'deploy --stack-name N, then render --stack-name N --wait',
   { skip: blenderSkip, timeout: 170_000 },
   async (t) => {
-    const fakes = await startStackFakes(t, { images: { [`${STACK}/worker`]: ['4.2.3'] } });
+    const fakes = await startStackFakes(t, {
+      // The default image, and one that opens what a Blender newer than 4.2 under test saves.
+      images: { [`${STACK}/worker`]: ['4.2.3', ...(ownSeries ? [ownSeries] : [])] },
+    });
     const { dir, stateDir, cloudFormation, ecr } = fakes;
     // The queues and job definitions of a stack with NamePrefix farm2, as the template names them (the
     // bucket each stage uses comes with its submit).
@@ -84,7 +89,11 @@ t.test(
         [
           `skyfarm-${job.id}-render`,
           stack.outputs['CpuSpotQueueArn'],
-          stack.outputs['RenderJobDefinitionArn'],
+          // A scene newer than the stack's default image renders in its own series' image, through
+          // the definition derived from the stack's.
+          ownSeries
+            ? `arn:aws:batch:us-east-1:123456789012:job-definition/${STACK}-render-blender-${ownSeries.replace('.', '-')}:1`
+            : stack.outputs['RenderJobDefinitionArn'],
         ],
         [
           `skyfarm-${job.id}-publish`,

@@ -19,6 +19,15 @@ function detectBlenderVersion(): string | null {
 export const blenderVersion = detectBlenderVersion();
 export const blenderAvailable = blenderVersion !== null;
 /**
+ * The series of the Blender under test (`5.2`) when it is newer than `series` (a farm's default
+ * image), else null: a scene it saves needs a worker image of its own series there.
+ */
+export function blenderSeriesNewerThan(series: string): string | null {
+  const [major = 0, minor = 0] = (blenderVersion ?? '').split('.').map(Number);
+  const [otherMajor = 0, otherMinor = 0] = series.split('.').map(Number);
+  return major > otherMajor || (major === otherMajor && minor > otherMinor) ? `${major}.${minor}` : null;
+}
+/**
  * Pass as `{ skip: blenderSkip }`: false when Blender runs, else the reason, so a machine without
  * Blender says why the real-Blender tests did not run (CI installs Blender, so they run there).
  */
