@@ -36,10 +36,7 @@ t.test('modifier caches: what Blender reads, local and linked', { skip, timeout:
 
   const listed = new Set(probe.dependencies.map((dependency) => dependency.path));
   const maps = (folder: string) => [1, 2, 3].map((frame) => path.join(folder, `disp_000${frame}.exr`));
-  for (const file of [
-    ...maps(path.join(fx, 'ocean cache')),
-    ...maps(path.join(project, 'shots', 'local ocean')),
-  ]) {
+  for (const file of [...maps(path.join(fx, 'ocean cache')), ...maps(path.join(outside, 'local ocean'))]) {
     t.ok(listed.has(file), `baked ocean map ${path.relative(project, file)}`);
   }
   t.ok(

@@ -24,6 +24,7 @@
 # skipped. A frame is written to a temporary name and renamed, so a killed render leaves no partial
 # frame under the final name, and a retried chunk skips every frame that already exists.
 import glob
+import importlib.util
 import json
 import os
 import sys
@@ -73,6 +74,40 @@ def all_strips(editor):
     return editor.sequences_all if strips is None else strips
 
 
+def point_caches(ob):
+    """Every point cache an object reads (cloth, soft body, particles, dynamic paint)."""
+    caches = []
+    for modifier in ob.modifiers:
+        for owner in (modifier, getattr(modifier, "settings", None)):
+            cache = getattr(owner, "point_cache", None) if owner is not None else None
+            if cache is not None:
+                caches.append(cache)
+        canvas = getattr(modifier, "canvas_settings", None)
+        if canvas is not None:
+            caches.extend(surface.point_cache for surface in canvas.canvas_surfaces)
+    caches.extend(system.point_cache for system in ob.particle_systems)
+    return caches
+
+
+def load_dependencies():
+    """blender-addon/skyfarm/dependencies.py (found walking up from here, as probe.py finds it), or None
+    where it is not shipped."""
+    directory = os.path.dirname(os.path.abspath(__file__))
+    while True:
+        candidate = os.path.join(directory, "blender-addon", "skyfarm", "dependencies.py")
+        if os.path.isfile(candidate):
+            break
+        parent = os.path.dirname(directory)
+        if parent == directory:
+            return None
+        directory = parent
+    spec = importlib.util.spec_from_file_location("skyfarm_dependencies", candidate)
+    module = importlib.util.module_from_spec(spec)
+    sys.dont_write_bytecode = True  # leave no __pycache__ in the add-on's source folder
+    spec.loader.exec_module(module)
+    return module
+
+
 class Remapper:
     """Maps absolute paths from the submitting machine to where the copy stage put the files.
 
@@ -103,6 +138,12 @@ class Remapper:
         for old, new in self.remaps:
             if self._inside(absolute, old):
                 return new + absolute[len(old.rstrip(os.sep)) :] if absolute != old else new
+        # A cache folder whose files all lie in subfolders (fluid: config/, data/…; a geometry-nodes
+        # bake: <id>/meta/…) has keys only for those: it moved where they moved, minus the same tail.
+        for old, new in self.remaps:
+            tail = old[len(absolute.rstrip(os.sep)) :]
+            if self._inside(old, absolute) and old != absolute and new.endswith(tail):
+                return new[: len(new) - len(tail)]
         return None
 
     def _set(self, owner, attribute, new_path, what):
@@ -117,8 +158,10 @@ class Remapper:
         return True
 
     def apply(self):
+        """Rewrites the paths; True when it had to save the job's copy and open it again."""
         if not self.remaps:
-            return
+            return False
+        reopen = False
         # Libraries first (parents before the libraries they link): reloading one loads its data, and
         # its own `//` paths then resolve inside the job folder. Blender keeps every library's path
         # relative to the main file, indirect ones included.
@@ -142,6 +185,11 @@ class Remapper:
                 new_path = self.target(datablock.filepath, datablock.library)
                 if new_path:
                     self._set(datablock, "filepath", new_path, datablock.__class__.__name__.lower())
+        for cache_file in bpy.data.cache_files:
+            for layer in getattr(cache_file, "layers", ()):  # Alembic layers (3.0+)
+                new_path = self.target(layer.filepath, cache_file.library)
+                if new_path:
+                    self._set(layer, "filepath", new_path, "cache layer")
         for ob in bpy.data.objects:
             for modifier in ob.modifiers:
                 domain = getattr(modifier, "domain_settings", None)
@@ -153,11 +201,22 @@ class Remapper:
                     new_path = self.target(modifier.filepath, ob.library)
                     if new_path:
                         self._set(modifier, "filepath", new_path, "modifier cache")
-                cache = getattr(modifier, "point_cache", None)
-                if cache is not None and cache.use_external and cache.filepath:
-                    new_dir = self.target(cache.filepath, ob.library)
+                if modifier.type == "NODES":  # geometry-nodes bakes (3.6+)
+                    new_dir = self.target(getattr(modifier, "bake_directory", ""), ob.library)
+                    if new_dir and self._set(modifier, "bake_directory", new_dir, "bake folder"):
+                        reopen = True
+                    for bake in getattr(modifier, "bakes", ()):
+                        new_dir = self.target(bake.directory, ob.library) if bake.use_custom_path else None
+                        if new_dir and self._set(bake, "directory", new_dir, "bake folder"):
+                            reopen = True
+            for cache in point_caches(ob):
+                # An external cache's folder; a relative one follows its .blend, which is the library
+                # of a linked object unless "Library Path" is off (then the main file).
+                if cache.use_external and cache.filepath:
+                    base = ob.library if cache.use_library_path else None
+                    new_dir = self.target(cache.filepath, base)
                     if new_dir:
-                        self._set(cache, "filepath", new_dir, "point cache")
+                        self._set(cache, "filepath", new_dir + os.sep, "point cache")
         for scene in bpy.data.scenes:
             if scene.sequence_editor is None:
                 continue
@@ -171,9 +230,24 @@ class Remapper:
                     if new_path:
                         self._set(strip, "filepath", new_path, "strip")
         say("SKYFARM_REMAPPED", self.count)
+        if reopen:
+            # Blender looks for geometry-nodes bakes when it opens the file and keeps the answer: a bake
+            # folder that moved is found only by opening the job's copy again with the new paths.
+            bpy.ops.wm.save_mainfile(relative_remap=False)
+            bpy.ops.wm.revert_mainfile()
+            say("SKYFARM_REOPENED", bpy.data.filepath)
+        return reopen
 
     @staticmethod
     def report_missing():
+        dependencies = load_dependencies()
+        if dependencies is not None:
+            # The add-on's rules (blender-addon/skyfarm/dependencies.py), as the probe used them: what
+            # Blender reads, not every path the file stores (an unbaked cache's folder, a text's file).
+            for path, _kind, _relative in dependencies.entries(include_unused=True):
+                if not os.path.exists(path):
+                    say("SKYFARM_MISSING", path)
+            return
         for path in bpy.utils.blend_paths(absolute=True, packed=False, local=False):
             path = os.path.normpath(path)
             if path.startswith("<") or not path:
@@ -273,7 +347,8 @@ def main():
         return False
     if bpy.context.window is not None:
         bpy.context.window.scene = scene
-    Remapper(args.get("remaps")).apply()
+    if Remapper(args.get("remaps")).apply():
+        scene = bpy.data.scenes.get(args["scene"])  # the file was saved and opened again
     Remapper.report_missing()
     # The file name Blender gives each frame (probe.py reads it from Blender's own frame_path) in the
     # job's folder; frame_path then names every frame. 4.5+ read `{…}` as path templates: the

@@ -2,16 +2,19 @@
 // comparison the dependency tests make: what Blender opens while it renders every frame (strace)
 // against what skyfarm collects (the probe's list and the uploaded manifest).
 import { mkdtempSync, rmSync } from 'node:fs';
-import { readdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Test } from 'tap';
 import { blenderEnv, run, startXvfb, tail } from '../../blender-addon/tests/harness.js';
-import { probeBlend, type ProbeResult } from '../../daemon/src/render/blender.js';
+import { probeBlend, renderChunk, type ProbeResult } from '../../daemon/src/render/blender.js';
+import { materializeProject, remapsInto } from '../../daemon/src/project/materialize.js';
+import type { Manifest } from '../../daemon/src/project/manifest.js';
+import { LocalObjectStore } from '../../daemon/src/store/local-store.js';
 import { cliEnv, runCli } from './cli.js';
 import { blenderCommand } from './scenes.js';
-import { traceRun, type FileTrace } from './file-trace.js';
+import { readTraces, traceRun, tracingWrapper, type FileTrace } from './file-trace.js';
 
 const BUILDER = path.join(path.dirname(fileURLToPath(import.meta.url)), 'dependency_scenes.py');
 
@@ -134,12 +137,7 @@ export function probeScene(scene: BuiltScene): Promise<ProbeResult> {
   return probeBlend(blenderCommand, scene.blend);
 }
 
-interface StoredManifest {
-  blend: string;
-  root?: string;
-  files: Record<string, { sha256: string; size: number }>;
-  remaps: Record<string, string>;
-}
+type StoredManifest = Manifest;
 
 export interface Upload {
   code: number | null;
@@ -266,4 +264,98 @@ export async function addonDependencies(
     missing: boolean;
     relative: boolean;
   }[];
+}
+
+/** What the render of a job's copy opened, as the farm would run it. */
+export interface FarmRender {
+  /** Frames rendered, and the ones that failed with Blender's message. */
+  done: number[];
+  failed: Array<{ frame: number; message: string }>;
+  /** Tree paths (`/`-separated, as in the manifest) of the project files the render read. */
+  read: Set<string>;
+  /** Source path → tree path, from the manifest. */
+  tree: Map<string, string>;
+  /** The SKYFARM_MISSING lines of the render, as tree paths. */
+  missing: string[];
+  /** The project root on this machine. */
+  root: string;
+}
+
+/**
+ * The farm, on this machine: `skyfarm upload` stores the project, the scene's folders are then moved
+ * away (a farm has none of them), the copy stage lays the manifest out as the job's project folder
+ * and render_chunk.py renders every frame there with the manifest's remaps, Blender under strace.
+ * Whatever the Remapper misses is not found, as on AWS.
+ */
+export async function farmRender(t: Test, scene: BuiltScene, base: string): Promise<FarmRender> {
+  const home = path.join(base, 'farm-home');
+  const upload = await uploadScene(t, scene, home);
+  if (!upload.manifest) throw new Error(`the upload failed: ${JSON.stringify(upload.result)}`);
+  const manifest = upload.manifest;
+  const away = scene.roots.map((root) => `${root}.away`);
+  for (const [index, root] of scene.roots.entries()) await rename(root, away[index]!);
+  try {
+    const project = path.join(base, 'farm-job', 'project');
+    const blendFile = await materializeProject(
+      new LocalObjectStore(path.join(home, 'store')),
+      manifest,
+      project,
+    );
+    const logDir = path.join(base, 'farm-traces');
+    await mkdir(logDir, { recursive: true });
+    const marker = 'render_chunk.py';
+    const blender = await tracingWrapper(path.join(base, 'traced-blender'), blenderCommand, logDir, marker);
+    const lines: string[] = [];
+    const result = await renderChunk({
+      blender,
+      blendFile,
+      scene: 'Scene',
+      frames: [1, 2, 3],
+      outputDir: path.join(base, 'farm-frames'),
+      filePattern: 'frame_####',
+      remaps: remapsInto(manifest, project),
+      onEvent: () => {},
+      onLine: (line) => lines.push(line),
+    });
+    const traces = await readTraces(logDir);
+    const relative = (file: string) => path.relative(project, file).split(path.sep).join('/');
+    const tree = new Map<string, string>();
+    const sources = [...manifestSources(manifest)];
+    Object.keys(manifest.files).forEach((key, index) => tree.set(sources[index]!, key));
+    return {
+      done: result.done,
+      failed: result.failed,
+      read: new Set([...traces.read].filter((file) => within(file, [project])).map(relative)),
+      tree,
+      missing: lines
+        .filter((line) => line.startsWith('SKYFARM_MISSING '))
+        .map((line) => relative(line.slice('SKYFARM_MISSING '.length))),
+      root: manifest.root ?? '/',
+    };
+  } finally {
+    for (const [index, root] of scene.roots.entries()) await rename(away[index]!, root);
+  }
+}
+
+/**
+ * The farm check: every frame renders, Blender read each file it read rendering the original from
+ * the job's copy (mapped through the manifest), and it logs exactly the missing files as missing.
+ */
+export function compareFarmRender(
+  t: Test,
+  farm: FarmRender,
+  reference: FileTrace,
+  expectedMissing: string[],
+): void {
+  t.same(farm.failed, [], 'no frame failed');
+  t.same(farm.done, [1, 2, 3], 'every frame rendered on the farm');
+  const notFound = [...reference.read]
+    .map((file) => farm.tree.get(file) ?? `(not in the manifest) ${file}`)
+    .filter((tree) => !farm.read.has(tree))
+    .sort();
+  t.same(notFound, [], "the farm's Blender read every file Blender read rendering the original, in the job");
+  const missingTree = expectedMissing.map((file) =>
+    within(file, [farm.root]) ? path.relative(farm.root, file).split(path.sep).join('/') : `_external${file}`,
+  );
+  t.same(farm.missing.sort(), missingTree.sort(), 'SKYFARM_MISSING lists exactly the missing files');
 }

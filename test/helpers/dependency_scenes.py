@@ -230,7 +230,22 @@ def point_caches(base):
     flag_cache = flag.modifiers.new("Cloth", "CLOTH").point_cache
     frames_of(flag_cache)
     flag_cache.use_disk_cache = True
+    spray = add_mesh("Spray", "cube", (-4, 2, 0), 0.5)
+    spray.modifiers.new("Particles", "PARTICLE_SYSTEM")
+    spray_system = spray.particle_systems[0]
+    spray_system.settings.count, spray_system.settings.frame_start, spray_system.settings.frame_end = 10, 1, 3
+    frames_of(spray_system.point_cache)
+    spray_system.point_cache.use_disk_cache = True
+    spray_system.point_cache.name = "spray"
     bake_point_caches()  # before linking: bake_all would bake the linked unbaked cloth too
+    # An external cache in a folder outside the project, by absolute path.
+    absolute_cache = os.path.join(base, "outside", "abs cache")
+    os.makedirs(absolute_cache, exist_ok=True)
+    for name in os.listdir(os.path.join(project, "shots", "blendcache_shot")):
+        if name.startswith("spray_"):
+            shutil.move(os.path.join(project, "shots", "blendcache_shot", name), os.path.join(absolute_cache, name))
+    spray_system.point_cache.use_external = True
+    spray_system.point_cache.filepath = absolute_cache + os.sep
     link(lib, objects=["Tüch", "Emitter", "Stale", "Outer", "Beside Shot", "Unbaked"])
     link(set_lib, collections=["Set"])
     link(outside, objects=["Far"], relative=False)
@@ -305,8 +320,9 @@ def add_fluid(name, location, cache, bake):
     return domain, flow
 
 
-def add_geometry_bake(name, location):
-    """An object whose geometry-nodes Bake node is baked to disk (Blender 4.1+)."""
+def add_geometry_bake(name, location, directory=""):
+    """An object whose geometry-nodes Bake node is baked to disk (Blender 4.1+), into `directory`
+    (else Blender's default, //blendcache_<file>/<object>_<modifier>)."""
     ob = add_mesh(name, "cube", location, 0.5)
     modifier = ob.modifiers.new("GeometryNodes", "NODES")
     tree = bpy.data.node_groups.new(name + " tree", "GeometryNodeTree")
@@ -322,6 +338,8 @@ def add_geometry_bake(name, location):
     modifier.node_group = tree
     if hasattr(modifier, "bake_target"):
         modifier.bake_target = "DISK"  # 4.3+ would pack it into the .blend
+    if directory:
+        modifier.bake_directory = directory
     bpy.context.view_layer.objects.active = ob
     bpy.ops.object.geometry_node_bake_single(
         session_uid=ob.session_uid, modifier_name=modifier.name, bake_id=modifier.bakes[0].bake_id
@@ -356,11 +374,14 @@ def modifier_caches(base):
     save(lib)
 
     empty_file(shot)
-    add_ocean("Local Sea", (0, -3, 0), "//local ocean/")
+    # The shot's own caches live outside the project, named by absolute paths.
+    add_ocean("Local Sea", (0, -3, 0), os.path.join(outside, "local ocean") + os.sep)
     mdd = os.path.join(outside, "anim ü.mdd")
     add_mesh_cache("Local Wave", (3, -3, 0), mdd, mdd, "MDD")
     if fluid:
-        add_fluid("Local Smoke", (-3, -3, 0), "//local smoke", bake=True)
+        add_fluid("Local Smoke", (-3, -3, 0), os.path.join(outside, "local smoke"), bake=True)
+    if VERSION >= (4, 1, 0):
+        add_geometry_bake("Local Baker", (-3, -6, 0), os.path.join(outside, "gn bake"))
     link(lib, objects=linked)
     save(shot)
     return {"blend": shot, "roots": [project, outside], "oceans": [lib, shot], "library": lib}
