@@ -6,7 +6,8 @@
 import t from 'tap';
 import { readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { blenderSkip } from './helpers/scenes.js';
+import { blenderCommand, blenderSkip } from './helpers/scenes.js';
+import { blenderEnv, run, tail } from '../blender-addon/tests/harness.js';
 import { straceAvailable } from './helpers/file-trace.js';
 import {
   addonDependencies,
@@ -73,6 +74,31 @@ t.test(
       probe.dependencies.map((d) => [d.path, d.missing]).sort(),
       "the add-on's collect() lists the same files as the probe",
     );
+
+    t.test('a cache baked after an upload is in the next one (the probe is not reused)', async (t) => {
+      const baked = await run(
+        blenderCommand,
+        [
+          '-b',
+          path.join(lib, 'sim lib.blend'),
+          '--python-exit-code',
+          '1',
+          '--python-expr',
+          'import bpy\nob = bpy.data.objects["Unbaked"]\n' +
+            'with bpy.context.temp_override(point_cache=ob.modifiers["Cloth"].point_cache):\n' +
+            '    bpy.ops.ptcache.bake(bake=True)\nbpy.ops.wm.save_mainfile()\n',
+        ],
+        { env: blenderEnv(t), timeoutMs: 120_000 },
+      );
+      t.equal(baked.code, 0, 'Blender baked the cloth in its library', { output: tail(baked) });
+      const again = await uploadScene(t, scene, path.join(base, 'home'));
+      const files = [...again.sources].filter((file) => unbaked(file)).map((file) => path.basename(file));
+      t.same(files.sort(), [
+        '556E62616B6564_000001_00.bphys',
+        '556E62616B6564_000002_00.bphys',
+        '556E62616B6564_000003_00.bphys',
+      ]);
+    });
 
     t.test('a baked cache whose files are gone is reported missing', async (t) => {
       const folder = path.join(lib, 'blendcache_sim lib');
