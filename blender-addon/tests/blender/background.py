@@ -64,9 +64,17 @@ def submit_and_get_job_id():
     from skyfarm import sync
 
     before = sync.session.jobs.ids()
+    errors_before = len([level for level, _ in sync.reported if level == "ERROR"])
     result = bpy.ops.skyfarm.render()
     check(result == {"FINISHED"}, f"render returned {result}")
-    support.pump(90, lambda: sync.session.jobs.ids() - before, "the daemon to accept the job")
+
+    def refused():
+        errors = [text for level, text in sync.reported if level == "ERROR"]
+        return errors[errors_before:]
+
+    # A refusal is reported at once: fail with it rather than wait out the timeout.
+    support.pump(90, lambda: sync.session.jobs.ids() - before or refused(), "the daemon to accept the job")
+    check(not refused(), f"the daemon refused the job: {refused()}")
     (job_id,) = sync.session.jobs.ids() - before
     return job_id
 
