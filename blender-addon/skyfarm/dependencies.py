@@ -216,6 +216,7 @@ class _Collector:
                     paths.add(self.abspath(modifier.filepath, ob.library))
                 if modifier.type == "NODES":
                     paths.add(self.abspath(getattr(modifier, "bake_directory", ""), ob.library))
+                    paths.add(self.abspath(getattr(modifier, "simulation_bake_directory", ""), ob.library))
                 for bake in getattr(modifier, "bakes", ()):
                     paths.add(self.abspath(bake.directory, ob.library))
             for cache in _point_caches(ob, every=True):
@@ -369,9 +370,18 @@ class _Collector:
         return entries
 
     def bake_entries(self, modifier, ob) -> List[Tuple[str, bool, str]]:
-        """Geometry-nodes bakes on disk (Blender 3.6+): `<bake folder>/<bake id>/meta|blobs`, or a
-        bake's own folder. A bake packed into the .blend needs no file."""
+        """Geometry-nodes bakes on disk: `<bake folder>/<bake id>/meta|blobs` (4.1+), or a bake's own
+        folder; 3.6 and 4.0 keep simulation bakes in one folder (meta/, bdata/ or blobs/). A bake
+        packed into the .blend needs no file."""
         entries = []
+        stored = getattr(modifier, "simulation_bake_directory", "")
+        if stored:
+            folder = normalized_abspath(stored, ob.library)
+            for sub in ("meta", "bdata", "blobs"):
+                for name in self.listdir(os.path.join(folder, sub)):
+                    path = os.path.join(folder, sub, name)
+                    if not name.startswith(".") and os.path.isfile(path):
+                        entries.append((path, stored.startswith("//"), "cache"))
         for bake in getattr(modifier, "bakes", ()):
             target = getattr(bake, "bake_target", "INHERIT")
             if target == "INHERIT":

@@ -201,10 +201,11 @@ class Remapper:
                     new_path = self.target(modifier.filepath, ob.library)
                     if new_path:
                         self._set(modifier, "filepath", new_path, "modifier cache")
-                if modifier.type == "NODES":  # geometry-nodes bakes (3.6+)
-                    new_dir = self.target(getattr(modifier, "bake_directory", ""), ob.library)
-                    if new_dir and self._set(modifier, "bake_directory", new_dir, "bake folder"):
-                        reopen = True
+                if modifier.type == "NODES":  # geometry-nodes bakes (3.6-4.0: simulation_bake_directory)
+                    for attribute in ("bake_directory", "simulation_bake_directory"):
+                        new_dir = self.target(getattr(modifier, attribute, ""), ob.library)
+                        if new_dir and self._set(modifier, attribute, new_dir, "bake folder"):
+                            reopen = True
                     for bake in getattr(modifier, "bakes", ()):
                         new_dir = self.target(bake.directory, ob.library) if bake.use_custom_path else None
                         if new_dir and self._set(bake, "directory", new_dir, "bake folder"):
