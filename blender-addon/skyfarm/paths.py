@@ -9,6 +9,11 @@ import os
 from dataclasses import dataclass
 from typing import Mapping, Optional
 
+try:  # imported here, on the main thread: the network thread imports nothing (connection.py)
+    import sqlite3
+except ImportError:  # a Python built without it: daemon.json alone decides, as before
+    sqlite3 = None
+
 
 class DaemonNotRunning(Exception):
     """daemon.json is absent or unreadable: nothing to connect to."""
@@ -36,6 +41,29 @@ def state_dir(environ: Optional[Mapping[str, str]] = None) -> str:
     return os.path.join(xdg, "skyfarm")
 
 
+def daemon_lock_held(directory: str) -> Optional[bool]:
+    """Whether a live daemon holds daemon.lock, the SQLite lock it keeps for its whole life (see
+    daemon/src/config/daemon-lock.ts): True, False (the daemon that wrote daemon.json has exited, e.g.
+    killed), or None when that cannot be told (no lock file, another kind of file, no sqlite3)."""
+    lock_path = os.path.join(directory, "daemon.lock")
+    if sqlite3 is None or not os.path.isfile(lock_path):
+        return None
+    try:
+        connection = sqlite3.connect(lock_path, timeout=0, isolation_level=None, check_same_thread=False)
+    except sqlite3.Error:
+        return None
+    try:
+        connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        return False
+    except sqlite3.OperationalError as error:
+        # SQLITE_BUSY ("database is locked"): the daemon's exclusive lock.
+        return True if "locked" in str(error) or "busy" in str(error) else None
+    except sqlite3.Error:
+        return None
+    finally:
+        connection.close()
+
+
 def read_endpoint(directory: Optional[str] = None) -> DaemonEndpoint:
     """Reads daemon.json and token. Raises DaemonNotRunning or DaemonInfoInvalid."""
     directory = directory or state_dir()
@@ -60,6 +88,9 @@ def read_endpoint(directory: Optional[str] = None) -> DaemonEndpoint:
         raise DaemonInfoInvalid(f"{info_path} has no valid port")
     pid = info.get("pid")
     version = info.get("version")
+    if daemon_lock_held(directory) is False:
+        # Its port may belong to another program by now: never send it the token.
+        raise DaemonNotRunning(f"the skyfarm daemon is not running (the one that wrote {info_path} has exited)")
     try:
         with open(token_path, "r", encoding="utf-8") as handle:
             token = handle.read().strip()

@@ -5,6 +5,7 @@ import os
 import tempfile
 import unittest
 
+from daemon_process import DaemonProcess
 from helpers import import_addon_module
 
 paths = import_addon_module("paths")
@@ -67,6 +68,31 @@ class ReadEndpointTest(unittest.TestCase):
         with self.assertRaises(paths.DaemonInfoInvalid) as caught:
             paths.read_endpoint(self.dir)
         self.assertIn("token", str(caught.exception))
+
+
+class DaemonLockTest(unittest.TestCase):
+    """daemon.json outlives a killed daemon; its lock does not. The add-on must not send the token to
+    whatever listens on that port now."""
+
+    def test_killed_daemon_is_not_running(self):
+        daemon = DaemonProcess()
+        self.addCleanup(daemon.cleanup)
+        daemon.start()
+        self.assertIs(paths.daemon_lock_held(daemon.home), True, "the running daemon holds its lock")
+        self.assertEqual(paths.read_endpoint(daemon.home).port, daemon.port)
+        daemon.kill()
+        self.assertTrue(os.path.exists(os.path.join(daemon.home, "daemon.json")), "a kill leaves daemon.json")
+        self.assertIs(paths.daemon_lock_held(daemon.home), False)
+        with self.assertRaises(paths.DaemonNotRunning) as caught:
+            paths.read_endpoint(daemon.home)
+        self.assertIn("has exited", str(caught.exception))
+
+    def test_no_lock_file_leaves_daemon_json_to_decide(self):
+        with tempfile.TemporaryDirectory() as directory:
+            with open(os.path.join(directory, "daemon.lock"), "w", encoding="utf-8") as handle:
+                handle.write("12345")  # an older daemon's pid file: cannot tell
+            self.assertIsNone(paths.daemon_lock_held(directory))
+            self.assertIsNone(paths.daemon_lock_held(os.path.join(directory, "nowhere")))
 
 
 if __name__ == "__main__":
