@@ -215,6 +215,7 @@ export class HashPool {
         error?: string;
         code?: string;
       }) => {
+        if (this.closed) return; // close() settled the job; an unref here would let it exit early
         const job = slot.job;
         slot.job = undefined;
         worker.unref();
@@ -292,8 +293,19 @@ export class HashPool {
   async close(): Promise<void> {
     this.closed = true;
     clearTimeout(this.idleTimer);
-    for (const job of this.queue.splice(0)) this.settle(job, undefined, new Error('hash pool closed'));
-    await Promise.all(this.slots.splice(0).map((slot) => slot.worker.terminate()));
+    const closing = new Error('hash pool closed');
+    for (const job of this.queue.splice(0)) this.settle(job, undefined, closing);
+    // Workers are kept referenced until they are gone: an idle (unref'd) worker's terminate() does not
+    // hold the event loop, so a caller awaiting close() with nothing else pending saw its process end
+    // first (tap on Node 24: "test unfinished").
+    await Promise.all(
+      this.slots.splice(0).map((slot) => {
+        if (slot.job) this.settle(slot.job, undefined, closing);
+        slot.job = undefined;
+        slot.worker.ref();
+        return slot.worker.terminate();
+      }),
+    );
   }
 }
 
