@@ -89,6 +89,36 @@ function fakeXdgOpen(dir: string): { binDir: string; opened: () => string[] } {
   };
 }
 
+/**
+ * Keeps the publish stage RUNNING (its mail waits in the fake SES) until the daemon has reported the
+ * job `publishing` for a second, then lets it finish. A publish shorter than the daemon's poll is
+ * rightly never shown; on a loaded machine the polls stretch and it often was, so the panel's
+ * publish state could not be checked.
+ */
+async function holdPublishUntilShown(farm: AwsFarm): Promise<void> {
+  farm.ses.hold(true);
+  const watcher = await DaemonClient.connect({
+    stateDir: farm.daemon.paths.root,
+    clientName: 'test',
+    clientVersion: '1',
+  });
+  try {
+    const deadline = Date.now() + 4 * minute;
+    while (Date.now() < deadline) {
+      const { jobs } = await watcher.request('jobs.list', {});
+      if (jobs.some((job) => job.state === 'publishing')) {
+        await new Promise((resolve) => setTimeout(resolve, 1000));
+        return;
+      }
+      if (jobs.some((job) => job.state === 'done' || job.state === 'failed')) return;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  } finally {
+    farm.ses.hold(false);
+    watcher.close();
+  }
+}
+
 function resultLine(stdout: string): Record<string, unknown> {
   const line = stdout.split('\n').find((l) => l.startsWith('AWS_RESULT '));
   if (!line) throw new Error('the Blender script printed no AWS_RESULT');
@@ -108,6 +138,7 @@ t.test(
       const blendFile = await makeScene(project, { frames: [1, 4], samples: 128 });
       const output = path.join(farm.dir, 'out');
       const submitsBefore = farm.batch.calls.filter((c) => c.operation === 'submitjob').length;
+      const publishHeld = holdPublishUntilShown(farm);
       const result = await runBlenderScript(t, {
         script: 'aws_background.py',
         blendFile,
@@ -129,6 +160,7 @@ t.test(
         }),
         timeoutMs: 4 * minute,
       });
+      await publishHeld;
       const seen = resultLine(result.stdout);
       t.comment(
         `states seen: ${JSON.stringify(seen['states'])}; frames done seen: ${JSON.stringify(seen['framesDone'])}`,
