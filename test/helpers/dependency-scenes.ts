@@ -13,7 +13,7 @@ import { materializeProject, remapsInto } from '../../daemon/src/project/materia
 import type { Manifest } from '../../daemon/src/project/manifest.js';
 import { LocalObjectStore } from '../../daemon/src/store/local-store.js';
 import { cliEnv, runCli } from './cli.js';
-import { blenderCommand } from './scenes.js';
+import { blenderCommand, blenderVersion } from './scenes.js';
 import { readTraces, traceRun, tracingWrapper, type FileTrace } from './file-trace.js';
 
 const BUILDER = path.join(path.dirname(fileURLToPath(import.meta.url)), 'dependency_scenes.py');
@@ -81,6 +81,12 @@ export async function bakeOceans(t: Test, files: string[]): Promise<void> {
  * which would make a fluid scene fail now and then instead of testing anything.
  */
 export async function fluidWorks(t: Test): Promise<string | false> {
+  // Debian 12's 3.4 fails most Mantaflow bakes at random ("'NoneType' object has no attribute
+  // 'getDataPointer'", then Manta::Error), about 5 in 6 here: three lucky test bakes in a row were
+  // followed by a failing scene bake in a clean-clone run. Decided by version, so it never flickers.
+  if (blenderVersion && Number(blenderVersion.split('.')[0]) < 4) {
+    return `Blender ${blenderVersion}'s Mantaflow fails most fluid bakes at random on this machine; fluid and volume caches are checked with the newer Blenders`;
+  }
   const base = mkdtempSync(path.join(tmpdir(), 'skyfarm-fluid-'));
   t.teardown(() => rmSync(base, { recursive: true, force: true }));
   for (let attempt = 1; attempt <= 3; attempt++) {
