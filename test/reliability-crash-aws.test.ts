@@ -22,7 +22,8 @@
 // (wrapping job-log appends, fs/promises rename and fs.createWriteStream). Reproduce with
 // SKYFARM_CRASH_SEED=<seed>.
 import t from 'tap';
-import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
@@ -63,7 +64,14 @@ t.test(
     writeFileSync(launcher, LAUNCH(projectRoot));
     const home = farm.stateDir;
     const output = path.join(farm.dir, 'out');
-    const scene = await makeScene(path.join(farm.dir, 'project'), { frames: [1, 4] });
+    // A texture with 6 MB of trailing bytes makes the upload take a moment, so the first kill lands
+    // during it (a 5.x scene alone is 0.1 MB, zstd-compressed: uploaded and submitted within 150 ms).
+    const scene = await makeScene(path.join(farm.dir, 'project'), {
+      frames: [1, 4],
+      textures: [{ path: 'tex/big.png' }],
+    });
+    const texture = path.join(farm.dir, 'project', 'tex', 'big.png');
+    writeFileSync(texture, Buffer.concat([readFileSync(texture), randomBytes(6 * 1024 * 1024)]));
     const previews = path.join(home, 'previews');
     farm.ses.hold(true);
     const daemons = crashableDaemons(t, {
