@@ -65,10 +65,14 @@ if [ ! -x "$root/usr/bin/blender" ]; then
   chroot "$root" apt-get clean
 fi
 
-cat >"$wrapper" <<WRAPPER
+cat >"$wrapper.new" <<WRAPPER
 #!/bin/sh
 # Blender from Debian $suite in the chroot $root (test/blenders/setup.sh): same paths, same working folder.
+# Its Mesa keeps its own shader cache: caches of the host's and the other chroot's Mesa versions in one
+# folder once ended an Eevee render with SIGBUS.
+export MESA_SHADER_CACHE_DIR="\${MESA_SHADER_CACHE_DIR:-\${HOME:-/root}/.cache/skyfarm-mesa-$suite}"
 exec chroot $root /bin/sh -c 'cd "\$0" 2>/dev/null || cd /; exec /usr/bin/blender "\$@"' "\$PWD" "\$@"
 WRAPPER
-chmod 755 "$wrapper"
+chmod 755 "$wrapper.new"
+mv -f "$wrapper.new" "$wrapper" # in one step: a test may be starting this Blender right now
 "$wrapper" --version 2>/dev/null | head -n 1 | sed "s|^|blenders: $wrapper: |"
