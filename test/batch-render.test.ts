@@ -13,9 +13,29 @@ t.test(
   'render --backend aws --wait: frames from the farm in the output folder',
   { skip: blenderSkip, timeout: 115_000 },
   async (t) => {
-    const farm = await startFarm(t);
+    // One container at a time, and the second chunk held until the daemon has counted the first
+    // chunk's frames: an in-between count is then seen however fast the frames render (on a quiet
+    // machine the two chunks ran side by side and all 4 frames ended within one poll).
+    const farm = await startFarm(t, { maxRunning: 1 });
     const daemon = await farm.startDaemon();
     const { updates } = await recordUpdates(t, daemon);
+    const renderChild = (index: number) =>
+      [...farm.batch.jobs.values()].find((j) => j.jobName.endsWith('-render') && j.arrayIndex === index);
+    const secondChunkHeld = (async () => {
+      await farm.batch.waitFor(() => renderChild(0)?.status === 'RUNNING', 90_000, 'chunk 0 running');
+      farm.batch.holdQueue('skyfarm-cpu-spot', true);
+      try {
+        await farm.batch.waitFor(
+          () =>
+            updates.some((u) => u.state === 'rendering' && u.framesDone > 0) ||
+            renderChild(1)?.status !== 'RUNNABLE',
+          90_000,
+          'the first frames counted',
+        );
+      } finally {
+        farm.batch.holdQueue('skyfarm-cpu-spot', false);
+      }
+    })();
     const project = path.join(farm.dir, 'project');
     // Enough samples that a frame outlasts a poll (250 ms): on a loaded machine 4 tiny frames ended
     // within one poll and no in-between count was seen.
@@ -33,6 +53,7 @@ t.test(
       '--notify-email',
       'artist@example.com',
     ]);
+    await secondChunkHeld;
     t.equal(run.code, 0, 'exit code 0', { stderr: run.stderr.slice(-3000) });
     const job = JSON.parse(run.stdout) as Job;
     t.match(job, {
