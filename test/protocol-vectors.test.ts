@@ -10,6 +10,7 @@ interface Vector {
   valid: boolean;
   code?: string;
   padSpaces?: number;
+  id?: string | null;
 }
 
 function load(name: string): Vector[] {
@@ -41,6 +42,12 @@ for (const [file, decode] of [
           `${vector.name}: rejected with ${vector.code}`,
         );
         if (!decoded.ok) t.ok(decoded.message.length > 0, `${vector.name}: the error explains itself`);
+        if (vector.id !== undefined)
+          t.equal(
+            decoded.ok ? 'accepted' : decoded.id,
+            vector.id,
+            `${vector.name}: names request ${vector.id}`,
+          );
       }
     }
   });

@@ -124,29 +124,141 @@ def _json_equal(left: Any, right: Any) -> bool:
     return left == right
 
 
+_PEEKED = ("type", "id", "method")
+_SPACE = re.compile(r"[ \t\n\r]*")
+# Inside a value being skipped, only these characters matter.
+_STRUCTURE = re.compile(r'["{}\[\],]')
+
+
+def _string_end(text: str, start: int) -> int:
+    """The index just past the JSON string starting at text[start] (a quote), or -1."""
+    at = start + 1
+    while True:
+        quote = text.find('"', at)
+        if quote < 0:
+            return -1
+        slashes = 0
+        while quote - 1 - slashes >= 0 and text[quote - 1 - slashes] == "\\":
+            slashes += 1
+        if slashes % 2 == 0:
+            return quote + 1
+        at = quote + 1
+
+
+def _skip_value(text: str, at: int) -> int:
+    """The index after the value starting at `at`, or -1 when the text ends or breaks inside it."""
+    depth = 0
+    while True:
+        match = _STRUCTURE.search(text, at)
+        if match is None:
+            return len(text) if depth == 0 else -1
+        at = match.start()
+        char = text[at]
+        if char == '"':
+            at = _string_end(text, at)
+            if at < 0:
+                return -1
+            if depth == 0:
+                return at
+        elif char in "{[":
+            depth += 1
+            at += 1
+        elif char in "}]":
+            if depth == 0:
+                return at  # the enclosing object ends: a literal ended
+            depth -= 1
+            at += 1
+            if depth == 0:
+                return at
+        else:  # ","
+            if depth == 0:
+                return at
+            at += 1
+
+
+def peek_envelope(text: str) -> Dict[str, str]:
+    """The top-level type, id and method of a message that cannot be decoded in full (too large, or
+    malformed after them), found without building it, so an error about it can name its request.
+    Mirrors peekEnvelope in daemon/src/protocol/codec.ts. Fields after the first syntax error are not seen.
+    """
+    found: Dict[str, str] = {}
+    at = _SPACE.match(text, 0).end()
+    if not text.startswith("{", at):
+        return found
+    at += 1
+    while True:
+        at = _SPACE.match(text, at).end()
+        if not text.startswith('"', at):
+            return found
+        key_end = _string_end(text, at)
+        if key_end < 0:
+            return found
+        try:
+            key = json.loads(text[at:key_end])
+        except ValueError:
+            key = None
+        at = _SPACE.match(text, key_end).end()
+        if not text.startswith(":", at):
+            return found
+        at = _SPACE.match(text, at + 1).end()
+        if key in _PEEKED and text.startswith('"', at):
+            end = _string_end(text, at)
+            if end < 0:
+                return found
+            try:
+                value = json.loads(text[at:end])
+            except ValueError:
+                value = None
+            if isinstance(value, str) and key not in found:
+                found[key] = value
+            at = end
+        else:
+            at = _skip_value(text, at)
+            if at < 0:
+                return found
+        if all(name in found for name in _PEEKED):
+            return found
+        at = _SPACE.match(text, at).end()
+        if not text.startswith(",", at):
+            return found
+        at += 1
+
+
+def _usable_id(request_id: Any) -> Optional[str]:
+    if isinstance(request_id, str) and 0 < len(request_id) <= 64:
+        return request_id
+    return None
+
+
+def _peek_text(data: bytes) -> str:
+    return data.decode("utf-8", "replace")
+
+
 def _parse_object(raw: Union[str, bytes]) -> Decoded:
     data = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw
     if len(data) > protocol.MAX_MESSAGE_BYTES:
+        # Read the id anyway, so the error ends that request instead of leaving it waiting.
+        envelope = peek_envelope(raw if isinstance(raw, str) else _peek_text(data))
+        what = f"{envelope['method'][:64]} {envelope.get('type', 'message')}" if "method" in envelope else "message"
         return Decoded(
             ok=False,
             code="MESSAGE_TOO_LARGE",
-            error=f"message of {len(data)} bytes exceeds the limit of {protocol.MAX_MESSAGE_BYTES} bytes",
+            error=f"{what} of {len(data)} bytes exceeds the limit of {protocol.MAX_MESSAGE_BYTES} bytes",
+            id=_usable_id(envelope.get("id")),
         )
     try:
         text = data.decode("utf-8")
         value = json.loads(text, parse_constant=_reject_constant)
     except (UnicodeDecodeError, ValueError) as error:
-        return Decoded(ok=False, code="BAD_MESSAGE", error=f"not valid JSON: {error}")
+        envelope = peek_envelope(raw if isinstance(raw, str) else _peek_text(data))
+        return Decoded(ok=False, code="BAD_MESSAGE", error=f"not valid JSON: {error}", id=_usable_id(envelope.get("id")))
     if not isinstance(value, dict):
         return Decoded(ok=False, code="BAD_MESSAGE", error="a message must be a JSON object")
     return Decoded(ok=True, message=value)
 
 
 def _request_id_of(value: Dict[str, Any]) -> Optional[str]:
-    request_id = value.get("id")
-    if isinstance(request_id, str) and 0 < len(request_id) <= 64:
-        return request_id
-    return None
+    return _usable_id(value.get("id"))
 
 
 def _check(key: str, value: Any, where: str, request_id: Optional[str]) -> Optional[Decoded]:

@@ -479,10 +479,13 @@ class DaemonConnection:
     def _receive(self, link: _Link, raw: Any) -> None:
         verdict = codec.decode_server_message(raw)
         if not verdict.ok:
-            # A reply the add-on cannot read still ends its request, so no callback waits forever.
+            # A reply the add-on cannot read still ends its request, so no callback waits forever;
+            # one whose request cannot be told ends every request waiting (it may be any of them).
             if verdict.id is not None and verdict.id in self._in_flight:
                 self._in_flight.discard(verdict.id)
                 self._inbox.put(("error", verdict.id, verdict.code, f"unreadable reply: {verdict.error}"))
+            elif verdict.id is None and self._in_flight and self._is_answer(raw):
+                self._fail_in_flight(verdict.code, f"unreadable answer from the daemon: {verdict.error}")
             if link.daemon_protocol > protocol.PROTOCOL_VERSION:
                 if not link.warned_newer:
                     link.warned_newer = True
@@ -504,12 +507,27 @@ class DaemonConnection:
             self._in_flight.discard(message["id"])
             self._inbox.put(("reply", message["id"], message["result"]))
         elif kind == "error":
+            if message["id"] is None and self._in_flight:
+                # The daemon could not tell which request it refuses (e.g. one too large to read).
+                self._fail_in_flight(message["code"], message["message"])
+                return
             if message["id"] is not None:
                 self._in_flight.discard(message["id"])
             self._inbox.put(("error", message["id"], message["code"], message["message"]))
         elif kind == "event":
             self._inbox.put(("event", message["event"], message["data"]))
         # A second welcome means nothing new; ignore it.
+
+    @staticmethod
+    def _is_answer(raw: Any) -> bool:
+        """A reply or error, read as far as it goes (garbage and events answer no request)."""
+        text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+        return codec.peek_envelope(text).get("type") in ("reply", "error")
+
+    def _fail_in_flight(self, code: str, reason: str) -> None:
+        for request_id in sorted(self._in_flight):
+            self._inbox.put(("error", request_id, code, reason))
+        self._in_flight.clear()
 
     def _fail_pending(self) -> None:
         """Every request that will now get no reply is answered with DAEMON_UNREACHABLE."""

@@ -164,6 +164,63 @@ class FragmentationWithDaemonTest(DaemonTestCase):
         self.assertEqual(error.code, "FILE_NOT_FOUND")
 
 
+def fluid_cache_dependencies(approximate_bytes):
+    """Missing dependencies with long paths, like a fluid cache's, about approximate_bytes as JSON."""
+    folder = "/projects/" + "long folder name " * 6 + "/cache_fluid_8c2e/data"
+    count = approximate_bytes // (len(folder) + 70)
+    return [{"path": f"{folder}/fluid_data_{index:04d}.vdb", "kind": "volume", "missing": True} for index in range(count)]
+
+
+class OversizedRequestTest(DaemonTestCase):
+    def test_a_request_over_the_limit_is_refused_at_once_with_its_size(self):
+        conn = self.connect()
+        pump_until(conn, lambda: conn.status.connected, what="connected")
+        params = {"blendFile": "/nowhere/x.blend", "dependencies": fluid_cache_dependencies(2 * 1024 * 1024)}
+        with self.assertRaises(ValueError) as caught:
+            conn.request("project.upload", params, lambda result, error: None)
+        self.assertIn("MESSAGE_TOO_LARGE", str(caught.exception))
+        self.assertRegex(str(caught.exception), r"project\.upload request of \d{7} bytes exceeds the limit of 1048576")
+
+    def test_a_request_the_daemon_will_not_read_fails_with_its_reason_and_others_go_on(self):
+        conn = self.connect()
+        pump_until(conn, lambda: conn.status.connected, what="connected")
+        replies = Replies()
+        params = {"blendFile": "/nowhere/x.blend", "dependencies": fluid_cache_dependencies(2 * 1024 * 1024)}
+        # This client sends what the protocol refuses, as an older add-on would.
+        original = protocol.MAX_MESSAGE_BYTES
+        protocol.MAX_MESSAGE_BYTES = 8 * original
+        try:
+            conn.request("jobs.list", {}, replies.callback("before"))
+            conn.request("project.upload", params, replies.callback("oversized"))
+            conn.request("jobs.list", {}, replies.callback("after"))
+        finally:
+            protocol.MAX_MESSAGE_BYTES = original
+        pump_until(conn, lambda: all(name in replies for name in ("before", "oversized", "after")), what="answers")
+        result, error = replies["oversized"]
+        self.assertIsNone(result)
+        self.assertEqual(error.code, "MESSAGE_TOO_LARGE")
+        self.assertRegex(error.message, r"project\.upload request of \d{7} bytes exceeds the limit of 1048576 bytes")
+        self.assertEqual(replies["before"], ({"jobs": []}, None))
+        self.assertEqual(replies["after"], ({"jobs": []}, None))
+        self.assertTrue(conn.status.connected, "the connection survives")
+
+    def test_the_daemon_names_the_request_of_a_raw_oversized_message(self):
+        ws = wsclient.WebSocket.connect(
+            "127.0.0.1", self.daemon.port, "/ws", headers={"Authorization": f"Bearer {self.daemon.token()}"}, timeout=5
+        )
+        self.addCleanup(ws.close, 1000, "", 0)
+        ws.send_text(codec.encode_hello("raw", "1"))
+        self.assertEqual(json.loads(ws.receive(timeout=5))["type"], "welcome")
+        params = {"blendFile": "/nowhere/x.blend", "dependencies": fluid_cache_dependencies(1536 * 1024)}
+        # The id comes last, after 1.5 MB the daemon does not parse.
+        ws.send_text(json.dumps({"type": "request", "method": "project.upload", "params": params, "id": "b77"}))
+        verdict = codec.decode_server_message(ws.receive(timeout=10))
+        self.assertTrue(verdict.ok, verdict.error)
+        self.assertEqual(
+            (verdict.message["type"], verdict.message["id"], verdict.message["code"]), ("error", "b77", "MESSAGE_TOO_LARGE")
+        )
+
+
 class GarbageToDaemonTest(DaemonTestCase):
     def test_daemon_answers_garbage_with_a_decodable_error(self):
         ws = wsclient.WebSocket.connect(

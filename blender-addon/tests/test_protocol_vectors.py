@@ -30,6 +30,8 @@ class ProtocolVectorTest(unittest.TestCase):
                 if not vector["valid"]:
                     self.assertEqual(verdict.code, vector["code"], verdict.error)
                     self.assertTrue(verdict.error, "a refusal must say why")
+                    if "id" in vector:
+                        self.assertEqual(verdict.id, vector["id"], "the verdict names the request")
         self.assertGreater(count, 10, f"{file_name} holds too few vectors to mean anything")
 
     def test_client_vectors(self):

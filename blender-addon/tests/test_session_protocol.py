@@ -173,6 +173,60 @@ class GarbageFromDaemonTest(FakeDaemonTestCase):
         self.assertGreaterEqual(fake.server.connections, 2)
 
 
+class AnswersWithoutRequestIdTest(FakeDaemonTestCase):
+    def test_an_answer_that_names_no_request_ends_every_waiting_request(self):
+        def after(conn, fake):
+            held = []
+            while True:
+                opcode, payload, _ = conn.read_message(timeout=30)
+                if opcode == wsclient.OP_CLOSE:
+                    return
+                request = json.loads(payload)
+                fake.requests.append(request)
+                method = request["method"]
+                if method in ("jobs.list", "daemon.info"):
+                    reply = list_reply([]) if method == "jobs.list" else info_reply(False, "no stack")
+                    conn.send_frame(wsclient.OP_TEXT, reply(request).encode())
+                    continue
+                held.append(request)
+                if method == "jobs.get" and len(held) == 2:
+                    # As the daemon answers a message it could not read at all.
+                    error = {"type": "error", "id": None, "code": "MESSAGE_TOO_LARGE", "message": "message of 9000000 bytes"}
+                    conn.send_frame(wsclient.OP_TEXT, json.dumps(error).encode())
+                elif method == "jobs.cancel" and len(held) == 4:
+                    conn.send_frame(wsclient.OP_TEXT, b'{"type":"reply","id":')
+                elif method == "jobs.logs":
+                    # An unreadable event answers no request: the one waiting keeps waiting, then is answered.
+                    conn.send_frame(wsclient.OP_TEXT, b'{"type":"event","event":"job.update","data":')
+                    answer = {"type": "reply", "id": request["id"], "method": "jobs.logs", "result": {"lines": ["ok"]}}
+                    conn.send_frame(wsclient.OP_TEXT, json.dumps(answer).encode())
+
+        fake, conn, live = self.start(welcome(), after)
+        pump(conn, lambda: live.synced and live.daemon_info is not None, what="connected and synced")
+        answers = {}
+
+        def record(name):
+            return lambda result, error: answers.__setitem__(name, (result, error))
+
+        conn.request("jobs.get", {"jobId": "j_1"}, record("get1"))
+        conn.request("jobs.get", {"jobId": "j_2"}, record("get2"))
+        pump(conn, lambda: "get1" in answers and "get2" in answers, what="both ended by the id-less error")
+        for name in ("get1", "get2"):
+            result, error = answers[name]
+            self.assertIsNone(result)
+            self.assertEqual((error.code, error.message), ("MESSAGE_TOO_LARGE", "message of 9000000 bytes"))
+        conn.request("jobs.cancel", {"jobId": "j_1"}, record("cancel1"))
+        conn.request("jobs.cancel", {"jobId": "j_2"}, record("cancel2"))
+        pump(conn, lambda: "cancel1" in answers and "cancel2" in answers, what="both ended by the unreadable answer")
+        for name in ("cancel1", "cancel2"):
+            self.assertEqual(answers[name][1].code, "BAD_MESSAGE")
+            self.assertIn("unreadable answer from the daemon", answers[name][1].message)
+        conn.request("jobs.logs", {"jobId": "j_1"}, record("logs"))
+        pump(conn, lambda: "logs" in answers, what="the logs reply")
+        self.assertEqual(answers["logs"], ({"lines": ["ok"]}, None))
+        self.assertTrue(conn.status.connected)
+
+
 def info_reply(aws_available, reason=""):
     aws = {"available": aws_available}
     if reason:

@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { WebSocket } from 'ws';
 import {
+  LIMITS,
   PROTOCOL_VERSION,
   type EventMap,
   type EventName,
@@ -10,7 +11,7 @@ import {
   type RequestMap,
   type ServerMessage,
 } from '../../../protocol/generated/protocol.js';
-import { decodeServerMessage } from '../protocol/codec.js';
+import { decodeServerMessage, peekEnvelope } from '../protocol/codec.js';
 import { SkyfarmError } from '../errors.js';
 import { daemonLockState, readDaemonInfo, type DaemonInfo } from '../config/daemon-lock.js';
 import { statePaths } from '../config/state-dir.js';
@@ -25,6 +26,11 @@ export interface ConnectOptions {
   /** Overrides for tests: connect to this port/token instead of the state dir's. */
   port?: number;
   token?: string;
+  /**
+   * Requests larger than this are refused here, before sending (default: the protocol's limit).
+   * Tests raise it to see what the daemon answers an oversized request.
+   */
+  sendLimitBytes?: number;
 }
 
 export class DaemonClient {
@@ -36,14 +42,24 @@ export class DaemonClient {
   private constructor(
     private readonly socket: WebSocket,
     readonly daemon: DaemonInfo,
+    private readonly sendLimitBytes: number = LIMITS.maxMessageBytes,
   ) {
     socket.on('message', (data) => this.onMessage(data.toString()));
     socket.on('close', (code, reason) => {
       const why = `connection to the daemon closed (${code}${reason.length ? `: ${reason.toString()}` : ''})`;
-      for (const { reject } of this.pending.values()) reject(new SkyfarmError('DAEMON_UNREACHABLE', why));
-      this.pending.clear();
+      // 1009: the daemon would not even read a message this large (far over the protocol's limit).
+      if (code === 1009)
+        this.failAll(new SkyfarmError('MESSAGE_TOO_LARGE', `${why}: a request was too large to read`));
+      else this.failAll(new SkyfarmError('DAEMON_UNREACHABLE', why));
       for (const listener of this.closeListeners) listener(why);
     });
+  }
+
+  /** Ends every request still waiting: none of them can be told apart from the others any more. */
+  private failAll(error: SkyfarmError): void {
+    const waiters = [...this.pending.values()];
+    this.pending.clear();
+    for (const { reject } of waiters) reject(error);
   }
 
   static async connect(options: ConnectOptions): Promise<DaemonClient> {
@@ -116,11 +132,15 @@ export class DaemonClient {
             socket.removeAllListeners('error');
             socket.on('error', () => undefined);
             resolve(
-              new DaemonClient(socket, {
-                pid: info?.pid ?? 0,
-                port,
-                version: decoded.message.daemon.version,
-              }),
+              new DaemonClient(
+                socket,
+                {
+                  pid: info?.pid ?? 0,
+                  port,
+                  version: decoded.message.daemon.version,
+                },
+                options.sendLimitBytes,
+              ),
             );
           } else if (decoded.ok && decoded.message.type === 'error') {
             socket.close();
@@ -137,10 +157,27 @@ export class DaemonClient {
 
   private onMessage(text: string): void {
     const decoded = decodeServerMessage(text);
-    if (!decoded.ok) return;
+    if (!decoded.ok) {
+      // An answer this client cannot read still ends its request; an answer whose request cannot be
+      // told ends them all, so nothing waits forever for it. (Garbage and events answer nothing.)
+      const why = `unreadable message from the daemon: ${decoded.message} [${decoded.code}]`;
+      const waiter = decoded.id !== null ? this.pending.get(decoded.id) : undefined;
+      if (waiter && decoded.id !== null) {
+        this.pending.delete(decoded.id);
+        waiter.reject(new SkyfarmError(decoded.code, why));
+      } else if (['reply', 'error'].includes(peekEnvelope(text).type ?? '')) {
+        this.failAll(new SkyfarmError(decoded.code, why));
+      }
+      return;
+    }
     const message: ServerMessage = decoded.message;
     if (message.type === 'event') {
       for (const listener of this.listeners) listener(message.event, message.data as never);
+      return;
+    }
+    if (message.type === 'error' && message.id === null) {
+      // The daemon could not tell which request it refuses: every waiting one may be it.
+      this.failAll(new SkyfarmError(message.code, message.message));
       return;
     }
     if (message.type === 'reply' || message.type === 'error') {
@@ -159,8 +196,19 @@ export class DaemonClient {
         reject(new SkyfarmError('DAEMON_UNREACHABLE', 'not connected to the daemon'));
         return;
       }
+      const text = JSON.stringify({ type: 'request', id, method, params });
+      const size = Buffer.byteLength(text);
+      if (size > this.sendLimitBytes) {
+        reject(
+          new SkyfarmError(
+            'MESSAGE_TOO_LARGE',
+            `the ${method} request is ${size} bytes; the daemon reads messages of at most ${LIMITS.maxMessageBytes} bytes`,
+          ),
+        );
+        return;
+      }
       this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
-      this.socket.send(JSON.stringify({ type: 'request', id, method, params }));
+      this.socket.send(text);
     });
   }
 

@@ -14,6 +14,104 @@ import {
 export type Decoded<T> =
   { ok: true; message: T } | { ok: false; code: ErrorCode; message: string; id: string | null };
 
+/**
+ * The top-level `type`, `id` and `method` of a message that cannot be decoded in full (too large, or
+ * malformed after them), found without building the message: an error about it can then name its
+ * request. Fields after the first syntax error are not seen.
+ */
+export interface Envelope {
+  type?: string;
+  id?: string;
+  method?: string;
+}
+
+const PEEKED = new Set(['type', 'id', 'method']);
+
+export function peekEnvelope(text: string): Envelope {
+  const found: Envelope = {};
+  const n = text.length;
+  let i = 0;
+  const space = () => {
+    while (i < n) {
+      const c = text.charCodeAt(i);
+      if (c !== 0x20 && c !== 0x0a && c !== 0x0d && c !== 0x09) break;
+      i++;
+    }
+  };
+  // The index just past the string starting at i (a quote), or -1 when it does not end.
+  const stringEnd = (start: number): number => {
+    let at = start + 1;
+    for (;;) {
+      const quote = text.indexOf('"', at);
+      if (quote < 0) return -1;
+      let slashes = 0;
+      while (text.charCodeAt(quote - 1 - slashes) === 0x5c) slashes++;
+      if (slashes % 2 === 0) return quote + 1;
+      at = quote + 1;
+    }
+  };
+  const decodeString = (start: number, end: number): string | undefined => {
+    try {
+      return JSON.parse(text.slice(start, end)) as string;
+    } catch {
+      return undefined;
+    }
+  };
+  // Skips one value of any kind; false when the text ends or breaks inside it.
+  const skipValue = (): boolean => {
+    let depth = 0;
+    while (i < n) {
+      const c = text.charCodeAt(i);
+      if (c === 0x22) {
+        const end = stringEnd(i);
+        if (end < 0) return false;
+        i = end;
+        if (depth === 0) return true;
+        continue;
+      }
+      if (c === 0x7b || c === 0x5b) depth++;
+      else if (c === 0x7d || c === 0x5d) {
+        if (depth === 0) return true; // the end of the enclosing object: a literal ended
+        depth--;
+        if (depth === 0) {
+          i++;
+          return true;
+        }
+      } else if (c === 0x2c && depth === 0) return true;
+      i++;
+    }
+    return depth === 0;
+  };
+  space();
+  if (text.charCodeAt(i) !== 0x7b) return found;
+  i++;
+  while (i < n) {
+    space();
+    if (text.charCodeAt(i) !== 0x22) return found;
+    const keyEnd = stringEnd(i);
+    if (keyEnd < 0) return found;
+    const key = decodeString(i, keyEnd);
+    i = keyEnd;
+    space();
+    if (text.charCodeAt(i) !== 0x3a) return found;
+    i++;
+    space();
+    if (key !== undefined && PEEKED.has(key) && text.charCodeAt(i) === 0x22) {
+      const end = stringEnd(i);
+      if (end < 0) return found;
+      const value = decodeString(i, end);
+      if (value !== undefined && found[key as keyof Envelope] === undefined)
+        found[key as keyof Envelope] = value;
+      i = end;
+    } else if (!skipValue()) return found;
+    if (found.type !== undefined && found.id !== undefined && found.method !== undefined) return found;
+    space();
+    if (text.charCodeAt(i) !== 0x2c) return found;
+    i++;
+  }
+  return found;
+}
+
 const ajv = new Ajv({ allErrors: false, strict: false });
 ajv.addSchema({ $id: 'skyfarm', definitions: SCHEMA_DEFINITIONS });
 
@@ -47,22 +145,28 @@ function describe(fn: ValidateFunction, where: string): string {
 function parseObject(raw: string | Buffer): Decoded<Record<string, unknown>> {
   const size = typeof raw === 'string' ? Buffer.byteLength(raw) : raw.length;
   if (size > LIMITS.maxMessageBytes) {
+    // Read the id anyway, so the error ends that request instead of leaving it waiting.
+    const envelope = peekEnvelope(typeof raw === 'string' ? raw : raw.toString('utf8'));
+    const what = envelope.method
+      ? `${envelope.method.slice(0, 64)} ${envelope.type ?? 'message'}`
+      : 'message';
     return {
       ok: false,
       code: 'MESSAGE_TOO_LARGE',
-      message: `message of ${size} bytes exceeds the limit of ${LIMITS.maxMessageBytes} bytes`,
-      id: null,
+      message: `${what} of ${size} bytes exceeds the limit of ${LIMITS.maxMessageBytes} bytes`,
+      id: usableId(envelope.id),
     };
   }
+  const text = typeof raw === 'string' ? raw : raw.toString('utf8');
   let value: unknown;
   try {
-    value = JSON.parse(typeof raw === 'string' ? raw : raw.toString('utf8'));
+    value = JSON.parse(text);
   } catch (error) {
     return {
       ok: false,
       code: 'BAD_MESSAGE',
       message: `not valid JSON: ${(error as Error).message}`,
-      id: null,
+      id: usableId(peekEnvelope(text).id),
     };
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
@@ -71,9 +175,12 @@ function parseObject(raw: string | Buffer): Decoded<Record<string, unknown>> {
   return { ok: true, message: value as Record<string, unknown> };
 }
 
-function requestIdOf(value: Record<string, unknown>): string | null {
-  const id = value['id'];
+function usableId(id: unknown): string | null {
   return typeof id === 'string' && id.length > 0 && id.length <= 64 ? id : null;
+}
+
+function requestIdOf(value: Record<string, unknown>): string | null {
+  return usableId(value['id']);
 }
 
 function check<T>(key: string, value: unknown, where: string, id: string | null): Decoded<T> {

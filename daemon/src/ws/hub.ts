@@ -7,6 +7,10 @@ import type { Notify } from '../notify.js';
 export const MAX_BUFFERED_BYTES = 16 * 1024 * 1024;
 
 export function sendJson(socket: WebSocket, message: unknown): void {
+  sendText(socket, JSON.stringify(message));
+}
+
+export function sendText(socket: WebSocket, text: string): void {
   if (socket.readyState !== socket.OPEN) return;
   if (socket.bufferedAmount > MAX_BUFFERED_BYTES) {
     // Dropped at once: a close frame would queue behind what it never read, and the closing handshake
@@ -14,7 +18,7 @@ export function sendJson(socket: WebSocket, message: unknown): void {
     socket.terminate();
     return;
   }
-  socket.send(JSON.stringify(message));
+  socket.send(text);
 }
 
 export class ClientHub {

@@ -9,12 +9,12 @@ import {
   PROTOCOL_VERSION,
   type ErrorCode,
 } from '../../../protocol/generated/protocol.js';
-import { decodeClientMessage } from '../protocol/codec.js';
+import { decodeClientMessage, peekEnvelope } from '../protocol/codec.js';
 import { toErrorInfo } from '../errors.js';
 import { tokenMatches } from '../config/token.js';
 import { refuse } from '../routes/refuse.js';
 import type { RpcRegistry } from '../rpc/registry.js';
-import { sendJson, type ClientHub } from './hub.js';
+import { sendJson, sendText, type ClientHub } from './hub.js';
 
 export interface SocketOptions {
   token: string;
@@ -23,6 +23,14 @@ export interface SocketOptions {
   hub: ClientHub;
   /** Messages per second a connection may send before it gets RATE_LIMITED errors. */
   maxMessagesPerSecond?: number;
+}
+
+/** ErrorInfo.message holds at most 8192 characters; longer ones would make the error unreadable. */
+const MAX_ERROR_MESSAGE = 8000;
+
+function boundedMessage(message: string): string {
+  if (message.length <= MAX_ERROR_MESSAGE) return message;
+  return `${message.slice(0, MAX_ERROR_MESSAGE - 40)} … (${message.length - MAX_ERROR_MESSAGE + 40} more characters)`;
 }
 
 function bearer(request: FastifyRequest): string | undefined {
@@ -55,23 +63,28 @@ export function socketRoute(options: SocketOptions) {
         let rejectedInARow = 0;
 
         const fail = (id: string | null, code: ErrorCode, message: string) =>
-          sendJson(socket, { type: 'error', id, code, message });
+          sendJson(socket, { type: 'error', id, code, message: boundedMessage(message) });
+        // A refusal names the request it refuses whenever its id can be read, so no request waits.
+        const idOf = (raw: Buffer): string | null => {
+          const id = peekEnvelope(raw.toString('utf8')).id;
+          return id !== undefined && id.length > 0 && id.length <= 64 ? id : null;
+        };
 
         socket.on('message', (data: RawData, isBinary: boolean) => {
           const now = Date.now();
           tokens = Math.min(rate, tokens + ((now - lastRefill) / 1000) * rate);
           lastRefill = now;
+          const raw = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer);
           if (tokens < 1) {
             rejectedInARow += 1;
             if (rejectedInARow > rate * 5) socket.close(1008, 'rate limit exceeded');
-            else fail(null, 'RATE_LIMITED', `more than ${rate} messages per second`);
+            else fail(idOf(raw), 'RATE_LIMITED', `more than ${rate} messages per second`);
             return;
           }
           tokens -= 1;
           rejectedInARow = 0;
-          const raw = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer);
           if (isBinary) {
-            fail(null, 'BAD_MESSAGE', 'binary frames are not accepted; send JSON text');
+            fail(idOf(raw), 'BAD_MESSAGE', 'binary frames are not accepted; send JSON text');
             return;
           }
           const decoded = decodeClientMessage(raw);
@@ -117,7 +130,24 @@ export function socketRoute(options: SocketOptions) {
           Promise.resolve()
             .then(() => handler(message.params, { notify: options.hub.notify, signal: inflight.signal }))
             .then(
-              (result) => sendJson(socket, { type: 'reply', id: message.id, method: message.method, result }),
+              (result) => {
+                const text = JSON.stringify({
+                  type: 'reply',
+                  id: message.id,
+                  method: message.method,
+                  result,
+                });
+                const size = Buffer.byteLength(text);
+                // A client drops a message over the limit unread: answer with an error it can read.
+                if (size > LIMITS.maxMessageBytes) {
+                  log.warn({ method: message.method, size }, 'reply over the message limit');
+                  fail(
+                    message.id,
+                    'MESSAGE_TOO_LARGE',
+                    `the reply to ${message.method} would be ${size} bytes, over the protocol's limit of ${LIMITS.maxMessageBytes} bytes`,
+                  );
+                } else sendText(socket, text);
+              },
               (error: unknown) => {
                 const info = toErrorInfo(error);
                 if (info.code === 'INTERNAL')
