@@ -215,6 +215,7 @@ function generatePython(): string {
     `PROTOCOL_VERSION = ${source.protocolVersion}`,
     `MIN_PROTOCOL_VERSION = ${source.minProtocolVersion}`,
     `MAX_MESSAGE_BYTES = ${source.limits['maxMessageBytes']}`,
+    `LIMITS = json.loads(${pyLiteral(source.limits)})`,
     '',
     `ERROR_CODES = json.loads(${pyLiteral(source.errorCodes)})`,
     `JOB_STATES = tuple(json.loads(${pyLiteral(source.definitions['JobState']!.enum)}))`,

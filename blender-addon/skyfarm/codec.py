@@ -5,9 +5,13 @@ tests/test_protocol_vectors.py proves with the shared vectors. Only the subset o
 protocol/schema.json uses is implemented. No bpy here.
 """
 
+import hashlib
 import json
 import math
+import os
 import re
+import secrets
+import time
 from dataclasses import dataclass
 from typing import Any, Dict, Optional, Union
 
@@ -353,3 +357,42 @@ def _encode_checked(message: Dict[str, Any]) -> str:
     if not verdict.ok:
         raise ValueError(f"{verdict.code}: {verdict.error}")
     return text
+
+
+# Requests whose dependency list may travel by reference (DependencyListRef in protocol/schema.json).
+LISTED_METHODS = ("render.submit", "project.upload")
+
+
+def write_dependency_list(state_dir: str, dependencies: list) -> Dict[str, Any]:
+    """Writes a dependency list too large for one message where the daemon reads it (JSON Lines in
+    <state dir>/lists/, mode 0600) and returns the DependencyListRef to send instead.
+    Mirrors writeDependencyList in daemon/src/protocol/dependency-list.ts.
+    """
+    folder = os.path.join(state_dir, "lists")
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    path = os.path.join(folder, f"{int(time.time() * 1000)}-{secrets.token_hex(8)}.jsonl")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+    digest = hashlib.sha256()
+    handle = os.fdopen(os.open(path, flags, 0o600), "wb")
+    try:
+        with handle:
+            for start in range(0, len(dependencies), 5000):
+                lines = [
+                    json.dumps(item, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+                    for item in dependencies[start:start + 5000]
+                ]
+                data = ("\n".join(lines) + "\n").encode("utf-8", "surrogatepass")
+                digest.update(data)
+                handle.write(data)
+    except BaseException:
+        discard_dependency_list(path)
+        raise
+    return {"path": path, "sha256": digest.hexdigest(), "count": len(dependencies)}
+
+
+def discard_dependency_list(path: str) -> None:
+    """Removes a list the daemon did not take (it deletes the ones it reads)."""
+    try:
+        os.remove(path)
+    except OSError:
+        pass

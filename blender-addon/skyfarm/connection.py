@@ -185,7 +185,13 @@ class DaemonConnection:
         Raises ValueError at once when the daemon would refuse the request as malformed.
         """
         request_id = f"b{next(self._ids)}"
-        text = codec.encode_request(request_id, method, params)
+        try:
+            text = codec.encode_request(request_id, method, params)
+        except ValueError as error:
+            # Too many files for one message: the list goes by reference, a file the daemon reads once.
+            if not (str(error).startswith("MESSAGE_TOO_LARGE") and method in codec.LISTED_METHODS and params.get("dependencies")):
+                raise
+            text, callback = self._by_reference(request_id, method, params, callback)
         if callback is not None:
             self._callbacks[request_id] = callback
         if not self._connected.is_set():
@@ -194,6 +200,29 @@ class DaemonConnection:
         self._outgoing.put((request_id, text))
         self._wake()
         return request_id
+
+    def _by_reference(
+        self, request_id: str, method: str, params: Dict[str, Any], callback: Optional[ReplyCallback]
+    ) -> "tuple[str, ReplyCallback]":
+        """The request with its dependencies written to a list file, and a callback that removes the
+        file should the daemon never read it (refused before, or the connection lost)."""
+        try:
+            reference = codec.write_dependency_list(self._state_dir(), params["dependencies"])
+        except OSError as error:
+            raise ValueError(f"cannot write the dependency list in {self._state_dir()}: {error}") from None
+        rest = {key: value for key, value in params.items() if key != "dependencies"}
+        try:
+            text = codec.encode_request(request_id, method, dict(rest, dependencyList=reference))
+        except ValueError:
+            codec.discard_dependency_list(reference["path"])
+            raise
+
+        def answered(result: Optional[Dict[str, Any]], error: Optional[RequestError]) -> None:
+            codec.discard_dependency_list(reference["path"])
+            if callback is not None:
+                callback(result, error)
+
+        return text, answered
 
     def drain(self, budget_seconds: float) -> bool:
         """Handles inbox items until the budget is spent. Returns True if items are left over."""

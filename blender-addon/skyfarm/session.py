@@ -116,7 +116,10 @@ class DaemonSession:
                 missing = result.get("missing") or []
                 text = f"skyfarm: submitted \"{job['name']}\" ({job['framesTotal']} frames, {job['backend']})"
                 if missing:
-                    summary = submission.missing_summary(missing, params.get("sourceBlendFile", ""))
+                    # The daemon lists the first missing files and counts them all (missingCount).
+                    summary = submission.missing_summary(
+                        missing, params.get("sourceBlendFile", ""), total=result.get("missingCount")
+                    )
                     text += f"; {summary} (rendered without them)"
                 self._notify("WARNING" if missing else "INFO", text)
             else:

@@ -119,11 +119,16 @@ def display_path(path: str, blend_path: str) -> str:
     return relative if ups <= 2 else path
 
 
-def missing_summary(missing_paths: List[str], blend_path: str, limit: int = MISSING_LISTED) -> str:
-    """"2 files missing: textures/wood.png, textures/metal.png" (the first few, then "…")."""
-    count = len(missing_paths)
+def missing_summary(
+    missing_paths: List[str], blend_path: str, limit: int = MISSING_LISTED, total: Optional[int] = None
+) -> str:
+    """"2 files missing: textures/wood.png, textures/metal.png" (the first few, then "…").
+
+    total counts them all when missing_paths holds only the first ones (the daemon's missingCount).
+    """
+    count = max(total or 0, len(missing_paths))
     shown = [display_path(path, blend_path) for path in missing_paths[:limit]]
-    if count > limit:
+    if count > len(shown):
         shown.append("…")
     return f"{count} file{'s' if count != 1 else ''} missing: {', '.join(shown)}"
 

@@ -175,11 +175,46 @@ class OversizedRequestTest(DaemonTestCase):
     def test_a_request_over_the_limit_is_refused_at_once_with_its_size(self):
         conn = self.connect()
         pump_until(conn, lambda: conn.status.connected, what="connected")
-        params = {"blendFile": "/nowhere/x.blend", "dependencies": fluid_cache_dependencies(2 * 1024 * 1024)}
         with self.assertRaises(ValueError) as caught:
-            conn.request("project.upload", params, lambda result, error: None)
-        self.assertIn("MESSAGE_TOO_LARGE", str(caught.exception))
-        self.assertRegex(str(caught.exception), r"project\.upload request of \d{7} bytes exceeds the limit of 1048576")
+            conn.request("jobs.get", {"jobId": "j" * (2 * 1024 * 1024)}, lambda result, error: None)
+        self.assertRegex(str(caught.exception), r"MESSAGE_TOO_LARGE: jobs\.get request of \d{7} bytes exceeds the limit of 1048576")
+
+    def test_a_100000_file_list_travels_by_reference(self):
+        conn = self.connect()
+        pump_until(conn, lambda: conn.status.connected, what="connected")
+        project = tempfile.mkdtemp(prefix="skyfarm-list-")
+        self.addCleanup(shutil.rmtree, project, True)
+        blend = os.path.join(project, "shot.blend")
+        with open(blend, "wb") as handle:
+            handle.write(b"BLENDER-v304" + b"\1" * 256)
+        present = []
+        for index in range(20):
+            path = os.path.join(project, "textures", f"plate_{index}.png")
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "w", encoding="utf-8") as handle:
+                handle.write(f"texture {index}")
+            present.append({"path": path, "kind": "image", "missing": False, "relative": True})
+        folder = os.path.join(project, "caches", "fluid simulation of the harbour — take 12 (final)", "data")
+        missing = [
+            {"path": f"{folder}/fluid_data_particles_and_mesh_{index:06d}.vdb", "kind": "volume", "missing": True}
+            for index in range(100_000 - len(present))
+        ]
+        lists = os.path.join(self.daemon.home, "lists")
+        seen = []
+        replies = Replies()
+        conn.request("project.upload", {"blendFile": blend, "dependencies": present + missing}, replies.callback("upload"))
+        # Written on this (the caller's) thread before the request goes out: 0600, in a 0700 folder.
+        for name in os.listdir(lists):
+            seen.append((os.stat(os.path.join(lists, name)).st_mode & 0o777, os.stat(lists).st_mode & 0o777))
+        pump_until(conn, lambda: "upload" in replies, timeout=60, what="the upload's reply")
+        result, error = replies["upload"]
+        self.assertIsNone(error)
+        self.assertEqual(result["files"], len(present) + 1)
+        self.assertEqual(result["missingCount"], len(missing))
+        self.assertEqual(result["missing"][:2], [missing[0]["path"], missing[1]["path"]])
+        self.assertLessEqual(len(result["missing"]), protocol.LIMITS["maxMissingListed"])
+        self.assertEqual(seen, [(0o600, 0o700)])
+        self.assertEqual(os.listdir(lists), [], "the daemon removed the list it read")
 
     def test_a_request_the_daemon_will_not_read_fails_with_its_reason_and_others_go_on(self):
         conn = self.connect()

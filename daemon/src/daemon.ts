@@ -21,6 +21,8 @@ import { createAwsWiring, registerAwsHandlers, type AwsWiringOptions } from './b
 import { farmFromStackOutputs } from './batch/farm.js';
 import { writeManifest } from './project/upload.js';
 import { registerJobHandlers } from './rpc/job-handlers.js';
+import { handleLargeLists } from './project/large-lists.js';
+import { sweepDependencyLists } from './protocol/dependency-list.js';
 import { setupStack } from './stack/setup.js';
 import { setupImages, type ImageOptions } from './images/setup.js';
 import { USABLE_STATUSES } from './stack/service.js';
@@ -219,6 +221,9 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     registry.register('project.upload', (params, context) =>
       projectService.uploadRequest(params, context.signal),
     );
+    // 100,000-file projects: dependency lists by reference, missing lists bounded in replies.
+    handleLargeLists(registry, paths.root);
+    sweepDependencyLists(paths.root).catch(() => undefined);
     registry.register('daemon.info', async () => {
       let localInfo: { available: boolean; reason?: string } = { available: true };
       try {

@@ -2,7 +2,7 @@
 
 export const PROTOCOL_VERSION = 1;
 export const MIN_PROTOCOL_VERSION = 1;
-export const LIMITS = {"maxMessageBytes":1048576,"maxMessagesPerSecond":200} as const;
+export const LIMITS = {"maxMessageBytes":1048576,"maxMessagesPerSecond":200,"maxDependencies":1000000,"maxDependencyListBytes":268435456,"maxMissingListed":1000} as const;
 
 export const ERROR_CODES = {
   "BAD_MESSAGE": "The message is not valid JSON or not a JSON object.",
@@ -103,6 +103,12 @@ export type Dependency = {
   kind?: string;
   missing?: boolean;
   relative?: boolean;
+};
+
+export type DependencyListRef = {
+  path: string;
+  sha256: string;
+  count: number;
 };
 
 export type AwsRenderOptions = {
@@ -212,12 +218,14 @@ export type RenderSubmitParams = {
   projectRoot?: string;
   temporaryBlend?: boolean;
   dependencies?: Array<Dependency>;
+  dependencyList?: DependencyListRef;
   strict?: boolean;
   aws?: AwsRenderOptions;
 };
 export type RenderSubmitResult = {
   job: Job;
   missing?: Array<string>;
+  missingCount?: number;
 };
 
 export type ProjectUploadParams = {
@@ -230,10 +238,12 @@ export type ProjectUploadParams = {
   strict?: boolean;
   projectRoot?: string;
   dependencies?: Array<Dependency>;
+  dependencyList?: DependencyListRef;
 };
 export type ProjectUploadResult = {
   files: number;
   missing: Array<string>;
+  missingCount?: number;
   bytesTotal: number;
   bytesUploaded: number;
   blobsUploaded: number;
@@ -619,6 +629,33 @@ export const SCHEMA_DEFINITIONS: Record<string, unknown> = {
       "relative": {
         "type": "boolean",
         "$comment": "stored in the .blend (or library) relative to it (`//…`): the file keeps its place relative to the .blend in the project tree; absolute ones may be mapped elsewhere and are remapped at render time"
+      }
+    }
+  },
+  "DependencyListRef": {
+    "type": "object",
+    "required": [
+      "path",
+      "sha256",
+      "count"
+    ],
+    "additionalProperties": false,
+    "$comment": "a dependency list too large for one message, by reference: a file of JSON Lines (one Dependency per line, UTF-8) that the client wrote in the state dir's lists/ folder with mode 0600 (the clients do so when the request would pass limits.maxMessageBytes). The daemon reads it once, checks its size (limits.maxDependencyListBytes), sha256 and count, and deletes it",
+    "properties": {
+      "path": {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": 4096
+      },
+      "sha256": {
+        "type": "string",
+        "pattern": "^[0-9a-f]{64}$",
+        "maxLength": 64
+      },
+      "count": {
+        "type": "integer",
+        "minimum": 0,
+        "maximum": 1000000
       }
     }
   },
@@ -1218,6 +1255,10 @@ export const SCHEMA_DEFINITIONS: Record<string, unknown> = {
         },
         "maxItems": 100000
       },
+      "dependencyList": {
+        "$ref": "#/definitions/DependencyListRef",
+        "$comment": "instead of dependencies, when they do not fit in one message"
+      },
       "strict": {
         "type": "boolean"
       },
@@ -1240,7 +1281,13 @@ export const SCHEMA_DEFINITIONS: Record<string, unknown> = {
         "type": "array",
         "items": {
           "type": "string"
-        }
+        },
+        "maxItems": 1000,
+        "$comment": "the first missing files (at most limits.maxMissingListed, and fewer when their paths are long); missingCount counts them all"
+      },
+      "missingCount": {
+        "type": "integer",
+        "minimum": 0
       }
     }
   },
@@ -1288,6 +1335,10 @@ export const SCHEMA_DEFINITIONS: Record<string, unknown> = {
           "$ref": "#/definitions/Dependency"
         },
         "maxItems": 100000
+      },
+      "dependencyList": {
+        "$ref": "#/definitions/DependencyListRef",
+        "$comment": "instead of dependencies, when they do not fit in one message"
       }
     }
   },
@@ -1313,7 +1364,13 @@ export const SCHEMA_DEFINITIONS: Record<string, unknown> = {
         "type": "array",
         "items": {
           "type": "string"
-        }
+        },
+        "maxItems": 1000,
+        "$comment": "the first missing files (at most limits.maxMissingListed, and fewer when their paths are long); missingCount counts them all"
+      },
+      "missingCount": {
+        "type": "integer",
+        "minimum": 0
       },
       "bytesTotal": {
         "type": "integer",

@@ -45,6 +45,7 @@ import {
   outageMessage,
   shortError,
 } from './outage.js';
+import { pathsText } from '../project/missing.js';
 import { prepareJob, type PrepareRequest, type PrepareResult, type ProjectUploader } from './prepare.js';
 import { chunkCounts, failureReason, isQueued, runnableExplanation, stageState, TERMINAL } from './status.js';
 
@@ -324,8 +325,10 @@ export class AwsBackend {
       const chunks = chunkFrames(result.job.frames, result.job.chunkSize).length;
       store.setPrepared(jobId, renderQueue(row.farm, row.device, row.market), chunks);
       const missing = result.missing.length
-        ? `; ${result.missing.length} missing: ${result.missing.join(', ')}`
+        ? `; ${result.missing.length} missing: ${pathsText(result.missing, 3)}`
         : '';
+      if (result.missing.length)
+        this.deps.logs.append(jobId, result.missing.map((file) => `[skyfarm] missing ${file}`).join('\n'));
       this.say(
         jobId,
         `stored ${result.files} files (${result.bytesUploaded} new bytes)${missing}; wrote ${jobKeys(jobId).job}`,

@@ -117,11 +117,11 @@ export async function renderCommand(ctx: CliContext, options: RenderOptions): Pr
   if (options.aws !== undefined) params.aws = options.aws;
   const { client } = await connectOrStart(ctx.stateDir, ctx.env);
   try {
-    const { job, missing } = await client.request('render.submit', params);
+    const { job, missing, missingCount } = await client.request('render.submit', params);
     if (options.aws?.prepareOnly) return await preparedOnly(ctx, client, job.id);
     if (missing?.length && !options.json) {
       ctx.stderr.write(
-        `warning: ${missing.length} missing files will render without them:\n  ${missing.join('\n  ')}\n`,
+        `warning: ${missingList(missing, missingCount, 'missing files will render without them')}\n`,
       );
     }
     if (!options.wait) {
@@ -162,6 +162,13 @@ function formatBytes(bytes: number): string {
   return `${unit === 0 ? value : value.toFixed(1)} ${units[unit]}`;
 }
 
+/** "3 missing files:\n  a\n  b\n  c", the daemon's first ones and how many more it counted. */
+function missingList(listed: string[], count: number | undefined, what: string): string {
+  const total = Math.max(count ?? 0, listed.length);
+  const more = total > listed.length ? `\n  … and ${total - listed.length} more` : '';
+  return `${total} ${what}:\n  ${listed.join('\n  ')}${more}`;
+}
+
 /** `skyfarm upload`: just the upload stage; prints { files, missing, bytesTotal, bytesUploaded, manifest }. */
 export async function uploadCommand(ctx: CliContext, options: UploadOptions): Promise<number> {
   const params: ProjectUploadParams = { blendFile: resolve(ctx.cwd, options.file), strict: options.strict };
@@ -194,9 +201,7 @@ export async function uploadCommand(ctx: CliContext, options: UploadOptions): Pr
       return EXIT.ok;
     }
     if (result.missing.length) {
-      ctx.stderr.write(
-        `warning: ${result.missing.length} missing files:\n  ${result.missing.join('\n  ')}\n`,
-      );
+      ctx.stderr.write(`warning: ${missingList(result.missing, result.missingCount, 'missing files')}\n`);
     }
     const remapped = Object.entries(result.manifest.remaps).filter(([, to]) => to !== '.');
     print(

@@ -5,6 +5,8 @@ import { WebSocket } from 'ws';
 import {
   LIMITS,
   PROTOCOL_VERSION,
+  type Dependency,
+  type DependencyListRef,
   type EventMap,
   type EventName,
   type Method,
@@ -12,9 +14,13 @@ import {
   type ServerMessage,
 } from '../../../protocol/generated/protocol.js';
 import { decodeServerMessage, peekEnvelope } from '../protocol/codec.js';
+import { discardDependencyList, writeDependencyList } from '../protocol/dependency-list.js';
 import { SkyfarmError } from '../errors.js';
 import { daemonLockState, readDaemonInfo, type DaemonInfo } from '../config/daemon-lock.js';
 import { statePaths } from '../config/state-dir.js';
+
+/** Requests whose dependency list may travel by reference (DependencyListRef). */
+const LISTED_METHODS = new Set<Method>(['render.submit', 'project.upload']);
 
 type EventListener = <E extends EventName>(event: E, data: EventMap[E]) => void;
 
@@ -42,6 +48,7 @@ export class DaemonClient {
   private constructor(
     private readonly socket: WebSocket,
     readonly daemon: DaemonInfo,
+    private readonly stateDir: string,
     private readonly sendLimitBytes: number = LIMITS.maxMessageBytes,
   ) {
     socket.on('message', (data) => this.onMessage(data.toString()));
@@ -139,6 +146,7 @@ export class DaemonClient {
                   port,
                   version: decoded.message.daemon.version,
                 },
+                options.stateDir,
                 options.sendLimitBytes,
               ),
             );
@@ -191,13 +199,47 @@ export class DaemonClient {
 
   request<M extends Method>(method: M, params: RequestMap[M]['params']): Promise<RequestMap[M]['result']> {
     const id = String(this.nextId++);
-    return new Promise((resolve, reject) => {
+    return new Promise((resolveRequest, rejectRequest) => {
+      let resolve: (value: RequestMap[M]['result']) => void = resolveRequest;
+      let reject: (error: Error) => void = rejectRequest;
       if (this.socket.readyState !== WebSocket.OPEN) {
         reject(new SkyfarmError('DAEMON_UNREACHABLE', 'not connected to the daemon'));
         return;
       }
-      const text = JSON.stringify({ type: 'request', id, method, params });
-      const size = Buffer.byteLength(text);
+      let text = JSON.stringify({ type: 'request', id, method, params });
+      let size = Buffer.byteLength(text);
+      let list: DependencyListRef | undefined;
+      const dependencies = (params as { dependencies?: Dependency[] }).dependencies;
+      if (size > this.sendLimitBytes && LISTED_METHODS.has(method) && dependencies) {
+        // Too many files for one message: the list goes by reference (a file the daemon reads once).
+        const { dependencies: _inline, ...rest } = params as { dependencies?: Dependency[] };
+        try {
+          list = writeDependencyList(this.stateDir, dependencies);
+        } catch (error) {
+          reject(
+            new SkyfarmError(
+              'BAD_ARGUMENT',
+              `cannot write the dependency list in ${this.stateDir}: ${(error as Error).message}`,
+            ),
+          );
+          return;
+        }
+        text = JSON.stringify({ type: 'request', id, method, params: { ...rest, dependencyList: list } });
+        size = Buffer.byteLength(text);
+      }
+      if (list) {
+        // The daemon deletes a list it read; one it never got (a lost connection) goes here.
+        const written = list;
+        const [settle, fail] = [resolve, reject];
+        resolve = (value) => {
+          discardDependencyList(written);
+          settle(value);
+        };
+        reject = (error) => {
+          discardDependencyList(written);
+          fail(error);
+        };
+      }
       if (size > this.sendLimitBytes) {
         reject(
           new SkyfarmError(

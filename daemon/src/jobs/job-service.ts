@@ -11,6 +11,7 @@ import {
   type RenderSubmitResult,
 } from '../../../protocol/generated/protocol.js';
 import { SkyfarmError } from '../errors.js';
+import { pathsText } from '../project/missing.js';
 import type { Notify } from '../notify.js';
 import { parseFrameSpec } from '../render/frames.js';
 import type { BlenderVersion, ProbeResult } from '../render/blender.js';
@@ -111,7 +112,7 @@ export class JobService {
       if (params.strict && missingFiles.length > 0) {
         throw new SkyfarmError(
           'MISSING_DEPENDENCIES',
-          `${missingFiles.length} file(s) the scene needs are missing (--strict): ${missingFiles.join(', ')}`,
+          `${missingFiles.length} file(s) the scene needs are missing (--strict): ${pathsText(missingFiles)}`,
         );
       }
 

@@ -14,6 +14,7 @@ import type { JobLogs } from '../jobs/job-log.js';
 import type { JobSpec } from '../jobs/job-spec.js';
 import type { IObjectStore } from '../store/object-store.js';
 import { uploadProject, writeManifest, type UploadRequest, type UploadResult } from '../project/upload.js';
+import { pathsText } from '../project/missing.js';
 import { envInto, materializeProject, remapsInto } from '../project/materialize.js';
 import { jobManifestKey, type Manifest } from '../project/manifest.js';
 import { chunkFrames, formatFrameList } from '../render/frames.js';
@@ -254,8 +255,11 @@ export class LocalBackend {
     await this.deps.store.putJson(`jobs/${spec.jobId}/job.json`, { ...spec, manifest: manifestKey });
     if (spec.temporaryBlend) await unlink(spec.blendFile).catch(() => undefined);
     const missingNote = result.missing.length
-      ? `; ${result.missing.length} missing: ${result.missing.join(', ')}`
+      ? `; ${result.missing.length} missing: ${pathsText(result.missing, 3)}`
       : '';
+    // The job's message names the first few; the log names every one (a single write for 100,000).
+    if (result.missing.length)
+      this.deps.logs.append(spec.jobId, result.missing.map((file) => `[skyfarm] missing ${file}`).join('\n'));
     for (const [from, to] of Object.entries(result.manifest.remaps)) {
       this.deps.logs.append(spec.jobId, `[skyfarm] remap ${from} → ${to === '.' ? '(project root)' : to}`);
     }

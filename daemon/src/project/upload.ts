@@ -10,6 +10,7 @@ import { setMaxListeners } from 'node:events';
 import { dirname } from 'node:path';
 import type { Dependency, EventMap } from '../../../protocol/generated/protocol.js';
 import { SkyfarmError } from '../errors.js';
+import { pathsText } from './missing.js';
 import {
   BlobChangedError,
   type BlobRef,
@@ -221,7 +222,7 @@ export async function uploadProject(request: UploadRequest): Promise<UploadResul
   if (request.strict && collection.missing.length > 0) {
     throw new SkyfarmError(
       'MISSING_DEPENDENCIES',
-      `${collection.missing.length} file(s) the scene needs are missing (--strict): ${collection.missing.join(', ')}`,
+      `${collection.missing.length} file(s) the scene needs are missing (--strict): ${pathsText(collection.missing)}`,
     );
   }
   const tree = await planTree({

@@ -189,6 +189,12 @@ function check<T>(key: string, value: unknown, where: string, id: string | null)
   return { ok: false, code: 'INVALID_MESSAGE', message: describe(fn, where), id };
 }
 
+/** Checks a value against one schema definition (e.g. a line of a dependency list); null when it matches. */
+export function checkDefinition(key: string, value: unknown, where: string): string | null {
+  const fn = validator(key);
+  return fn(value) ? null : describe(fn, where);
+}
+
 /** Decodes a message sent by a client (add-on, CLI) to the daemon. */
 export function decodeClientMessage(raw: string | Buffer): Decoded<ClientMessage> {
   const parsed = parseObject(raw);
