@@ -37,8 +37,9 @@ t.test('the CLI client refuses an oversized request at once, naming its size', a
   const client = await DaemonClient.connect({ stateDir: daemon.paths.root });
   t.teardown(() => client.close());
   const blend = join(t.testdir({}), 'shot.blend');
+  // A field no reference can shrink (what a foreign or buggy caller might send): refused before sending.
   const error = await codeOf(
-    client.request('project.upload', { blendFile: blend, dependencies: dependencies(1.5 * 1024 * 1024) }),
+    client.request('project.upload', { blendFile: `${blend}${'/x'.repeat(800 * 1024)}`, dependencies: [] }),
   );
   t.equal(error.code, 'MESSAGE_TOO_LARGE');
   t.match(
@@ -46,6 +47,12 @@ t.test('the CLI client refuses an oversized request at once, naming its size', a
     /project\.upload request is \d+ bytes; the daemon reads messages of at most 1048576/,
   );
   t.same(await client.request('jobs.list', {}), { jobs: [] }, 'the connection still works');
+  // A list that long goes by reference instead: the daemon reads the request and answers about the scene.
+  const listed = await codeOf(
+    client.request('project.upload', { blendFile: blend, dependencies: dependencies(1.5 * 1024 * 1024) }),
+  );
+  t.equal(listed.code, 'FILE_NOT_FOUND', 'a long dependency list reaches the daemon');
+  t.match(listed.message, /shot\.blend does not exist/);
 });
 
 t.test('the daemon answers a request it will not read with its id; other requests go on', async (t) => {
