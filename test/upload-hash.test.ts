@@ -61,19 +61,18 @@ t.test('the worker pool hashes like createHash, keeps small files, stops cancele
   t.equal(after.sha256, sha(files[3]!.data), 'the pool keeps working after a cancel');
 });
 
-t.test('the pool computes the MD5 only when asked, and the stat after reading', async (t) => {
+t.test('the pool hashes with SHA-256 only, and states the path after reading when asked', async (t) => {
   const dir = t.testdir({});
   const pool = new HashPool(1);
   t.teardown(() => pool.close());
   const data = randomBytes(200_000);
   const path = join(dir, 'f.bin');
   await writeFile(path, data);
-  const md5 = createHash('md5').update(data).digest('hex');
   const plain = await pool.hash(path, { keepMax: data.length });
-  t.equal(plain.md5, undefined, 'no MD5 unless asked (a blob the store holds never needs one)');
+  t.same(Object.keys(plain).sort(), ['bytes', 'sha256'], 'the hash and the bytes, no second digest');
   t.equal(plain.after, undefined, 'no stat unless asked');
-  const full = await pool.hash(path, { keepMax: data.length, md5: true, statAfter: true });
-  t.equal(full.md5, md5, 'the MD5 of the bytes, when asked');
+  const full = await pool.hash(path, { keepMax: data.length, statAfter: true });
+  t.equal(full.sha256, sha(data));
   t.ok(full.bytes?.equals(data));
   const identity = await fileIdentity(path);
   t.match(
@@ -82,9 +81,6 @@ t.test('the pool computes the MD5 only when asked, and the stat after reading', 
     'the path as stated after reading',
   );
   t.equal(`${full.after?.dev}:${full.after?.ino}`, identity.inode);
-  const copy = Buffer.from(data);
-  t.equal(await pool.md5(copy), md5, 'MD5 of bytes in hand');
-  t.ok(copy.equals(data), 'the caller keeps its buffer');
 });
 
 t.test('the hash cache trusts only unchanged files', async (t) => {

@@ -26,8 +26,6 @@ export interface HashedFile extends FileIdentity {
   cached: boolean;
   /** The bytes that were hashed, when the caller asked to keep them (a small file read just now). */
   bytes?: Buffer;
-  /** Their MD5, when it was computed along with the hash. */
-  md5?: string;
 }
 
 const RACY_WINDOW_NS = 100_000_000n; // 100 ms, well above any file system's mtime granularity
@@ -62,16 +60,15 @@ export async function sha256Stream(path: string, signal?: AbortSignal, size?: nu
 /**
  * Hashes a file: on the worker pool when its size is known (every read, hash and the stat after it
  * off the main thread, which stays free for the uploads and the WebSocket), else streamed here.
- * Returns its bytes too when `keep` and it is small enough to be read in one call (no MD5: a store
- * that checks one computes it when it sends the bytes), and, from the pool, the path's identity after
- * reading.
+ * Returns its bytes too when `keep` and it is small enough to be read in one call, and, from the
+ * pool, the path's identity after reading.
  */
 export async function sha256Read(
   path: string,
   signal: AbortSignal | undefined,
   size: number | undefined,
   keep: boolean,
-): Promise<{ sha256: string; bytes?: Buffer; md5?: string; after?: FileIdentity }> {
+): Promise<{ sha256: string; bytes?: Buffer; after?: FileIdentity }> {
   if (size !== undefined) {
     const result = await hashPool().hash(path, {
       ...(signal ? { signal } : {}),
@@ -221,13 +218,13 @@ export class HashCache {
     for (let attempt = 1; attempt <= HASH_ATTEMPTS; attempt++) {
       const startedNs = BigInt(Date.now()) * 1_000_000n;
       const read = await sha256Read(path, signal, before.size, keepBytes);
-      const { sha256, bytes, md5 } = read;
+      const { sha256, bytes } = read;
       this.stats.bytesHashed += before.size;
       const after = read.after ?? (await fileIdentity(path));
       if (sameIdentity(before, after)) {
         this.stats.misses += 1;
         this.record(path, after, sha256, startedNs);
-        return { ...after, sha256, cached: false, ...(bytes ? { bytes } : {}), ...(md5 ? { md5 } : {}) };
+        return { ...after, sha256, cached: false, ...(bytes ? { bytes } : {}) };
       }
       before = after; // it changed while we read it (or since the caller looked): read it again
     }

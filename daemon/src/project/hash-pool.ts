@@ -1,10 +1,9 @@
 // SHA-256 of files on worker threads, so cold hashing uses more than one core (the main thread keeps
 // serving the WebSocket). Workers read with plain blocking reads (nothing else runs on them), hash in
 // 1 MiB steps, check between steps whether their job was canceled, and can hand the bytes of a small
-// file back (transferred, not copied) for the upload to send. The MD5 an S3 ETag check needs is
-// computed only when asked (it costs twice the SHA-256 here, and a blob the store already holds never
-// needs it): with the file's hash, or later for bytes in hand (`md5`). Idle workers do not keep the
-// process alive, and stop after `idleMs` without work (each holds about 8 MiB of memory in an idle daemon).
+// file back (transferred, not copied) for the upload to send. The SHA-256 is the only hash: stores
+// verify with it too (S3's x-amz-checksum-sha256). Idle workers do not keep the process alive, and
+// stop after `idleMs` without work (each holds about 8 MiB of memory in an idle daemon).
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { onAbort as whenAborted } from '../util/abort-fanout.js';
@@ -20,12 +19,7 @@ let chunk;
 let cancel;
 parentPort.on('message', (message) => {
   if (message.cancel) { cancel = message.cancel; return; }
-  if (message.data) {
-    const md5 = createHash('md5').update(message.data).digest('hex');
-    parentPort.postMessage({ id: message.id, md5 });
-    return;
-  }
-  const { id, path, keepMax, withMd5, statAfter } = message;
+  const { id, path, keepMax, statAfter } = message;
   let fd;
   try {
     fd = openSync(path, 'r');
@@ -61,10 +55,8 @@ parentPort.on('message', (message) => {
       after = { size: s.size, mtimeNs: s.mtimeNs, dev: s.dev, ino: s.ino, mode: s.mode, file: s.isFile() };
     }
     if (bytes) {
-      // The upload checks S3's ETag (the MD5 of what it stored) against this, when asked for.
-      const md5 = withMd5 ? createHash('md5').update(bytes).digest('hex') : undefined;
       const copy = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length);
-      parentPort.postMessage({ id, sha256, md5, after, bytes: copy }, [copy.buffer]);
+      parentPort.postMessage({ id, sha256, after, bytes: copy }, [copy.buffer]);
     } else parentPort.postMessage({ id, sha256, after });
   } catch (error) {
     parentPort.postMessage({ id, error: String(error && error.message), code: error && error.code });
@@ -76,9 +68,8 @@ parentPort.on('message', (message) => {
 
 export interface HashResult {
   sha256: string;
-  /** The file's bytes, when it was small enough to keep; their MD5 too when `md5` was asked for. */
+  /** The file's bytes, when it was small enough to keep. */
   bytes?: Buffer;
-  md5?: string;
   /** The path's stat taken after reading, when `statAfter` was asked for. */
   after?: StatAfter;
 }
@@ -95,11 +86,8 @@ export interface StatAfter {
 
 interface Job {
   id: number;
-  /** A file to hash, or bytes whose MD5 is wanted. */
-  path?: string;
-  data?: Uint8Array;
+  path: string;
   keepMax: number;
-  withMd5: boolean;
   statAfter: boolean;
   resolve: (result: HashResult) => void;
   reject: (error: unknown) => void;
@@ -136,31 +124,21 @@ export class HashPool {
   }
 
   /**
-   * SHA-256 of a file; its bytes too when it is at most `keepMax` bytes long, their MD5 when `md5` is
-   * set, and the path's stat after reading when `statAfter` is set.
+   * SHA-256 of a file; its bytes too when it is at most `keepMax` bytes long, and the path's stat
+   * after reading when `statAfter` is set.
    */
   hash(
     path: string,
-    options: { signal?: AbortSignal; keepMax?: number; md5?: boolean; statAfter?: boolean } = {},
+    options: { signal?: AbortSignal; keepMax?: number; statAfter?: boolean } = {},
   ): Promise<HashResult> {
     return this.submit(
-      {
-        path,
-        keepMax: options.keepMax ?? -1,
-        withMd5: options.md5 ?? false,
-        statAfter: options.statAfter ?? false,
-      },
+      { path, keepMax: options.keepMax ?? -1, statAfter: options.statAfter ?? false },
       options.signal,
     );
   }
 
-  /** Hex MD5 of bytes in hand (a copy goes to a worker; the caller keeps its buffer). */
-  async md5(data: Uint8Array): Promise<string> {
-    return (await this.submit({ data, keepMax: -1, withMd5: true, statAfter: false })).md5!;
-  }
-
   private submit(
-    what: Pick<Job, 'path' | 'data' | 'keepMax' | 'withMd5' | 'statAfter'>,
+    what: Pick<Job, 'path' | 'keepMax' | 'statAfter'>,
     signal?: AbortSignal,
   ): Promise<HashResult> {
     if (this.closed) return Promise.reject(new Error('hash pool closed'));
@@ -209,7 +187,6 @@ export class HashPool {
       (message: {
         id: number;
         sha256?: string;
-        md5?: string;
         after?: StatAfter;
         bytes?: Uint8Array;
         error?: string;
@@ -229,7 +206,6 @@ export class HashPool {
             this.settle(job, {
               sha256: message.sha256 ?? '',
               ...(bytes ? { bytes } : {}),
-              ...(message.md5 ? { md5: message.md5 } : {}),
               ...(message.after ? { after: message.after } : {}),
             });
           }
@@ -265,17 +241,7 @@ export class HashPool {
       slot.job = job;
       Atomics.store(slot.cancel, 0, 0);
       slot.worker.ref();
-      slot.worker.postMessage(
-        job.data
-          ? { id: job.id, data: job.data }
-          : {
-              id: job.id,
-              path: job.path,
-              keepMax: job.keepMax,
-              withMd5: job.withMd5,
-              statAfter: job.statAfter,
-            },
-      );
+      slot.worker.postMessage({ id: job.id, path: job.path, keepMax: job.keepMax, statAfter: job.statAfter });
     }
     if (!this.closed && this.slots.length > 0 && this.slots.every((s) => !s.job)) {
       this.idleTimer = setTimeout(() => this.retire(), this.idleMs);

@@ -267,7 +267,7 @@ export async function uploadProject(request: UploadRequest): Promise<UploadResul
   let blobsTrusted = 0;
   let heldBytes = 0;
 
-  const ensureBlob = (blob: BlobRef, source: string, data?: Buffer, dataMd5?: string): Promise<void> => {
+  const ensureBlob = (blob: BlobRef, source: string, data?: Buffer): Promise<void> => {
     let job = blobJobs.get(blob.sha256);
     if (job) return job;
     job = (async () => {
@@ -296,7 +296,7 @@ export async function uploadProject(request: UploadRequest): Promise<UploadResul
               size: blob.size,
               signal,
               onBytes,
-              ...(data ? { data, ...(dataMd5 ? { dataMd5 } : {}) } : {}),
+              ...(data ? { data } : {}),
             });
           } else {
             await store.putBlobFromFile(blob.sha256, source, signal);
@@ -350,12 +350,7 @@ export async function uploadProject(request: UploadRequest): Promise<UploadResul
         bytesHashed += hashed.size;
       }
       try {
-        await ensureBlob(
-          { sha256: hashed.sha256, size: hashed.size },
-          entry.source,
-          hashed.bytes,
-          hashed.md5,
-        );
+        await ensureBlob({ sha256: hashed.sha256, size: hashed.size }, entry.source, hashed.bytes);
       } catch (error) {
         // Saved again between hashing and sending: hash it again, once.
         if (error instanceof BlobChangedError && attempt < 2) {

@@ -39,8 +39,6 @@ export interface PutBlobOptions {
   size: number;
   /** The blob's bytes, already read and hashed by the caller (saves reading the file again). */
   data?: Buffer;
-  /** Hex MD5 of `data`, when the caller computed it along with the hash. */
-  dataMd5?: string;
   signal?: AbortSignal;
   /** Called with each increment of bytes sent. */
   onBytes?: (bytes: number) => void;

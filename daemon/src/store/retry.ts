@@ -40,6 +40,8 @@ export function isTransient(error: unknown): boolean {
   const e = (error ?? {}) as ErrorLike;
   if (e.name === 'AbortError') return false;
   if (e.name && PERMANENT_NAMES.has(e.name)) return false;
+  // S3 refused bytes that did not match their SHA-256 (damaged on the way): sending again can succeed.
+  if (e.name === 'BadDigest' || e.name === 'XAmzContentSHA256Mismatch') return true;
   if (e.$retryable) return true;
   if (e.code && NETWORK_CODES.has(e.code)) return true;
   if (e.name === 'TimeoutError' || e.name === 'RequestTimeout' || e.name === 'RequestTimeTooSkewed')

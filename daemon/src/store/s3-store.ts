@@ -1,8 +1,8 @@
 // The content-addressed store in an S3 bucket (DESIGN.md "Object layout"): `cas/<sha256>` blobs,
 // `jobs/<jobId>/…` and `manifests/…` JSON documents. Small blobs go up in one PUT from memory (so the
-// SDK can retry them), large ones multipart from a stream; both are verified (see s3.ts) and the
-// streamed bytes are hashed on the way, so a file that changed after it was hashed is never stored
-// under the wrong name.
+// SDK can retry them), large ones multipart from a stream; S3 verifies every PUT and part against the
+// SHA-256 sent with it (see s3.ts), and the streamed bytes are hashed on the way, so a file that
+// changed after it was hashed is never stored under the wrong name.
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, rename, rm, stat } from 'node:fs/promises';
@@ -147,29 +147,24 @@ export class S3ObjectStore implements IObjectStore {
     const key = blobKey(sha256);
     const retry = { attempts: this.attempts, ...(options.signal ? { signal: options.signal } : {}) };
     if (options.size <= this.threshold) {
-      // Bytes the caller hashed are the blob by construction; bytes read here are checked. The hashes
-      // (SHA-256 of what is read, the MD5 the ETag check needs) are computed on the hash workers, off
-      // the thread that drives the requests.
+      // Bytes the caller hashed are the blob by construction; bytes read here are hashed on the hash
+      // workers (off the thread that drives the requests) and checked. The blob's own SHA-256 is all
+      // S3 needs to verify what it stores (x-amz-checksum-sha256): no second hash of the bytes.
       const given = options.data?.length === options.size ? options.data : undefined;
-      let md5 = given ? options.dataMd5 : undefined;
       await withRetries(async () => {
         let body = given;
         if (!body) {
           const read = await hashPool().hash(file, {
             keepMax: options.size,
-            md5: true,
             ...(options.signal ? { signal: options.signal } : {}),
           });
           if (read.sha256 !== sha256 || read.bytes?.length !== options.size)
             throw new BlobChangedError(file, sha256, read.sha256);
           body = read.bytes;
-          md5 = read.md5;
         }
-        md5 ??= await hashPool().md5(body);
         await this.s3.put(key, body, {
           checksumSha256: hexToBase64(sha256),
           sha256Hex: sha256,
-          ...(md5 ? { md5Hex: md5 } : {}),
           ...(options.signal ? { signal: options.signal } : {}),
         });
       }, retry);

@@ -3,9 +3,11 @@
 // @aws-sdk/lib-storage, get, delete, and the multipart bookkeeping that keeps a canceled upload from
 // leaving parts behind.
 //
-// Integrity: a single PUT carries the blob's SHA-256 as `x-amz-checksum-sha256` (S3 rejects a body
-// that does not match) and its returned ETag is checked against the MD5 of the bytes sent; every
-// multipart part carries its own SHA-256 checksum and its ETag is checked the same way.
+// Integrity, one hash: a single PUT carries the blob's SHA-256 as `x-amz-checksum-sha256` and as the
+// signed payload hash (`x-amz-content-sha256`); S3 rejects a body that matches neither (BadDigest,
+// retried: the bytes were damaged on the way), and the checksum it echoes must be the one sent. Every
+// multipart part is hashed once, and that SHA-256 goes out the same two ways. No MD5 is computed:
+// ETags are not checked (S3's own checksum check is stronger, and holds with SSE-KMS too).
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { S3Client, S3ClientConfig } from '@aws-sdk/client-s3';
@@ -45,8 +47,6 @@ export interface S3PutOptions {
    * (`x-amz-content-sha256`, which S3 checks the body against), so the SDK does not hash it again.
    */
   sha256Hex?: string;
-  /** Hex MD5 of the body when the caller knows it (checked against the returned ETag). */
-  md5Hex?: string;
   signal?: AbortSignal;
 }
 
@@ -137,25 +137,25 @@ export function assertBucketName(bucket: string): void {
     throw new SkyfarmError('BAD_ARGUMENT', `"${bucket}" is not a valid S3 bucket name`);
 }
 
-function md5Hex(data: Uint8Array): string {
-  return createHash('md5').update(data).digest('hex');
+/**
+ * S3 answers a PUT or part with the checksum it computed of what it stored; a store that echoes one
+ * must echo ours. (One that echoes none, such as s3rver 3.7, verified nothing: see TESTING.md.)
+ */
+function checkEcho(echoed: unknown, sent: string | undefined, what: string): void {
+  if (sent && typeof echoed === 'string' && echoed !== sent)
+    throw new IntegrityError(`${what}: S3 computed SHA-256 ${echoed}, sent ${sent}`);
 }
 
-/**
- * Checks an ETag against the MD5 of the bytes sent. S3 ETags are that MD5 for single PUTs and parts,
- * except with SSE-KMS/SSE-C, where they are opaque: then only S3's own checksum check applies.
- */
-function checkEtag(
-  etag: string | undefined,
-  body: Uint8Array,
-  sse: string | undefined,
-  what: string,
-  knownMd5?: string,
-): void {
-  const plain = etag?.replaceAll('"', '');
-  if (!plain || !/^[0-9a-f]{32}$/.test(plain) || (sse && sse !== 'AES256')) return;
-  const sent = knownMd5 ?? md5Hex(body);
-  if (plain !== sent) throw new IntegrityError(`${what}: S3 stored MD5 ${plain}, sent ${sent}`);
+/** Sends `hex` as the signed payload hash, so the SDK does not hash the body a second time. */
+function withPayloadHash(command: { middlewareStack: unknown }, hex: string): void {
+  (command.middlewareStack as S3Sdk.PutObjectCommand['middlewareStack']).add(
+    (next) => async (args) => {
+      const request = args.request as { headers?: Record<string, string> };
+      if (request.headers) request.headers['x-amz-content-sha256'] = hex;
+      return next(args);
+    },
+    { step: 'build', name: 'skyfarmPayloadHash' },
+  );
 }
 
 function errorName(error: unknown): string {
@@ -251,36 +251,30 @@ export function createS3(settings: S3Settings): IS3 {
         ...(options.contentType ? { ContentType: options.contentType } : {}),
         ...(options.checksumSha256 ? { ChecksumSHA256: options.checksumSha256 } : {}),
       });
-      const payloadHash = options.sha256Hex;
-      if (payloadHash) {
-        command.middlewareStack.add(
-          (next) => async (args) => {
-            const request = args.request as { headers?: Record<string, string> };
-            if (request.headers) request.headers['x-amz-content-sha256'] = payloadHash;
-            return next(args);
-          },
-          { step: 'build', name: 'skyfarmPayloadHash' },
-        );
-      }
-      const out = await send<{ ETag?: string; ChecksumSHA256?: string; ServerSideEncryption?: string }>(
-        command,
-        options.signal,
-      );
-      if (options.checksumSha256 && out.ChecksumSHA256 && out.ChecksumSHA256 !== options.checksumSha256) {
-        throw new IntegrityError(
-          `${key}: S3 computed SHA-256 ${out.ChecksumSHA256}, sent ${options.checksumSha256}`,
-        );
-      }
-      checkEtag(out.ETag, body, out.ServerSideEncryption, key, options.md5Hex);
+      if (options.sha256Hex) withPayloadHash(command, options.sha256Hex);
+      const out = await send<{ ChecksumSHA256?: string }>(command, options.signal);
+      checkEcho(out.ChecksumSHA256, options.checksumSha256, key);
     },
 
     async uploadMultipart(key, body, options) {
       const uploadIds = new Set<string>();
+      // The upload is created with ChecksumAlgorithm SHA256, so S3 wants every part's checksum again
+      // in CompleteMultipartUpload. lib-storage copies only what S3 echoed: name each part's own.
+      const partChecksums = new Map<number, string>();
+      const withPartChecksums = (input: Record<string, unknown>) => {
+        const parts = (input['MultipartUpload'] as { Parts?: Array<Record<string, unknown>> } | undefined)
+          ?.Parts;
+        for (const part of parts ?? []) {
+          const sent = partChecksums.get(Number(part['PartNumber']));
+          if (sent) part['ChecksumSHA256'] = sent;
+        }
+      };
       let inflight = 0;
       let completed = false;
       const signal = options.signal;
       // lib-storage sends through this wrapper: it passes our abort signal to the data-carrying requests
-      // (so a cancel stops parts mid-flight), learns every upload id, and checks every part's ETag.
+      // (so a cancel stops parts mid-flight), learns every upload id, and hashes every part once for
+      // both S3 checks (checksum and payload hash; the SDK would hash it twice) and the echo check.
       // Create and Abort are never interrupted: an upload id we did not learn would be an orphan.
       const tracked = {
         config: client.config,
@@ -292,6 +286,18 @@ export function createS3(settings: S3Settings): IS3 {
               command instanceof s3Sdk.UploadPartCommand ||
               command instanceof s3Sdk.PutObjectCommand ||
               command instanceof s3Sdk.CompleteMultipartUploadCommand;
+            let checksum: string | undefined;
+            if (command instanceof s3Sdk.UploadPartCommand || command instanceof s3Sdk.PutObjectCommand) {
+              const digest = createHash('sha256')
+                .update(command.input['Body'] as Uint8Array)
+                .digest();
+              checksum = digest.toString('base64');
+              command.input['ChecksumSHA256'] = checksum;
+              withPayloadHash(command as unknown as { middlewareStack: unknown }, digest.toString('hex'));
+              if (command instanceof s3Sdk.UploadPartCommand)
+                partChecksums.set(Number(command.input['PartNumber']), checksum);
+            }
+            if (command instanceof s3Sdk.CompleteMultipartUploadCommand) withPartChecksums(command.input);
             const out = (await rawSend(
               command,
               interruptible && signal ? { abortSignal: signal } : {},
@@ -304,10 +310,9 @@ export function createS3(settings: S3Settings): IS3 {
             }
             if (command instanceof s3Sdk.UploadPartCommand || command instanceof s3Sdk.PutObjectCommand) {
               const part = command.input['Body'] as Uint8Array;
-              checkEtag(
-                out['ETag'] as string | undefined,
-                part,
-                out['ServerSideEncryption'] as string | undefined,
+              checkEcho(
+                out['ChecksumSHA256'],
+                checksum,
                 `${key} part ${String(command.input['PartNumber'] ?? 1)}`,
               );
               options.onPart?.(part.length);

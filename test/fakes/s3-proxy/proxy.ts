@@ -2,6 +2,7 @@
 // (2) keeps the multipart-upload bookkeeping s3rver lacks (ListMultipartUploads, AbortMultipartUpload),
 // so "no orphaned multipart uploads" can be checked through the real S3 wire protocol.
 // Behaviour spec: ./README.md.
+import { createHash } from 'node:crypto';
 import http from 'node:http';
 import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
@@ -42,6 +43,13 @@ export interface ProxyStats {
   uploadBytes: number;
   /** The first 10,000 requests: operation and key. */
   log: Array<{ op: S3Op; key: string }>;
+  /** Requests that carried a `Content-MD5` header. */
+  contentMd5: number;
+  /** With `verifyChecksums`: bodies whose checksums matched, and bodies refused (by error code). */
+  verified: number;
+  refused: Partial<Record<string, number>>;
+  /** Bodies damaged on purpose (`corrupt`). */
+  corrupted: number;
 }
 
 export interface MultipartRecord {
@@ -61,6 +69,8 @@ export interface S3Proxy {
   setDelay(delay: ((op: S3Op) => number) | null): void;
   /** Every multipart upload seen, with its state. */
   uploads(): MultipartRecord[];
+  /** Flips one byte of the bodies this picks, on their way to S3 (a link that damages data). */
+  setCorrupt(pick: ((op: S3Op, key: string) => boolean) | null): void;
   close(): Promise<void>;
 }
 
@@ -114,10 +124,51 @@ async function drain(req: http.IncomingMessage): Promise<number> {
   return bytes;
 }
 
-export async function startS3Proxy(target: string, options: { faults?: FaultPlan } = {}): Promise<S3Proxy> {
+export interface S3ProxyOptions {
+  faults?: FaultPlan;
+  /**
+   * Check what S3 checks (s3rver checks nothing): every PutObject/UploadPart must carry
+   * `x-amz-checksum-sha256` and a signed payload hash matching its body, else 400 `BadDigest` /
+   * `XAmzContentSHA256Mismatch`; a CompleteMultipartUpload of an upload created with
+   * `x-amz-checksum-algorithm: SHA256` must name every part's checksum, else 400 `InvalidPart`.
+   */
+  verifyChecksums?: boolean;
+}
+
+/** What S3 answers a body that does not match its checksums, or null when it matches. */
+function digestError(headers: http.IncomingHttpHeaders, body: Buffer): [string, string] | null {
+  const checksum = headers['x-amz-checksum-sha256'];
+  if (typeof checksum !== 'string')
+    return ['InvalidRequest', 'Missing required header x-amz-checksum-sha256.'];
+  const digest = createHash('sha256').update(body).digest();
+  if (checksum !== digest.toString('base64'))
+    return ['BadDigest', 'The SHA256 you specified did not match the calculated checksum.'];
+  const payload = headers['x-amz-content-sha256'];
+  if (typeof payload === 'string' && /^[0-9a-f]{64}$/.test(payload) && payload !== digest.toString('hex'))
+    return [
+      'XAmzContentSHA256Mismatch',
+      "The provided 'x-amz-content-sha256' header does not match what was computed.",
+    ];
+  return null;
+}
+
+export async function startS3Proxy(target: string, options: S3ProxyOptions = {}): Promise<S3Proxy> {
   const upstream = new URL(target);
   const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
-  const emptyStats = (): ProxyStats => ({ requests: 0, byOp: {}, faults: {}, uploadBytes: 0, log: [] });
+  const emptyStats = (): ProxyStats => ({
+    requests: 0,
+    byOp: {},
+    faults: {},
+    uploadBytes: 0,
+    log: [],
+    contentMd5: 0,
+    verified: 0,
+    refused: {},
+    corrupted: 0,
+  });
+  let corrupt: ((op: S3Op, key: string) => boolean) | null = null;
+  /** Per upload id: whether it was created with SHA-256 checksums, and each part's checksum. */
+  const partChecksums = new Map<string, { sha256: boolean; parts: Map<number, string> }>();
   let stats = emptyStats();
   let plan: FaultPlan | null = options.faults ?? null;
   let rng = random(plan?.seed ?? 1);
@@ -138,6 +189,42 @@ export async function startS3Proxy(target: string, options: { faults?: FaultPlan
         !(kind === 'reset-mid-body' && !['PutObject', 'UploadPart'].includes(op)),
     );
     return kinds[Math.floor(rng() * kinds.length)] ?? null;
+  };
+
+  /** Reads a body that S3 would verify, damages it when asked, and checks it as S3 does. */
+  const verify = async (
+    req: http.IncomingMessage,
+    op: S3Op,
+    uploadId: string,
+  ): Promise<{ body?: Buffer; error?: [string, string] | null }> => {
+    if (op !== 'PutObject' && op !== 'UploadPart' && op !== 'CompleteMultipartUpload') return {};
+    const chunks: Buffer[] = [];
+    for await (const chunk of req) chunks.push(chunk as Buffer);
+    const body = Buffer.concat(chunks);
+    if (op === 'CompleteMultipartUpload') {
+      const upload = partChecksums.get(uploadId);
+      if (!upload?.sha256) return { body };
+      for (const part of body.toString('utf8').match(/<Part>.*?<\/Part>/gs) ?? []) {
+        const number = Number(/<PartNumber>(\d+)<\/PartNumber>/.exec(part)?.[1]);
+        const named = /<ChecksumSHA256>([^<]+)<\/ChecksumSHA256>/.exec(part)?.[1];
+        if (!named || named !== upload.parts.get(number))
+          return {
+            error: [
+              'InvalidPart',
+              `One or more of the specified parts could not be found. Part ${number}: checksum ${named ?? 'missing'}.`,
+            ],
+          };
+      }
+      return { body };
+    }
+    const key = classify(req.method ?? 'PUT', new URL(req.url ?? '/', 'http://proxy')).key;
+    if (corrupt?.(op, key) && body.length > 0) {
+      body[Math.floor(body.length / 2)]! ^= 0x01;
+      stats.corrupted += 1;
+    }
+    const error = digestError(req.headers, body);
+    if (!error) stats.verified += 1;
+    return { body, error };
   };
 
   const listUploads = (res: http.ServerResponse, bucket: string, url: URL) => {
@@ -166,6 +253,7 @@ export async function startS3Proxy(target: string, options: { faults?: FaultPlan
     op: S3Op,
     fault: FaultKind | null,
     onResponse?: (status: number, body: Buffer) => void,
+    buffered?: Buffer,
   ) => {
     const outgoing = http.request(
       {
@@ -200,6 +288,11 @@ export async function startS3Proxy(target: string, options: { faults?: FaultPlan
       },
     );
     outgoing.on('error', () => res.destroy());
+    if (buffered) {
+      if (op === 'PutObject' || op === 'UploadPart') stats.uploadBytes += buffered.length;
+      outgoing.end(buffered);
+      return;
+    }
     let forwarded = 0;
     req.on('data', (chunk: Buffer) => {
       forwarded += chunk.length;
@@ -220,6 +313,7 @@ export async function startS3Proxy(target: string, options: { faults?: FaultPlan
     const { op, bucket, key } = classify(req.method ?? 'GET', url);
     stats.requests += 1;
     stats.byOp[op] = (stats.byOp[op] ?? 0) + 1;
+    if (req.headers['content-md5'] !== undefined) stats.contentMd5 += 1;
     if (stats.log.length < 10_000) stats.log.push({ op, key });
     const fault = pickFault(op);
     if (fault) stats.faults[fault] = (stats.faults[fault] ?? 0) + 1;
@@ -266,16 +360,42 @@ export async function startS3Proxy(target: string, options: { faults?: FaultPlan
         s3Error(res, 404, 'NoSuchUpload', 'The specified upload does not exist.');
         return;
       }
-      forward(req, res, op, fault, (status, body) => {
-        if (status !== 200) return;
-        if (op === 'CreateMultipartUpload') {
-          const id = /<UploadId>([^<]+)<\/UploadId>/.exec(body.toString('utf8'))?.[1];
-          if (id) multipart.set(id, { bucket, key, uploadId: id, initiated: new Date(), state: 'open' });
-        } else if (op === 'CompleteMultipartUpload' && !body.toString('utf8').includes('<Error>')) {
-          const record = multipart.get(uploadId);
-          if (record) record.state = 'completed';
+      let buffered: Buffer | undefined;
+      if (options.verifyChecksums && fault !== 'reset-mid-body' && fault !== 'drop-response') {
+        const refusal = await verify(req, op, uploadId);
+        if (refusal.error) {
+          stats.refused[refusal.error[0]] = (stats.refused[refusal.error[0]] ?? 0) + 1;
+          s3Error(res, 400, refusal.error[0], refusal.error[1]);
+          return;
         }
-      });
+        buffered = refusal.body;
+      }
+      forward(
+        req,
+        res,
+        op,
+        fault,
+        (status, body) => {
+          if (status !== 200) return;
+          if (op === 'CreateMultipartUpload') {
+            const id = /<UploadId>([^<]+)<\/UploadId>/.exec(body.toString('utf8'))?.[1];
+            if (id) multipart.set(id, { bucket, key, uploadId: id, initiated: new Date(), state: 'open' });
+            if (id)
+              partChecksums.set(id, {
+                sha256: req.headers['x-amz-checksum-algorithm'] === 'SHA256',
+                parts: new Map(),
+              });
+          } else if (op === 'UploadPart') {
+            const part = Number(url.searchParams.get('partNumber'));
+            const sent = req.headers['x-amz-checksum-sha256'];
+            if (typeof sent === 'string') partChecksums.get(uploadId)?.parts.set(part, sent);
+          } else if (op === 'CompleteMultipartUpload' && !body.toString('utf8').includes('<Error>')) {
+            const record = multipart.get(uploadId);
+            if (record) record.state = 'completed';
+          }
+        },
+        buffered,
+      );
     })().catch(() => res.destroy());
   });
   server.keepAliveTimeout = 5000;
@@ -297,6 +417,9 @@ export async function startS3Proxy(target: string, options: { faults?: FaultPlan
       delay = next;
     },
     uploads: () => [...multipart.values()].map((u) => ({ ...u })),
+    setCorrupt(pick) {
+      corrupt = pick;
+    },
     close: async () => {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
