@@ -305,7 +305,7 @@ export async function demoCommand(ctx: CliContext, outputDir?: string): Promise<
   }
   const root = findProjectRoot();
   const scene = join(root, 'daemon', 'demo', 'demo.blend');
-  const output = outputDir ? resolve(ctx.cwd, outputDir) : join(root, 'demo-output');
+  const output = resolve(ctx.cwd, outputDir ?? 'demo-output');
   print(ctx, `skyfarm demo: rendering ${scene} on the local backend`);
   const { client, started } = await connectOrStart(ctx.stateDir, ctx.env);
   try {

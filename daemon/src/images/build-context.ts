@@ -1,9 +1,11 @@
 // The source the stack's CodeBuild project builds the worker image from: a zip of the files
 // infra/Dockerfile copies (package manifests, tsconfigs, protocol/, daemon/src, daemon/blender with
 // the add-on's dependencies.py that probe.py loads, infra/worker, infra/Dockerfile), taken from the
-// installed skyfarm package. The zip is deterministic (sorted entries, fixed timestamps), so its
+// installed skyfarm package (a clone, or the npm package, whose lock file `npm pack` keeps in
+// dist/package-lock.json since npm never packs the root one). The zip is deterministic (sorted entries, fixed timestamps), so its
 // SHA-256 names it in the bucket and an unchanged source is uploaded once.
 import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
 import { crc32, deflateRawSync } from 'node:zlib';
@@ -19,6 +21,15 @@ const FILES = [
 ];
 const FOLDERS = ['protocol', 'daemon/src', 'daemon/blender', 'infra/worker'];
 const SKIP = new Set(['node_modules', 'dist', '__pycache__', '.git']);
+/** Where an installed package keeps a context file that npm leaves out of the package's root. */
+const PACKED_AS: Record<string, string> = { 'package-lock.json': 'dist/package-lock.json' };
+
+/** The file on disk that goes into the context as `name`. */
+export function contextSource(root: string, name: string): string {
+  const packed = PACKED_AS[name];
+  if (packed && !existsSync(join(root, name)) && existsSync(join(root, packed))) return join(root, packed);
+  return join(root, name);
+}
 
 async function walk(root: string, folder: string, out: string[]): Promise<void> {
   for (const entry of await readdir(join(root, folder), { withFileTypes: true })) {
@@ -32,6 +43,14 @@ async function walk(root: string, folder: string, out: string[]): Promise<void> 
 /** The repository-relative paths that go into the build context. */
 export async function contextFiles(root: string): Promise<string[]> {
   const files = [...FILES];
+  for (const name of FILES) {
+    if (!existsSync(contextSource(root, name))) {
+      throw new SkyfarmError(
+        'BAD_ARGUMENT',
+        `cannot build the worker image from this installation: ${join(root, name)} is missing`,
+      );
+    }
+  }
   for (const folder of FOLDERS) {
     try {
       await walk(root, folder, files);
@@ -39,7 +58,7 @@ export async function contextFiles(root: string): Promise<string[]> {
       throw new SkyfarmError(
         'BAD_ARGUMENT',
         `cannot build the worker image from this installation: ${join(root, folder)} is missing ` +
-          `(${(error as NodeJS.ErrnoException).code ?? String(error)}); run skyfarm from a clone of its repository`,
+          `(${(error as NodeJS.ErrnoException).code ?? String(error)}); reinstall skyfarm or run it from a clone`,
       );
     }
   }
@@ -56,7 +75,7 @@ export async function zipFiles(root: string, files: string[]): Promise<Buffer> {
   const central: Buffer[] = [];
   let offset = 0;
   for (const name of files) {
-    const data = await readFile(join(root, name));
+    const data = await readFile(contextSource(root, name));
     const packed = deflateRawSync(data, { level: 9 });
     const nameBytes = Buffer.from(name, 'utf8');
     const crc = crc32(data);
