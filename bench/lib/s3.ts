@@ -26,7 +26,13 @@ export function startLocalS3(ctx: BenchContext): Promise<LocalS3> {
     writeFileSync(path.join(awsDir, 'credentials'), '');
     const child = spawn(
       process.execPath,
-      ['--import', 'tsx', path.join(ctx.repoRoot, 'bench', 'servers', 's3rver.ts'), dir],
+      [
+        '--openssl-legacy-provider',
+        '--import',
+        'tsx',
+        path.join(ctx.repoRoot, 'bench', 'servers', 's3rver.ts'),
+        dir,
+      ],
       { cwd: ctx.repoRoot, stdio: ['pipe', 'pipe', 'pipe'] },
     );
     ctx.cleanup(() => stopChild(child));

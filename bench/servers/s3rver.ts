@@ -1,6 +1,10 @@
 // s3rver in its own process (so it never shares an event loop with the uploader being measured):
-// `node --import tsx bench/servers/s3rver.ts <directory>` listens on 127.0.0.1, port 0, prints
-// `S3RVER_READY <port>` and serves until SIGTERM or until its stdin closes (the bench is gone).
+// `node --openssl-legacy-provider --import tsx bench/servers/s3rver.ts <directory> [bucket…]
+// [--allow-mismatched-signatures]` listens on 127.0.0.1, port 0, creates the buckets named, prints
+// `S3RVER_READY <port>` and serves until SIGTERM or until its stdin closes (the parent is gone).
+// s3rver 3.7 encrypts its ListObjectsV2 continuation token with DES, which OpenSSL 3 offers only
+// with its legacy provider: without `--openssl-legacy-provider` every listing longer than one page
+// (1,000 keys) answers 500. Tests start it through test/fakes/s3rver/process.ts.
 import { createRequire } from 'node:module';
 
 interface S3rverInstance {
@@ -8,15 +12,24 @@ interface S3rverInstance {
   close(): Promise<void>;
 }
 
-const directory = process.argv[2];
+const args = process.argv.slice(2);
+const flags = new Set(args.filter((arg) => arg.startsWith('--')));
+const [directory, ...buckets] = args.filter((arg) => !arg.startsWith('--'));
 if (!directory) {
-  process.stderr.write('usage: s3rver.ts <directory>\n');
+  process.stderr.write('usage: s3rver.ts <directory> [bucket…] [--allow-mismatched-signatures]\n');
   process.exit(1);
 }
 const S3rver = createRequire(import.meta.url)('s3rver') as new (
   options: Record<string, unknown>,
 ) => S3rverInstance;
-const server = new S3rver({ address: '127.0.0.1', port: 0, silent: true, directory });
+const server = new S3rver({
+  address: '127.0.0.1',
+  port: 0,
+  silent: true,
+  directory,
+  configureBuckets: buckets.map((name) => ({ name })),
+  ...(flags.has('--allow-mismatched-signatures') ? { allowMismatchedSignatures: true } : {}),
+});
 const { port } = await server.run();
 process.stdout.write(`S3RVER_READY ${port}\n`);
 const stop = () => {
@@ -24,7 +37,7 @@ const stop = () => {
 };
 process.once('SIGTERM', stop);
 process.once('SIGINT', stop);
-// The bench holds our stdin open: when it goes away (even killed), so do we.
+// The parent holds our stdin open: when it goes away (even killed), so do we.
 process.stdin.on('end', stop);
 process.stdin.on('error', stop);
 process.stdin.resume();

@@ -4,9 +4,9 @@
 // Behaviour spec: ./README.md.
 import { createHash } from 'node:crypto';
 import http from 'node:http';
-import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { startS3rverProcess } from '../s3rver/process.js';
 
 export type FaultKind = '5xx' | 'reset' | 'reset-mid-body' | 'drop-response' | 'truncate' | 'slow';
 
@@ -428,28 +428,16 @@ export async function startS3Proxy(target: string, options: S3ProxyOptions = {})
   };
 }
 
-interface S3rverInstance {
-  run(): Promise<AddressInfo>;
-  close(): Promise<void>;
-}
-
-/** s3rver on 127.0.0.1 (port 0) with one bucket; it wants access key and secret `S3RVER`. */
+/**
+ * s3rver on 127.0.0.1 (port 0) with one bucket, in its own process with OpenSSL's legacy provider (so
+ * listings beyond 1,000 keys work); it wants access key and secret `S3RVER`.
+ */
 export async function startS3rver(
   directory: string,
   bucket: string,
 ): Promise<{ endpoint: string; close(): Promise<void> }> {
-  const S3rver = createRequire(import.meta.url)('s3rver') as new (
-    options: Record<string, unknown>,
-  ) => S3rverInstance;
-  const server = new S3rver({
-    address: '127.0.0.1',
-    port: 0,
-    silent: true,
-    directory,
-    configureBuckets: [{ name: bucket }],
-  });
-  const { port } = await server.run();
-  return { endpoint: `http://127.0.0.1:${port}`, close: () => server.close() };
+  const server = await startS3rverProcess(directory, [bucket]);
+  return { endpoint: server.endpoint, close: () => server.close() };
 }
 
 /** Environment for SDK clients pointed at a local endpoint (no credentials of this machine leak in). */
