@@ -2,11 +2,13 @@
 // same, so a re-submit hashes only what changed. A file modified within RACY_WINDOW of being hashed is
 // not trusted from the cache (its next write could keep the same coarse mtime), and a file that changes
 // while it is being hashed is hashed again. New hashes are written in batches (one transaction per
-// burst), not one transaction per file.
+// burst), not one transaction per file. An upload reads the rows of all its files up front (`preload`:
+// one statement per 1,000 paths), not one SELECT per file.
 import { createHash } from 'node:crypto';
 import { createReadStream, type BigIntStats } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import type { Db } from '../db/database.js';
+import { PreloadedRows } from '../db/preloaded-rows.js';
 import { SkyfarmError } from '../errors.js';
 import { hashPool } from './hash-pool.js';
 
@@ -121,6 +123,7 @@ export class HashCache {
   private readonly upsert;
   private readonly remove;
   private readonly writeBatch;
+  private readonly preloaded: PreloadedRows<Row>;
   private readonly inflight = new Map<string, Promise<HashedFile>>();
   private pending: Array<[string, number, string, string, string, string]> = [];
   private flushScheduled = false;
@@ -136,17 +139,40 @@ export class HashCache {
          inode = excluded.inode, sha256 = excluded.sha256, hashed_at_ns = excluded.hashed_at_ns`,
     );
     this.remove = db.prepare('DELETE FROM file_hashes WHERE path = ?');
+    const selectMany = db.prepare<[string], Row & { path: string }>(
+      `SELECT path, size, mtime_ns, inode, sha256, hashed_at_ns FROM file_hashes
+       WHERE path IN (SELECT value FROM json_each(?))`,
+    );
+    this.preloaded = new PreloadedRows((paths) =>
+      selectMany.all(JSON.stringify(paths)).map((row): [string, Row] => [row.path, row]),
+    );
     this.writeBatch = db.transaction((rows: Array<[string, number, string, string, string, string]>) => {
       for (const row of rows) this.upsert.run(...row);
     });
   }
 
+  /**
+   * Reads the cached rows of these files at once and keeps them until the returned release is
+   * called; returns the hashes they name (what the files hold if they are unchanged).
+   */
+  preload(paths: string[]): { sha256s: string[]; release: () => void } {
+    const release = this.preloaded.hold(paths);
+    const sha256s = paths.flatMap((path) => {
+      const row = this.preloaded.get(path);
+      return row ? [row.sha256] : [];
+    });
+    return { sha256s, release };
+  }
+
   /** The cached hash when the file is unchanged since it was hashed. */
   lookup(path: string, identity: FileIdentity): string | undefined {
-    const queued = this.pending.findLast((row) => row[0] === path);
+    const queued = this.pending.length ? this.pending.findLast((row) => row[0] === path) : undefined;
+    const held = queued ? undefined : this.preloaded.get(path);
     const row: Row | undefined = queued
       ? { size: queued[1], mtime_ns: queued[2], inode: queued[3], sha256: queued[4], hashed_at_ns: queued[5] }
-      : this.select.get(path);
+      : held !== undefined
+        ? (held ?? undefined)
+        : this.select.get(path);
     if (!row) return undefined;
     if (
       row.size !== identity.size ||
@@ -160,6 +186,13 @@ export class HashCache {
   }
 
   record(path: string, identity: FileIdentity, sha256: string, hashedAtNs: bigint): void {
+    this.preloaded.update(path, {
+      size: identity.size,
+      mtime_ns: String(identity.mtimeNs),
+      inode: identity.inode,
+      sha256,
+      hashed_at_ns: String(hashedAtNs),
+    });
     this.pending.push([
       path,
       identity.size,
@@ -185,6 +218,7 @@ export class HashCache {
   }
 
   forget(path: string): void {
+    this.preloaded.update(path, null);
     this.pending = this.pending.filter((row) => row[0] !== path);
     this.remove.run(path);
   }

@@ -8,7 +8,9 @@
 // beyond `maxRows` (default 250,000, some 30 MB of SQLite) the least recently confirmed go first. A
 // forgotten blob costs one presence check the next time it is needed, nothing else. Pruning runs with
 // the first upload after the daemon starts and then at most once per `pruneEveryMs` (default 1 hour).
+// An upload reads the rows of the blobs it expects at once (`preload`), not one SELECT per blob.
 import type { Db } from '../db/database.js';
+import { PreloadedRows } from '../db/preloaded-rows.js';
 import type { BlobRef } from '../store/object-store.js';
 
 export interface KnownBlobsOptions {
@@ -20,6 +22,16 @@ export interface KnownBlobsOptions {
 }
 
 const DAY_MS = 24 * 60 * 60 * 1000;
+
+interface KnownRow {
+  size: number;
+  seen_at: number;
+}
+
+/** The key of a (store, blob) row in the preloaded rows. */
+function rowKey(store: string, sha256: string): string {
+  return `${sha256}\n${store}`;
+}
 
 export class KnownBlobs {
   readonly maxAgeMs: number;
@@ -36,6 +48,7 @@ export class KnownBlobs {
   private readonly remove;
   private readonly kvGet;
   private readonly kvSet;
+  private readonly preloaded: PreloadedRows<KnownRow>;
 
   constructor(
     private readonly db: Db,
@@ -62,6 +75,26 @@ export class KnownBlobs {
        ON CONFLICT(store, sha256) DO UPDATE SET size = excluded.size, seen_at = excluded.seen_at`,
     );
     this.remove = db.prepare('DELETE FROM known_blobs WHERE store = ? AND sha256 = ?');
+    const selectMany = db.prepare<[string, string], KnownRow & { sha256: string }>(
+      `SELECT sha256, size, seen_at FROM known_blobs
+       WHERE store = ? AND sha256 IN (SELECT value FROM json_each(?))`,
+    );
+    this.preloaded = new PreloadedRows((keys) => {
+      // The keys of one call may name several stores: one statement per store.
+      const byStore = new Map<string, string[]>();
+      for (const key of keys) {
+        const cut = key.indexOf('\n');
+        const store = key.slice(cut + 1);
+        const shas = byStore.get(store) ?? [];
+        if (shas.length === 0) byStore.set(store, shas);
+        shas.push(key.slice(0, cut));
+      }
+      return [...byStore].flatMap(([store, shas]) =>
+        selectMany
+          .all(store, JSON.stringify(shas))
+          .map((row): [string, KnownRow] => [rowKey(store, row.sha256), row]),
+      );
+    });
     this.kvGet = db.prepare<[string], { value: string }>('SELECT value FROM kv WHERE key = ?');
     this.kvSet = db.prepare(
       'INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value',
@@ -72,14 +105,24 @@ export class KnownBlobs {
     return this.countStmt.get(store)?.n ?? 0;
   }
 
+  /** Reads the rows of these blobs at once and keeps them until the returned release is called. */
+  preload(store: string, sha256s: string[]): () => void {
+    return this.preloaded.hold(sha256s.map((sha256) => rowKey(store, sha256)));
+  }
+
+  private row(store: string, sha256: string): KnownRow | undefined {
+    const held = this.preloaded.get(rowKey(store, sha256));
+    return held !== undefined ? (held ?? undefined) : this.hasStmt.get(store, sha256);
+  }
+
   has(store: string, blob: BlobRef): boolean {
-    return this.hasStmt.get(store, blob.sha256)?.size === blob.size;
+    return this.row(store, blob.sha256)?.size === blob.size;
   }
 
   /** Seen in the store (confirmed or uploaded) within the last `withinMs`. */
   seenRecently(store: string, blob: BlobRef, withinMs: number): boolean {
     if (withinMs <= 0) return false;
-    const row = this.hasStmt.get(store, blob.sha256);
+    const row = this.row(store, blob.sha256);
     return row !== undefined && row.size === blob.size && row.seen_at >= this.now() - withinMs;
   }
 
@@ -98,6 +141,8 @@ export class KnownBlobs {
     this.db.transaction(() => {
       for (const blob of blobs) this.upsert.run(store, blob.sha256, blob.size, now);
     })();
+    for (const blob of blobs)
+      this.preloaded.update(rowKey(store, blob.sha256), { size: blob.size, seen_at: now });
     if (now - this.lastPrune >= this.pruneEveryMs) this.prune();
   }
 
@@ -120,5 +165,6 @@ export class KnownBlobs {
     this.db.transaction(() => {
       for (const sha of shas) this.remove.run(store, sha);
     })();
+    for (const sha of shas) this.preloaded.update(rowKey(store, sha), null);
   }
 }

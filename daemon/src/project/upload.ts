@@ -30,6 +30,11 @@ export interface FileHasher {
    */
   hash(path: string, signal?: AbortSignal, identity?: FileIdentity, keepBytes?: boolean): Promise<HashedFile>;
   forget?(path: string): void;
+  /**
+   * Reads what it knows of these files at once, until `release` (an upload asks about every file);
+   * returns the hashes it expects them to have.
+   */
+  preload?(paths: string[]): { sha256s: string[]; release: () => void };
 }
 
 /** Hashing without a cache (tests, one-off tools). */
@@ -252,6 +257,13 @@ export async function uploadProject(request: UploadRequest): Promise<UploadResul
       signal,
       sizeHint: request.known?.sizeHint(storeId) ?? 0,
     }) ?? fallbackPresence(store);
+  // What the hash cache and the known-blob record hold for this project, read in a few statements.
+  const hashRows = hasher.preload?.(tree.entries.map((entry) => entry.source));
+  const releaseKnown = hashRows ? request.known?.preload(storeId, hashRows.sha256s) : undefined;
+  const releaseRows = () => {
+    hashRows?.release();
+    releaseKnown?.();
+  };
   const hashSlots = new Slots(request.hashConcurrency ?? 4, signal);
   const checkSlots = new Slots(request.checkConcurrency ?? 32, signal);
   const uploadSlots = new Slots(request.uploadConcurrency ?? 16, signal);
@@ -374,7 +386,7 @@ export async function uploadProject(request: UploadRequest): Promise<UploadResul
         throw error;
       }),
     ),
-  );
+  ).finally(releaseRows);
   request.signal?.removeEventListener('abort', onAbort);
   if (request.signal?.aborted) {
     throw new SkyfarmError('CANCELED', 'the upload was canceled', { cause: request.signal.reason });
