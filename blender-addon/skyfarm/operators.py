@@ -282,7 +282,7 @@ class SKYFARM_OT_start_daemon(bpy.types.Operator):
 
     def execute(self, context):
         try:
-            argv = preferences.resolve_command(preferences.skyfarm_command(context)) + ["daemon", "start"]
+            argv = preferences.start_command(context) + ["daemon", "start"]
         except ValueError as error:
             self.report({"ERROR"}, f"skyfarm: {error}")
             return {"CANCELLED"}

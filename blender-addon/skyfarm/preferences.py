@@ -1,5 +1,7 @@
 """Add-on preferences: the daemon connection state and how to start the daemon."""
 
+import json
+import os
 import shlex
 import shutil
 
@@ -9,6 +11,8 @@ from bpy.props import StringProperty
 from . import connection, sync
 
 DEFAULT_COMMAND = "skyfarm"
+# Written by `skyfarm addon install`: the absolute command of the CLI that installed this add-on.
+INSTALLED_COMMAND_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cli_command.json")
 
 
 def addon_preferences(context=None):
@@ -23,6 +27,34 @@ def skyfarm_command(context=None):
     return command or DEFAULT_COMMAND
 
 
+def installed_command(path=INSTALLED_COMMAND_FILE):
+    """The argv of the CLI that installed this add-on (cli_command.json), or None when there is none
+    or its program is gone."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            argv = json.load(handle).get("argv")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if not isinstance(argv, list) or not argv or not all(isinstance(part, str) and part for part in argv):
+        return None
+    if not os.path.isfile(argv[0]) or (len(argv) > 1 and os.path.isabs(argv[1]) and not os.path.isfile(argv[1])):
+        return None
+    return argv
+
+
+def start_command(context=None):
+    """The argv prefix Start Daemon runs: the command set in the preferences, else the CLI that
+    installed the add-on, else `skyfarm` on PATH. Raises ValueError saying what is wrong."""
+    prefs = addon_preferences(context)
+    configured = prefs.skyfarm_command.strip() if prefs else ""
+    if configured and configured != DEFAULT_COMMAND:
+        return resolve_command(configured)
+    installed = installed_command()
+    if installed is not None:
+        return installed
+    return resolve_command(DEFAULT_COMMAND)
+
+
 def resolve_command(command):
     """The argv prefix for the skyfarm CLI, or raises ValueError saying what is wrong."""
     try:
@@ -34,8 +66,8 @@ def resolve_command(command):
     executable = shutil.which(argv[0])
     if executable is None:
         raise ValueError(
-            f"{argv[0]!r} was not found on PATH: set the full path of the skyfarm command in "
-            f"Preferences > Add-ons > skyfarm"
+            f"{argv[0]!r} was not found on PATH: run `skyfarm addon install` in a terminal, or set the "
+            f"full path of the skyfarm command in Preferences > Add-ons > skyfarm"
         )
     return [executable] + argv[1:]
 
@@ -97,7 +129,7 @@ class SkyfarmPreferences(bpy.types.AddonPreferences):
         layout.separator()
         layout.prop(self, "skyfarm_command")
         try:
-            argv = resolve_command(self.skyfarm_command.strip() or DEFAULT_COMMAND)
+            argv = start_command(context)
             row = layout.row()
             row.alignment = "RIGHT"
             row.label(text=f"Runs: {' '.join(argv)} daemon start")

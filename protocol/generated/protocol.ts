@@ -45,7 +45,8 @@ export const ERROR_CODES = {
   "INTERNAL": "An unexpected error inside the daemon.",
   "IMAGE_MISSING": "The farm has no worker image for that Blender version (build it with skyfarm images build).",
   "NODE_MODULE_MISMATCH": "A native module was built for another Node.js version (rebuild it for this one).",
-  "BLEND_TOO_NEW": "The .blend was saved by a newer Blender than the one that would open it."
+  "BLEND_TOO_NEW": "The .blend was saved by a newer Blender than the one that would open it.",
+  "ADDON_INSTALL_FAILED": "Installing, checking or removing the skyfarm add-on in a Blender failed."
 } as const;
 export type ErrorCode = keyof typeof ERROR_CODES;
 
@@ -1132,7 +1133,8 @@ export const SCHEMA_DEFINITIONS: Record<string, unknown> = {
           "INTERNAL",
           "IMAGE_MISSING",
           "NODE_MODULE_MISMATCH",
-          "BLEND_TOO_NEW"
+          "BLEND_TOO_NEW",
+          "ADDON_INSTALL_FAILED"
         ]
       },
       "message": {

@@ -60,7 +60,19 @@ def enable_addon(args):
     extension (args["extension"]: `blender --command extension install-file … -e` enabled it
     before this Blender started), or from the source folder."""
     global package
-    if args.get("extension"):
+    if args.get("installed"):
+        # `skyfarm addon install` put it in this Blender's user folders and enabled it in the saved
+        # preferences: an extension in 4.2+, a legacy add-on before.
+        enabled = list(bpy.context.preferences.addons.keys())
+        package = "bl_ext.user_default.skyfarm" if "bl_ext.user_default.skyfarm" in enabled else "skyfarm"
+        check(package in enabled, f"skyfarm is not enabled at startup: {enabled}")
+        module = sys.modules[package]
+        log(f"installed add-on enabled at startup: {package} from {module.__file__}")
+        check(
+            not module.__file__.startswith(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))),
+            "the add-on was imported from the source tree, not from where skyfarm addon install put it",
+        )
+    elif args.get("extension"):
         package = "bl_ext.user_default.skyfarm"
         check(package in bpy.context.preferences.addons, f"the extension is not enabled at startup: {list(bpy.context.preferences.addons.keys())}")
         module = sys.modules[package]

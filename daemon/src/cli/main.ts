@@ -22,6 +22,7 @@ import {
 import { deployCommand, destroyCommand, stackCommand, stackFlags } from '../stack/cli.js';
 import { awsRenderOptions, downloadCommand } from './aws-commands.js';
 import { imagesBuildCommand, imagesCommand } from '../images/cli.js';
+import { addonCommand } from '../addon/cli.js';
 
 const USAGE = `skyfarm ${DAEMON_VERSION} — render Blender scenes on this machine or AWS Batch
 
@@ -51,6 +52,10 @@ Usage:
   skyfarm daemon                        run the daemon in the foreground
   skyfarm daemon start|stop|status      manage the background daemon
   skyfarm demo [--output DIR]           render the bundled example scene
+  skyfarm addon install [--blender PATH]… [--json]   install and enable the Blender add-on in every
+                                        Blender found (or those named); run again to upgrade
+  skyfarm addon status [--blender PATH]… [--json]    each Blender, its version, the add-on installed
+  skyfarm addon uninstall [--blender PATH]… [--json] remove the add-on
 
 Frame specs: 1-250, 1-10,20,30-40, 1-100x5 (every 5th frame).
 Environment: SKYFARM_HOME (state dir), SKYFARM_PORT (0 = any free port), SKYFARM_BLENDER (Blender binary).
@@ -143,6 +148,7 @@ export async function main(argv: string[], ctx: CliContext): Promise<number> {
       'prepare-only': { type: 'boolean' },
       chunk: { type: 'string' },
       timeout: { type: 'string' },
+      blender: { type: 'string', multiple: true },
     },
   });
   const { values, positionals } = parsed;
@@ -286,6 +292,12 @@ export async function main(argv: string[], ctx: CliContext): Promise<number> {
     }
     case 'demo':
       return demoCommand(ctx, values.output);
+    case 'addon': {
+      const action = positionals[0];
+      if (positionals.length !== 1 || (action !== 'install' && action !== 'status' && action !== 'uninstall'))
+        throw new UsageError('usage: skyfarm addon install|status|uninstall [--blender PATH]… [--json]');
+      return addonCommand(ctx, action, { blenders: values.blender ?? [], json });
+    }
     default:
       throw new UsageError(`unknown command "${command}"; run \`skyfarm help\``);
   }
