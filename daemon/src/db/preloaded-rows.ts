@@ -17,12 +17,18 @@ export class PreloadedRows<R> {
   /** Reads the rows of `keys` not held yet; returns the release. */
   hold(keys: Iterable<string>): () => void {
     this.holders += 1;
-    const wanted = [...new Set(keys)].filter((key) => !this.rows.has(key));
-    for (let start = 0; start < wanted.length; start += PRELOAD_CHUNK) {
-      const chunk = wanted.slice(start, start + PRELOAD_CHUNK);
-      for (const key of chunk) this.rows.set(key, null);
+    let chunk: string[] = [];
+    const read = () => {
       for (const [key, row] of this.fetch(chunk)) this.rows.set(key, row);
+      chunk = [];
+    };
+    for (const key of keys) {
+      if (this.rows.has(key)) continue; // held already, or named twice
+      this.rows.set(key, null);
+      chunk.push(key);
+      if (chunk.length === PRELOAD_CHUNK) read();
     }
+    if (chunk.length > 0) read();
     let released = false;
     return () => {
       if (released) return;

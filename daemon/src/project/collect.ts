@@ -6,7 +6,8 @@ import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import type { Dependency } from '../../../protocol/generated/protocol.js';
 import { SkyfarmError } from '../errors.js';
-import { identityOf, type FileIdentity } from './hash-cache.js';
+import { hashPool, identityOf, type FileIdentity } from './hash-cache.js';
+import type { PathStat } from './hash-pool.js';
 
 export interface CollectedFile {
   /** Absolute, normalised. */
@@ -131,6 +132,38 @@ async function probe(path: string): Promise<Probed | undefined> {
   }
 }
 
+/** Paths per batch stated on a worker: one message each way per 1,000 files. */
+const STAT_BATCH = 1000;
+
+function probed(s: PathStat | null): Probed | undefined {
+  if (!s) return undefined;
+  return {
+    identity: {
+      size: Number(s.size),
+      mtimeNs: s.mtimeNs,
+      inode: `${s.dev}:${s.ino}`,
+      mode: Number(s.mode) & 0o777,
+    },
+    symlink: s.symlink,
+    directory: s.kind === 'directory',
+    file: s.kind === 'file',
+  };
+}
+
+/**
+ * `probe` of many paths, in batches on the hash workers (in parallel, at most one batch per worker),
+ * so the main thread does not pay for a promise per path.
+ */
+async function probeMany(paths: string[]): Promise<Map<string, Probed | undefined>> {
+  const batches: string[][] = [];
+  for (let start = 0; start < paths.length; start += STAT_BATCH)
+    batches.push(paths.slice(start, start + STAT_BATCH));
+  const results = await Promise.all(batches.map((batch) => hashPool().lstat(batch)));
+  const out = new Map<string, Probed | undefined>();
+  batches.forEach((batch, b) => batch.forEach((path, i) => out.set(path, probed(results[b]![i] ?? null))));
+  return out;
+}
+
 /** Runs `fn` over `items`, at most `limit` at a time, keeping the order of the results. */
 export async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
   const results = new Array<R>(items.length);
@@ -165,14 +198,16 @@ export async function collectFiles(dependencies: Dependency[], options: CollectO
     return { path, kind: dependency.kind ?? 'file', relative: dependency.relative ?? true };
   });
   const known = new Map<string, Probed>();
+  const tiled = (path: string) => path.includes('<UDIM>') || path.includes('<UVTILE>');
+  const first = await probeMany(wanted.flatMap(({ path }) => (tiled(path) ? [] : [path])));
   await mapLimit(wanted, 64, async ({ path, kind, relative }) => {
-    if (path.includes('<UDIM>') || path.includes('<UVTILE>')) {
+    if (tiled(path)) {
       const tiles = await expandTiles(path);
       if (tiles.length === 0) missing.add(path);
       for (const tile of tiles) add(tile, kind, relative);
       return;
     }
-    const info = await probe(path);
+    const info = first.get(path);
     if (info?.directory) {
       const inside: string[] = [];
       await walk(path, limit, inside);
@@ -198,10 +233,10 @@ export async function collectFiles(dependencies: Dependency[], options: CollectO
   }
 
   const paths = [...byPath.keys()];
-  const probed = await mapLimit(paths, 64, async (path) => known.get(path) ?? (await probe(path)));
+  const more = await probeMany(paths.filter((path) => !known.has(path)));
   const files: CollectedFile[] = [];
-  paths.forEach((path, index) => {
-    const info = probed[index];
+  paths.forEach((path) => {
+    const info = known.get(path) ?? more.get(path);
     const entry = byPath.get(path)!;
     if (info?.file) {
       files.push({

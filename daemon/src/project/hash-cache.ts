@@ -223,6 +223,15 @@ export class HashCache {
     this.remove.run(path);
   }
 
+  /** The file from the cache, without waiting, when it is unchanged and no hash of it is running. */
+  cached(path: string, identity: FileIdentity): HashedFile | undefined {
+    if (this.inflight.has(path)) return undefined;
+    const sha256 = this.lookup(path, identity);
+    if (!sha256) return undefined;
+    this.stats.hits += 1;
+    return { ...identity, sha256, cached: true };
+  }
+
   /**
    * The file's SHA-256, from the cache when it is unchanged; concurrent calls for one path share the
    * work. `identity` is the caller's fresh stat of the file, when it has one (saves a stat).

@@ -3,7 +3,9 @@
 // 1 MiB steps, check between steps whether their job was canceled, and can hand the bytes of a small
 // file back (transferred, not copied) for the upload to send. The SHA-256 is the only hash: stores
 // verify with it too (S3's x-amz-checksum-sha256). Idle workers do not keep the process alive, and
-// stop after `idleMs` without work (each holds about 8 MiB of memory in an idle daemon).
+// stop after `idleMs` without work (each holds about 8 MiB of memory in an idle daemon). The workers
+// also state paths in batches (`lstat`): a re-submit states every file of the project, and thousands
+// of lstat promises cost the main thread more than the calls themselves.
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { onAbort as whenAborted } from '../util/abort-fanout.js';
@@ -11,7 +13,7 @@ import { onAbort as whenAborted } from '../util/abort-fanout.js';
 const WORKER_SOURCE = String.raw`
 const { parentPort } = require('node:worker_threads');
 const { createHash } = require('node:crypto');
-const { openSync, readSync, closeSync, fstatSync, statSync } = require('node:fs');
+const { openSync, readSync, closeSync, fstatSync, statSync, lstatSync } = require('node:fs');
 const CHUNK = 1 << 20;
 // One read buffer per worker for every file it streams (a fresh 1 MiB buffer per file fragmented
 // the thread's malloc arena, which an idle daemon then kept).
@@ -19,6 +21,22 @@ let chunk;
 let cancel;
 parentPort.on('message', (message) => {
   if (message.cancel) { cancel = message.cancel; return; }
+  if (message.paths) {
+    // lstat, and stat behind a symlink; null for a path that cannot be stated.
+    const stats = message.paths.map((path) => {
+      try {
+        let s = lstatSync(path, { bigint: true });
+        const symlink = s.isSymbolicLink();
+        if (symlink) s = statSync(path, { bigint: true });
+        const kind = s.isFile() ? 'file' : s.isDirectory() ? 'directory' : 'other';
+        return { size: s.size, mtimeNs: s.mtimeNs, dev: s.dev, ino: s.ino, mode: s.mode, kind, symlink };
+      } catch {
+        return null;
+      }
+    });
+    parentPort.postMessage({ id: message.id, stats });
+    return;
+  }
   const { id, path, keepMax, statAfter } = message;
   let fd;
   try {
@@ -74,6 +92,17 @@ export interface HashResult {
   after?: StatAfter;
 }
 
+/** What a path is (behind a symlink: what it leads to). */
+export interface PathStat {
+  size: bigint;
+  mtimeNs: bigint;
+  dev: bigint;
+  ino: bigint;
+  mode: bigint;
+  kind: 'file' | 'directory' | 'other';
+  symlink: boolean;
+}
+
 export interface StatAfter {
   size: bigint;
   mtimeNs: bigint;
@@ -84,12 +113,17 @@ export interface StatAfter {
   file: boolean;
 }
 
+/** What a job settles with: a hash, or the stats of a batch of paths. */
+type JobResult = HashResult & { stats?: Array<PathStat | null> };
+
 interface Job {
   id: number;
   path: string;
+  /** Paths to state instead of a file to hash. */
+  paths?: string[];
   keepMax: number;
   statAfter: boolean;
-  resolve: (result: HashResult) => void;
+  resolve: (result: JobResult) => void;
   reject: (error: unknown) => void;
   signal?: AbortSignal;
   /** Stops watching `signal` for this job. */
@@ -137,10 +171,16 @@ export class HashPool {
     );
   }
 
+  /** lstat (and stat behind a symlink) of each path, null where it cannot be stated; in one job. */
+  async lstat(paths: string[], signal?: AbortSignal): Promise<Array<PathStat | null>> {
+    const result = await this.submit({ path: '', paths, keepMax: -1, statAfter: false }, signal);
+    return result.stats ?? [];
+  }
+
   private submit(
-    what: Pick<Job, 'path' | 'keepMax' | 'statAfter'>,
+    what: Pick<Job, 'path' | 'paths' | 'keepMax' | 'statAfter'>,
     signal?: AbortSignal,
-  ): Promise<HashResult> {
+  ): Promise<JobResult> {
     if (this.closed) return Promise.reject(new Error('hash pool closed'));
     signal?.throwIfAborted();
     return new Promise((resolve, reject) => {
@@ -169,7 +209,7 @@ export class HashPool {
     this.settle(job, undefined, job.signal?.reason ?? new Error('hashing canceled'));
   }
 
-  private settle(job: Job, result: HashResult | undefined, error?: unknown): void {
+  private settle(job: Job, result: JobResult | undefined, error?: unknown): void {
     if (job.settled) return;
     job.settled = true;
     job.unwatch?.();
@@ -189,6 +229,7 @@ export class HashPool {
         sha256?: string;
         after?: StatAfter;
         bytes?: Uint8Array;
+        stats?: Array<PathStat | null>;
         error?: string;
         code?: string;
       }) => {
@@ -199,6 +240,8 @@ export class HashPool {
         if (job && job.id === message.id) {
           if (message.error !== undefined) {
             this.settle(job, undefined, Object.assign(new Error(message.error), { code: message.code }));
+          } else if (message.stats) {
+            this.settle(job, { sha256: '', stats: message.stats });
           } else {
             const bytes = message.bytes
               ? Buffer.from(message.bytes.buffer, message.bytes.byteOffset, message.bytes.length)
@@ -241,7 +284,11 @@ export class HashPool {
       slot.job = job;
       Atomics.store(slot.cancel, 0, 0);
       slot.worker.ref();
-      slot.worker.postMessage({ id: job.id, path: job.path, keepMax: job.keepMax, statAfter: job.statAfter });
+      slot.worker.postMessage(
+        job.paths
+          ? { id: job.id, paths: job.paths }
+          : { id: job.id, path: job.path, keepMax: job.keepMax, statAfter: job.statAfter },
+      );
     }
     if (!this.closed && this.slots.length > 0 && this.slots.every((s) => !s.job)) {
       this.idleTimer = setTimeout(() => this.retire(), this.idleMs);

@@ -35,6 +35,8 @@ export interface FileHasher {
    * returns the hashes it expects them to have.
    */
   preload?(paths: string[]): { sha256s: string[]; release: () => void };
+  /** The file's hash at once, when it is known for this identity (no slot, no promise). */
+  cached?(path: string, identity: FileIdentity): HashedFile | undefined;
 }
 
 /** Hashing without a cache (tests, one-off tools). */
@@ -282,11 +284,13 @@ export async function uploadProject(request: UploadRequest): Promise<UploadResul
   const ensureBlob = (blob: BlobRef, source: string, data?: Buffer): Promise<void> => {
     let job = blobJobs.get(blob.sha256);
     if (job) return job;
+    if (request.known?.seenRecently(storeId, blob, request.trustKnownMs ?? 0)) {
+      blobsTrusted += 1;
+      job = Promise.resolve();
+      blobJobs.set(blob.sha256, job);
+      return job;
+    }
     job = (async () => {
-      if (request.known?.seenRecently(storeId, blob, request.trustKnownMs ?? 0)) {
-        blobsTrusted += 1;
-        return;
-      }
       let release = await checkSlots.acquire();
       let there: boolean;
       try {
@@ -333,7 +337,23 @@ export async function uploadProject(request: UploadRequest): Promise<UploadResul
     // A temporary copy of the scene (submitted from Blender) is new every time: not worth a cache row.
     const fileHasher =
       entry.kind === 'blend' && request.blendFile !== request.sourceBlendFile ? plainHasher : hasher;
-    for (let attempt = 1; ; attempt++) {
+    // An unchanged file (a re-submit): its hash at once, no hashing slot to wait for.
+    let firstAttempt = 1;
+    const known = entry.identity && fileHasher.cached?.(entry.source, entry.identity);
+    if (known) {
+      try {
+        await ensureBlob({ sha256: known.sha256, size: known.size }, entry.source);
+        files[entry.path] = { sha256: known.sha256, size: known.size, mode: entry.mode };
+        progress.fileDone(known.size);
+        return;
+      } catch (error) {
+        // Saved again since it was stated: hash it again, once (as below).
+        if (!(error instanceof BlobChangedError)) throw error;
+        fileHasher.forget?.(entry.source);
+        firstAttempt = 2;
+      }
+    }
+    for (let attempt = firstAttempt; ; attempt++) {
       const release = await hashSlots.acquire();
       let hashed: HashedFile;
       // A small file read for hashing is sent from memory if its blob is missing, within a budget
