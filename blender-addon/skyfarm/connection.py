@@ -16,7 +16,7 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterator, Optional, Set
+from typing import Any, Callable, Dict, Iterator, Optional, Set, Tuple
 
 from . import codec, paths, protocol, wsclient
 
@@ -92,6 +92,30 @@ class _Link:
     last_received: float = field(default_factory=time.monotonic)
     ping_sent: bool = False
     warned_newer: bool = False
+
+
+def _version_key(version: str) -> Tuple[int, ...]:
+    parts = []
+    for part in version.split("."):
+        digits = "".join(ch for ch in part if ch.isdigit())
+        parts.append(int(digits) if digits else 0)
+    return tuple(parts)
+
+
+def version_hint(addon_version: str, daemon_version: str) -> str:
+    """The version handshake: "" when the add-on and the daemon are the same skyfarm version, else
+    what differs and the one command that fixes it."""
+    if not addon_version or not daemon_version or addon_version == daemon_version:
+        return ""
+    if _version_key(daemon_version) > _version_key(addon_version):
+        return (
+            f"This add-on is skyfarm {addon_version}, the daemon {daemon_version}: run `skyfarm addon install` "
+            f"in a terminal, then restart Blender"
+        )
+    return (
+        f"This add-on is skyfarm {addon_version}, the daemon {daemon_version} (older): run `skyfarm daemon stop`, "
+        f"then Start Daemon"
+    )
 
 
 class DaemonConnection:
@@ -451,7 +475,7 @@ class DaemonConnection:
 
     def _session(self, link: _Link) -> None:
         """Runs one established connection until it ends (raises _Disconnect) or the add-on stops."""
-        update_hint = ""
+        update_hint = version_hint(self.client_version, link.daemon_version)
         if link.daemon_protocol > protocol.PROTOCOL_VERSION:
             update_hint = (
                 f"The daemon speaks protocol {link.daemon_protocol}, newer than this add-on's "

@@ -184,7 +184,8 @@ def draw_connection(layout, context, show_detail=False):
         for line in wrap(status.detail, 70):
             box.label(text=line)
     if status.update_hint:
-        box.label(text=status.update_hint, icon="ERROR")
+        for index, line in enumerate(wrap(status.update_hint, 70)):
+            box.label(text=line, icon="ERROR" if index == 0 else "BLANK1")
     if status.state in (connection.NOT_RUNNING, connection.DISCONNECTED) or (status.lost and not status.connected):
         box.operator("skyfarm.start_daemon", icon="PLAY")
 

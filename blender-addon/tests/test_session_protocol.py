@@ -344,5 +344,33 @@ class ResyncTest(FakeDaemonTestCase):
         self.assertTrue(any("finished" in text for text in texts), texts)
 
 
+class VersionHandshakeTest(FakeDaemonTestCase):
+    """The add-on (0.1.0 here) and the daemon compare versions on connect; a mismatch says the fix."""
+
+    def test_same_version_gives_no_hint(self):
+        _, conn, _ = self.start(welcome(daemon={"name": "skyfarm", "version": "0.1.0"}))
+        pump(conn, lambda: conn.status.connected, what="connected")
+        self.assertEqual(conn.status.update_hint, "")
+
+    def test_newer_daemon_asks_for_skyfarm_addon_install(self):
+        _, conn, live = self.start(welcome(daemon={"name": "skyfarm", "version": "0.10.0"}))
+        pump(conn, lambda: conn.status.connected, what="connected")
+        self.assertIn("skyfarm 0.1.0, the daemon 0.10.0", conn.status.update_hint)
+        self.assertIn("run `skyfarm addon install`", conn.status.update_hint)
+        pump(conn, lambda: any("skyfarm addon install" in notice.text for notice in live.take_notices()), what="a notice")
+
+    def test_older_daemon_asks_to_restart_it(self):
+        _, conn, _ = self.start(welcome(daemon={"name": "skyfarm", "version": "0.0.9"}))
+        pump(conn, lambda: conn.status.connected, what="connected")
+        self.assertIn("(older): run `skyfarm daemon stop`, then Start Daemon", conn.status.update_hint)
+
+    def test_version_hint(self):
+        self.assertEqual(connection.version_hint("1.2.0", "1.2.0"), "")
+        self.assertEqual(connection.version_hint("1.2.0", ""), "")
+        self.assertIn("skyfarm addon install", connection.version_hint("1.2.0", "1.10.0"))
+        self.assertIn("skyfarm daemon stop", connection.version_hint("1.10.0", "1.9.0"))
+        self.assertIn("skyfarm addon install", connection.version_hint("1.2.0", "1.2.1-beta.1"))
+
+
 if __name__ == "__main__":
     unittest.main()

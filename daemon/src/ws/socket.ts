@@ -109,6 +109,17 @@ export function socketRoute(options: SocketOptions) {
               return;
             }
             greeted = true;
+            // Version handshake: the client compares too and tells its user the command that fixes it.
+            if (message.client.version !== options.version) {
+              log.warn(
+                {
+                  client: message.client.name,
+                  clientVersion: message.client.version,
+                  daemonVersion: options.version,
+                },
+                `${message.client.name} ${message.client.version} connected to skyfarm ${options.version}: versions differ`,
+              );
+            }
             options.hub.add(socket);
             sendJson(socket, {
               type: 'welcome',
