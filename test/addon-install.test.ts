@@ -2,17 +2,20 @@
 // `skyfarm addon install --blender B` with an empty HOME (4.2+: an extension, older: a legacy add-on),
 // status (stale versions flagged), an upgrade in place; then that Blender, started in the background
 // with no skyfarm on its PATH and nothing typed into the preferences, presses Start Daemon and Render
-// and gets frames; finally `skyfarm addon uninstall` removes it. Runs with SKYFARM_BLENDER (the matrix).
+// and gets frames, and the same in the GUI under Xvfb; finally `skyfarm addon uninstall` removes it. Runs with SKYFARM_BLENDER (the matrix).
 import t from 'tap';
 import { readFileSync, realpathSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import {
+  artifactsDir,
   blender,
   blenderRelease,
   nodeForBlender,
   runBlenderScript,
+  startXvfb,
   stopDaemonIn,
 } from '../blender-addon/tests/harness.js';
+import { checkCapture } from '../blender-addon/tests/screen.js';
 import { resolveExecutable } from '../daemon/src/render/blender.js';
 import { projectRoot } from './helpers/cli.js';
 import { installPacked, runCommand, tempFolder, userEnv } from './helpers/packed-install.js';
@@ -136,6 +139,38 @@ t.test(
       factoryStartup: false,
       timeoutMs: 6 * 60_000,
     });
+    await stopDaemonIn(stateDir);
+
+    // The same in the GUI under Xvfb: Start Daemon and Render pressed in the Output tab, timers running.
+    const display = await startXvfb(t);
+    const gui = await runBlenderScript(t, {
+      script: 'installed_gui.py',
+      background: false,
+      factoryStartup: false,
+      display,
+      args: {
+        outputDir: path.join(home, 'frames-gui'),
+        renderTimeout: 180,
+        timeout: 300,
+        artifactsDir: artifactsDir('addon-installed-gui'),
+      },
+      env: { ...env, DISPLAY: display },
+      timeoutMs: 6 * 60_000,
+    });
+    t.notMatch(
+      `${gui.stdout}\n${gui.stderr}`,
+      /Traceback|Error in|rna_uiItem/,
+      'no Python errors while drawing',
+    );
+    t.same(
+      gui.captures.map((capture) => capture.name),
+      ['addon-installed-done'],
+      'the finished job was photographed',
+    );
+    for (const capture of gui.captures) {
+      checkCapture(t, capture);
+      t.comment(`screenshot: ${capture.png}`);
+    }
     await stopDaemonIn(stateDir);
 
     const removed = await addon(['uninstall']);
