@@ -1,10 +1,20 @@
 // Installs skyfarm the way a user does: `npm pack` of this checkout, then `npm install -g` of that
-// tarball into an empty prefix (a temp folder, so the chroot Blenders see it too). Dependencies come
+// tarball into an empty prefix. The pack runs in a copy of the checkout's files (tracked and new,
+// node_modules linked), so its prepack build never rewrites the dist/ other tests are reading (a temp folder, so the chroot Blenders see it too). Dependencies come
 // from the npm cache or the registry. better-sqlite3's install script downloads its prebuilt binary
 // as it would for a user, from a loopback mirror that serves the one built for this Node.js
 // (node_modules/better-sqlite3 of the checkout); any other request falls back to its source build.
-import { spawn } from 'node:child_process';
-import { createReadStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import {
+  copyFileSync,
+  createReadStream,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+} from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -100,6 +110,23 @@ async function prebuiltMirror(t: Test, staging: string): Promise<{ url: string; 
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, served };
 }
 
+/** The checkout's files as they are now (tracked and new ones, not ignored ones), node_modules linked. */
+function copyOfCheckout(target: string): string {
+  const listed = execFileSync('git', ['ls-files', '-z', '--cached', '--others', '--exclude-standard'], {
+    cwd: projectRoot,
+    encoding: 'utf8',
+    maxBuffer: 64 * 1024 * 1024,
+  });
+  for (const file of new Set(listed.split('\0').filter(Boolean))) {
+    const from = path.join(projectRoot, file);
+    if (!existsSync(from)) continue; // deleted in the working tree
+    mkdirSync(path.dirname(path.join(target, file)), { recursive: true });
+    copyFileSync(from, path.join(target, file));
+  }
+  symlinkSync(path.join(projectRoot, 'node_modules'), path.join(target, 'node_modules'));
+  return target;
+}
+
 /** Packs this checkout and installs the tarball into an empty prefix. */
 export async function installPacked(t: Test): Promise<PackedInstall> {
   const dir = tempFolder(t, 'skyfarm-packed-');
@@ -107,9 +134,10 @@ export async function installPacked(t: Test): Promise<PackedInstall> {
   const staging = path.join(dir, 'staging');
   mkdirSync(staging);
   let began = Date.now();
+  const source = copyOfCheckout(path.join(dir, 'source'));
   const pack = await runCommand('npm', ['pack', '--silent', '--pack-destination', dir], {
     env: process.env,
-    cwd: projectRoot,
+    cwd: source,
     timeoutMs: 300_000,
   });
   if (pack.code !== 0) throw new Error(`npm pack failed: ${pack.stderr}`);
