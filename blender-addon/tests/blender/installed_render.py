@@ -1,6 +1,7 @@
 """`blender -b` with the add-on as `skyfarm addon install` left it (test/addon-install.test.ts):
 enabled at startup from the user folders, nothing set in its preferences, no skyfarm on PATH.
 Start Daemon runs the CLI that installed the add-on; Render renders the scene; the frames land.
+Then, as an add-on older than the daemon, it shows the version mismatch with the fix in the panel.
 Timers do not run in background mode: the add-on's timer callbacks are driven by hand (support.pump).
 """
 
@@ -82,6 +83,22 @@ def scenario():
     on_disk = sorted(name for name in os.listdir(ARGS["outputDir"]) if name.endswith(".png"))
     check(on_disk == ["frame_0001.png", "frame_0002.png"], f"frames on disk {on_disk}")
     log(f"job {job_id} done: {on_disk}")
+
+    # The version handshake: an add-on older than the daemon (as after upgrading the npm package)
+    # connects, and the panel shows the mismatch with the command that fixes it.
+    import layout_recorder
+
+    panels = support.addon("panels")
+    sync.stop()
+    sync.start("0.0.1")
+    support.pump(30, lambda: live().connection_state == "connected", "the reconnection as add-on 0.0.1")
+    hint = sync.session.status.update_hint
+    check("skyfarm addon install" in hint, f"no fix named for add-on 0.0.1 and the daemon: {hint!r}")
+    drawn = layout_recorder.text_of(layout_recorder.draw_panel(panels.SKYFARM_PT_submit, bpy.context))
+    check("run `skyfarm addon install`" in drawn, f"the panel does not show the fix: {drawn!r}")
+    warnings = [text for level, text in sync.reported if level == "WARNING"]
+    check(any("skyfarm addon install" in text for text in warnings), f"no warning shown: {warnings}")
+    log(f"version mismatch shown in the panel: {hint}")
 
 
 support.run_in_background(scenario)
