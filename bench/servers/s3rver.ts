@@ -6,6 +6,7 @@
 // with its legacy provider: without `--openssl-legacy-provider` every listing longer than one page
 // (1,000 keys) answers 500. Tests start it through test/fakes/s3rver/process.ts.
 import { createRequire } from 'node:module';
+import { makeS3rverPutsAtomic } from '../../test/fakes/s3rver/atomic-puts.js';
 
 interface S3rverInstance {
   run(): Promise<{ port: number }>;
@@ -19,6 +20,7 @@ if (!directory) {
   process.stderr.write('usage: s3rver.ts <directory> [bucket…] [--allow-mismatched-signatures]\n');
   process.exit(1);
 }
+makeS3rverPutsAtomic();
 const S3rver = createRequire(import.meta.url)('s3rver') as new (
   options: Record<string, unknown>,
 ) => S3rverInstance;

@@ -5,6 +5,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { AddressInfo } from 'node:net';
+import { makeS3rverPutsAtomic } from '../s3rver/atomic-puts.js';
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 export const WORKER_ENTRY = path.join(REPO_ROOT, 'infra', 'worker', 'main.ts');
@@ -23,6 +24,7 @@ export interface LocalS3 {
 
 /** Starts s3rver on 127.0.0.1 (port 0) with one bucket, storing under `dir`. */
 export async function startS3(dir: string, bucket = 'skyfarm-test'): Promise<LocalS3> {
+  makeS3rverPutsAtomic();
   const S3rver = createRequire(import.meta.url)('s3rver') as S3rverConstructor;
   const server = new S3rver({
     address: '127.0.0.1',

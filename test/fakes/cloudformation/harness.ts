@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import type { StackEvent, EventName, EventMap } from '../../../protocol/generated/protocol.js';
 import type { Notify } from '../../../daemon/src/notify.js';
 import { startFakeCloudFormation, type FakeCloudFormation, type FakeOptions } from './server.js';
+import { makeS3rverPutsAtomic } from '../s3rver/atomic-puts.js';
 
 export const REGION = 'eu-west-1';
 export const ACCESS_KEY_ID = 'AKIDSKYFARMTEST';
@@ -106,6 +107,7 @@ interface S3rverInstance {
 
 /** s3rver (an independent S3 emulator) on 127.0.0.1, port 0; it wants access key S3RVER / secret S3RVER. */
 export async function startS3rver(t: Teardown): Promise<{ url: string }> {
+  makeS3rverPutsAtomic();
   const S3rver = createRequire(import.meta.url)('s3rver') as new (
     options: Record<string, unknown>,
   ) => S3rverInstance;
