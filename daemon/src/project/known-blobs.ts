@@ -8,9 +8,11 @@
 // beyond `maxRows` (default 250,000, some 30 MB of SQLite) the least recently confirmed go first. A
 // forgotten blob costs one presence check the next time it is needed, nothing else. Pruning runs with
 // the first upload after the daemon starts and then at most once per `pruneEveryMs` (default 1 hour).
-// An upload reads the rows of the blobs it expects at once (`preload`), not one SELECT per blob.
+// An upload reads the rows of the blobs it expects at once (`preload`), not one SELECT per blob: all of
+// the store's rows in one statement when the record holds not many more than that (a project's own
+// bucket), else one statement per 1,000 blobs.
 import type { Db } from '../db/database.js';
-import { PreloadedRows } from '../db/preloaded-rows.js';
+import { PRELOAD_CHUNK, PreloadedRows } from '../db/preloaded-rows.js';
 import type { BlobRef } from '../store/object-store.js';
 
 export interface KnownBlobsOptions {
@@ -44,6 +46,7 @@ export class KnownBlobs {
   private readonly kvGet;
   private readonly kvSet;
   private readonly selectMany;
+  private readonly selectStore;
   /** Preloaded rows by store, keyed by sha256 (no key string built per blob). */
   private readonly preloaded = new Map<string, PreloadedRows<KnownRow>>();
 
@@ -72,6 +75,9 @@ export class KnownBlobs {
        ON CONFLICT(store, sha256) DO UPDATE SET size = excluded.size, seen_at = excluded.seen_at`,
     );
     this.remove = db.prepare('DELETE FROM known_blobs WHERE store = ? AND sha256 = ?');
+    this.selectStore = db.prepare<[string], KnownRow & { sha256: string }>(
+      'SELECT sha256, size, seen_at FROM known_blobs WHERE store = ?',
+    );
     this.selectMany = db.prepare<[string, string], KnownRow & { sha256: string }>(
       `SELECT sha256, size, seen_at FROM known_blobs
        WHERE store = ? AND sha256 IN (SELECT value FROM json_each(?))`,
@@ -94,6 +100,12 @@ export class KnownBlobs {
         this.selectMany.all(store, JSON.stringify(shas)).map((row): [string, KnownRow] => [row.sha256, row]),
       );
       this.preloaded.set(store, rows);
+    }
+    // A store the record holds not many more blobs of than wanted: all its rows in one statement.
+    if (sha256s.length >= PRELOAD_CHUNK && this.count(store) <= 2 * sha256s.length) {
+      return rows.holdAll(sha256s, () =>
+        this.selectStore.all(store).map((row): [string, KnownRow] => [row.sha256, row]),
+      );
     }
     return rows.hold(sha256s);
   }
