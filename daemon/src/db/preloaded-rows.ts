@@ -29,6 +29,21 @@ export class PreloadedRows<R> {
       if (chunk.length === PRELOAD_CHUNK) read();
     }
     if (chunk.length > 0) read();
+    return this.release();
+  }
+
+  /**
+   * Holds `keys` from one read of every row they can be among (`all`: e.g. all of one store's rows,
+   * one statement instead of one per chunk, when those are not many more than the keys).
+   */
+  holdAll(keys: Iterable<string>, all: () => Iterable<[string, R]>): () => void {
+    this.holders += 1;
+    for (const [key, row] of all()) this.rows.set(key, row);
+    for (const key of keys) if (!this.rows.has(key)) this.rows.set(key, null);
+    return this.release();
+  }
+
+  private release(): () => void {
     let released = false;
     return () => {
       if (released) return;

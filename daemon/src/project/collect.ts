@@ -200,24 +200,29 @@ export async function collectFiles(dependencies: Dependency[], options: CollectO
   const known = new Map<string, Probed>();
   const tiled = (path: string) => path.includes('<UDIM>') || path.includes('<UVTILE>');
   const first = await probeMany(wanted.flatMap(({ path }) => (tiled(path) ? [] : [path])));
-  await mapLimit(wanted, 64, async ({ path, kind, relative }) => {
-    if (tiled(path)) {
-      const tiles = await expandTiles(path);
-      if (tiles.length === 0) missing.add(path);
-      for (const tile of tiles) add(tile, kind, relative);
-      return;
-    }
-    const info = first.get(path);
-    if (info?.directory) {
-      const inside: string[] = [];
-      await walk(path, limit, inside);
-      for (const file of inside) add(file, kind, relative);
-    } else if (info?.file) {
-      known.set(path, info);
-      add(path, kind, relative);
-    } else {
+  // Plain files in one pass (no promise per file); tile sets and folders are read from disk.
+  const expand: typeof wanted = [];
+  for (const item of wanted) {
+    const info = tiled(item.path) ? undefined : first.get(item.path);
+    if (info?.file) {
+      known.set(item.path, info);
+      add(item.path, item.kind, item.relative);
+    } else expand.push(item);
+  }
+  // In the order given, so the first naming of a path decides its kind as before.
+  const expanded = await mapLimit(expand, 64, async ({ path }): Promise<string[] | undefined> => {
+    if (tiled(path)) return expandTiles(path);
+    if (!first.get(path)?.directory) return undefined;
+    const inside: string[] = [];
+    await walk(path, limit, inside);
+    return inside;
+  });
+  expand.forEach(({ path, kind, relative }, i) => {
+    const found = expanded[i];
+    if (found === undefined || (tiled(path) && found.length === 0)) {
       missing.add(path); // absent, or a device or socket: nothing a render can use
     }
+    for (const file of found ?? []) add(file, kind, relative);
   });
 
   const env: Record<string, string> = {};

@@ -225,11 +225,17 @@ export class HashCache {
 
   /** The file from the cache, without waiting, when it is unchanged and no hash of it is running. */
   cached(path: string, identity: FileIdentity): HashedFile | undefined {
+    const sha256 = this.cachedSha256(path, identity);
+    return sha256 === undefined ? undefined : { ...identity, sha256, cached: true };
+  }
+
+  /** `cached`'s hash alone. */
+  cachedSha256(path: string, identity: FileIdentity): string | undefined {
     if (this.inflight.has(path)) return undefined;
     const sha256 = this.lookup(path, identity);
     if (!sha256) return undefined;
     this.stats.hits += 1;
-    return { ...identity, sha256, cached: true };
+    return sha256;
   }
 
   /**

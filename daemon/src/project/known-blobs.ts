@@ -8,9 +8,11 @@
 // beyond `maxRows` (default 250,000, some 30 MB of SQLite) the least recently confirmed go first. A
 // forgotten blob costs one presence check the next time it is needed, nothing else. Pruning runs with
 // the first upload after the daemon starts and then at most once per `pruneEveryMs` (default 1 hour).
-// An upload reads the rows of the blobs it expects at once (`preload`), not one SELECT per blob.
+// An upload reads the rows of the blobs it expects at once (`preload`), not one SELECT per blob: all of
+// the store's rows in one statement when the record holds not many more than that (a project's own
+// bucket), else one statement per 1,000 blobs.
 import type { Db } from '../db/database.js';
-import { PreloadedRows } from '../db/preloaded-rows.js';
+import { PRELOAD_CHUNK, PreloadedRows } from '../db/preloaded-rows.js';
 import type { BlobRef } from '../store/object-store.js';
 
 export interface KnownBlobsOptions {
@@ -28,11 +30,6 @@ interface KnownRow {
   seen_at: number;
 }
 
-/** The key of a (store, blob) row in the preloaded rows. */
-function rowKey(store: string, sha256: string): string {
-  return `${sha256}\n${store}`;
-}
-
 export class KnownBlobs {
   readonly maxAgeMs: number;
   readonly maxRows: number;
@@ -48,7 +45,10 @@ export class KnownBlobs {
   private readonly remove;
   private readonly kvGet;
   private readonly kvSet;
-  private readonly preloaded: PreloadedRows<KnownRow>;
+  private readonly selectMany;
+  private readonly selectStore;
+  /** Preloaded rows by store, keyed by sha256 (no key string built per blob). */
+  private readonly preloaded = new Map<string, PreloadedRows<KnownRow>>();
 
   constructor(
     private readonly db: Db,
@@ -75,26 +75,13 @@ export class KnownBlobs {
        ON CONFLICT(store, sha256) DO UPDATE SET size = excluded.size, seen_at = excluded.seen_at`,
     );
     this.remove = db.prepare('DELETE FROM known_blobs WHERE store = ? AND sha256 = ?');
-    const selectMany = db.prepare<[string, string], KnownRow & { sha256: string }>(
+    this.selectStore = db.prepare<[string], KnownRow & { sha256: string }>(
+      'SELECT sha256, size, seen_at FROM known_blobs WHERE store = ?',
+    );
+    this.selectMany = db.prepare<[string, string], KnownRow & { sha256: string }>(
       `SELECT sha256, size, seen_at FROM known_blobs
        WHERE store = ? AND sha256 IN (SELECT value FROM json_each(?))`,
     );
-    this.preloaded = new PreloadedRows((keys) => {
-      // The keys of one call may name several stores: one statement per store.
-      const byStore = new Map<string, string[]>();
-      for (const key of keys) {
-        const cut = key.indexOf('\n');
-        const store = key.slice(cut + 1);
-        const shas = byStore.get(store) ?? [];
-        if (shas.length === 0) byStore.set(store, shas);
-        shas.push(key.slice(0, cut));
-      }
-      return [...byStore].flatMap(([store, shas]) =>
-        selectMany
-          .all(store, JSON.stringify(shas))
-          .map((row): [string, KnownRow] => [rowKey(store, row.sha256), row]),
-      );
-    });
     this.kvGet = db.prepare<[string], { value: string }>('SELECT value FROM kv WHERE key = ?');
     this.kvSet = db.prepare(
       'INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value',
@@ -107,11 +94,24 @@ export class KnownBlobs {
 
   /** Reads the rows of these blobs at once and keeps them until the returned release is called. */
   preload(store: string, sha256s: string[]): () => void {
-    return this.preloaded.hold(sha256s.map((sha256) => rowKey(store, sha256)));
+    let rows = this.preloaded.get(store);
+    if (!rows) {
+      rows = new PreloadedRows((shas) =>
+        this.selectMany.all(store, JSON.stringify(shas)).map((row): [string, KnownRow] => [row.sha256, row]),
+      );
+      this.preloaded.set(store, rows);
+    }
+    // A store the record holds not many more blobs of than wanted: all its rows in one statement.
+    if (sha256s.length >= PRELOAD_CHUNK && this.count(store) <= 2 * sha256s.length) {
+      return rows.holdAll(sha256s, () =>
+        this.selectStore.all(store).map((row): [string, KnownRow] => [row.sha256, row]),
+      );
+    }
+    return rows.hold(sha256s);
   }
 
   private row(store: string, sha256: string): KnownRow | undefined {
-    const held = this.preloaded.get(rowKey(store, sha256));
+    const held = this.preloaded.get(store)?.get(sha256);
     return held !== undefined ? (held ?? undefined) : this.hasStmt.get(store, sha256);
   }
 
@@ -141,8 +141,8 @@ export class KnownBlobs {
     this.db.transaction(() => {
       for (const blob of blobs) this.upsert.run(store, blob.sha256, blob.size, now);
     })();
-    for (const blob of blobs)
-      this.preloaded.update(rowKey(store, blob.sha256), { size: blob.size, seen_at: now });
+    const rows = this.preloaded.get(store);
+    if (rows) for (const blob of blobs) rows.update(blob.sha256, { size: blob.size, seen_at: now });
     if (now - this.lastPrune >= this.pruneEveryMs) this.prune();
   }
 
@@ -165,6 +165,7 @@ export class KnownBlobs {
     this.db.transaction(() => {
       for (const sha of shas) this.remove.run(store, sha);
     })();
-    for (const sha of shas) this.preloaded.update(rowKey(store, sha), null);
+    const rows = this.preloaded.get(store);
+    if (rows) for (const sha of shas) rows.update(sha, null);
   }
 }

@@ -72,12 +72,21 @@ export function assertSafeManifest(manifest: Manifest): void {
   }
 }
 
+/** The object with its keys in code-unit order (itself when they are in order already). */
+export function sortedByKey<T>(object: Record<string, T>): Record<string, T> {
+  const keys = Object.keys(object);
+  let sorted = true;
+  for (let i = 1; i < keys.length && sorted; i++) sorted = keys[i - 1]! < keys[i]!;
+  if (sorted) return object;
+  const out: Record<string, T> = {};
+  for (const key of keys.sort()) out[key] = object[key]!;
+  return out;
+}
+
 /** The manifest's canonical bytes (sorted file list) and their SHA-256. */
 export function serializeManifest(manifest: Manifest): { json: string; sha256: string } {
-  const files = Object.fromEntries(
-    Object.entries(manifest.files).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
-  );
-  const json = JSON.stringify({ ...manifest, files });
+  const files = sortedByKey(manifest.files);
+  const json = JSON.stringify(files === manifest.files ? manifest : { ...manifest, files });
   return { json, sha256: createHash('sha256').update(json).digest('hex') };
 }
 

@@ -18,6 +18,7 @@ import { createS3, s3SettingsFromEnv } from '../store/s3.js';
 import { S3ObjectStore, type S3StoreOptions } from '../store/s3-store.js';
 import { HashCache } from './hash-cache.js';
 import { KnownBlobs } from './known-blobs.js';
+import { uploadManifestKey } from './manifest.js';
 import { uploadProject, writeManifest, type UploadRequest, type UploadResult } from './upload.js';
 import { ProjectWatcher } from './watcher.js';
 
@@ -27,6 +28,8 @@ import { ProjectWatcher } from './watcher.js';
  * window cost no S3 request. Older knowledge is confirmed (HEAD or a listing) before it is used.
  */
 const DEFAULT_TRUST_SECONDS = 600;
+/** Upload manifests remembered as written (see writeUploadManifest). */
+const MANIFESTS_REMEMBERED = 1000;
 
 export interface ProjectServiceDeps {
   db: Db;
@@ -61,6 +64,8 @@ export class ProjectService {
   readonly known: KnownBlobs;
   readonly watcher: ProjectWatcher | undefined;
   private readonly s3Stores = new Map<string, IObjectStore>();
+  /** Per store: manifest key → when this daemon wrote that (content-addressed) manifest there. */
+  private readonly manifestsWritten = new WeakMap<IObjectStore, Map<string, number>>();
   /** How long a blob seen in a store is taken as still there (SKYFARM_BLOB_TRUST_SECONDS, default 600). */
   readonly trustKnownMs: number;
 
@@ -163,7 +168,7 @@ export class ProjectService {
       ...(signal ? { signal } : {}),
       onProgress: (progress) => this.deps.notify('upload.progress', progress),
     });
-    const key = await writeManifest(store, result, null);
+    const key = await this.writeUploadManifest(store, result);
     return {
       files: result.files,
       missing: result.missing,
@@ -181,6 +186,27 @@ export class ProjectService {
         remaps: result.manifest.remaps,
       },
     };
+  }
+
+  /**
+   * Writes `manifests/<sha256>.json`, unless this daemon wrote that very manifest to the store within
+   * the trust window (an unchanged re-submit: the key names its bytes, and the blobs it lists were
+   * trusted the same way), which saves serialising and sending a manifest of every file again.
+   */
+  private async writeUploadManifest(store: IObjectStore, result: UploadResult): Promise<string> {
+    const key = uploadManifestKey(result.manifestSha256);
+    let written = this.manifestsWritten.get(store);
+    if (!written) this.manifestsWritten.set(store, (written = new Map()));
+    const at = written.get(key);
+    if (at !== undefined && Date.now() - at < this.trustKnownMs) return key;
+    await writeManifest(store, result, null);
+    written.delete(key); // re-inserted last: the oldest entries go first
+    written.set(key, Date.now());
+    if (written.size > MANIFESTS_REMEMBERED) {
+      const oldest = written.keys().next().value;
+      if (oldest !== undefined) written.delete(oldest);
+    }
+    return key;
   }
 
   async close(): Promise<void> {

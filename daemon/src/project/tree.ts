@@ -8,7 +8,7 @@
 // (the `remaps`: source folder → folder in the tree). The root itself is remapped too, for absolute
 // paths that point into it. Symlinks may not lead out of the root.
 import { realpath, stat } from 'node:fs/promises';
-import { basename, dirname, isAbsolute, join, parse, relative, resolve, sep } from 'node:path';
+import { basename, dirname, isAbsolute, parse, relative, resolve, sep } from 'node:path';
 import { SkyfarmError } from '../errors.js';
 import type { CollectedFile } from './collect.js';
 import type { FileIdentity } from './hash-cache.js';
@@ -81,7 +81,7 @@ export function commonAncestor(paths: string[]): string {
 }
 
 function toPosix(path: string): string {
-  return path.split(sep).join('/');
+  return sep === '/' ? path : path.split(sep).join('/');
 }
 
 /** `/mnt/nas/tex/a.png` → `_external/mnt/nas/tex/a.png` (a drive letter becomes a folder: `C/…`). */
@@ -128,10 +128,11 @@ export async function planTree(request: TreeRequest): Promise<ProjectTree> {
   });
 
   // Symlinks inside the tree: the real path of each folder once, of a file only when it is a link.
-  const realFolders = new Map<string, Promise<string>>();
-  const realFolder = (folder: string) => {
-    let real = realFolders.get(folder);
-    if (!real) realFolders.set(folder, (real = realpath(folder)));
+  // Each folder's real path is awaited once (a file of a folder already resolved costs no await).
+  const realFolders = new Map<string, string>();
+  const realFolder = async (folder: string) => {
+    const real = realFolders.get(folder) ?? (await realpath(folder));
+    realFolders.set(folder, real);
     return real;
   };
   for (const file of request.files) {
@@ -139,9 +140,14 @@ export async function planTree(request: TreeRequest): Promise<ProjectTree> {
     let path: string;
     const inside = insideRelative(root, file.path);
     if (inside !== undefined) {
-      const real = file.symlink
-        ? await realpath(file.path)
-        : join(await realFolder(dirname(file.path)), basename(file.path));
+      let real: string;
+      if (file.symlink) real = await realpath(file.path);
+      else {
+        const folder = dirname(file.path);
+        const realDir = realFolders.get(folder) ?? (await realFolder(folder));
+        // What join gives for a real (normalised) folder and a file name, without normalising again.
+        real = (realDir.endsWith(sep) ? realDir : realDir + sep) + basename(file.path);
+      }
       if (insideRelative(realRoot, real) === undefined) {
         throw new SkyfarmError(
           'UNSAFE_PATH',

@@ -20,7 +20,13 @@ import {
 import { collectFiles } from './collect.js';
 import { fileIdentity, sha256Read, type FileIdentity, type HashedFile } from './hash-cache.js';
 import type { KnownBlobs } from './known-blobs.js';
-import { jobManifestKey, serializeManifest, uploadManifestKey, type Manifest } from './manifest.js';
+import {
+  jobManifestKey,
+  serializeManifest,
+  sortedByKey,
+  uploadManifestKey,
+  type Manifest,
+} from './manifest.js';
 import { planTree, type TreeEntry } from './tree.js';
 
 export interface FileHasher {
@@ -37,6 +43,8 @@ export interface FileHasher {
   preload?(paths: string[]): { sha256s: string[]; release: () => void };
   /** The file's hash at once, when it is known for this identity (no slot, no promise). */
   cached?(path: string, identity: FileIdentity): HashedFile | undefined;
+  /** `cached`'s hash alone (no object per file: a re-submit asks about every file). */
+  cachedSha256?(path: string, identity: FileIdentity): string | undefined;
 }
 
 /** Hashing without a cache (tests, one-off tools). */
@@ -50,6 +58,9 @@ export const plainHasher: FileHasher = {
     };
   },
 };
+
+/** The job of a blob taken as present from the known-blob record. */
+const TRUSTED: Promise<void> = Promise.resolve();
 
 /** Small files' bytes are kept from hashing to sending, up to this much memory in all. */
 const KEEP_BYTES_MAX = 4 * 1024 * 1024;
@@ -142,6 +153,13 @@ class Progress {
   fileDone(size: number): void {
     this.filesDone += 1;
     this.bytesDone += size;
+    this.emit(false);
+  }
+
+  /** Many files done at once (the unchanged files of a re-submit). */
+  filesDoneAll(files: number, bytes: number): void {
+    this.filesDone += files;
+    this.bytesDone += bytes;
     this.emit(false);
   }
 
@@ -286,7 +304,7 @@ export async function uploadProject(request: UploadRequest): Promise<UploadResul
     if (job) return job;
     if (request.known?.seenRecently(storeId, blob, request.trustKnownMs ?? 0)) {
       blobsTrusted += 1;
-      job = Promise.resolve();
+      job = TRUSTED;
       blobJobs.set(blob.sha256, job);
       return job;
     }
@@ -399,8 +417,42 @@ export async function uploadProject(request: UploadRequest): Promise<UploadResul
     }
   };
 
+  // Unchanged files whose blob the record saw recently (a re-submit): done here, in one pass, without
+  // a promise or an object per file; only the others go through processFile.
+  const trustMs = request.trustKnownMs ?? 0;
+  const rest: TreeEntry[] = [];
+  let quickFiles = 0;
+  let quickBytes = 0;
+  for (const entry of tree.entries) {
+    const sha256 =
+      entry.identity &&
+      trustMs > 0 &&
+      request.known &&
+      (entry.kind !== 'blend' || request.blendFile === request.sourceBlendFile)
+        ? hasher.cachedSha256?.(entry.source, entry.identity)
+        : undefined;
+    if (sha256 === undefined) {
+      rest.push(entry);
+      continue;
+    }
+    const size = entry.identity!.size;
+    const job = blobJobs.get(sha256);
+    if (job !== TRUSTED) {
+      if (job !== undefined || !request.known!.seenRecently(storeId, { sha256, size }, trustMs)) {
+        rest.push(entry); // the same bytes as a file in flight, or a blob to confirm with the store
+        continue;
+      }
+      blobsTrusted += 1;
+      blobJobs.set(sha256, TRUSTED);
+    }
+    files[entry.path] = { sha256, size, mode: entry.mode };
+    quickFiles += 1;
+    quickBytes += size;
+  }
+  if (quickFiles > 0) progress.filesDoneAll(quickFiles, quickBytes);
+
   const outcomes = await Promise.allSettled(
-    tree.entries.map((entry) =>
+    rest.map((entry) =>
       processFile(entry).catch((error: unknown) => {
         if (!signal.aborted) controller.abort(error);
         throw error;
@@ -431,7 +483,7 @@ export async function uploadProject(request: UploadRequest): Promise<UploadResul
   const manifest: Manifest = {
     version: 1,
     blend: tree.blend,
-    files: Object.fromEntries(Object.entries(files).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))),
+    files: sortedByKey(files),
     remaps: tree.remaps,
     root: tree.root,
     ...(Object.keys(tree.env).length ? { env: tree.env } : {}),
