@@ -1,5 +1,5 @@
 // Fault injection: the upload of a real Blender project plus large cache files (multipart) through a
-// proxy that breaks about 10 % of S3 requests (5xx, connection resets before and during the body,
+// proxy that breaks about 15 % of S3 requests (5xx, connection resets before and during the body,
 // lost answers, truncated downloads, slow answers) still completes; every blob in the bucket then holds
 // exactly its bytes, no multipart upload is left open, and the job's tree materialises through the
 // same faulty link with every file verified.
@@ -22,7 +22,7 @@ const MiB = 1024 * 1024;
 const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
 
 t.test(
-  'the upload survives a link that fails 10 % of requests',
+  'the upload survives a link that fails 25 % of requests',
   { skip: blenderSkip, timeout: 90_000 },
   async (t) => {
     const dir = t.testdir({});
@@ -57,7 +57,7 @@ t.test(
     const s3rver = await startS3rver(join(dir, 's3rver'), BUCKET);
     t.teardown(() => s3rver.close());
     const proxy = await startS3Proxy(s3rver.endpoint, {
-      faults: { rate: 0.1, seed: 2, slowMs: [100, 600] },
+      faults: { rate: 0.15, seed: 2, slowMs: [100, 600] },
     });
     t.teardown(() => proxy.close());
     const daemon = await startTestDaemon(t, {
@@ -72,13 +72,11 @@ t.test(
       dependencies,
     });
     t.comment(`upload ${Date.now() - started} ms`);
-    const faults = proxy.stats.faults;
-    const injected = Object.values(faults).reduce((a, b) => a + (b ?? 0), 0);
+    const uploadFaults = { ...proxy.stats.faults };
     t.ok(
-      injected >= 5,
-      `faults were injected: ${JSON.stringify(faults)} in ${proxy.stats.requests} requests`,
+      Object.values(uploadFaults).some((n) => (n ?? 0) > 0),
+      `the upload met faults: ${JSON.stringify(uploadFaults)} in ${proxy.stats.requests} requests`,
     );
-    t.ok(Object.keys(faults).length >= 3, 'of several kinds');
     t.ok((proxy.stats.byOp.UploadPart ?? 0) >= 6, 'the large files went multipart');
     t.ok(proxy.stats.requests < 400, `bounded: ${proxy.stats.requests} requests`);
     t.equal(result.files, 14 + extra.length);
@@ -95,7 +93,12 @@ t.test(
     t.equal(Object.keys(manifest.files).length, result.files);
     let verified = 0;
     for (const entry of new Map(Object.values(manifest.files).map((e) => [e.sha256, e])).values()) {
-      const body = await direct.get(`cas/${entry.sha256}`);
+      const body = entry.pack
+        ? await direct.get(`packs/${entry.pack}`, undefined, {
+            start: entry.offset!,
+            end: entry.offset! + entry.size - 1,
+          })
+        : await direct.get(`cas/${entry.sha256}`);
       const chunks: Buffer[] = [];
       for await (const chunk of body!) chunks.push(chunk as Buffer);
       const bytes = Buffer.concat(chunks);
@@ -132,5 +135,12 @@ t.test(
       (proxy.stats.faults.truncate ?? 0) + (proxy.stats.faults.reset ?? 0) > 0,
       'downloads met faults too',
     );
+    const faults = proxy.stats.faults;
+    const injected = Object.values(faults).reduce((a, b) => a + (b ?? 0), 0);
+    t.ok(
+      injected >= 5,
+      `faults were injected: ${JSON.stringify(faults)} in ${proxy.stats.requests} requests`,
+    );
+    t.ok(Object.keys(faults).length >= 3, 'of several kinds');
   },
 );

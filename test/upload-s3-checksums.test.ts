@@ -1,6 +1,6 @@
 // One hash, one checksum: every blob goes to S3 with its SHA-256 as `x-amz-checksum-sha256` and as the
 // signed payload hash (single PUTs and every multipart part, whose checksums CompleteMultipartUpload
-// names again), never with a Content-MD5. In front of s3rver (which verifies nothing) a proxy checks
+// names again; small blobs travel in packs, each pack a single PUT), never with a Content-MD5. In front of s3rver (which verifies nothing) a proxy checks
 // what S3 checks and answers S3's own BadDigest error; a byte flipped on the way is refused, the upload
 // sends that blob again, and the bucket ends up holding exactly the right bytes.
 import t, { type Test } from 'tap';
@@ -74,7 +74,7 @@ t.test('blobs go up verified by SHA-256 only; a byte damaged on the way is sent 
   let damagedPut = '';
   let damagedPart = false;
   proxy.setCorrupt((op, key) => {
-    if (op === 'PutObject' && key.startsWith('cas/') && !damagedPut) {
+    if (op === 'PutObject' && (key.startsWith('cas/') || key.startsWith('packs/')) && !damagedPut) {
       damagedPut = key;
       return true;
     }
@@ -107,14 +107,18 @@ t.test('blobs go up verified by SHA-256 only; a byte damaged on the way is sent 
   t.equal(stats.contentMd5, 0, 'no request carried a Content-MD5');
   t.equal(result.files, files.size);
 
-  const blobs = new Map([...files.values()].map((data) => [sha256(data).toString('hex'), data]));
+  t.ok(damagedPut.startsWith('packs/'), 'the small files went up in a pack');
   let intact = 0;
-  for (const [hash, data] of blobs) {
-    const stored = await bytesOf(direct, `cas/${hash}`);
+  for (const [path, data] of files) {
+    const relative = path.slice(root.length + 1);
+    const entry = result.manifest.files[relative]!;
+    const stored = entry.pack
+      ? (await bytesOf(direct, `packs/${entry.pack}`))?.subarray(entry.offset!, entry.offset! + entry.size)
+      : await bytesOf(direct, `cas/${entry.sha256}`);
     if (stored?.equals(data)) intact += 1;
-    else t.fail(`cas/${hash} holds ${stored?.length ?? 'nothing'} wrong bytes`);
+    else t.fail(`${relative} is stored as ${stored?.length ?? 'nothing'} wrong bytes`);
   }
-  t.equal(intact, blobs.size, `all ${blobs.size} blobs hold exactly their bytes`);
+  t.equal(intact, files.size, `all ${files.size} files are stored as exactly their bytes`);
   t.same(
     proxy.uploads().filter((u) => u.state === 'open'),
     [],

@@ -1,11 +1,11 @@
 // `project.upload` of a real Blender-made multi-folder project to S3 (s3rver behind the counting proxy,
 // no faults here): every dependency found and the missing one reported; the first upload sends every
-// blob, an unchanged re-upload sends none, a changed texture sends only itself, a blob that vanished
-// from the bucket is sent again; the materialised tree renders in Blender with every path resolved
+// blob (the small ones together in one pack), an unchanged re-upload sends none, a changed texture
+// sends only itself, blobs whose pack vanished from the bucket are sent again; the materialised tree renders in Blender with every path resolved
 // (the file outside the project through its remap) after the originals were moved away.
 import t from 'tap';
 import { createHash } from 'node:crypto';
-import { readFile, rename, stat } from 'node:fs/promises';
+import { readFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { EventMap, ProjectUploadResult } from '../protocol/generated/protocol.js';
 import { connectTestClient, startTestDaemon } from './helpers/daemon.js';
@@ -46,7 +46,21 @@ t.test('upload a real project to S3, incrementally', { skip: blenderSkip, timeou
   const upload = () =>
     client.request('project.upload', { blendFile: project.blend, backend: 'aws', bucket: BUCKET });
   const blobPuts = () =>
-    proxy.stats.log.filter((r) => r.op === 'PutObject' && r.key.startsWith('cas/')).length;
+    proxy.stats.log.filter(
+      (r) => r.op === 'PutObject' && (r.key.startsWith('cas/') || r.key.startsWith('packs/')),
+    ).length;
+  /** A blob's bytes as stored: its own object, or its range of its pack. */
+  const storedBytes = async (entry: Manifest['files'][string]) => {
+    const body = entry.pack
+      ? await direct.get(`packs/${entry.pack}`, undefined, {
+          start: entry.offset!,
+          end: entry.offset! + entry.size - 1,
+        })
+      : await direct.get(`cas/${entry.sha256}`);
+    const chunks: Buffer[] = [];
+    for await (const chunk of body!) chunks.push(chunk as Buffer);
+    return Buffer.concat(chunks);
+  };
 
   // 1. First upload: everything.
   const first = await upload();
@@ -88,12 +102,22 @@ t.test('upload a real project to S3, incrementally', { skip: blenderSkip, timeou
   t.equal(first.bytesTotal, total);
   t.equal(first.blobsUploaded, blobs.size, 'first upload sends every blob');
   t.equal(first.bytesUploaded, total, 'and every byte (the textures are all different)');
-  t.equal(blobPuts(), blobs.size, 'one PUT per blob');
-  for (const sha of blobs) {
-    const body = await direct.get(`cas/${sha}`);
-    const chunks: Buffer[] = [];
-    for await (const chunk of body!) chunks.push(chunk as Buffer);
-    t.equal(sha256(Buffer.concat(chunks)), sha, `cas/${sha.slice(0, 12)}… holds exactly its bytes`);
+  const entries = Object.values(manifest.files);
+  const packs = new Set(entries.flatMap((e) => (e.pack ? [e.pack] : [])));
+  const large = new Set(entries.filter((e) => e.size > 1024 * 1024).map((e) => e.sha256));
+  t.same(
+    entries.filter((e) => (e.pack === undefined) !== e.size > 1024 * 1024).map((e) => e.sha256),
+    [],
+    'blobs up to 1 MiB are in packs, larger ones are objects of their own',
+  );
+  t.equal(packs.size, 1, 'the small files fit one pack');
+  t.equal(blobPuts(), packs.size + large.size, 'one PUT per pack and per large blob');
+  for (const entry of entries) {
+    t.equal(
+      sha256(await storedBytes(entry)),
+      entry.sha256,
+      `${entry.pack ? `packs/${entry.pack.slice(0, 12)}… at ${entry.offset}` : `cas/${entry.sha256.slice(0, 12)}…`} holds exactly the blob's bytes`,
+    );
   }
   const last = progress.at(-1);
   t.match(last, {
@@ -128,16 +152,23 @@ t.test('upload a real project to S3, incrementally', { skip: blenderSkip, timeou
   t.match(third, { blobsUploaded: 1, bytesUploaded: changed.length });
   // The daemon's watcher may have re-hashed the texture in the background already (that is its job).
   t.ok(third.filesHashed <= 1, `at most the changed file is hashed (${third.filesHashed})`);
+  const sent = proxy.stats.log.filter(
+    (r) => r.op === 'PutObject' && (r.key.startsWith('cas/') || r.key.startsWith('packs/')),
+  );
   t.same(
-    proxy.stats.log.filter((r) => r.op === 'PutObject' && r.key.startsWith('cas/')).map((r) => r.key),
-    [`cas/${sha256(changed)}`],
-    'the only blob sent is the changed texture',
+    sent.map((r) => r.key),
+    [`packs/${sha256(changed)}`],
+    'the only thing sent is a pack of the changed texture alone',
   );
 
-  // 4. A blob that vanished from the bucket (deleted by hand) is found missing and sent again, once the
-  // record is older than the trust window (here: a daemon on the same state that trusts nothing).
-  const unicodeSha = sha256(await readFile(f.unicode));
-  await direct.delete(`cas/${unicodeSha}`);
+  // 4. Blobs that vanished from the bucket (their pack deleted by hand) are found missing and sent
+  // again, once the record is older than the trust window (here: a daemon on the same state that
+  // trusts nothing).
+  const [firstPack] = [...packs];
+  const inFirstPack = entries.filter(
+    (e) => e.pack === firstPack && e.sha256 !== manifest.files['textures/Wood Grain.png']!.sha256,
+  );
+  await direct.delete(`packs/${firstPack}`);
   await daemon.stop();
   const strictDaemon = await startTestDaemon(t, {
     stateDir: join(dir, 'home'),
@@ -150,9 +181,26 @@ t.test('upload a real project to S3, incrementally', { skip: blenderSkip, timeou
     backend: 'aws',
     bucket: BUCKET,
   });
-  t.match(fourth, { blobsUploaded: 1, bytesUploaded: (await stat(f.unicode)).size, filesHashed: 0 });
-  t.equal(proxy.stats.byOp.ListObjects, 1, 'presence confirmed with one listing');
-  t.ok(await direct.head(`cas/${unicodeSha}`), 'the vanished blob is back');
+  const vanishedBytes = new Map(inFirstPack.map((e) => [e.sha256, e.size]));
+  t.match(fourth, {
+    blobsUploaded: vanishedBytes.size,
+    bytesUploaded: [...vanishedBytes.values()].reduce((a, b) => a + b, 0),
+    packsUploaded: 1,
+    filesHashed: 0,
+  });
+  t.ok(
+    (proxy.stats.byOp.ListObjects ?? 0) <= 2,
+    `presence confirmed with a listing of packs/ (and of cas/ for large blobs): ${proxy.stats.byOp.ListObjects}`,
+  );
+  const unicodeEntry =
+    fourth.manifest &&
+    (await new S3ObjectStore(direct).getJson<Manifest>(fourth.manifest.key))!.files['textures/größe ü.png']!;
+  t.not(unicodeEntry.pack, firstPack, 'a vanished blob is in a new pack');
+  t.equal(
+    sha256(await storedBytes(unicodeEntry)),
+    sha256(await readFile(f.unicode)),
+    'the vanished blob is back',
+  );
 
   // 5. The job's tree, materialised from the bucket, renders with every path resolved.
   const finalManifest = (await new S3ObjectStore(direct).getJson<Manifest>(fourth.manifest.key))!;

@@ -1,11 +1,19 @@
 // copy: materialises the job's manifest into <efs>/jobs/<jobId>/project/ through the EFS-side blob
 // cache <efs>/cas/<aa>/<sha256>. A blob is downloaded once (to a temporary name, its hash checked,
 // then renamed), and hard-linked into every job folder that uses it: re-rendering a project copies
-// nothing from S3.
-import { chmod, copyFile, link, mkdir, rename, rm, stat } from 'node:fs/promises';
+// nothing from S3. Small blobs come in packs (`packs/<sha256>`, see daemon/src/project/pack-writer.ts):
+// a pack holding any blob the cache lacks is downloaded once, and those blobs are cut out of it.
+import { createHash } from 'node:crypto';
+import { chmod, copyFile, link, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { blobKey, efsPaths, jobKeys, type WorkerJobDocument } from '../../daemon/src/batch/layout.js';
+import {
+  blobKey,
+  efsPaths,
+  jobKeys,
+  packKey,
+  type WorkerJobDocument,
+} from '../../daemon/src/batch/layout.js';
 import {
   assertSafeRelativePath,
   type Manifest,
@@ -65,6 +73,61 @@ async function ensureCached(
   }
 }
 
+/** Puts the packed blobs the cache lacks into it, one download per pack; returns those blobs. */
+async function ensurePacksCached(
+  ctx: WorkerContext,
+  cacheDir: string,
+  entries: ManifestEntry[],
+): Promise<ManifestEntry[]> {
+  const byPack = new Map<string, Map<string, ManifestEntry>>();
+  for (const entry of entries) {
+    if (entry.pack === undefined) continue;
+    const cached = join(cacheDir, entry.sha256.slice(0, 2), entry.sha256);
+    if ((await sizeOf(cached)) === entry.size) continue;
+    let blobs = byPack.get(entry.pack);
+    if (!blobs) byPack.set(entry.pack, (blobs = new Map()));
+    blobs.set(entry.sha256, entry);
+  }
+  const fetched: ManifestEntry[] = [];
+  const packs = [...byPack];
+  let next = 0;
+  const worker = async () => {
+    while (next < packs.length) {
+      const [pack, blobs] = packs[next++]!;
+      ctx.signal.throwIfAborted();
+      const temp = join(cacheDir, 'packs', `${pack}.${randomBytes(6).toString('hex')}.part`);
+      try {
+        await ctx.bucket.download(packKey(pack), temp, ctx.signal);
+        const bytes = await readFile(temp);
+        for (const entry of blobs.values()) {
+          const offset = entry.offset ?? 0;
+          const data = bytes.subarray(offset, offset + entry.size);
+          const actual = createHash('sha256').update(data).digest('hex');
+          if (data.length !== entry.size || actual !== entry.sha256) {
+            throw new Error(
+              `blob ${entry.sha256} at ${offset} in pack ${pack} hashes to ${actual}: refusing a corrupted file`,
+            );
+          }
+          const cached = join(cacheDir, entry.sha256.slice(0, 2), entry.sha256);
+          await mkdir(dirname(cached), { recursive: true });
+          const part = `${cached}.${randomBytes(6).toString('hex')}.part`;
+          try {
+            await writeFile(part, data, { mode: 0o444 });
+            await rename(part, cached); // atomic, as for single blobs
+          } finally {
+            await rm(part, { force: true });
+          }
+          fetched.push(entry);
+        }
+      } finally {
+        await rm(temp, { force: true });
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(PARALLEL, packs.length) }, worker));
+  return fetched;
+}
+
 async function place(cached: string, dest: string): Promise<void> {
   await mkdir(dirname(dest), { recursive: true });
   await rm(dest, { force: true });
@@ -88,13 +151,27 @@ export async function copyStage(ctx: WorkerContext): Promise<CopyStats> {
   });
   assertSafeRelativePath(manifest.blend);
   const stats: CopyStats = { files: entries.length, cacheHits: 0, downloaded: 0, bytesDownloaded: 0 };
+  const fromPacks = await ensurePacksCached(
+    ctx,
+    paths.cache,
+    entries.map((item) => item.entry),
+  );
+  const fetchedNow = new Set(fromPacks.map((entry) => entry.sha256));
   let next = 0;
   const worker = async () => {
     while (next < entries.length) {
       const item = entries[next++]!;
       ctx.signal.throwIfAborted();
       const cached = join(paths.cache, item.entry.sha256.slice(0, 2), item.entry.sha256);
-      const downloaded = await ensureCached(ctx, paths.cache, item.entry);
+      const downloaded =
+        item.entry.pack === undefined
+          ? await ensureCached(ctx, paths.cache, item.entry)
+          : fetchedNow.delete(item.entry.sha256) || null;
+      if ((await sizeOf(cached)) !== item.entry.size) {
+        throw new Error(
+          `blob ${item.entry.sha256} (${item.relative}) is not in the EFS cache after the copy`,
+        );
+      }
       if (downloaded) {
         stats.downloaded += 1;
         stats.bytesDownloaded += item.entry.size;

@@ -248,6 +248,7 @@ export type ProjectUploadResult = {
   bytesTotal: number;
   bytesUploaded: number;
   blobsUploaded: number;
+  packsUploaded?: number;
   filesHashed: number;
   seconds: number;
   manifest: UploadManifestRef;
@@ -1385,6 +1386,11 @@ export const SCHEMA_DEFINITIONS: Record<string, unknown> = {
       "blobsUploaded": {
         "type": "integer",
         "minimum": 0
+      },
+      "packsUploaded": {
+        "type": "integer",
+        "minimum": 0,
+        "$comment": "objects that carried the small blobs (packs/<sha256>), one request each"
       },
       "filesHashed": {
         "type": "integer",

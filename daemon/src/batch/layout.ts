@@ -96,10 +96,7 @@ export interface CancelRequest {
   at: string;
 }
 
-export function blobKey(sha256: string): string {
-  if (!/^[0-9a-f]{64}$/.test(sha256)) throw new Error(`not a sha256: ${sha256}`);
-  return `cas/${sha256}`;
-}
+export { blobKey, packKey } from '../store/object-store.js';
 
 export function jobKeys(jobId: string) {
   if (!/^[A-Za-z0-9_-]{1,64}$/.test(jobId)) throw new Error(`bad job id ${JSON.stringify(jobId)}`);

@@ -87,6 +87,10 @@ const MIGRATIONS: string[] = [
      checks TEXT NOT NULL,
      used_at INTEGER NOT NULL
    )`,
+  // Small blobs travel in packs (daemon/src/project/pack-writer.ts): where a known blob is, when it
+  // is not cas/<sha256> itself.
+  `ALTER TABLE known_blobs ADD COLUMN pack TEXT`,
+  `ALTER TABLE known_blobs ADD COLUMN pack_offset INTEGER`,
 ];
 
 export function openDatabase(path: string): Db {

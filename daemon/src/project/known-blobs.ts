@@ -13,7 +13,10 @@
 // bucket), else one statement per 1,000 blobs.
 import type { Db } from '../db/database.js';
 import { PRELOAD_CHUNK, PreloadedRows } from '../db/preloaded-rows.js';
-import type { BlobRef } from '../store/object-store.js';
+import type { BlobRef, PackedLocation } from '../store/object-store.js';
+
+/** A blob as stored: its own object, or inside a pack. */
+export type StoredBlob = BlobRef & { pack?: string; offset?: number };
 
 export interface KnownBlobsOptions {
   maxAgeMs?: number;
@@ -28,6 +31,8 @@ const DAY_MS = 24 * 60 * 60 * 1000;
 interface KnownRow {
   size: number;
   seen_at: number;
+  pack: string | null;
+  pack_offset: number | null;
 }
 
 export class KnownBlobs {
@@ -67,19 +72,20 @@ export class KnownBlobs {
     this.countStmt = db.prepare<[string], { n: number }>(
       'SELECT COUNT(*) AS n FROM known_blobs WHERE store = ?',
     );
-    this.hasStmt = db.prepare<[string, string], { size: number; seen_at: number }>(
-      'SELECT size, seen_at FROM known_blobs WHERE store = ? AND sha256 = ?',
+    this.hasStmt = db.prepare<[string, string], KnownRow>(
+      'SELECT size, seen_at, pack, pack_offset FROM known_blobs WHERE store = ? AND sha256 = ?',
     );
     this.upsert = db.prepare(
-      `INSERT INTO known_blobs (store, sha256, size, seen_at) VALUES (?, ?, ?, ?)
-       ON CONFLICT(store, sha256) DO UPDATE SET size = excluded.size, seen_at = excluded.seen_at`,
+      `INSERT INTO known_blobs (store, sha256, size, seen_at, pack, pack_offset) VALUES (?, ?, ?, ?, ?, ?)
+       ON CONFLICT(store, sha256) DO UPDATE SET size = excluded.size, seen_at = excluded.seen_at,
+         pack = excluded.pack, pack_offset = excluded.pack_offset`,
     );
     this.remove = db.prepare('DELETE FROM known_blobs WHERE store = ? AND sha256 = ?');
     this.selectStore = db.prepare<[string], KnownRow & { sha256: string }>(
-      'SELECT sha256, size, seen_at FROM known_blobs WHERE store = ?',
+      'SELECT sha256, size, seen_at, pack, pack_offset FROM known_blobs WHERE store = ?',
     );
     this.selectMany = db.prepare<[string, string], KnownRow & { sha256: string }>(
-      `SELECT sha256, size, seen_at FROM known_blobs
+      `SELECT sha256, size, seen_at, pack, pack_offset FROM known_blobs
        WHERE store = ? AND sha256 IN (SELECT value FROM json_each(?))`,
     );
     this.kvGet = db.prepare<[string], { value: string }>('SELECT value FROM kv WHERE key = ?');
@@ -126,6 +132,13 @@ export class KnownBlobs {
     return row !== undefined && row.size === blob.size && row.seen_at >= this.now() - withinMs;
   }
 
+  /** Where the record last saw the blob inside a pack (undefined: its own object, or unknown). */
+  packed(store: string, blob: BlobRef): PackedLocation | undefined {
+    const row = this.row(store, blob.sha256);
+    if (!row || row.size !== blob.size || row.pack === null || row.pack_offset === null) return undefined;
+    return { sha256: blob.sha256, size: blob.size, pack: row.pack, offset: row.pack_offset };
+  }
+
   /** How many blobs the store is believed to hold (what we saw there, or its last full listing). */
   sizeHint(store: string): number {
     const listed = Number(this.kvGet.get(`known-blobs:listed:${store}`)?.value ?? 0);
@@ -136,13 +149,21 @@ export class KnownBlobs {
     this.kvSet.run(`known-blobs:listed:${store}`, String(count));
   }
 
-  markPresent(store: string, blobs: BlobRef[]): void {
+  markPresent(store: string, blobs: StoredBlob[]): void {
     const now = this.now();
     this.db.transaction(() => {
-      for (const blob of blobs) this.upsert.run(store, blob.sha256, blob.size, now);
+      for (const blob of blobs)
+        this.upsert.run(store, blob.sha256, blob.size, now, blob.pack ?? null, blob.offset ?? null);
     })();
     const rows = this.preloaded.get(store);
-    if (rows) for (const blob of blobs) rows.update(blob.sha256, { size: blob.size, seen_at: now });
+    if (rows)
+      for (const blob of blobs)
+        rows.update(blob.sha256, {
+          size: blob.size,
+          seen_at: now,
+          pack: blob.pack ?? null,
+          pack_offset: blob.offset ?? null,
+        });
     if (now - this.lastPrune >= this.pruneEveryMs) this.prune();
   }
 

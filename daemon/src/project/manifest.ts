@@ -12,6 +12,12 @@ export interface ManifestEntry {
   sha256: string;
   size: number;
   mode: number;
+  /**
+   * A small blob stored inside a pack (`packs/<pack>`, at byte `offset`) rather than as
+   * `cas/<sha256>`: one request carries many small files (S3 charges and waits per request).
+   */
+  pack?: string;
+  offset?: number;
 }
 
 export interface Manifest {
@@ -65,6 +71,17 @@ export function assertSafeManifest(manifest: Manifest): void {
     assertSafeRelativePath(path);
     if (!SHA256_HEX.test(entry.sha256) || !Number.isSafeInteger(entry.size) || entry.size < 0) {
       throw new SkyfarmError('BAD_ARGUMENT', `manifest entry "${path}" is malformed`);
+    }
+    if (
+      (entry.pack !== undefined || entry.offset !== undefined) &&
+      !(
+        typeof entry.pack === 'string' &&
+        SHA256_HEX.test(entry.pack) &&
+        Number.isSafeInteger(entry.offset) &&
+        entry.offset! >= 0
+      )
+    ) {
+      throw new SkyfarmError('BAD_ARGUMENT', `manifest entry "${path}" has a malformed pack location`);
     }
   }
   for (const target of [...Object.values(manifest.remaps ?? {}), ...Object.values(manifest.env ?? {})]) {

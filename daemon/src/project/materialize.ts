@@ -54,11 +54,19 @@ export async function materializeProject(
     Object.entries(manifest.files).map(async ([relativePath, entry]) => {
       const release = await slots.acquire(controller.signal);
       try {
-        await store.materializeBlob(
-          entry.sha256,
-          join(projectDir, assertSafeRelativePath(relativePath)),
-          controller.signal,
-        );
+        const dest = join(projectDir, assertSafeRelativePath(relativePath));
+        if (entry.pack !== undefined) {
+          if (!store.materializePacked) {
+            throw new SkyfarmError('BAD_ARGUMENT', `this store cannot read packed blobs (${relativePath})`);
+          }
+          await store.materializePacked(
+            { sha256: entry.sha256, size: entry.size, pack: entry.pack, offset: entry.offset ?? 0 },
+            dest,
+            controller.signal,
+          );
+        } else {
+          await store.materializeBlob(entry.sha256, dest, controller.signal);
+        }
       } catch (error) {
         if (!controller.signal.aborted) controller.abort(error);
         throw error;

@@ -175,6 +175,7 @@ export class ProjectService {
       bytesTotal: result.bytesTotal,
       bytesUploaded: result.bytesUploaded,
       blobsUploaded: result.blobsUploaded,
+      packsUploaded: result.packsUploaded,
       filesHashed: result.filesHashed,
       seconds: (performance.now() - started) / 1000,
       manifest: {

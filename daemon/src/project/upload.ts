@@ -6,7 +6,9 @@
 //   → hash each file (hash cache) → confirm presence (known record + HEAD/listing) → upload the rest
 //
 // Hashing, presence checks and uploads overlap: a file is checked and sent as soon as it is hashed.
+import { createHash } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
+import { readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Dependency, EventMap } from '../../../protocol/generated/protocol.js';
 import { SkyfarmError } from '../errors.js';
@@ -15,11 +17,12 @@ import {
   BlobChangedError,
   type BlobRef,
   type IObjectStore,
+  type PackedLocation,
   type PresenceCheck,
 } from '../store/object-store.js';
 import { collectFiles } from './collect.js';
 import { fileIdentity, sha256Read, type FileIdentity, type HashedFile } from './hash-cache.js';
-import type { KnownBlobs } from './known-blobs.js';
+import type { KnownBlobs, StoredBlob } from './known-blobs.js';
 import {
   jobManifestKey,
   serializeManifest,
@@ -27,6 +30,7 @@ import {
   uploadManifestKey,
   type Manifest,
 } from './manifest.js';
+import { PackWriter } from './pack-writer.js';
 import { planTree, type TreeEntry } from './tree.js';
 
 export interface FileHasher {
@@ -111,6 +115,8 @@ export interface UploadResult {
   bytesTotal: number;
   bytesUploaded: number;
   blobsUploaded: number;
+  /** Packs stored (small blobs travel in packs: see pack-writer.ts). */
+  packsUploaded: number;
   /** Files whose hash was computed (not found in the hash cache). */
   filesHashed: number;
   bytesHashed: number;
@@ -290,7 +296,40 @@ export async function uploadProject(request: UploadRequest): Promise<UploadResul
 
   const files: Manifest['files'] = {};
   const blobJobs = new Map<string, Promise<void>>();
-  const present: BlobRef[] = [];
+  const present: StoredBlob[] = [];
+  /** Where small blobs are inside packs: stored by this upload, or seen there before. */
+  const packed = new Map<string, PackedLocation>();
+  const packWriter =
+    store.putPack && (store.packBlobMax ?? 0) > 0
+      ? new PackWriter({
+          put: (blobs, packSignal) => store.putPack!(blobs, packSignal),
+          target: store.packTarget ?? 8 * 1024 * 1024,
+          signal,
+          onStored: (locations, bytes) => {
+            for (const location of locations) {
+              packed.set(location.sha256, location);
+              present.push(location);
+            }
+            bytesUploaded += bytes;
+            blobsUploaded += locations.length;
+            progress.sending(bytes);
+            progress.blobFinished(bytes);
+          },
+        })
+      : undefined;
+  const packBlobMax = packWriter ? (store.packBlobMax ?? 0) : -1;
+  /** A small blob's bytes into a pack: the ones read for hashing, else the file read and checked. */
+  const addToPack = async (blob: BlobRef, source: string, data?: Buffer): Promise<void> => {
+    let bytes = data?.length === blob.size ? data : undefined;
+    if (!bytes) {
+      bytes = await readFile(source, { signal });
+      const actual = createHash('sha256').update(bytes).digest('hex');
+      if (actual !== blob.sha256 || bytes.length !== blob.size) {
+        throw new BlobChangedError(source, blob.sha256, actual);
+      }
+    }
+    await packWriter!.add({ sha256: blob.sha256, data: bytes });
+  };
   const vanished: string[] = [];
   let bytesUploaded = 0;
   let blobsUploaded = 0;
@@ -303,6 +342,8 @@ export async function uploadProject(request: UploadRequest): Promise<UploadResul
     let job = blobJobs.get(blob.sha256);
     if (job) return job;
     if (request.known?.seenRecently(storeId, blob, request.trustKnownMs ?? 0)) {
+      const location = request.known.packed(storeId, blob);
+      if (location) packed.set(blob.sha256, location);
       blobsTrusted += 1;
       job = TRUSTED;
       blobJobs.set(blob.sha256, job);
@@ -311,13 +352,25 @@ export async function uploadProject(request: UploadRequest): Promise<UploadResul
     job = (async () => {
       let release = await checkSlots.acquire();
       let there: boolean;
+      // Seen inside a pack before: that pack's presence answers for it.
+      const wasPacked = request.known?.packed(storeId, blob);
       try {
-        there = await presence.has(blob);
+        there =
+          wasPacked && presence.hasPack ? await presence.hasPack(wasPacked.pack) : await presence.has(blob);
       } finally {
         release();
       }
+      if (there && wasPacked) {
+        packed.set(blob.sha256, wasPacked);
+        present.push(wasPacked);
+        return;
+      }
       if (!there) {
         if (request.known?.has(storeId, blob)) vanished.push(blob.sha256);
+        if (blob.size <= packBlobMax) {
+          await addToPack(blob, source, data);
+          return; // present once its pack is stored (finish, below)
+        }
         release = await uploadSlots.acquire();
         let sent = 0;
         try {
@@ -444,6 +497,8 @@ export async function uploadProject(request: UploadRequest): Promise<UploadResul
       }
       blobsTrusted += 1;
       blobJobs.set(sha256, TRUSTED);
+      const location = request.known!.packed(storeId, { sha256, size });
+      if (location) packed.set(sha256, location);
     }
     files[entry.path] = { sha256, size, mode: entry.mode };
     quickFiles += 1;
@@ -458,14 +513,27 @@ export async function uploadProject(request: UploadRequest): Promise<UploadResul
         throw error;
       }),
     ),
-  ).finally(releaseRows);
+  );
+  // The last pack goes now: every small blob is in one.
+  const packing = packWriter
+    ?.finish()
+    .then(
+      (packs) => packs,
+      (error: unknown) => {
+        if (!signal.aborted) controller.abort(error);
+        throw error;
+      },
+    )
+    .finally(releaseRows);
+  if (!packing) releaseRows();
+  const packsUploaded = await packing?.catch(() => 0);
   request.signal?.removeEventListener('abort', onAbort);
   if (request.signal?.aborted) {
     throw new SkyfarmError('CANCELED', 'the upload was canceled', { cause: request.signal.reason });
   }
   const failure = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected');
-  if (failure) {
-    const reason = signal.reason ?? failure.reason;
+  if (failure || signal.aborted) {
+    const reason: unknown = signal.reason ?? failure?.reason;
     if (reason instanceof BlobChangedError) {
       throw new SkyfarmError('BAD_ARGUMENT', `${reason.message}; save your work and submit again`, {
         cause: reason,
@@ -479,6 +547,15 @@ export async function uploadProject(request: UploadRequest): Promise<UploadResul
     request.known.forget(storeId, vanished);
     request.known.markPresent(storeId, present);
     if (presence.listed !== undefined) request.known.recordListing(storeId, presence.listed);
+  }
+  if (packed.size > 0) {
+    for (const entry of Object.values(files)) {
+      const location = packed.get(entry.sha256);
+      if (location) {
+        entry.pack = location.pack;
+        entry.offset = location.offset;
+      }
+    }
   }
   const manifest: Manifest = {
     version: 1,
@@ -498,6 +575,7 @@ export async function uploadProject(request: UploadRequest): Promise<UploadResul
     bytesTotal,
     bytesUploaded,
     blobsUploaded,
+    packsUploaded: packsUploaded ?? 0,
     filesHashed,
     bytesHashed,
     blobsVanished: vanished.length,

@@ -28,6 +28,31 @@ export interface IObjectStore {
    * instead of one request per blob; `sizeHint` is how many blobs the store is believed to hold.
    */
   presence?(count: number, options: PresenceOptions): PresenceCheck;
+  /**
+   * Stores small blobs together as one pack object (`packs/<sha256 of the pack>`): one request
+   * instead of one per blob. Returns the pack's hash; blob i starts at the sum of the sizes before it.
+   */
+  putPack?(blobs: PackBlob[], signal?: AbortSignal): Promise<string>;
+  /** Blobs up to this size go into packs (when putPack is offered). */
+  readonly packBlobMax?: number;
+  /** A pack is sealed and sent once it holds this many bytes. */
+  readonly packTarget?: number;
+  /** materializeBlob for a blob stored inside a pack (a ranged read of the pack). */
+  materializePacked?(location: PackedLocation, dest: string, signal?: AbortSignal): Promise<void>;
+}
+
+/** A blob's bytes on their way into a pack (hashed by the caller: `data` is `sha256`'s bytes). */
+export interface PackBlob {
+  sha256: string;
+  data: Buffer;
+}
+
+/** Where a blob lives inside a pack. */
+export interface PackedLocation {
+  sha256: string;
+  size: number;
+  pack: string;
+  offset: number;
 }
 
 export interface BlobRef {
@@ -56,6 +81,8 @@ export interface PresenceCheck {
   readonly requests: number;
   /** When the check listed the store: how many blobs it saw. */
   readonly listed?: number;
+  /** Whether a pack is in the store (stores with packs: one listing of `packs/` per check). */
+  hasPack?(pack: string): Promise<boolean>;
 }
 
 export const SHA256_HEX = /^[0-9a-f]{64}$/;
@@ -63,6 +90,11 @@ export const SHA256_HEX = /^[0-9a-f]{64}$/;
 export function blobKey(sha256: string): string {
   if (!SHA256_HEX.test(sha256)) throw new Error(`not a sha256: ${sha256}`);
   return `cas/${sha256}`;
+}
+
+export function packKey(sha256: string): string {
+  if (!SHA256_HEX.test(sha256)) throw new Error(`not a sha256: ${sha256}`);
+  return `packs/${sha256}`;
 }
 
 /** The file (or its bytes) did not hash to the blob it was meant to be: it changed since it was hashed. */

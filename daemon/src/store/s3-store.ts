@@ -5,7 +5,7 @@
 // changed after it was hashed is never stored under the wrong name.
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { PassThrough, Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -15,8 +15,11 @@ import {
   BlobChangedError,
   IntegrityError,
   blobKey,
+  packKey,
   type BlobRef,
   type IObjectStore,
+  type PackBlob,
+  type PackedLocation,
   type PresenceCheck,
   type PresenceOptions,
   type PutBlobOptions,
@@ -35,6 +38,10 @@ export interface S3StoreOptions {
   maxMultipartUploads?: number;
   /** Whole-operation attempts on top of the SDK's per-request retries (default 4). */
   attempts?: number;
+  /** Blobs up to this size go into packs (default 1 MiB; 0: every blob is its own object). */
+  packBlobMax?: number;
+  /** A pack is sent once it holds this many bytes (default 8 MiB). */
+  packTarget?: number;
 }
 
 const MiB = 1024 * 1024;
@@ -64,6 +71,8 @@ export class S3ObjectStore implements IObjectStore {
   private readonly queueSize: number;
   private readonly attempts: number;
   private readonly multipartSlots: Semaphore;
+  readonly packBlobMax: number;
+  readonly packTarget: number;
 
   constructor(
     readonly s3: IS3,
@@ -75,6 +84,58 @@ export class S3ObjectStore implements IObjectStore {
     this.queueSize = options.queueSize ?? 4;
     this.attempts = options.attempts ?? 4;
     this.multipartSlots = new Semaphore(options.maxMultipartUploads ?? 2);
+    this.packBlobMax = options.packBlobMax ?? MiB;
+    this.packTarget = Math.min(this.threshold, options.packTarget ?? 8 * MiB);
+  }
+
+  /** One PUT of the blobs' bytes back to back, named by their SHA-256 (which S3 verifies). */
+  async putPack(blobs: PackBlob[], signal?: AbortSignal): Promise<string> {
+    const body = Buffer.concat(blobs.map((blob) => blob.data));
+    const sha256 = sha256Hex(body);
+    await withRetries(
+      () =>
+        this.s3.put(packKey(sha256), body, {
+          checksumSha256: hexToBase64(sha256),
+          sha256Hex: sha256,
+          ...(signal ? { signal } : {}),
+        }),
+      { attempts: this.attempts, ...(signal ? { signal } : {}) },
+    );
+    return sha256;
+  }
+
+  /** A packed blob: a ranged GET of its bytes in the pack, hashed on the way and checked. */
+  async materializePacked(location: PackedLocation, dest: string, signal?: AbortSignal): Promise<void> {
+    const key = packKey(location.pack);
+    await mkdir(dirname(dest), { recursive: true });
+    await withRetries(
+      async () => {
+        const temp = `${dest}.${randomBytes(4).toString('hex')}.part`;
+        try {
+          const body =
+            location.size === 0
+              ? undefined
+              : await this.s3.get(key, signal, {
+                  start: location.offset,
+                  end: location.offset + location.size - 1,
+                });
+          const bytes = location.size === 0 ? Buffer.alloc(0) : body ? await readAll(body) : undefined;
+          if (!bytes) throw new Error(`pack ${location.pack} is not in ${this.s3.location}`);
+          const actual = sha256Hex(bytes);
+          if (bytes.length !== location.size || actual !== location.sha256) {
+            throw new IntegrityError(
+              `${key} at ${location.offset}: read ${bytes.length} bytes hashing to ${actual}, ` +
+                `expected ${location.size} bytes of ${location.sha256}`,
+            );
+          }
+          await writeFile(temp, bytes);
+          await rename(temp, dest);
+        } finally {
+          await rm(temp, { force: true });
+        }
+      },
+      { attempts: this.attempts, ...(signal ? { signal } : {}) },
+    );
   }
 
   async hasBlob(sha256: string): Promise<boolean> {
@@ -118,6 +179,16 @@ export class S3ObjectStore implements IObjectStore {
         listed = complete ? sizes.size : Math.max(sizes.size, (maxPages + 1) * 1000);
         return sizes;
       }, retry));
+    let packs: Promise<Set<string>> | undefined;
+    const listPacks = () =>
+      (packs ??= withRetries(async () => {
+        const found = new Set<string>();
+        for await (const { entries } of s3.list('packs/', options.signal)) {
+          requests += 1;
+          for (const entry of entries) found.add(entry.key.slice('packs/'.length));
+        }
+        return found;
+      }, retry));
     const head = async (blob: BlobRef) => {
       requests += 1;
       const found = await withRetries(() => s3.head(blobKey(blob.sha256), options.signal), retry);
@@ -129,6 +200,9 @@ export class S3ObjectStore implements IObjectStore {
       },
       get listed() {
         return listed;
+      },
+      async hasPack(pack: string) {
+        return (await listPacks()).has(pack);
       },
       async has(blob: BlobRef) {
         if (!useListing) return head(blob);

@@ -79,7 +79,12 @@ export interface IS3 {
   /** Multipart upload of a stream; on failure or abort no part is left behind. */
   uploadMultipart(key: string, body: Readable, options: S3MultipartOptions): Promise<void>;
   /** The object's bytes, or undefined when it does not exist. */
-  get(key: string, signal?: AbortSignal): Promise<Readable | undefined>;
+  /** The object's bytes, or `range` of them (`{ start, end }`, end inclusive, as HTTP's Range). */
+  get(
+    key: string,
+    signal?: AbortSignal,
+    range?: { start: number; end: number },
+  ): Promise<Readable | undefined>;
   delete(key: string): Promise<void>;
   listMultipartUploads(prefix: string): Promise<S3MultipartUpload[]>;
   abortMultipartUpload(key: string, uploadId: string): Promise<void>;
@@ -390,9 +395,16 @@ export function createS3(settings: S3Settings): IS3 {
       }
     },
 
-    async get(key, signal) {
+    async get(key, signal, range) {
       try {
-        const out = await send<{ Body?: Readable }>(new s3Sdk.GetObjectCommand({ Bucket, Key: key }), signal);
+        const out = await send<{ Body?: Readable }>(
+          new s3Sdk.GetObjectCommand({
+            Bucket,
+            Key: key,
+            ...(range ? { Range: `bytes=${range.start}-${range.end}` } : {}),
+          }),
+          signal,
+        );
         return out.Body;
       } catch (error) {
         if (isNotFound(error)) return undefined;
