@@ -10,6 +10,8 @@ export const PRELOAD_CHUNK = 1000;
 export class PreloadedRows<R> {
   private rows = new Map<string, R | null>();
   private holders = 0;
+  /** Every row there is was read (holdAll): a key not held has no row, no statement needed. */
+  private complete = false;
 
   /** `fetch(keys)`: the rows found for these keys (at most PRELOAD_CHUNK of them), by key. */
   constructor(private readonly fetch: (keys: string[]) => Iterable<[string, R]>) {}
@@ -40,6 +42,7 @@ export class PreloadedRows<R> {
     this.holders += 1;
     for (const [key, row] of all()) this.rows.set(key, row);
     for (const key of keys) if (!this.rows.has(key)) this.rows.set(key, null);
+    this.complete = true;
     return this.release();
   }
 
@@ -49,17 +52,21 @@ export class PreloadedRows<R> {
       if (released) return;
       released = true;
       this.holders -= 1;
-      if (this.holders === 0) this.rows = new Map();
+      if (this.holders === 0) {
+        this.rows = new Map();
+        this.complete = false;
+      }
     };
   }
 
   /** The held row (null: held, and there is none), or undefined when the key is not held. */
   get(key: string): R | null | undefined {
-    return this.rows.get(key);
+    const row = this.rows.get(key);
+    return row === undefined && this.complete ? null : row;
   }
 
   /** Keeps a held key in step with a write (a row written, or null when deleted). */
   update(key: string, row: R | null): void {
-    if (this.holders > 0 && this.rows.has(key)) this.rows.set(key, row);
+    if (this.holders > 0 && (this.complete || this.rows.has(key))) this.rows.set(key, row);
   }
 }

@@ -9,6 +9,7 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { onAbort as whenAborted } from '../util/abort-fanout.js';
+import { Fifo } from '../util/fifo.js';
 
 const WORKER_SOURCE = String.raw`
 const { parentPort } = require('node:worker_threads');
@@ -139,7 +140,7 @@ interface Slot {
 
 export class HashPool {
   private readonly slots: Slot[] = [];
-  private readonly queue: Job[] = [];
+  private readonly queue = new Fifo<Job>();
   private nextId = 1;
   private closed = false;
   private idleTimer: NodeJS.Timeout | undefined;
@@ -202,8 +203,7 @@ export class HashPool {
   }
 
   private abort(job: Job): void {
-    const queued = this.queue.indexOf(job);
-    if (queued >= 0) this.queue.splice(queued, 1);
+    this.queue.remove(job);
     const slot = this.slots.find((s) => s.job === job);
     if (slot) Atomics.store(slot.cancel, 0, job.id);
     this.settle(job, undefined, job.signal?.reason ?? new Error('hashing canceled'));
@@ -307,7 +307,7 @@ export class HashPool {
     this.closed = true;
     clearTimeout(this.idleTimer);
     const closing = new Error('hash pool closed');
-    for (const job of this.queue.splice(0)) this.settle(job, undefined, closing);
+    for (const job of this.queue.drain()) this.settle(job, undefined, closing);
     // Workers are kept referenced until they are gone: an idle (unref'd) worker's terminate() does not
     // hold the event loop, so a caller awaiting close() with nothing else pending saw its process end
     // first (tap on Node 24: "test unfinished").

@@ -98,8 +98,12 @@ export class KnownBlobs {
     return this.countStmt.get(store)?.n ?? 0;
   }
 
-  /** Reads the rows of these blobs at once and keeps them until the returned release is called. */
-  preload(store: string, sha256s: string[]): () => void {
+  /**
+   * Reads the rows of these blobs at once and keeps them until the returned release is called.
+   * `expected`: how many blobs the upload may ask about in all (its files; most of their hashes are
+   * not known before hashing on a first upload).
+   */
+  preload(store: string, sha256s: string[], expected = sha256s.length): () => void {
     let rows = this.preloaded.get(store);
     if (!rows) {
       rows = new PreloadedRows((shas) =>
@@ -108,7 +112,8 @@ export class KnownBlobs {
       this.preloaded.set(store, rows);
     }
     // A store the record holds not many more blobs of than wanted: all its rows in one statement.
-    if (sha256s.length >= PRELOAD_CHUNK && this.count(store) <= 2 * sha256s.length) {
+    const wanted = Math.max(sha256s.length, expected);
+    if (wanted >= PRELOAD_CHUNK && this.count(store) <= 2 * wanted) {
       return rows.holdAll(sha256s, () =>
         this.selectStore.all(store).map((row): [string, KnownRow] => [row.sha256, row]),
       );

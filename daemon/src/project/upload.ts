@@ -12,6 +12,7 @@ import { readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Dependency, EventMap } from '../../../protocol/generated/protocol.js';
 import { SkyfarmError } from '../errors.js';
+import { Fifo } from '../util/fifo.js';
 import { pathsText } from './missing.js';
 import {
   BlobChangedError,
@@ -196,7 +197,7 @@ class Progress {
  */
 class Slots {
   private active = 0;
-  private waiting: Array<{ grant: () => void; fail: (reason: unknown) => void }> = [];
+  private readonly waiting = new Fifo<{ grant: () => void; fail: (reason: unknown) => void }>();
 
   constructor(
     private readonly limit: number,
@@ -205,8 +206,7 @@ class Slots {
     signal.addEventListener(
       'abort',
       () => {
-        for (const waiter of this.waiting) waiter.fail(signal.reason);
-        this.waiting = [];
+        for (const waiter of this.waiting.drain()) waiter.fail(signal.reason);
       },
       { once: true },
     );
@@ -285,7 +285,7 @@ export async function uploadProject(request: UploadRequest): Promise<UploadResul
     }) ?? fallbackPresence(store);
   // What the hash cache and the known-blob record hold for this project, read in a few statements.
   const hashRows = hasher.preload?.(tree.entries.map((entry) => entry.source));
-  const releaseKnown = hashRows ? request.known?.preload(storeId, hashRows.sha256s) : undefined;
+  const releaseKnown = request.known?.preload(storeId, hashRows?.sha256s ?? [], tree.entries.length);
   const releaseRows = () => {
     hashRows?.release();
     releaseKnown?.();

@@ -1,8 +1,9 @@
 // Bounds how many Blender processes run at once across all jobs (Blender already uses every core).
 import { onAbort as whenAborted } from './abort-fanout.js';
+import { Fifo } from './fifo.js';
 
 export class Semaphore {
-  private waiting: Array<() => void> = [];
+  private readonly waiting = new Fifo<() => void>();
   private active = 0;
   constructor(private readonly limit: number) {}
 
@@ -16,7 +17,7 @@ export class Semaphore {
       // Every waiter with this signal shares one listener on it (a job may queue many chunks).
       const stopWatching = signal
         ? whenAborted(signal, () => {
-            this.waiting = this.waiting.filter((w) => w !== grant);
+            this.waiting.remove(grant);
             reject(signal.reason);
           })
         : () => undefined;
