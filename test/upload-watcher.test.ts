@@ -5,7 +5,7 @@
 import t from 'tap';
 import { randomBytes } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { openDatabase } from '../daemon/src/db/database.js';
 import { HashCache, fileIdentity } from '../daemon/src/project/hash-cache.js';
@@ -118,6 +118,30 @@ t.test('the watcher keeps to its budget', async (t) => {
   await watcher.watch(wide.root, [wide.blend, ...wide.files]);
   t.ok(watcher.watchedFolders <= 12, `at most 12 folders in all (${watcher.watchedFolders})`);
   t.same(watcher.watchedProjects.length, 5);
+});
+
+t.test('a project with more folders than the budget is not scanned again on each re-submit', async (t) => {
+  const dir = t.testdir({});
+  const db = openDatabase(join(dir, 'state.sqlite'));
+  t.teardown(() => db.close());
+  const started: string[][] = [];
+  const rehashed: string[] = [];
+  const watcher = new ProjectWatcher({
+    hashCache: new HashCache(db),
+    maxFolders: 4,
+    debounceMs: 100,
+    onWatchStarted: (_root, folders) => started.push(folders),
+    onRehashed: (path) => rehashed.push(path),
+  });
+  t.teardown(() => watcher.close());
+  const wide = await project(join(dir, 'wide'), 7);
+  for (let i = 0; i < 3; i++) await watcher.watch(wide.root, [wide.blend, ...wide.files]);
+  t.equal(started.length, 1, 'its folders were scanned once for three submits');
+  t.equal(started[0]!.length, 4, 'within the budget');
+  const inWatched = wide.files.find((file) => started[0]!.includes(dirname(file)))!;
+  await writeFile(inWatched, randomBytes(50));
+  await until('the background re-hash', () => rehashed.includes(inWatched));
+  t.pass('a change in a watched folder is still re-hashed');
 });
 
 t.test('the daemon watches submitted projects and stops watching when it stops', async (t) => {

@@ -17,6 +17,8 @@ export interface ProjectWatcherOptions {
   log?: Logger;
   /** Called after a background re-hash (tests). */
   onRehashed?: (path: string, sha256: string) => void;
+  /** Called when a project's folders start being watched (scanned) anew (tests). */
+  onWatchStarted?: (root: string, folders: string[]) => void;
 }
 
 interface WatchedProject {
@@ -56,9 +58,13 @@ export class ProjectWatcher {
     const existing = this.projects.get(root);
     if (existing) {
       this.projects.delete(root);
-      const folders = new Set(files.map((file) => dirname(file)));
-      if (folders.size === existing.folders.length && existing.folders.every((f) => folders.has(f))) {
-        existing.files = new Set(files); // same folders: keep the watcher, most recent again
+      // The folders it would watch now (within what the other projects leave of the budget).
+      const folders = this.chooseFolders(files, this.maxFolders - this.watchedFolders);
+      const chosen = new Set(folders);
+      if (folders.length === existing.folders.length && existing.folders.every((f) => chosen.has(f))) {
+        // Same folders: keep the watcher (a rescan of a 100,000-file project costs seconds), most
+        // recent again.
+        existing.files = new Set(files.filter((file) => chosen.has(dirname(file))));
         this.projects.set(root, existing);
         return;
       }
@@ -72,13 +78,7 @@ export class ProjectWatcher {
     }
     const budget = this.maxFolders - this.watchedFolders;
     if (budget <= 0) return;
-    // The folders holding the most files first, when there are more than the budget allows.
-    const counts = new Map<string, number>();
-    for (const file of files) counts.set(dirname(file), (counts.get(dirname(file)) ?? 0) + 1);
-    const folders = [...counts.entries()]
-      .sort((a, b) => b[1] - a[1])
-      .slice(0, budget)
-      .map(([folder]) => folder);
+    const folders = this.chooseFolders(files, budget);
     const folderSet = new Set(folders);
     const fileSet = new Set(files.filter((file) => folderSet.has(dirname(file))));
     // Only the folders themselves are watched: chokidar gives every file it tracks an fs.watch handle
@@ -92,6 +92,7 @@ export class ProjectWatcher {
       ignored: (path: string) => !folderSet.has(path),
     });
     const project: WatchedProject = { root, files: fileSet, folders, watcher };
+    this.options.onWatchStarted?.(root, folders);
     watcher.on('raw', (_event, name: string | null, details: unknown) => {
       const folder = (details as { watchedPath?: string } | undefined)?.watchedPath;
       if (!name || !folder || !folderSet.has(folder)) return;
@@ -109,6 +110,20 @@ export class ProjectWatcher {
         resolve();
       });
     });
+  }
+
+  /** The folders holding the most files first (ties by name), when there are more than `budget`. */
+  private chooseFolders(files: string[], budget: number): string[] {
+    if (budget <= 0) return [];
+    const counts = new Map<string, number>();
+    for (const file of files) {
+      const folder = dirname(file);
+      counts.set(folder, (counts.get(folder) ?? 0) + 1);
+    }
+    return [...counts.entries()]
+      .sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))
+      .slice(0, budget)
+      .map(([folder]) => folder);
   }
 
   private schedule(path: string): void {
