@@ -34,6 +34,7 @@ import {
   type FrameMarker,
   type JobResult,
   type Market,
+  type StopRequest,
 } from './layout.js';
 import {
   Backoff,
@@ -101,6 +102,8 @@ export interface AwsSubmitOptions {
   blenderVersion: string;
   notifyEmail?: string;
   prepareOnly?: boolean;
+  /** Budget in USD (--max-cost): the job is stopped when its spend reaches it. */
+  maxCostUsd?: number;
 }
 
 interface Tracked {
@@ -187,6 +190,7 @@ export class AwsBackend {
       blenderVersion: options.blenderVersion,
       notifyEmail: options.notifyEmail ?? null,
       prepareOnly: options.prepareOnly ?? false,
+      maxCostUsd: options.maxCostUsd ?? null,
     });
     this.start(spec.jobId);
   }
@@ -853,6 +857,16 @@ export class AwsBackend {
     ];
     for (const stage of stageStates) repo.update(t.jobId, { stage });
     const mailNote = result?.mail?.error ? `; the notification mail failed: ${result.mail.error}` : '';
+    if (result?.stopped) {
+      const message =
+        `stopped: ${result.stopped}; ${result.ok.length} of ${job.framesTotal} frames in ${outputDir}` +
+        mailNote;
+      this.say(t.jobId, message);
+      this.emit(
+        repo.update(t.jobId, { state: 'failed', message, error: { code: 'BUDGET_REACHED', message } }),
+      );
+      return;
+    }
     if (result?.state === 'succeeded') {
       const message = `${result.ok.length} frames in ${outputDir}${mailNote}`;
       this.say(t.jobId, `done: ${message}`);
@@ -919,6 +933,32 @@ export class AwsBackend {
     }
     this.tracked.delete(jobId);
     await this.finishCancel(jobId).announced;
+  }
+
+  /**
+   * Stops a job at its budget: stop.json says why (publish puts it in the result and the mail), then
+   * copy and render are terminated; the stack's publish-after-failure rule publishes the finished
+   * frames and the job ends with BUDGET_REACHED. Safe to repeat (a restarted daemon does it again).
+   */
+  async stopForBudget(jobId: string, reason: string): Promise<void> {
+    const row = this.deps.store.get(jobId);
+    if (!row || row.canceledAt || row.finishedAt || !row.preparedAt) return;
+    const clients = this.deps.clients(row.farm);
+    const request: StopRequest = { jobId, reason, at: new Date().toISOString() };
+    await clients.bucket.putJson(jobKeys(jobId).stop, request);
+    const ids = (['copy', 'render'] as const).flatMap((stage) =>
+      row.batchIds[stage] ? [[stage, row.batchIds[stage]] as const] : [],
+    );
+    const infos = new Map(
+      ids.length ? (await clients.batch.describe(ids.map(([, id]) => id))).map((i) => [i.jobId, i]) : [],
+    );
+    for (const [stage, id] of ids) {
+      const info = infos.get(id);
+      if (info && !TERMINAL.has(info.status)) {
+        await clients.batch.terminate(id, `skyfarm: ${reason}`);
+        this.say(jobId, `${reason}: terminated ${stage} job ${id}`);
+      }
+    }
   }
 
   /** AWS jobs whose cancel was recorded but not yet carried out on AWS (a restarted daemon finishes them). */

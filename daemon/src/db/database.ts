@@ -87,6 +87,9 @@ const MIGRATIONS: string[] = [
      checks TEXT NOT NULL,
      used_at INTEGER NOT NULL
    )`,
+  `CREATE TABLE price_cache (key TEXT PRIMARY KEY, value TEXT NOT NULL, fetched_at INTEGER NOT NULL)`,
+  `ALTER TABLE jobs ADD COLUMN cost TEXT`,
+  `ALTER TABLE aws_jobs ADD COLUMN max_cost_usd REAL`,
 ];
 
 export function openDatabase(path: string): Db {

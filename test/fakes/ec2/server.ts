@@ -24,8 +24,8 @@ export interface FakeInstance {
 export interface FakeEc2 {
   endpoint: string;
   calls: Array<{ action: string; params: Record<string, string>; at: number }>;
-  /** Every call answers 403 UnauthorizedOperation while set. */
-  deny(denied: boolean): void;
+  /** Calls of these actions (true: all) answer 403 UnauthorizedOperation while set. */
+  deny(denied: boolean | string[]): void;
   close(): Promise<void>;
 }
 
@@ -85,7 +85,7 @@ export async function startFakeEc2(options: {
   pageLimit?: number;
 }): Promise<FakeEc2> {
   const calls: FakeEc2['calls'] = [];
-  let denied = false;
+  let denied: boolean | string[] = false;
 
   const spotPriceHistory = (params: Record<string, string>, requestId: string): string => {
     const types = list(params, 'InstanceType');
@@ -201,7 +201,7 @@ export async function startFakeEc2(options: {
         if (!handler)
           throw new Ec2Error(400, 'InvalidAction', `The action ${action} is not valid for this web service.`);
         calls.push({ action, params, at: Date.now() });
-        if (denied)
+        if (denied === true || (Array.isArray(denied) && denied.includes(action)))
           throw new Ec2Error(
             403,
             'UnauthorizedOperation',
