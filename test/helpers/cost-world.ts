@@ -41,7 +41,12 @@ export interface CostWorld {
 
 export async function startCostWorld(
   t: Test,
-  options: { scale?: number; spotChangeAt?: number } = {},
+  options: {
+    scale?: number;
+    spotChangeAt?: number;
+    /** On-demand USD/hour per instance (before `scale`), and the spot price of the spot one. */
+    prices?: { spot?: number; onDemand?: number; transfer?: number; spotMarket?: number };
+  } = {},
 ): Promise<CostWorld> {
   const scale = options.scale ?? 1;
   const hour = 3_600_000;
@@ -65,16 +70,40 @@ export async function startCostWorld(
     usdPerHour: usd * scale,
   });
   const instances = {
-    spot: instance('skyfarm-cpu-spot_Batch_1a2b', 'a11ce5', 'c6i.xlarge', 'us-east-1a', 4, true, 0.17),
-    onDemand: instance('skyfarm-cpu-od_Batch_3c4d', 'b0b0d0', 'm6i.2xlarge', 'us-east-1b', 8, false, 0.384),
-    transfer: instance('skyfarm-transfer_Batch_5e6f', 'c0ffee', 'c6i.large', 'us-east-1a', 2, false, 0.085),
+    spot: instance(
+      'skyfarm-cpu-spot_Batch_1a2b',
+      'a11ce5',
+      'c6i.xlarge',
+      'us-east-1a',
+      4,
+      true,
+      options.prices?.spot ?? 0.17,
+    ),
+    onDemand: instance(
+      'skyfarm-cpu-od_Batch_3c4d',
+      'b0b0d0',
+      'm6i.2xlarge',
+      'us-east-1b',
+      8,
+      false,
+      options.prices?.onDemand ?? 0.384,
+    ),
+    transfer: instance(
+      'skyfarm-transfer_Batch_5e6f',
+      'c0ffee',
+      'c6i.large',
+      'us-east-1a',
+      2,
+      false,
+      options.prices?.transfer ?? 0.085,
+    ),
   };
   const spotPrices: FakeSpotPrice[] = [
     {
       instanceType: 'c6i.xlarge',
       availabilityZone: 'us-east-1a',
       since: now - 3 * hour,
-      usdPerHour: 0.0612 * scale,
+      usdPerHour: (options.prices?.spotMarket ?? 0.0612) * scale,
     },
     {
       instanceType: 'c6i.xlarge',

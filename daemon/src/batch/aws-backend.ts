@@ -859,8 +859,8 @@ export class AwsBackend {
     const mailNote = result?.mail?.error ? `; the notification mail failed: ${result.mail.error}` : '';
     if (result?.stopped) {
       const message =
-        `stopped: ${result.stopped}; ${result.ok.length} of ${job.framesTotal} frames in ${outputDir}` +
-        mailNote;
+        `stopped: ${result.stopped}; the ${result.ok.length} finished of ${job.framesTotal} frames ` +
+        `were published to ${outputDir}${mailNote}`;
       this.say(t.jobId, message);
       this.emit(
         repo.update(t.jobId, { state: 'failed', message, error: { code: 'BUDGET_REACHED', message } }),

@@ -111,10 +111,7 @@ export class CostTracker {
     if (cost.budget === 'reached' && !this.stopping.has(jobId)) {
       this.stopping.add(jobId);
       try {
-        await this.deps.stop(
-          jobId,
-          `budget ${budget} reached (spent ≈ ${formatUsd(cost.usd)}): stopped, finished frames published`,
-        );
+        await this.deps.stop(jobId, `budget ${budget} reached (spent ≈ ${formatUsd(cost.usd)})`);
       } catch (error) {
         this.stopping.delete(jobId); // tried again next time
         throw error;

@@ -846,6 +846,7 @@ export async function startFakeBatch(options: FakeBatchOptions): Promise<FakeBat
             image: d.image ?? defaultImage,
             command: d.command,
             environment: Object.entries(d.environment ?? {}).map(([name, value]) => ({ name, value })),
+            ...(d.resourceRequirements ? { resourceRequirements: d.resourceRequirements } : {}),
             ...(d.logStreamPrefix
               ? {
                   logConfiguration: {
@@ -889,6 +890,14 @@ export async function startFakeBatch(options: FakeBatchOptions): Promise<FakeBat
           ? { logStreamPrefix: logOptions['awslogs-stream-prefix'] }
           : {}),
         propagateTags: Boolean(input['propagateTags']),
+        ...(Array.isArray(container['resourceRequirements'])
+          ? {
+              resourceRequirements: container['resourceRequirements'] as Array<{
+                type: string;
+                value: string;
+              }>,
+            }
+          : {}),
         registered: input,
         ...(input['tags'] ? { tags: input['tags'] as Record<string, string> } : {}),
       });
