@@ -34,8 +34,8 @@ import {
   type FrameMarker,
   type JobResult,
   type Market,
-  type StopRequest,
 } from './layout.js';
+import { stopAtBudget } from './budget-stop.js';
 import {
   Backoff,
   CANCEL_PENDING_SUFFIX,
@@ -935,30 +935,11 @@ export class AwsBackend {
     await this.finishCancel(jobId).announced;
   }
 
-  /**
-   * Stops a job at its budget: stop.json says why (publish puts it in the result and the mail), then
-   * copy and render are terminated; the stack's publish-after-failure rule publishes the finished
-   * frames and the job ends with BUDGET_REACHED. Safe to repeat (a restarted daemon does it again).
-   */
+  /** Stops a job at its budget (budget-stop.ts): its finished frames are published, then it fails. */
   async stopForBudget(jobId: string, reason: string): Promise<void> {
     const row = this.deps.store.get(jobId);
-    if (!row || row.canceledAt || row.finishedAt || !row.preparedAt) return;
-    const clients = this.deps.clients(row.farm);
-    const request: StopRequest = { jobId, reason, at: new Date().toISOString() };
-    await clients.bucket.putJson(jobKeys(jobId).stop, request);
-    const ids = (['copy', 'render'] as const).flatMap((stage) =>
-      row.batchIds[stage] ? [[stage, row.batchIds[stage]] as const] : [],
-    );
-    const infos = new Map(
-      ids.length ? (await clients.batch.describe(ids.map(([, id]) => id))).map((i) => [i.jobId, i]) : [],
-    );
-    for (const [stage, id] of ids) {
-      const info = infos.get(id);
-      if (info && !TERMINAL.has(info.status)) {
-        await clients.batch.terminate(id, `skyfarm: ${reason}`);
-        this.say(jobId, `${reason}: terminated ${stage} job ${id}`);
-      }
-    }
+    if (!row) return;
+    await stopAtBudget(row, this.deps.clients(row.farm), reason, (line) => this.say(jobId, line));
   }
 
   /** AWS jobs whose cancel was recorded but not yet carried out on AWS (a restarted daemon finishes them). */

@@ -48,10 +48,16 @@ export interface CostReport {
 }
 
 const STAGES: TrackedStage[] = ['copy', 'render', 'publish', 'cleanup'];
+const SETTLED_LIMIT = 50_000;
 
 export class CostService {
   private readonly containers = new Map<string, ContainerInstance>();
   private readonly instances = new Map<string, Ec2Instance>();
+  /**
+   * Batch jobs that ended (SUCCEEDED/FAILED) never change again: a job of 10,000 chunks is described
+   * whole once, then only its unfinished chunks are. Bounded: the oldest are dropped past the limit.
+   */
+  private readonly settled = new Map<string, BatchJobInfo>();
 
   constructor(private readonly deps: CostServiceDeps) {}
 
@@ -172,10 +178,19 @@ export class CostService {
 
   private async describe(batch: IBatch, ids: string[]): Promise<Map<string, BatchJobInfo>> {
     const out = new Map<string, BatchJobInfo>();
-    for (let start = 0; start < ids.length; start += DESCRIBE_LIMIT) {
-      for (const info of await batch.describe(ids.slice(start, start + DESCRIBE_LIMIT)))
-        out.set(info.jobId, info);
+    const ask: string[] = [];
+    for (const id of ids) {
+      const known = this.settled.get(id);
+      if (known) out.set(id, known);
+      else ask.push(id);
     }
+    for (let start = 0; start < ask.length; start += DESCRIBE_LIMIT) {
+      for (const info of await batch.describe(ask.slice(start, start + DESCRIBE_LIMIT))) {
+        out.set(info.jobId, info);
+        if (info.status === 'SUCCEEDED' || info.status === 'FAILED') this.settled.set(info.jobId, info);
+      }
+    }
+    while (this.settled.size > SETTLED_LIMIT) this.settled.delete(this.settled.keys().next().value!);
     return out;
   }
 
