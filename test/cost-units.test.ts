@@ -11,8 +11,12 @@ import { parsePriceListEntry } from '../daemon/src/aws/pricing.js';
 t.test('--max-cost takes an amount in USD and refuses anything else', async (t) => {
   t.equal(awsRenderOptions({ 'max-cost': '12.50' })?.maxCostUsd, 12.5);
   t.equal(awsRenderOptions({ 'max-cost': '$5' })?.maxCostUsd, 5);
-  for (const bad of ['0', '-3', 'ten', '', '1e9']) {
-    t.throws(() => awsRenderOptions({ 'max-cost': bad }), /--max-cost must be an amount in USD above 0/, bad);
+  for (const bad of ['0', '0.001', '-3', 'ten', '', '1e9']) {
+    t.throws(
+      () => awsRenderOptions({ 'max-cost': bad }),
+      /--max-cost must be an amount in USD of at least 0\.01/,
+      bad,
+    );
   }
 });
 

@@ -247,7 +247,7 @@ def build_params(
             aws["notifyEmail"] = settings.aws_notify_email.strip()
         if settings.aws_stack_name.strip():
             aws["stackName"] = settings.aws_stack_name.strip()
-        if settings.aws_max_cost > 0:
+        if round(float(settings.aws_max_cost), 2) >= 0.01:
             aws["maxCostUsd"] = round(float(settings.aws_max_cost), 2)
         params["aws"] = aws
     return params

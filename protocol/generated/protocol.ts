@@ -742,7 +742,7 @@ export const SCHEMA_DEFINITIONS: Record<string, unknown> = {
       },
       "maxCostUsd": {
         "type": "number",
-        "exclusiveMinimum": 0,
+        "minimum": 0.01,
         "maximum": 1000000,
         "$comment": "budget: warn when the projection exceeds it, stop the job (publishing finished frames) when the spend reaches it"
       }

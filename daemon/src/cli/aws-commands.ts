@@ -74,9 +74,9 @@ export function awsRenderOptions(values: {
   if (values['prepare-only']) aws.prepareOnly = true;
   if (values['max-cost'] !== undefined) {
     const usd = Number(values['max-cost'].replace(/^\$/, ''));
-    if (!Number.isFinite(usd) || usd <= 0 || usd > 1_000_000)
+    if (!Number.isFinite(usd) || usd < 0.01 || usd > 1_000_000)
       throw new AwsUsageError(
-        `--max-cost must be an amount in USD above 0, like 5 or 12.50, not "${values['max-cost']}"`,
+        `--max-cost must be an amount in USD of at least 0.01, like 5 or 12.50, not "${values['max-cost']}"`,
       );
     aws.maxCostUsd = usd;
   }
