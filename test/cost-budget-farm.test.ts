@@ -37,7 +37,6 @@ async function waitForEnd(stateDir: string, jobId: string, timeoutMs: number): P
       if (FINISHED_STATES.has(job.state)) return job;
       if (Date.now() > deadline)
         throw new Error(`job ${jobId} did not end: ${job.state} ${job.message} ${JSON.stringify(job.cost)}`);
-      if (process.env['COST_DEBUG']) console.error(job.state, job.message, JSON.stringify(job.cost));
       await new Promise((resolve) => setTimeout(resolve, 250));
     }
   } finally {
