@@ -10,6 +10,7 @@ const suites: Array<[string, string]> = [
   ['test_wsclient', 'RFC 6455 client against a misbehaving raw server'],
   ['test_framespec', 'frame spec parsing and inline errors'],
   ['test_state', 'job table reducer'],
+  ['test_cost', 'cost line of a job: spend, projection, budget, unknown with the permission'],
   ['test_paths', 'state dir discovery like the daemon'],
   ['test_submission', 'render.submit params from scene facts'],
   ['test_upload_view', 'upload progress line and bar, missing files, Strict'],

@@ -47,6 +47,7 @@ def submit_settings(scene, context=None):
         aws_market=settings.aws_market.lower().replace("_", "-"),
         aws_blender_version=settings.aws_blender_version.strip() or bpy.app.version_string.split(" ")[0],
         aws_notify_email=settings.aws_notify_email,
+        aws_max_cost=settings.aws_max_cost,
         aws_stack_name=stack_name(prefs),
         strict=settings.strict,
     )

@@ -2,7 +2,7 @@
 
 import bpy
 
-from . import dependencies, framespec, operators, preferences, state, submission, sync
+from . import cost, dependencies, framespec, operators, preferences, state, submission, sync
 from . import session as session_module
 
 STATE_ICONS = {
@@ -146,6 +146,9 @@ class SKYFARM_PT_submit_aws(OutputPropertiesPanel, bpy.types.Panel):
         if not settings.aws_blender_version.strip():
             _hint(layout, f"Same as this Blender ({bpy.app.version_string.split(' ')[0]})")
         layout.prop(settings, "aws_notify_email")
+        layout.prop(settings, "aws_max_cost")
+        if settings.aws_max_cost <= 0:
+            _hint(layout, "No budget: the cost is shown while it runs")
 
 
 class SKYFARM_PT_submit_files(OutputPropertiesPanel, bpy.types.Panel):
@@ -227,6 +230,10 @@ class SKYFARM_UL_jobs(bpy.types.UIList):
                 text = f"{item.frames_done}/{item.frames_total}"
                 if item.eta >= 0 and item.state not in state.FINISHED_STATES:
                     text += f" · {state.format_eta(item.eta)}"
+                job = sync.job_view(item.job_id)
+                spent = cost.short(job) if job is not None else ""
+                if spent:
+                    text += f" · {spent}"
                 right.prop(item, "progress_percent", text=text, slider=True)
             right.label(text=item.state.capitalize())
         else:
@@ -312,6 +319,12 @@ def draw_job(layout, item, connected):
         details.label(text=f"ETA {state.format_eta(item.eta)}", icon="TIME")
     if item.message:
         _label_lines(details, item.message, icon="INFO", width=70)
+    # AWS jobs: "≈ $0.42 so far · projected ≈ $1.10 · budget $2.00 (c6i.xlarge spot ×3)", or why unknown.
+    cost_text, cost_warning = cost.detail(job) if job is not None else ("", False)
+    if cost_text:
+        spend = details.column(align=True)
+        spend.alert = cost_warning
+        _label_lines(spend, cost_text, icon="FUND", width=70)
     if item.error_message:
         errors = details.column(align=True)
         errors.alert = True

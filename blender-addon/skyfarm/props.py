@@ -95,6 +95,16 @@ class SkyfarmSceneSettings(bpy.types.PropertyGroup):
         description="Address that gets a mail when the job finishes or fails; empty sends none",
         default="",
     )
+    aws_max_cost: FloatProperty(
+        name="Max Cost (USD)",
+        description="Budget: warn when the projected cost exceeds it, stop the job and publish the finished "
+        "frames when the spend reaches it (estimated from AWS's own prices); 0 sets none",
+        default=0.0,
+        min=0.0,
+        max=1_000_000.0,
+        precision=2,
+        step=100,
+    )
 
 
 def _progress_percent(job):

@@ -38,6 +38,8 @@ class SubmitSettings:
     aws_blender_version: str = ""
     aws_notify_email: str = ""
     aws_stack_name: str = ""
+    # Budget in USD (0: none): the daemon stops the job when its spend reaches it.
+    aws_max_cost: float = 0.0
     # Refuse to submit while any file the scene needs is missing (render.submit `strict`).
     strict: bool = False
 
@@ -245,5 +247,7 @@ def build_params(
             aws["notifyEmail"] = settings.aws_notify_email.strip()
         if settings.aws_stack_name.strip():
             aws["stackName"] = settings.aws_stack_name.strip()
+        if round(float(settings.aws_max_cost), 2) >= 0.01:
+            aws["maxCostUsd"] = round(float(settings.aws_max_cost), 2)
         params["aws"] = aws
     return params

@@ -115,6 +115,14 @@ class ParamsTest(unittest.TestCase):
         )
         codec.encode_request("1", "render.submit", params)
 
+    def test_aws_budget(self):
+        # The panel's Max Cost: 0 sends no budget; a value is sent as maxCostUsd, valid for the schema.
+        none = submission.build_params(SAVED, replace(LOCAL, backend="aws"), "/tmp/c.blend", [])
+        self.assertNotIn("maxCostUsd", none["aws"])
+        params = submission.build_params(SAVED, replace(LOCAL, backend="aws", aws_max_cost=12.5), "/tmp/c.blend", [])
+        self.assertEqual(params["aws"]["maxCostUsd"], 12.5)
+        codec.encode_request("1", "render.submit", params)
+
     def test_problems_refuse_to_build(self):
         with self.assertRaises(submission.SubmitProblem):
             submission.build_params(replace(SAVED, has_camera=False), LOCAL, "/tmp/c.blend", [])

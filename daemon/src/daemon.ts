@@ -217,7 +217,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     registerJobHandlers(registry, jobs);
     stack.register(registry);
     images.register(registry);
-    registerAwsHandlers(registry, jobs, aws.backend);
+    registerAwsHandlers(registry, jobs, aws.backend, aws.costs);
     registry.register('project.upload', (params, context) =>
       projectService.uploadRequest(params, context.signal),
     );
@@ -247,6 +247,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     writeFileSync(`${paths.daemonInfo}.tmp`, JSON.stringify(info) + '\n', { mode: 0o600 });
     renameSync(`${paths.daemonInfo}.tmp`, paths.daemonInfo);
     const resumed = jobs.resumeUnfinished();
+    aws.costs.start();
     log.info(
       { port, stateDir: paths.root, resumed: resumed.length },
       'skyfarm daemon listening on 127.0.0.1',
@@ -267,6 +268,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
         (stopped ??= (async () => {
           await app.close();
           await local.stopAll();
+          await aws.costs.stop();
           await aws.backend.stopAll();
           aws.close();
           images.close();

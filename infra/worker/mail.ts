@@ -14,25 +14,32 @@ const MAX_LISTED_FAILURES = 20;
 export function composeMail(job: WorkerJobDocument, result: JobResult): Mail {
   const total = job.frames.length;
   const bad = result.failed.length + result.missing.length;
-  const subject = {
-    succeeded: `skyfarm: ${job.name} rendered (${total} frames)`,
-    partial: `skyfarm: ${job.name} finished with ${bad} of ${total} frames failed`,
-    failed: `skyfarm: ${job.name} failed`,
-    canceled: `skyfarm: ${job.name} canceled`,
-  }[result.state];
+  const stopped = result.stopped && result.state !== 'canceled';
+  const subject = stopped
+    ? `skyfarm: ${job.name} stopped at its budget (${result.ok.length} of ${total} frames)`
+    : {
+        succeeded: `skyfarm: ${job.name} rendered (${total} frames)`,
+        partial: `skyfarm: ${job.name} finished with ${bad} of ${total} frames failed`,
+        failed: `skyfarm: ${job.name} failed`,
+        canceled: `skyfarm: ${job.name} canceled`,
+      }[result.state];
   const lines = [
-    {
-      succeeded: `All ${total} frames of scene "${job.scene}" rendered.`,
-      partial: `${result.ok.length} of ${total} frames of scene "${job.scene}" rendered; ${bad} did not.`,
-      failed: `The render of scene "${job.scene}" failed: no frame was produced.`,
-      canceled: `The render of scene "${job.scene}" was canceled; ${result.ok.length} of ${total} frames were finished.`,
-    }[result.state],
+    stopped
+      ? `The render of scene "${job.scene}" was stopped: ${result.stopped}; ${result.ok.length} of ${total} frames were finished.`
+      : {
+          succeeded: `All ${total} frames of scene "${job.scene}" rendered.`,
+          partial: `${result.ok.length} of ${total} frames of scene "${job.scene}" rendered; ${bad} did not.`,
+          failed: `The render of scene "${job.scene}" failed: no frame was produced.`,
+          canceled: `The render of scene "${job.scene}" was canceled; ${result.ok.length} of ${total} frames were finished.`,
+        }[result.state],
     '',
     `Job:    ${job.jobId}`,
     `File:   ${job.sourceBlendFile}`,
     `Frames: ${formatFrameList(job.frames, { maxParts: 10 })}`,
   ];
   if (result.reason) lines.push(`Reason: ${result.reason}`);
+  // The daemon's estimate as it last wrote it (compute of copy and render; publish is not in it).
+  lines.push(`Cost:   ${result.cost ?? 'cost unknown: the skyfarm daemon made no estimate for this job'}`);
   if (result.failed.length) {
     lines.push('', 'Failed frames:');
     for (const failure of result.failed.slice(0, MAX_LISTED_FAILURES))

@@ -9,6 +9,8 @@ import {
   frameFileName,
   jobKeys,
   type CancelRequest,
+  type CostNote,
+  type StopRequest,
   type FrameMarker,
   type JobResult,
   type ResultState,
@@ -69,6 +71,9 @@ export async function publishStage(ctx: WorkerContext): Promise<JobResult> {
     throw new Error(`s3://${ctx.bucket.name}/${keys.job} does not exist; removed ${paths.job}`);
   }
   const cancel = await ctx.bucket.getJson<CancelRequest>(keys.cancel);
+  // The daemon stopped the job at its budget, and its last cost estimate (both only for the mail/result).
+  const stop = await ctx.bucket.getJson<StopRequest>(keys.stop);
+  const cost = await ctx.bucket.getJson<CostNote>(keys.cost);
 
   // 1. Frames from the working folder to the bucket, skipping what is already there.
   const local = await listFiles(paths.output);
@@ -104,6 +109,7 @@ export async function publishStage(ctx: WorkerContext): Promise<JobResult> {
   else state = 'failed';
   let reason: string | undefined;
   if (cancel) reason = cancel.reason;
+  else if (stop) reason = stop.reason;
   else if (failed[0]) reason = failed[0].message;
   else if (ctx.config.reason) reason = `the render job failed: ${ctx.config.reason}`;
   else if (state !== 'succeeded') reason = `${missing.length} frames were not rendered`;
@@ -115,6 +121,8 @@ export async function publishStage(ctx: WorkerContext): Promise<JobResult> {
     failed,
     missing,
     ...(reason ? { reason } : {}),
+    ...(stop && !cancel ? { stopped: stop.reason } : {}),
+    ...(cost?.text ? { cost: cost.text } : {}),
     publishedAt: new Date().toISOString(),
   };
 

@@ -36,6 +36,7 @@ export const ERROR_CODES = {
   "AWS_NO_CREDENTIALS": "No AWS credentials were found.",
   "AWS_NO_REGION": "No AWS region is configured.",
   "AWS_ACCESS_DENIED": "AWS denied an action.",
+  "BUDGET_REACHED": "The job's spend reached its budget (--max-cost); it was stopped and its finished frames published.",
   "AWS_ERROR": "An AWS call failed.",
   "STACK_NOT_FOUND": "The stack does not exist.",
   "STACK_BUSY": "The stack is being changed by another operation.",
@@ -90,6 +91,7 @@ export type Job = {
   lastFrame: string | null;
   error?: ErrorInfo;
   live?: LiveFrame;
+  cost?: JobCost;
 };
 
 export type LiveFrame = {
@@ -120,6 +122,7 @@ export type AwsRenderOptions = {
   notifyEmail?: string;
   bucket?: string;
   prepareOnly?: boolean;
+  maxCostUsd?: number;
 };
 
 export type BackendInfo = {
@@ -181,6 +184,33 @@ export type ImageBuild = {
   timedOut?: boolean;
 };
 
+export type JobCost = {
+  known: boolean;
+  usd?: number;
+  projectedUsd?: number;
+  projectedLowUsd?: number;
+  projectedHighUsd?: number;
+  basis?: string;
+  unknownReason?: string;
+  missingAction?: string;
+  maxCostUsd?: number;
+  budget?: "within" | "projected-over" | "reached";
+  updatedAt?: string;
+};
+
+export type CostLine = {
+  batchJobId: string;
+  stage: "copy" | "render" | "publish" | "cleanup";
+  chunk?: number;
+  seconds: number;
+  instanceType: string;
+  market: "spot" | "on-demand";
+  share: number;
+  usdPerHour: number;
+  usd: number;
+  running: boolean;
+};
+
 export interface RequestMap {
   'daemon.info': { params: DaemonInfoParams; result: DaemonInfoResult };
   'render.submit': { params: RenderSubmitParams; result: RenderSubmitResult };
@@ -189,6 +219,7 @@ export interface RequestMap {
   'jobs.get': { params: JobsGetParams; result: JobsGetResult };
   'jobs.cancel': { params: JobsCancelParams; result: JobsCancelResult };
   'jobs.logs': { params: JobsLogsParams; result: JobsLogsResult };
+  'jobs.cost': { params: JobsCostParams; result: JobsCostResult };
   'jobs.download': { params: JobsDownloadParams; result: JobsDownloadResult };
   'stack.status': { params: StackStatusParams; result: StackStatusResult };
   'stack.deploy': { params: StackDeployParams; result: StackDeployResult };
@@ -286,6 +317,14 @@ export type JobsLogsResult = {
   lines: Array<string>;
 };
 
+export type JobsCostParams = {
+  jobId: string;
+};
+export type JobsCostResult = {
+  cost: JobCost;
+  lines: Array<CostLine>;
+};
+
 export type JobsDownloadParams = {
   jobId: string;
   output?: string;
@@ -363,7 +402,7 @@ export interface EventMap {
 
 export type Method = keyof RequestMap;
 export type EventName = keyof EventMap;
-export const METHODS = ["daemon.info","render.submit","project.upload","jobs.list","jobs.get","jobs.cancel","jobs.logs","jobs.download","stack.status","stack.deploy","stack.destroy","images.list","images.build"] as const;
+export const METHODS = ["daemon.info","render.submit","project.upload","jobs.list","jobs.get","jobs.cancel","jobs.logs","jobs.cost","jobs.download","stack.status","stack.deploy","stack.destroy","images.list","images.build"] as const;
 export const EVENTS = ["job.update","upload.progress","stack.event","image.build"] as const;
 
 export type Hello = {
@@ -576,6 +615,10 @@ export const SCHEMA_DEFINITIONS: Record<string, unknown> = {
       "live": {
         "$ref": "#/definitions/LiveFrame",
         "$comment": "present while a frame renders: that frame's samples (progress and etaSeconds already count them)"
+      },
+      "cost": {
+        "$ref": "#/definitions/JobCost",
+        "$comment": "AWS jobs: spend so far, projection, budget"
       }
     }
   },
@@ -697,6 +740,12 @@ export const SCHEMA_DEFINITIONS: Record<string, unknown> = {
       "prepareOnly": {
         "type": "boolean",
         "$comment": "upload and write jobs/<jobId>/job.json, submit nothing (for running the worker by hand)"
+      },
+      "maxCostUsd": {
+        "type": "number",
+        "minimum": 0.01,
+        "maximum": 1000000,
+        "$comment": "budget: warn when the projection exceeds it, stop the job (publishing finished frames) when the spend reaches it"
       }
     }
   },
@@ -942,6 +991,133 @@ export const SCHEMA_DEFINITIONS: Record<string, unknown> = {
       }
     }
   },
+  "JobCost": {
+    "type": "object",
+    "$comment": "an AWS job's cost estimate from AWS's own prices; never guessed: unknown with the reason (and the IAM action missing) otherwise",
+    "required": [
+      "known"
+    ],
+    "additionalProperties": false,
+    "properties": {
+      "known": {
+        "type": "boolean"
+      },
+      "usd": {
+        "type": "number",
+        "minimum": 0,
+        "$comment": "spent so far (compute of copy, render chunks and publish), USD"
+      },
+      "projectedUsd": {
+        "type": "number",
+        "minimum": 0,
+        "$comment": "spent / progress while the job runs"
+      },
+      "projectedLowUsd": {
+        "type": "number",
+        "minimum": 0
+      },
+      "projectedHighUsd": {
+        "type": "number",
+        "minimum": 0
+      },
+      "basis": {
+        "type": "string",
+        "maxLength": 2048,
+        "$comment": "the instances it ran on, e.g. \"c6i.xlarge spot ×3\""
+      },
+      "unknownReason": {
+        "type": "string",
+        "maxLength": 2048
+      },
+      "missingAction": {
+        "type": "string",
+        "maxLength": 128,
+        "$comment": "the IAM action AWS denied, e.g. pricing:GetProducts"
+      },
+      "maxCostUsd": {
+        "type": "number",
+        "minimum": 0,
+        "$comment": "the job's budget (--max-cost)"
+      },
+      "budget": {
+        "enum": [
+          "within",
+          "projected-over",
+          "reached"
+        ],
+        "$comment": "present with maxCostUsd"
+      },
+      "updatedAt": {
+        "type": "string",
+        "maxLength": 64
+      }
+    }
+  },
+  "CostLine": {
+    "type": "object",
+    "required": [
+      "batchJobId",
+      "stage",
+      "seconds",
+      "instanceType",
+      "market",
+      "share",
+      "usdPerHour",
+      "usd",
+      "running"
+    ],
+    "additionalProperties": false,
+    "properties": {
+      "batchJobId": {
+        "type": "string",
+        "maxLength": 128
+      },
+      "stage": {
+        "enum": [
+          "copy",
+          "render",
+          "publish",
+          "cleanup"
+        ]
+      },
+      "chunk": {
+        "type": "integer",
+        "minimum": 0
+      },
+      "seconds": {
+        "type": "number",
+        "minimum": 0
+      },
+      "instanceType": {
+        "type": "string",
+        "maxLength": 64
+      },
+      "market": {
+        "enum": [
+          "spot",
+          "on-demand"
+        ]
+      },
+      "share": {
+        "type": "number",
+        "minimum": 0,
+        "maximum": 1,
+        "$comment": "the run's vCPUs (or GPUs) of the instance's"
+      },
+      "usdPerHour": {
+        "type": "number",
+        "minimum": 0,
+        "$comment": "the instance's price over the run"
+      },
+      "usd": {
+        "type": "number",
+        "minimum": 0
+      },
+      "running": {
+        "type": "boolean"
+      }
+    }
+  },
   "message.hello": {
     "type": "object",
     "required": [
@@ -1125,6 +1301,7 @@ export const SCHEMA_DEFINITIONS: Record<string, unknown> = {
           "AWS_NO_CREDENTIALS",
           "AWS_NO_REGION",
           "AWS_ACCESS_DENIED",
+          "BUDGET_REACHED",
           "AWS_ERROR",
           "STACK_NOT_FOUND",
           "STACK_BUSY",
@@ -1534,6 +1711,40 @@ export const SCHEMA_DEFINITIONS: Record<string, unknown> = {
         "items": {
           "type": "string"
         }
+      }
+    }
+  },
+  "params.jobs.cost": {
+    "type": "object",
+    "required": [
+      "jobId"
+    ],
+    "additionalProperties": false,
+    "properties": {
+      "jobId": {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": 64
+      }
+    }
+  },
+  "result.jobs.cost": {
+    "type": "object",
+    "required": [
+      "cost",
+      "lines"
+    ],
+    "additionalProperties": false,
+    "properties": {
+      "cost": {
+        "$ref": "#/definitions/JobCost"
+      },
+      "lines": {
+        "type": "array",
+        "items": {
+          "$ref": "#/definitions/CostLine"
+        },
+        "maxItems": 100000
       }
     }
   },

@@ -73,7 +73,18 @@ export function readProfileValue(
 export function endpointOverrides(env: Env): Record<string, string> {
   if (env.AWS_IGNORE_CONFIGURED_ENDPOINT_URLS === 'true') return {};
   const out: Record<string, string> = {};
-  for (const service of ['cloudformation', 's3', 'batch', 'sesv2', 'cloudwatch_logs', 'codebuild', 'ecr']) {
+  for (const service of [
+    'cloudformation',
+    's3',
+    'batch',
+    'sesv2',
+    'cloudwatch_logs',
+    'codebuild',
+    'ecr',
+    'pricing',
+    'ec2',
+    'ecs',
+  ]) {
     const value = env[`AWS_ENDPOINT_URL_${service.toUpperCase()}`] || env.AWS_ENDPOINT_URL;
     if (value) out[service] = value;
   }

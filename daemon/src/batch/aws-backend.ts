@@ -35,6 +35,7 @@ import {
   type JobResult,
   type Market,
 } from './layout.js';
+import { stopAtBudget } from './budget-stop.js';
 import {
   Backoff,
   CANCEL_PENDING_SUFFIX,
@@ -101,6 +102,8 @@ export interface AwsSubmitOptions {
   blenderVersion: string;
   notifyEmail?: string;
   prepareOnly?: boolean;
+  /** Budget in USD (--max-cost): the job is stopped when its spend reaches it. */
+  maxCostUsd?: number;
 }
 
 interface Tracked {
@@ -187,6 +190,7 @@ export class AwsBackend {
       blenderVersion: options.blenderVersion,
       notifyEmail: options.notifyEmail ?? null,
       prepareOnly: options.prepareOnly ?? false,
+      maxCostUsd: options.maxCostUsd ?? null,
     });
     this.start(spec.jobId);
   }
@@ -853,6 +857,16 @@ export class AwsBackend {
     ];
     for (const stage of stageStates) repo.update(t.jobId, { stage });
     const mailNote = result?.mail?.error ? `; the notification mail failed: ${result.mail.error}` : '';
+    if (result?.stopped) {
+      const message =
+        `stopped: ${result.stopped}; the ${result.ok.length} finished of ${job.framesTotal} frames ` +
+        `were published to ${outputDir}${mailNote}`;
+      this.say(t.jobId, message);
+      this.emit(
+        repo.update(t.jobId, { state: 'failed', message, error: { code: 'BUDGET_REACHED', message } }),
+      );
+      return;
+    }
     if (result?.state === 'succeeded') {
       const message = `${result.ok.length} frames in ${outputDir}${mailNote}`;
       this.say(t.jobId, `done: ${message}`);
@@ -919,6 +933,13 @@ export class AwsBackend {
     }
     this.tracked.delete(jobId);
     await this.finishCancel(jobId).announced;
+  }
+
+  /** Stops a job at its budget (budget-stop.ts): its finished frames are published, then it fails. */
+  async stopForBudget(jobId: string, reason: string): Promise<void> {
+    const row = this.deps.store.get(jobId);
+    if (!row) return;
+    await stopAtBudget(row, this.deps.clients(row.farm), reason, (line) => this.say(jobId, line));
   }
 
   /** AWS jobs whose cancel was recorded but not yet carried out on AWS (a restarted daemon finishes them). */

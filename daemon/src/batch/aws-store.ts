@@ -20,6 +20,8 @@ export interface AwsJobRow {
   batchIds: Partial<Record<TrackedStage, string>>;
   canceledAt: string | null;
   finishedAt: string | null;
+  /** The job's budget (--max-cost), USD; kept here so it holds across daemon restarts. */
+  maxCostUsd: number | null;
 }
 
 interface RawRow {
@@ -39,6 +41,7 @@ interface RawRow {
   cleanup_batch_id: string | null;
   canceled_at: string | null;
   finished_at: string | null;
+  max_cost_usd: number | null;
 }
 
 const COLUMN: Record<TrackedStage, string> = {
@@ -52,12 +55,16 @@ export class AwsJobStore {
   constructor(private readonly db: Db) {}
 
   insert(
-    row: Omit<AwsJobRow, 'preparedAt' | 'renderQueue' | 'chunks' | 'batchIds' | 'canceledAt' | 'finishedAt'>,
+    row: Omit<
+      AwsJobRow,
+      'preparedAt' | 'renderQueue' | 'chunks' | 'batchIds' | 'canceledAt' | 'finishedAt' | 'maxCostUsd'
+    > & { maxCostUsd?: number | null },
   ) {
     this.db
       .prepare(
-        `INSERT INTO aws_jobs (job_id, farm, device, market, blender_version, notify_email, prepare_only)
-         VALUES (?, ?, ?, ?, ?, ?, ?)`,
+        `INSERT INTO aws_jobs (job_id, farm, device, market, blender_version, notify_email, prepare_only,
+           max_cost_usd)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
       )
       .run(
         row.jobId,
@@ -67,6 +74,7 @@ export class AwsJobStore {
         row.blenderVersion,
         row.notifyEmail,
         row.prepareOnly ? 1 : 0,
+        row.maxCostUsd ?? null,
       );
   }
 
@@ -92,6 +100,7 @@ export class AwsJobStore {
       batchIds,
       canceledAt: raw.canceled_at,
       finishedAt: raw.finished_at,
+      maxCostUsd: raw.max_cost_usd,
     };
   }
 

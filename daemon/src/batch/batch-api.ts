@@ -29,6 +29,8 @@ export interface BatchAttempt {
   logStreamName?: string;
   startedAt?: number;
   stoppedAt?: number;
+  /** The ECS container instance the attempt ran on (what it cost is read from its instance type). */
+  containerInstanceArn?: string;
 }
 
 export interface BatchJobInfo {
@@ -46,6 +48,18 @@ export interface BatchJobInfo {
   arrayIndex?: number;
   /** Children per status (array parents). */
   statusSummary?: Partial<Record<BatchStatus, number>>;
+  /** The current (else last) attempt's container instance. */
+  containerInstanceArn?: string;
+  /** What the container reserved of its instance (resourceRequirements, else the legacy `vcpus`). */
+  vcpus?: number;
+  gpus?: number;
+}
+
+function requirement(job: JobDetail, type: 'VCPU' | 'GPU'): number | undefined {
+  const value = job.container?.resourceRequirements?.find((r) => r.type === type)?.value;
+  const parsed = value === undefined ? undefined : Number(value);
+  if (parsed !== undefined && Number.isFinite(parsed)) return parsed;
+  return type === 'VCPU' ? job.container?.vcpus : undefined;
 }
 
 export interface IBatch {
@@ -83,12 +97,20 @@ function toInfo(job: JobDetail): BatchJobInfo {
       ...(a.container?.logStreamName ? { logStreamName: a.container.logStreamName } : {}),
       ...(a.startedAt !== undefined ? { startedAt: a.startedAt } : {}),
       ...(a.stoppedAt !== undefined ? { stoppedAt: a.stoppedAt } : {}),
+      ...(a.container?.containerInstanceArn
+        ? { containerInstanceArn: a.container.containerInstanceArn }
+        : {}),
     })),
     ...(job.arrayProperties?.size !== undefined ? { arraySize: job.arrayProperties.size } : {}),
     ...(job.arrayProperties?.index !== undefined ? { arrayIndex: job.arrayProperties.index } : {}),
     ...(job.arrayProperties?.statusSummary
       ? { statusSummary: job.arrayProperties.statusSummary as Partial<Record<BatchStatus, number>> }
       : {}),
+    ...(job.container?.containerInstanceArn
+      ? { containerInstanceArn: job.container.containerInstanceArn }
+      : {}),
+    ...(requirement(job, 'VCPU') !== undefined ? { vcpus: requirement(job, 'VCPU') } : {}),
+    ...(requirement(job, 'GPU') !== undefined ? { gpus: requirement(job, 'GPU') } : {}),
   };
 }
 

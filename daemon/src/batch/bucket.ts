@@ -49,7 +49,7 @@ export interface ClientSettings {
  */
 export function settingsFromEnv(
   env: NodeJS.ProcessEnv,
-  service: 'S3' | 'BATCH' | 'SESV2' | 'CLOUDWATCH_LOGS' | 'CODEBUILD' | 'ECR',
+  service: 'S3' | 'BATCH' | 'SESV2' | 'CLOUDWATCH_LOGS' | 'CODEBUILD' | 'ECR' | 'PRICING' | 'EC2' | 'ECS',
 ): ClientSettings {
   const endpoint =
     env['AWS_IGNORE_CONFIGURED_ENDPOINT_URLS'] === 'true'

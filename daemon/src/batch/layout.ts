@@ -83,13 +83,31 @@ export interface JobResult {
   ok: Array<{ frame: number; key: string; file: string }>;
   failed: Array<{ frame: number; message: string }>;
   missing: number[];
-  /** Why the job did not fully succeed (render/copy failure reason, cancel). */
+  /** Why the job did not fully succeed (render/copy failure reason, cancel, budget stop). */
   reason?: string;
+  /** The daemon stopped the job at its budget (stop.json's reason). */
+  stopped?: string;
+  /** The daemon's last cost estimate (cost.json), for the mail. */
+  cost?: string;
   mail?: { to: string; messageId?: string; error?: string };
   publishedAt: string;
 }
 
 /** `jobs/<jobId>/cancel.json`, written by the daemon before it terminates a job's Batch jobs. */
+/** jobs/<id>/cost.json: the estimate as the daemon last made it (texts as the CLI shows them). */
+export interface CostNote {
+  /** "≈ $0.42 (c6i.xlarge spot ×3)" or "cost unknown: …". */
+  text: string;
+  at: string;
+}
+
+/** jobs/<id>/stop.json: why the daemon stopped the job before it finished (its budget). */
+export interface StopRequest {
+  jobId: string;
+  reason: string;
+  at: string;
+}
+
 export interface CancelRequest {
   jobId: string;
   reason: string;
@@ -107,6 +125,10 @@ export function jobKeys(jobId: string) {
     manifest: `${root}manifest.json`,
     result: `${root}result.json`,
     cancel: `${root}cancel.json`,
+    /** The daemon's latest cost estimate (publish puts it in the mail). */
+    cost: `${root}cost.json`,
+    /** The daemon stopped the job at its budget (publish says so). */
+    stop: `${root}stop.json`,
     framesPrefix: `${root}progress/frames/`,
     frame: (frame: number) => `${root}progress/frames/${frame}.json`,
     previewsPrefix: `${root}progress/previews/`,

@@ -18,6 +18,13 @@ import { farmFromEnv, renderQueue, type FarmSettings } from './farm.js';
 import { createLogReader } from './logs-api.js';
 import type { ProjectUploader } from './prepare.js';
 import { checkBlenderVersion } from '../images/service.js';
+import { createContainerInstances } from '../aws/ecs.js';
+import { createEc2 } from '../aws/ec2.js';
+import { createPricing, type IPricing } from '../aws/pricing.js';
+import { PriceBook } from '../cost/price-book.js';
+import { CostService, type CostClients } from '../cost/cost-service.js';
+import { CostTracker } from '../cost/cost-tracker.js';
+import { jobKeys, type CostNote } from './layout.js';
 import { assertReadableBy, formatBlendVersion, type BlendVersion } from '../jobs/validate-blend.js';
 
 export interface AwsWiringOptions {
@@ -40,6 +47,12 @@ export interface AwsWiringOptions {
   imageVersions?: (target: { repository: string; region?: string }) => Promise<string[]>;
   /** The render job definition that runs `blenderVersion`'s image (derived from the farm's). */
   renderDefinition?: (farm: { region?: string; render: string }, blenderVersion: string) => Promise<string>;
+  /** Cost estimates: the AWS clients they read (default: SDK clients per farm) and how often (default 60 s). */
+  cost?: {
+    clients?: (farm: FarmSettings) => CostClients;
+    pricing?: IPricing;
+    intervalMs?: number;
+  };
   /** Test hooks and tuning. */
   backend?: Partial<
     Pick<
@@ -66,6 +79,8 @@ export interface SubmitContext {
 
 export interface AwsWiring {
   backend: AwsBackend;
+  /** Cost of AWS jobs: kept current while they run, held against their budgets. */
+  costs: CostTracker;
   /**
    * Validates a render's AWS options, picks the farm and the Blender version it renders with, and
    * refuses a file newer than that Blender (throws before any job is created). `note` says why
@@ -124,8 +139,55 @@ export function createAwsWiring(deps: {
     ...deps.options?.backend,
     clients,
   });
+  // ECS and EC2 clients per region (cost estimates); the Price List has one endpoint for all.
+  const costCache = new Map<string, Omit<CostClients, 'batch'> & { destroy(): void }>();
+  const costClients =
+    deps.options?.cost?.clients ??
+    ((farm: FarmSettings): CostClients => {
+      const region = farm.region ?? settingsFromEnv(deps.env, 'EC2').region;
+      let entry = costCache.get(region);
+      if (!entry) {
+        const ecs = createContainerInstances({ ...settingsFromEnv(deps.env, 'ECS'), region });
+        const ec2 = createEc2({ ...settingsFromEnv(deps.env, 'EC2'), region });
+        entry = {
+          containerInstances: ecs,
+          ec2,
+          region,
+          destroy: () => {
+            ecs.destroy();
+            ec2.destroy();
+          },
+        };
+        costCache.set(region, entry);
+      }
+      return { ...entry, batch: clients(farm).batch };
+    });
+  const pricing = deps.options?.cost?.pricing ?? createPricing(settingsFromEnv(deps.env, 'PRICING'));
+  const store = new AwsJobStore(deps.db);
+  const service = new CostService({
+    repo: deps.repo,
+    store,
+    clients: costClients,
+    prices: new PriceBook({ db: deps.db, pricing: () => pricing }),
+  });
+  const costs = new CostTracker({
+    service,
+    repo: deps.repo,
+    logs: deps.logs,
+    notify: deps.notify,
+    log: deps.log,
+    ...(deps.options?.cost?.intervalMs ? { intervalMs: deps.options.cost.intervalMs } : {}),
+    publish: async (jobId, text) => {
+      const row = store.get(jobId);
+      if (!row?.preparedAt) return;
+      const note: CostNote = { text, at: new Date().toISOString() };
+      await clients(row.farm).bucket.putJson(jobKeys(jobId).cost, note);
+    },
+    stop: (jobId, reason) => backend.stopForBudget(jobId, reason),
+  });
   return {
     backend,
+    costs,
     async options(aws = {}, context) {
       let farm: FarmSettings | undefined;
       // Neither --stack-name nor --bucket (nor SKYFARM_AWS_BUCKET): the stack daemon.info offers as the
@@ -224,12 +286,16 @@ export function createAwsWiring(deps: {
         blenderVersion,
         ...(aws.notifyEmail ? { notifyEmail: aws.notifyEmail } : {}),
         ...(aws.prepareOnly ? { prepareOnly: true } : {}),
+        ...(aws.maxCostUsd !== undefined ? { maxCostUsd: aws.maxCostUsd } : {}),
         ...(note ? { note } : {}),
       };
     },
     close: () => {
       for (const entry of cache.values()) entry.destroy();
       cache.clear();
+      for (const entry of costCache.values()) entry.destroy();
+      costCache.clear();
+      (pricing as Partial<{ destroy(): void }>).destroy?.();
     },
   };
 }
@@ -252,7 +318,18 @@ export function imageForVersion(version: string, tags: string[]): string | undef
     .sort((a, b) => patch(b) - patch(a))[0];
 }
 
-export function registerAwsHandlers(registry: RpcRegistry, jobs: JobService, aws: AwsBackend): void {
+export function registerAwsHandlers(
+  registry: RpcRegistry,
+  jobs: JobService,
+  aws: AwsBackend,
+  costs?: CostTracker,
+): void {
+  if (costs) {
+    registry.register('jobs.cost', async (params) => {
+      jobs.get(params.jobId);
+      return costs.refresh(params.jobId);
+    });
+  }
   registry.register('jobs.download', async (params) => {
     jobs.get(params.jobId);
     return aws.download(params.jobId, params.output);

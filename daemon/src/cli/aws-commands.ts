@@ -52,6 +52,7 @@ export function awsRenderOptions(values: {
   market?: string | undefined;
   'blender-version'?: string | undefined;
   'notify-email'?: string | undefined;
+  'max-cost'?: string | undefined;
   'prepare-only'?: boolean | undefined;
 }): AwsRenderOptions | undefined {
   const aws: AwsRenderOptions = {};
@@ -71,5 +72,13 @@ export function awsRenderOptions(values: {
   if (values['blender-version'] !== undefined) aws.blenderVersion = values['blender-version'];
   if (values['notify-email'] !== undefined) aws.notifyEmail = values['notify-email'];
   if (values['prepare-only']) aws.prepareOnly = true;
+  if (values['max-cost'] !== undefined) {
+    const usd = Number(values['max-cost'].replace(/^\$/, ''));
+    if (!Number.isFinite(usd) || usd < 0.01 || usd > 1_000_000)
+      throw new AwsUsageError(
+        `--max-cost must be an amount in USD of at least 0.01, like 5 or 12.50, not "${values['max-cost']}"`,
+      );
+    aws.maxCostUsd = usd;
+  }
   return Object.keys(aws).length ? aws : undefined;
 }

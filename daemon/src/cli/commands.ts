@@ -18,6 +18,8 @@ import { findProjectRoot } from '../config/project-root.js';
 import { connect, connectOrStart, stopDaemon } from './daemon-control.js';
 import { EXIT, exitCodeForState } from './exit-codes.js';
 import { ProgressPrinter, formatDuration, liveAndEta } from './progress.js';
+import { costLine } from '../cost/format.js';
+import { jobCostText } from './cost-command.js';
 
 export interface CliContext {
   stateDir: string;
@@ -44,6 +46,8 @@ export function describeJob(job: Job): string {
     `  output    ${job.output}`,
     `  message   ${job.message}`,
   ];
+  // AWS jobs: "≈ $0.42 so far · projected ≈ $1.10 ($0.95–$1.30) (c6i.xlarge spot ×3)".
+  if (job.cost) lines.push(`  cost      ${costLine(job.cost, FINISHED_STATES.has(job.state))}`);
   if (!FINISHED_STATES.has(job.state)) {
     // e.g. "12% · frame 12: 340/1024 samples · ETA 41 min 10 s"
     const live = liveAndEta(job);
@@ -253,7 +257,8 @@ export async function jobsCommand(ctx: CliContext, json: boolean): Promise<numbe
       print(
         ctx,
         `${job.id}  ${job.state.padEnd(10)} ${`${job.framesDone}/${job.framesTotal}`.padStart(9)}  ${job.name}${outage}` +
-          (live ? `  · ${live}` : ''),
+          (live ? `  · ${live}` : '') +
+          (job.cost ? `  · ${jobCostText(job)}` : ''),
       );
     }
   }

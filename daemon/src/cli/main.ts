@@ -21,6 +21,7 @@ import {
 } from './commands.js';
 import { deployCommand, destroyCommand, stackCommand, stackFlags } from '../stack/cli.js';
 import { awsRenderOptions, downloadCommand } from './aws-commands.js';
+import { costCommand } from './cost-command.js';
 import { imagesBuildCommand, imagesCommand } from '../images/cli.js';
 import { addonCommand } from '../addon/cli.js';
 
@@ -34,9 +35,10 @@ Usage:
   skyfarm jobs [--json]                 list jobs
   skyfarm status JOB [--json]           one job in detail
   skyfarm cancel JOB [--json]           stop a job
+  skyfarm cost JOB [--json]             an AWS job's cost so far (≈, from AWS's prices), projection, budget
   skyfarm render FILE.blend --backend aws [--bucket B | --stack-name N] [--device cpu|gpu]
                             [--market spot|on-demand] [--blender-version X] [--notify-email A]
-                            [--prepare-only] ...   render on AWS Batch (--prepare-only: upload,
+                            [--max-cost USD] [--prepare-only] ...   render on AWS Batch (--prepare-only: upload,
                             write job.json and print {"jobId"} for running skyfarm-worker by hand)
   skyfarm logs JOB [--tail N] [--chunk N] [--json]  a job's log (--chunk: that AWS render chunk's log)
   skyfarm download JOB [--output DIR]   fetch an AWS job's published frames
@@ -145,6 +147,7 @@ export async function main(argv: string[], ctx: CliContext): Promise<number> {
       market: { type: 'string' },
       'blender-version': { type: 'string' },
       'notify-email': { type: 'string' },
+      'max-cost': { type: 'string' },
       'prepare-only': { type: 'boolean' },
       chunk: { type: 'string' },
       timeout: { type: 'string' },
@@ -245,6 +248,8 @@ export async function main(argv: string[], ctx: CliContext): Promise<number> {
       return statusCommand(ctx, oneJob(positionals, 'status'), json);
     case 'cancel':
       return cancelCommand(ctx, oneJob(positionals, 'cancel'), json);
+    case 'cost':
+      return costCommand(ctx, oneJob(positionals, 'cost'), json);
     case 'logs':
       return logsCommand(
         ctx,

@@ -1,5 +1,7 @@
 // How a job's progress looks in a terminal: one redrawn bar on a TTY, plain lines otherwise.
 import type { Job } from '../../../protocol/generated/protocol.js';
+import { costSummary } from '../cost/format.js';
+import { FINISHED_STATES } from '../jobs/job-repo.js';
 
 export function formatDuration(seconds: number | null): string {
   if (seconds === null || !Number.isFinite(seconds)) return '--:--';
@@ -40,12 +42,14 @@ export function progressBar(job: Job, width = 24): string {
   const bar = '#'.repeat(filled) + '-'.repeat(width - filled);
   const failed = job.framesFailed ? `, ${job.framesFailed} failed` : '';
   const live = liveAndEta(job) ?? 'ETA --:--';
-  return `[${bar}] ${Math.floor(job.progress * 100)}% ${job.framesDone}/${job.framesTotal} frames${failed} · ${live}  ${job.state}: ${job.message}`;
+  const cost = job.cost ? ` · ${costSummary(job.cost, FINISHED_STATES.has(job.state))}` : '';
+  return `[${bar}] ${Math.floor(job.progress * 100)}% ${job.framesDone}/${job.framesTotal} frames${failed} · ${live}${cost}  ${job.state}: ${job.message}`;
 }
 
 export function progressLine(job: Job): string {
   const failed = job.framesFailed ? ` (${job.framesFailed} failed)` : '';
-  return `${job.id} ${job.state} ${job.framesDone}/${job.framesTotal} frames${failed} — ${job.message}`;
+  const cost = job.cost ? ` · ${costSummary(job.cost, FINISHED_STATES.has(job.state))}` : '';
+  return `${job.id} ${job.state} ${job.framesDone}/${job.framesTotal} frames${failed} — ${job.message}${cost}`;
 }
 
 export class ProgressPrinter {

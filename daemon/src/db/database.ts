@@ -91,6 +91,9 @@ const MIGRATIONS: string[] = [
   // is not cas/<sha256> itself.
   `ALTER TABLE known_blobs ADD COLUMN pack TEXT`,
   `ALTER TABLE known_blobs ADD COLUMN pack_offset INTEGER`,
+  `CREATE TABLE price_cache (key TEXT PRIMARY KEY, value TEXT NOT NULL, fetched_at INTEGER NOT NULL)`,
+  `ALTER TABLE jobs ADD COLUMN cost TEXT`,
+  `ALTER TABLE aws_jobs ADD COLUMN max_cost_usd REAL`,
 ];
 
 export function openDatabase(path: string): Db {

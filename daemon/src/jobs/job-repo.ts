@@ -1,6 +1,13 @@
 // All reads and writes of jobs and frames. Snapshots returned here are exactly what clients see.
 import type { Db } from '../db/database.js';
-import type { Job, JobState, LiveFrame, Stages, StageState } from '../../../protocol/generated/protocol.js';
+import type {
+  Job,
+  JobCost,
+  JobState,
+  LiveFrame,
+  Stages,
+  StageState,
+} from '../../../protocol/generated/protocol.js';
 import type { JobSpec } from './job-spec.js';
 import { SkyfarmError } from '../errors.js';
 
@@ -23,6 +30,7 @@ interface JobRow {
   error_code: string | null;
   error_message: string | null;
   spec: string;
+  cost: string | null;
 }
 
 export type FrameState = 'pending' | 'done' | 'failed';
@@ -241,6 +249,11 @@ export class JobRepo {
     this.db.prepare('DELETE FROM kv WHERE key = ?').run(`cancel:${id}`);
   }
 
+  /** The job's cost estimate (AWS jobs; daemon/src/cost/), kept so it is shown after the job and a restart. */
+  setCost(id: string, cost: JobCost): void {
+    this.db.prepare('UPDATE jobs SET cost = ? WHERE id = ?').run(JSON.stringify(cost), id);
+  }
+
   setLive(id: string, live: LiveSource | undefined): void {
     if (live) this.live.set(id, live);
     else this.live.delete(id);
@@ -288,6 +301,7 @@ export class JobRepo {
     };
     if (row.error_code) job.error = { code: row.error_code, message: row.error_message ?? '' };
     if (live?.live) job.live = live.live;
+    if (row.cost) job.cost = JSON.parse(row.cost) as JobCost;
     return job;
   }
 }

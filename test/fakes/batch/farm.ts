@@ -16,6 +16,9 @@ import { farmFromTemplate } from './template.js';
 import { startFakeSes, type FakeSes } from '../ses/server.js';
 import { startFakeLogs, type FakeLogs } from '../logs/server.js';
 import { startFakeEcr, type FakeEcr } from '../ecr/server.js';
+import type { CostWorld } from '../../helpers/cost-world.js';
+import type { AwsWiringOptions } from '../../../daemon/src/batch/wiring.js';
+import { createBatch } from '../../../daemon/src/batch/batch-api.js';
 
 export interface Farm {
   dir: string;
@@ -46,6 +49,8 @@ export async function startFarm(
      * which a job without --blender-version renders in, as a farm set up for the artist's Blender).
      */
     images?: string[];
+    /** Prices and instances (test/helpers/cost-world.ts): containers are placed on its fleet, the daemon reads them. */
+    cost?: { world: CostWorld; intervalMs?: number };
   } = {},
 ): Promise<Farm> {
   const dir = t.testdir({});
@@ -72,6 +77,7 @@ export async function startFarm(
     maxRunning: options.maxRunning ?? 2,
     tickMs: 40,
     logs,
+    ...(options.cost ? { placeContainer: options.cost.world.placeContainer } : {}),
     logGroup: '/skyfarm/skyfarm',
     // A container starts only from an image the fake ECR holds (`<registry>/<repository>:<tag>`).
     imageExists: (image) => {
@@ -97,6 +103,16 @@ export async function startFarm(
     SKYFARM_BLENDER: blenderCommand,
   };
   const stateDir = path.join(dir, 'home');
+  let cost: AwsWiringOptions['cost'];
+  if (options.cost) {
+    const costBatch = createBatch({ ...settingsFromEnv(env, 'BATCH'), endpoint: batch.endpoint });
+    t.teardown(() => costBatch.destroy());
+    cost = {
+      clients: () => options.cost!.world.clients(costBatch),
+      pricing: options.cost.world.pricingClient,
+      intervalMs: options.cost.intervalMs ?? 300,
+    };
+  }
   return {
     dir,
     efs,
@@ -109,7 +125,12 @@ export async function startFarm(
     daemonEnv,
     stateDir,
     startDaemon: (home = stateDir) =>
-      startAwsTestDaemon(t, { stateDir: home, env: daemonEnv, runnableWarnMs: 1_500 }),
+      startAwsTestDaemon(t, {
+        stateDir: home,
+        env: daemonEnv,
+        runnableWarnMs: 1_500,
+        ...(cost ? { cost } : {}),
+      }),
   };
 }
 
@@ -119,7 +140,12 @@ export async function startFarm(
  */
 export async function startAwsTestDaemon(
   t: Test,
-  options: { stateDir: string; env: NodeJS.ProcessEnv; runnableWarnMs: number },
+  options: {
+    stateDir: string;
+    env: NodeJS.ProcessEnv;
+    runnableWarnMs: number;
+    cost?: AwsWiringOptions['cost'];
+  },
 ): Promise<RunningDaemon> {
   const daemon = await startDaemon({
     stateDir: options.stateDir,
@@ -133,6 +159,7 @@ export async function startAwsTestDaemon(
         runnableWarnMs: options.runnableWarnMs,
         failurePublishTimeoutMs: 60_000,
       },
+      ...(options.cost ? { cost: options.cost } : {}),
     },
   });
   t.teardown(() => daemon.stop());

@@ -53,6 +53,8 @@ export interface JobDefinitionSpec {
   image?: string;
   /** Revision (default 1); RegisterJobDefinition adds the next one under the same name. */
   revision?: number;
+  /** `containerProperties.resourceRequirements` (VCPU, MEMORY, GPU), shown in DescribeJobs' `container`. */
+  resourceRequirements?: Array<{ type: string; value: string }>;
   /** Everything else a registered definition carried (returned by DescribeJobDefinitions as given). */
   registered?: Record<string, unknown>;
   tags?: Record<string, string>;
@@ -92,12 +94,28 @@ export interface FakeBatchOptions {
   logs?: FakeLogs;
   logGroup?: string;
   rules?: EventRule[];
+  /**
+   * The ECS container instance (ARN) an attempt's container is placed on, as Batch reports it in
+   * `container.containerInstanceArn` (default: none reported).
+   */
+  placeContainer?: (job: {
+    queue: string;
+    jobName: string;
+    arrayIndex?: number;
+    attempt: number;
+  }) => string | undefined;
   /** Whether a job definition's image can be pulled (e.g. the fake ECR has the tag); default: every image. */
   imageExists?: (image: string) => boolean;
 }
 
 export interface Attempt {
-  container: { exitCode?: number; reason?: string; logStreamName?: string; taskArn?: string };
+  container: {
+    exitCode?: number;
+    reason?: string;
+    logStreamName?: string;
+    taskArn?: string;
+    containerInstanceArn?: string;
+  };
   startedAt?: number;
   stoppedAt?: number;
   statusReason?: string;
@@ -289,6 +307,10 @@ export async function startFakeBatch(options: FakeBatchOptions): Promise<FakeBat
     };
     const live = job.current ?? last;
     if (live?.container.logStreamName) container['logStreamName'] = live.container.logStreamName;
+    if (live?.container.containerInstanceArn)
+      container['containerInstanceArn'] = live.container.containerInstanceArn;
+    if (job.definition.resourceRequirements)
+      container['resourceRequirements'] = job.definition.resourceRequirements;
     if (last?.container.exitCode !== undefined && DONE.has(job.status))
       container['exitCode'] = last.container.exitCode;
     if (last?.container.reason && DONE.has(job.status)) container['reason'] = last.container.reason;
@@ -304,6 +326,9 @@ export async function startFakeBatch(options: FakeBatchOptions): Promise<FakeBat
           ...(a.container.reason ? { reason: a.container.reason } : {}),
           ...(a.container.logStreamName ? { logStreamName: a.container.logStreamName } : {}),
           ...(a.container.taskArn ? { taskArn: a.container.taskArn } : {}),
+          ...(a.container.containerInstanceArn
+            ? { containerInstanceArn: a.container.containerInstanceArn }
+            : {}),
         },
         ...(a.startedAt !== undefined ? { startedAt: a.startedAt } : {}),
         ...(a.stoppedAt !== undefined ? { stoppedAt: a.stoppedAt } : {}),
@@ -492,6 +517,13 @@ export async function startFakeBatch(options: FakeBatchOptions): Promise<FakeBat
     job.current = attempt;
     job.startedAt = attempt.startedAt;
     const attemptNumber = job.attempts.length + 1;
+    const placed = options.placeContainer?.({
+      queue: job.queue.name,
+      jobName: job.jobName,
+      ...(job.arrayIndex !== undefined ? { arrayIndex: job.arrayIndex } : {}),
+      attempt: attemptNumber,
+    });
+    if (placed) attempt.container.containerInstanceArn = placed;
     const env: NodeJS.ProcessEnv = {
       ...job.environment,
       AWS_BATCH_JOB_ID: job.jobId,
@@ -814,6 +846,7 @@ export async function startFakeBatch(options: FakeBatchOptions): Promise<FakeBat
             image: d.image ?? defaultImage,
             command: d.command,
             environment: Object.entries(d.environment ?? {}).map(([name, value]) => ({ name, value })),
+            ...(d.resourceRequirements ? { resourceRequirements: d.resourceRequirements } : {}),
             ...(d.logStreamPrefix
               ? {
                   logConfiguration: {
@@ -857,6 +890,14 @@ export async function startFakeBatch(options: FakeBatchOptions): Promise<FakeBat
           ? { logStreamPrefix: logOptions['awslogs-stream-prefix'] }
           : {}),
         propagateTags: Boolean(input['propagateTags']),
+        ...(Array.isArray(container['resourceRequirements'])
+          ? {
+              resourceRequirements: container['resourceRequirements'] as Array<{
+                type: string;
+                value: string;
+              }>,
+            }
+          : {}),
         registered: input,
         ...(input['tags'] ? { tags: input['tags'] as Record<string, string> } : {}),
       });

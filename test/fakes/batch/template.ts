@@ -100,6 +100,13 @@ export function farmFromTemplate(options: {
           : {}),
         propagateTags: Boolean(props['PropagateTags']),
         ...(typeof container['Image'] === 'string' ? { image: container['Image'] } : {}),
+        ...(Array.isArray(container['ResourceRequirements'])
+          ? {
+              resourceRequirements: (
+                container['ResourceRequirements'] as Array<{ Type: string; Value: string }>
+              ).map((r) => ({ type: r.Type, value: String(r.Value) })),
+            }
+          : {}),
       });
     } else if (resource.Type === 'AWS::Events::Rule') {
       const targets = (props['Targets'] as Array<Record<string, TemplateValue>>) ?? [];

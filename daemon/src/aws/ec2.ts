@@ -1,0 +1,122 @@
+// Spot prices (DescribeSpotPriceHistory) and whether an instance is spot (DescribeInstances), behind a
+// narrow interface. The SDK client is @aws-sdk/client-ec2; its few shapes used here are declared below
+// so this module builds where the package is not installed.
+import type { ClientSettings } from '../batch/bucket.js';
+import { lazySdk } from './lazy-sdk.js';
+
+export interface SpotPricePoint {
+  instanceType: string;
+  availabilityZone: string;
+  usdPerHour: number;
+  /** When this price took effect (epoch ms). */
+  since: number;
+}
+
+export interface Ec2Instance {
+  instanceId: string;
+  instanceType: string;
+  availabilityZone: string;
+  spot: boolean;
+}
+
+export interface IEc2 {
+  /** Linux/UNIX spot prices of one type in one zone in effect during [start, end] (epoch ms). */
+  spotPrices(
+    instanceType: string,
+    availabilityZone: string,
+    start: number,
+    end: number,
+  ): Promise<SpotPricePoint[]>;
+  /** At most 100 ids. */
+  instances(instanceIds: string[]): Promise<Ec2Instance[]>;
+}
+
+// The parts of @aws-sdk/client-ec2 used here.
+interface Ec2Sdk {
+  EC2Client: new (config: Record<string, unknown>) => {
+    send(command: unknown): Promise<{
+      SpotPriceHistory?: Array<{
+        InstanceType?: string;
+        AvailabilityZone?: string;
+        SpotPrice?: string;
+        Timestamp?: Date;
+      }>;
+      Reservations?: Array<{
+        Instances?: Array<{
+          InstanceId?: string;
+          InstanceType?: string;
+          InstanceLifecycle?: string;
+          Placement?: { AvailabilityZone?: string };
+        }>;
+      }>;
+      NextToken?: string;
+    }>;
+    destroy(): void;
+  };
+  DescribeSpotPriceHistoryCommand: new (input: Record<string, unknown>) => unknown;
+  DescribeInstancesCommand: new (input: Record<string, unknown>) => unknown;
+}
+
+const ec2Sdk = lazySdk<Ec2Sdk>('@aws-sdk/client-ec2');
+const MAX_PAGES = 20;
+
+export function createEc2(settings: ClientSettings): IEc2 & { destroy(): void } {
+  let client: InstanceType<Ec2Sdk['EC2Client']> | undefined;
+  const ec2 = () =>
+    (client ??= new ec2Sdk.EC2Client({
+      region: settings.region,
+      ...(settings.credentials ? { credentials: settings.credentials } : {}),
+      ...(settings.endpoint ? { endpoint: settings.endpoint } : {}),
+    }));
+  return {
+    async spotPrices(instanceType, availabilityZone, start, end) {
+      const points: SpotPricePoint[] = [];
+      let token: string | undefined;
+      for (let page = 0; page < MAX_PAGES; page++) {
+        const out = await ec2().send(
+          new ec2Sdk.DescribeSpotPriceHistoryCommand({
+            InstanceTypes: [instanceType],
+            AvailabilityZone: availabilityZone,
+            ProductDescriptions: ['Linux/UNIX'],
+            StartTime: new Date(start),
+            EndTime: new Date(end),
+            MaxResults: 1000,
+            ...(token ? { NextToken: token } : {}),
+          }),
+        );
+        for (const item of out.SpotPriceHistory ?? []) {
+          const usd = Number(item.SpotPrice);
+          if (item.InstanceType && item.AvailabilityZone && item.Timestamp && usd > 0)
+            points.push({
+              instanceType: item.InstanceType,
+              availabilityZone: item.AvailabilityZone,
+              usdPerHour: usd,
+              since: item.Timestamp.getTime(),
+            });
+        }
+        token = out.NextToken || undefined;
+        if (!token) break;
+      }
+      return points.sort((a, b) => a.since - b.since);
+    },
+    async instances(instanceIds) {
+      if (instanceIds.length === 0) return [];
+      const out = await ec2().send(new ec2Sdk.DescribeInstancesCommand({ InstanceIds: instanceIds }));
+      return (out.Reservations ?? []).flatMap((r) =>
+        (r.Instances ?? []).flatMap((i) =>
+          i.InstanceId && i.InstanceType && i.Placement?.AvailabilityZone
+            ? [
+                {
+                  instanceId: i.InstanceId,
+                  instanceType: i.InstanceType,
+                  availabilityZone: i.Placement.AvailabilityZone,
+                  spot: i.InstanceLifecycle === 'spot',
+                },
+              ]
+            : [],
+        ),
+      );
+    },
+    destroy: () => client?.destroy(),
+  };
+}

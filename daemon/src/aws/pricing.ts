@@ -1,0 +1,129 @@
+// On-demand EC2 prices from the AWS Price List Query API (GetProducts), behind a narrow interface. The
+// SDK client is @aws-sdk/client-pricing; its few shapes used here are declared below so this module
+// builds (and says plainly that the package is missing) where the package is not installed.
+import type { ClientSettings } from '../batch/bucket.js';
+import { lazySdk } from './lazy-sdk.js';
+
+export interface InstanceOffer {
+  instanceType: string;
+  region: string;
+  vcpu: number;
+  /** GPUs of the instance (0 without). */
+  gpu: number;
+  /** Linux, shared tenancy, on-demand, USD per hour. */
+  usdPerHour: number;
+}
+
+export interface IPricing {
+  /** The on-demand offer of `instanceType` in `region`; undefined when the Price List has none. */
+  onDemand(region: string, instanceType: string): Promise<InstanceOffer | undefined>;
+}
+
+/** The filters that select one Linux, shared-tenancy, on-demand product of an instance type. */
+export function onDemandFilters(
+  region: string,
+  instanceType: string,
+): Array<{ Type: 'TERM_MATCH'; Field: string; Value: string }> {
+  return [
+    ['regionCode', region],
+    ['instanceType', instanceType],
+    ['operatingSystem', 'Linux'],
+    ['tenancy', 'Shared'],
+    ['preInstalledSw', 'NA'],
+    ['capacitystatus', 'Used'],
+  ].map(([Field, Value]) => ({ Type: 'TERM_MATCH' as const, Field: Field!, Value: Value! }));
+}
+
+interface PriceListDocument {
+  product?: { attributes?: Record<string, string> };
+  terms?: {
+    OnDemand?: Record<
+      string,
+      { priceDimensions?: Record<string, { unit?: string; pricePerUnit?: Record<string, string> }> }
+    >;
+  };
+}
+
+/**
+ * One PriceList entry (a JSON document in a string, as GetProducts returns it) → the offer, from its
+ * attributes and its OnDemand term's hourly USD dimension. Undefined for anything else.
+ */
+export function parsePriceListEntry(text: string): InstanceOffer | undefined {
+  let doc: PriceListDocument;
+  try {
+    doc = JSON.parse(text) as PriceListDocument;
+  } catch {
+    return undefined;
+  }
+  const attributes = doc.product?.attributes ?? {};
+  const instanceType = attributes['instanceType'];
+  const vcpu = Number(attributes['vcpu']);
+  if (!instanceType || !(vcpu > 0)) return undefined;
+  for (const term of Object.values(doc.terms?.OnDemand ?? {})) {
+    for (const dimension of Object.values(term.priceDimensions ?? {})) {
+      const usd = Number(dimension.pricePerUnit?.['USD']);
+      if (dimension.unit === 'Hrs' && Number.isFinite(usd) && usd > 0) {
+        return {
+          instanceType,
+          region: attributes['regionCode'] ?? '',
+          vcpu,
+          gpu: Number(attributes['gpu'] ?? 0) || 0,
+          usdPerHour: usd,
+        };
+      }
+    }
+  }
+  return undefined;
+}
+
+/** The Price List Query API answers only in these regions; the prices of every region are there. */
+export function pricingRegion(region: string): string {
+  if (region.startsWith('eu-') || region.startsWith('me-') || region.startsWith('af-')) return 'eu-central-1';
+  if (region.startsWith('ap-')) return 'ap-south-1';
+  return 'us-east-1';
+}
+
+// The parts of @aws-sdk/client-pricing used here.
+interface PricingSdk {
+  PricingClient: new (config: Record<string, unknown>) => {
+    send(command: unknown): Promise<{ PriceList?: string[]; NextToken?: string }>;
+    destroy(): void;
+  };
+  GetProductsCommand: new (input: Record<string, unknown>) => unknown;
+}
+
+const pricingSdk = lazySdk<PricingSdk>('@aws-sdk/client-pricing');
+const MAX_PAGES = 10;
+
+export function createPricing(settings: ClientSettings): IPricing & { destroy(): void } {
+  let client: InstanceType<PricingSdk['PricingClient']> | undefined;
+  return {
+    async onDemand(region, instanceType) {
+      client ??= new pricingSdk.PricingClient({
+        region: pricingRegion(region),
+        ...(settings.credentials ? { credentials: settings.credentials } : {}),
+        ...(settings.endpoint ? { endpoint: settings.endpoint } : {}),
+      });
+      let token: string | undefined;
+      for (let page = 0; page < MAX_PAGES; page++) {
+        const out = await client.send(
+          new pricingSdk.GetProductsCommand({
+            ServiceCode: 'AmazonEC2',
+            FormatVersion: 'aws_v1',
+            Filters: onDemandFilters(region, instanceType),
+            MaxResults: 100,
+            ...(token ? { NextToken: token } : {}),
+          }),
+        );
+        for (const text of out.PriceList ?? []) {
+          const offer = parsePriceListEntry(text);
+          if (offer && offer.instanceType === instanceType) return offer;
+        }
+        token = out.NextToken;
+        if (!token) break;
+      }
+      return undefined;
+    },
+    destroy: () => client?.destroy(),
+  };
+}
