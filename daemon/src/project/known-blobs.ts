@@ -137,6 +137,21 @@ export class KnownBlobs {
     return row !== undefined && row.size === blob.size && row.seen_at >= this.now() - withinMs;
   }
 
+  /**
+   * The record's row for a blob seen within the last `withinMs` (the held row itself: a re-submit
+   * asks this of every file, so nothing is allocated), else undefined.
+   */
+  recentRow(
+    store: string,
+    sha256: string,
+    size: number,
+    withinMs: number,
+  ): Readonly<{ pack: string | null; pack_offset: number | null }> | undefined {
+    if (withinMs <= 0) return undefined;
+    const row = this.row(store, sha256);
+    return row !== undefined && row.size === size && row.seen_at >= this.now() - withinMs ? row : undefined;
+  }
+
   /** Where the record last saw the blob inside a pack (undefined: its own object, or unknown). */
   packed(store: string, blob: BlobRef): PackedLocation | undefined {
     const row = this.row(store, blob.sha256);

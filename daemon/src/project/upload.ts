@@ -27,6 +27,7 @@ import type { KnownBlobs, StoredBlob } from './known-blobs.js';
 import {
   jobManifestKey,
   serializeManifest,
+  type ManifestEntry,
   sortedByKey,
   uploadManifestKey,
   type Manifest,
@@ -299,6 +300,8 @@ export async function uploadProject(request: UploadRequest): Promise<UploadResul
   const present: StoredBlob[] = [];
   /** Where small blobs are inside packs: stored by this upload, or seen there before. */
   const packed = new Map<string, PackedLocation>();
+  /** Entries made by processFile: their pack location (if any) is filled in at the end. */
+  const located: ManifestEntry[] = [];
   const packWriter =
     store.putPack && (store.packBlobMax ?? 0) > 0
       ? new PackWriter({
@@ -415,6 +418,7 @@ export async function uploadProject(request: UploadRequest): Promise<UploadResul
       try {
         await ensureBlob({ sha256: known.sha256, size: known.size }, entry.source);
         files[entry.path] = { sha256: known.sha256, size: known.size, mode: entry.mode };
+        located.push(files[entry.path]!);
         progress.fileDone(known.size);
         return;
       } catch (error) {
@@ -465,6 +469,7 @@ export async function uploadProject(request: UploadRequest): Promise<UploadResul
         if (keep) heldBytes -= entry.size;
       }
       files[entry.path] = { sha256: hashed.sha256, size: hashed.size, mode: entry.mode };
+      located.push(files[entry.path]!);
       progress.fileDone(hashed.size);
       return;
     }
@@ -490,17 +495,22 @@ export async function uploadProject(request: UploadRequest): Promise<UploadResul
     }
     const size = entry.identity!.size;
     const job = blobJobs.get(sha256);
+    const row =
+      job === undefined || job === TRUSTED
+        ? request.known!.recentRow(storeId, sha256, size, trustMs)
+        : undefined;
+    if (!row) {
+      rest.push(entry); // the same bytes as a file in flight, or a blob to confirm with the store
+      continue;
+    }
     if (job !== TRUSTED) {
-      if (job !== undefined || !request.known!.seenRecently(storeId, { sha256, size }, trustMs)) {
-        rest.push(entry); // the same bytes as a file in flight, or a blob to confirm with the store
-        continue;
-      }
       blobsTrusted += 1;
       blobJobs.set(sha256, TRUSTED);
-      const location = request.known!.packed(storeId, { sha256, size });
-      if (location) packed.set(sha256, location);
     }
-    files[entry.path] = { sha256, size, mode: entry.mode };
+    files[entry.path] =
+      row.pack !== null
+        ? { sha256, size, mode: entry.mode, pack: row.pack, offset: row.pack_offset ?? 0 }
+        : { sha256, size, mode: entry.mode };
     quickFiles += 1;
     quickBytes += size;
   }
@@ -549,7 +559,7 @@ export async function uploadProject(request: UploadRequest): Promise<UploadResul
     if (presence.listed !== undefined) request.known.recordListing(storeId, presence.listed);
   }
   if (packed.size > 0) {
-    for (const entry of Object.values(files)) {
+    for (const entry of located) {
       const location = packed.get(entry.sha256);
       if (location) {
         entry.pack = location.pack;
