@@ -15,6 +15,7 @@ import {
   type WorkerJobDocument,
 } from '../../daemon/src/batch/layout.js';
 import { composeMail } from './mail.js';
+import { mergeSplitFrames } from './split-publish.js';
 import type { WorkerContext } from './context.js';
 
 const PARALLEL = 4;
@@ -69,6 +70,15 @@ export async function publishStage(ctx: WorkerContext): Promise<JobResult> {
     throw new Error(`s3://${ctx.bucket.name}/${keys.job} does not exist; removed ${paths.job}`);
   }
   const cancel = await ctx.bucket.getJson<CancelRequest>(keys.cancel);
+
+  // 0. A split job's frames are merged from their parts first (not after a cancel: the user stopped it).
+  if (job.split && !cancel) {
+    const merged = await mergeSplitFrames(ctx, job);
+    ctx.log(
+      `publish: split frames: ${merged.merged.length} merged, ${merged.failed.length} failed, ` +
+        `${merged.incomplete.length} with parts missing`,
+    );
+  }
 
   // 1. Frames from the working folder to the bucket, skipping what is already there.
   const local = await listFiles(paths.output);

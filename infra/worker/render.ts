@@ -8,13 +8,17 @@ import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import {
-  chunksOf,
   efsPaths,
   jobKeys,
+  renderChild,
+  renderChildren,
   type ChunkLive,
   type FrameMarker,
+  type PartMarker,
+  type RenderChild,
   type WorkerJobDocument,
 } from '../../daemon/src/batch/layout.js';
+import { partSamples } from '../../daemon/src/split/plan.js';
 import { findBlender, renderChunk } from '../../daemon/src/render/blender.js';
 import { FrameTracker } from '../../daemon/src/jobs/estimate.js';
 import { loadJob } from './copy.js';
@@ -98,23 +102,21 @@ export class LiveReporter {
   }
 }
 
-export function chunkForIndex(
-  job: WorkerJobDocument,
-  arrayIndex: number | null,
-): { index: number; frames: number[] } {
-  const chunks = chunksOf(job);
+/** The chunk of frames (and, in a split job, the part of them) this array child renders. */
+export function chunkForIndex(job: WorkerJobDocument, arrayIndex: number | null): RenderChild {
+  const children = renderChildren(job);
   const index = arrayIndex ?? 0;
-  if (arrayIndex === null && chunks.length > 1) {
-    throw new Error(`the job has ${chunks.length} chunks but AWS_BATCH_JOB_ARRAY_INDEX is not set`);
+  if (arrayIndex === null && children > 1) {
+    throw new Error(`the job has ${children} chunks but AWS_BATCH_JOB_ARRAY_INDEX is not set`);
   }
-  const frames = chunks[index];
-  if (!frames) throw new Error(`chunk ${index} does not exist: the job has ${chunks.length} chunks`);
-  return { index, frames };
+  const child = renderChild(job, index);
+  if (!child) throw new Error(`chunk ${index} does not exist: the job has ${children} chunks`);
+  return child;
 }
 
 export async function renderStage(ctx: WorkerContext): Promise<RenderOutcome> {
   const { job, manifest } = await loadJob(ctx);
-  const { index, frames } = chunkForIndex(job, ctx.config.arrayIndex);
+  const { index, frames, part } = chunkForIndex(job, ctx.config.arrayIndex);
   const keys = jobKeys(job.jobId);
   const paths = efsPaths(ctx.config.efsRoot, job.jobId);
   const outcome: RenderOutcome = { chunk: index, frames, done: [], skipped: [], failed: [] };
@@ -137,29 +139,58 @@ export async function renderStage(ctx: WorkerContext): Promise<RenderOutcome> {
     ...fields,
   });
   const previewDir = join(paths.previews, String(index));
-  const finished = (frame: number, path: string, seconds: number | undefined) =>
-    enqueue(async () => {
-      const preview = join(previewDir, `${frame}.png`);
-      let previewKey: string | undefined;
-      if (existsSync(preview)) {
-        previewKey = keys.preview(frame);
-        await ctx.bucket.putFile(previewKey, preview, { contentType: 'image/png' });
-      }
-      await ctx.bucket.putJson(
-        keys.frame(frame),
-        marker(frame, {
+  // A split job's part: its marker under progress/parts/ (publish marks the frame once merged).
+  const partMarker = (
+    frame: number,
+    fields: Pick<PartMarker, 'state'> & Partial<PartMarker>,
+  ): PartMarker => ({
+    frame,
+    part: part!,
+    child: index,
+    attempt,
+    at: new Date().toISOString(),
+    ...fields,
+  });
+  const partDone = (frame: number, seconds: number | undefined) =>
+    enqueue(() =>
+      ctx.bucket.putJson(
+        keys.part(frame, part!),
+        partMarker(frame, {
           state: 'done',
-          file: basename(path),
+          samples: partSamples(job.split!.samples, job.split!.parts, part!),
           ...(seconds !== undefined ? { seconds } : {}),
-          ...(previewKey ? { preview: previewKey } : {}),
         }),
-      );
-    });
+      ),
+    );
+  const finished = (frame: number, path: string, seconds: number | undefined) =>
+    part !== null
+      ? partDone(frame, seconds)
+      : enqueue(async () => {
+          const preview = join(previewDir, `${frame}.png`);
+          let previewKey: string | undefined;
+          if (existsSync(preview)) {
+            previewKey = keys.preview(frame);
+            await ctx.bucket.putFile(previewKey, preview, { contentType: 'image/png' });
+          }
+          await ctx.bucket.putJson(
+            keys.frame(frame),
+            marker(frame, {
+              state: 'done',
+              file: basename(path),
+              ...(seconds !== undefined ? { seconds } : {}),
+              ...(previewKey ? { preview: previewKey } : {}),
+            }),
+          );
+        });
   // A terminated attempt (cancel, spot interruption) leaves no failure markers: its frames are not
   // failed, they are unfinished, and a retry renders them.
   const lost = (frame: number, message: string) => {
     if (ctx.signal.aborted) return;
-    enqueue(() => ctx.bucket.putJson(keys.frame(frame), marker(frame, { state: 'failed', message })));
+    enqueue(() =>
+      part !== null
+        ? ctx.bucket.putJson(keys.part(frame, part), partMarker(frame, { state: 'failed', message }))
+        : ctx.bucket.putJson(keys.frame(frame), marker(frame, { state: 'failed', message })),
+    );
   };
 
   // The frame Blender renders now and its samples, for the daemon's in-frame progress and ETA.
@@ -179,7 +210,9 @@ export async function renderStage(ctx: WorkerContext): Promise<RenderOutcome> {
     }
     const blender = await findBlender(ctx.env);
     ctx.log(
-      `render: chunk ${index} (frames ${frames.join(',')}), attempt ${attempt}, device ${job.device}, ` +
+      `render: chunk ${index} (frames ${frames.join(',')}` +
+        (part !== null ? `, part ${part + 1} of ${job.split!.parts}` : '') +
+        `), attempt ${attempt}, device ${job.device}, ` +
         `Blender ${blender.version.join('.')}`,
     );
     await mkdir(previewDir, { recursive: true });
@@ -203,7 +236,7 @@ export async function renderStage(ctx: WorkerContext): Promise<RenderOutcome> {
       filePattern: job.filePattern,
       remaps,
       device: job.device,
-      previewDir,
+      ...(part !== null ? { split: { parts: job.split!.parts, part, dir: paths.parts } } : { previewDir }),
       signal: ctx.signal,
       env,
       onLine: (line) => ctx.log(line),

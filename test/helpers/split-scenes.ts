@@ -1,6 +1,7 @@
 // Scenes and pixel checks for split frames (issue #17): a small Cycles scene whose noise is path
 // tracing's (an area light, bounces, shadows), and pixel values read by Blender itself.
 import { execFile } from 'node:child_process';
+import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { blenderCommand } from './scenes.js';
@@ -36,6 +37,21 @@ settings.file_format = args["fileFormat"]
 if args["fileFormat"] == "OPEN_EXR":
     settings.color_depth = "32"
 scene.render.filepath = args["outputPath"]
+if args["compositor"]:
+    # Render Layers → Blur → output (5.x: a compositor node group; before: the scene's own tree).
+    if hasattr(scene, "compositing_node_group"):
+        tree = bpy.data.node_groups.new("Compositing", "CompositorNodeTree")
+        tree.interface.new_socket(name="Image", in_out="OUTPUT", socket_type="NodeSocketColor")
+        scene.compositing_node_group = tree
+        output = tree.nodes.new("NodeGroupOutput")
+    else:
+        scene.use_nodes = True
+        tree = scene.node_tree
+        output = next(n for n in tree.nodes if n.bl_idname == "CompositorNodeComposite")
+    layers = next((n for n in tree.nodes if n.bl_idname == "CompositorNodeRLayers"), None) or tree.nodes.new("CompositorNodeRLayers")
+    blur = tree.nodes.new("CompositorNodeBlur")
+    tree.links.new(layers.outputs[0], blur.inputs[0])
+    tree.links.new(blur.outputs[0], output.inputs[0])
 bpy.ops.wm.save_as_mainfile(filepath=args["path"])
 print("SKYFARM_SCENE_SAVED")
 `;
@@ -49,6 +65,8 @@ export interface NoisySceneOptions {
   /** OPEN_EXR (float, linear: what the comparisons read) or PNG. */
   fileFormat?: string;
   outputPath?: string;
+  /** A compositor the merge cannot reproduce (a Blur node). */
+  compositor?: boolean;
 }
 
 export async function makeNoisyScene(file: string, opts: NoisySceneOptions = {}): Promise<string> {
@@ -61,7 +79,9 @@ export async function makeNoisyScene(file: string, opts: NoisySceneOptions = {})
     size: opts.size ?? 64,
     fileFormat: opts.fileFormat ?? 'OPEN_EXR',
     outputPath: opts.outputPath ?? '//render/frame_####',
+    compositor: opts.compositor ?? false,
   };
+  await mkdir(path.dirname(args.path), { recursive: true });
   const { stdout } = await execFileAsync(
     blenderCommand,
     [
@@ -129,4 +149,43 @@ export function meanAbsoluteDifference(a: ImagePixels, b: ImagePixels): number {
     count += 1;
   }
   return sum / count;
+}
+
+const RENDER_VARIANTS_PY = String.raw`
+import bpy, json, sys
+scene = bpy.context.scene
+for variant in json.loads(sys.argv[sys.argv.index("--") + 1]):
+    scene.cycles.samples = variant["samples"]
+    scene.cycles.seed = variant["seed"]
+    bpy.ops.render.render()
+    bpy.data.images["Render Result"].save_render(filepath=variant["path"], scene=scene)
+    print("SKYFARM_VARIANT_SAVED " + variant["path"])
+`;
+
+export interface RenderVariant {
+  samples: number;
+  seed: number;
+  /** Where the frame goes (the scene's own output format). */
+  path: string;
+}
+
+/** Single renders of `blend` (Blender's own render, one Blender for all) with other samples/seeds. */
+export async function renderVariants(blend: string, variants: RenderVariant[]): Promise<void> {
+  const { stdout } = await execFileAsync(
+    blenderCommand,
+    [
+      '-b',
+      blend,
+      '--python-exit-code',
+      '1',
+      '--python-expr',
+      RENDER_VARIANTS_PY,
+      '--',
+      JSON.stringify(variants),
+    ],
+    { timeout: 120_000, maxBuffer: 16 * 1024 * 1024 },
+  );
+  const saved = stdout.split('\n').filter((line) => line.startsWith('SKYFARM_VARIANT_SAVED ')).length;
+  if (saved !== variants.length)
+    throw new Error(`rendered ${saved} of ${variants.length} variants:\n${stdout}`);
 }

@@ -16,7 +16,7 @@ import { FINISHED_STATES, type JobRepo } from '../jobs/job-repo.js';
 import { estimateJob, inFlightFromReport } from '../jobs/estimate.js';
 import type { JobLogs } from '../jobs/job-log.js';
 import type { JobSpec } from '../jobs/job-spec.js';
-import { formatFrameList, chunkFrames } from '../render/frames.js';
+import { formatFrameList } from '../render/frames.js';
 import { removePartialMoves } from '../util/files.js';
 import type { IBucket } from './bucket.js';
 import type { BatchJobInfo, IBatch } from './batch-api.js';
@@ -28,6 +28,7 @@ import {
   effectiveChunkSize,
   jobKeys,
   MAX_ARRAY_CHILDREN,
+  renderChildren,
   type CancelRequest,
   type ChunkLive,
   type Device,
@@ -307,6 +308,7 @@ export class AwsBackend {
         scene: spec.scene,
         frames: spec.frames,
         chunkSize: spec.chunkSize,
+        ...(spec.split ? { split: spec.split } : {}),
         filePattern: spec.filePattern,
         fileExtension: spec.fileExtension,
         device: row.device,
@@ -322,7 +324,7 @@ export class AwsBackend {
         ...(this.deps.upload ? { upload: this.deps.upload } : {}),
       });
       signal.throwIfAborted();
-      const chunks = chunkFrames(result.job.frames, result.job.chunkSize).length;
+      const chunks = renderChildren(result.job);
       store.setPrepared(jobId, renderQueue(row.farm, row.device, row.market), chunks);
       const missing = result.missing.length
         ? `; ${result.missing.length} missing: ${pathsText(result.missing, 3)}`

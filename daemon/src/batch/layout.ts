@@ -24,6 +24,11 @@ export interface WorkerJobDocument {
   frames: number[];
   chunkSize: number;
   /**
+   * Every frame renders as `parts` parts, each its share of the frame's `samples` (issue #17): the
+   * array has a child per chunk and part, and publish merges a frame's parts.
+   */
+  split?: { parts: number; samples: number };
+  /**
    * Blender's own file name for a frame with the frame number as `#`s (`####.png`, `shot_##_v2.png`;
    * the daemon's probe reads it from `scene.render.frame_path`).
    */
@@ -73,6 +78,24 @@ export interface ChunkLive extends FrameReport {
   at: string;
 }
 
+/**
+ * `jobs/<jobId>/progress/parts/<frame>/<part>.json`, written by a render child for each part of a
+ * split frame it finished (or lost); publish writes the frame's marker once the parts are merged.
+ */
+export interface PartMarker {
+  frame: number;
+  part: number;
+  state: 'done' | 'failed';
+  /** The array child (AWS_BATCH_JOB_ARRAY_INDEX) that rendered it: `skyfarm logs JOB --chunk K`. */
+  child: number;
+  attempt: number;
+  /** Samples this part holds (done parts). */
+  samples?: number;
+  seconds?: number;
+  message?: string;
+  at: string;
+}
+
 export type ResultState = 'succeeded' | 'partial' | 'failed' | 'canceled';
 
 /** `jobs/<jobId>/result.json`, written by publish. */
@@ -114,6 +137,8 @@ export function jobKeys(jobId: string) {
     frame: (frame: number) => `${root}progress/frames/${frame}.json`,
     previewsPrefix: `${root}progress/previews/`,
     preview: (frame: number) => `${root}progress/previews/${frame}.png`,
+    partsPrefix: `${root}progress/parts/`,
+    part: (frame: number, part: number) => `${root}progress/parts/${frame}/${part}.json`,
     livePrefix: `${root}progress/live/`,
     live: (chunk: number) => `${root}progress/live/${chunk}.json`,
     outputPrefix: `${root}output/`,
@@ -131,6 +156,8 @@ export function efsPaths(efsRoot: string, jobId: string) {
     project: posix.join(job, 'project'),
     output: posix.join(job, 'output'),
     previews: posix.join(job, 'previews'),
+    /** Split frames' parts: `<parts>/<frame>/<part>.exr`. */
+    parts: posix.join(job, 'parts'),
     copied: posix.join(job, '.copied'),
   };
 }
@@ -157,6 +184,31 @@ export function effectiveChunkSize(frameCount: number, requested: number): numbe
 
 export function chunksOf(job: Pick<WorkerJobDocument, 'frames' | 'chunkSize'>): number[][] {
   return chunkFrames(job.frames, job.chunkSize);
+}
+
+/** A render array child: its chunk of frames and, in a split job, the part of them it renders. */
+export interface RenderChild {
+  index: number;
+  chunk: number;
+  frames: number[];
+  part: number | null;
+}
+
+/** The render array's size: a child per chunk, per part in a split job. */
+export function renderChildren(job: Pick<WorkerJobDocument, 'frames' | 'chunkSize' | 'split'>): number {
+  return chunksOf(job).length * (job.split?.parts ?? 1);
+}
+
+/** Child `index` of the render array (chunk-major: a chunk's parts are consecutive children). */
+export function renderChild(
+  job: Pick<WorkerJobDocument, 'frames' | 'chunkSize' | 'split'>,
+  index: number,
+): RenderChild | undefined {
+  const parts = job.split?.parts ?? 1;
+  const chunk = Math.floor(index / parts);
+  const frames = chunksOf(job)[chunk];
+  if (!frames || index < 0) return undefined;
+  return { index, chunk, frames, part: job.split ? index % parts : null };
 }
 
 /** The chunk that holds `frame`. */

@@ -337,6 +337,11 @@ export interface ProbeScene {
     /** Blender's file name with the frame number as `#`s (`####.png`); null when it cannot be written so. */
     pattern: string | null;
   };
+  /**
+   * Whether the scene's frames can be split across machines (daemon/blender/split_rules.py): the
+   * samples a frame renders, and why it cannot be split (absent in probes cached by older versions).
+   */
+  split?: { samples: number; problems: Array<{ code: string; message: string }> };
 }
 
 export interface ProbeDependency {
