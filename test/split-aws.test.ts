@@ -53,6 +53,9 @@ t.test('a frame split into 4 parts on the farm', { skip: blenderSkip, timeout: 2
   const job = JSON.parse(run.stdout) as Job;
   t.match(job, { state: 'done', framesDone: 1, framesTotal: 1, framesFailed: 0 });
   t.same(readdirSync(output), ['shot_0001.exr'], 'the merged frame, named as the scene says');
+  // While parts rendered, the progress said how far the frame was.
+  const progress = run.stderr.match(/frame 1: \d\/4 parts · \d+\/16 samples/g) ?? [];
+  t.ok(progress.length > 0, `progress counts parts and samples (${[...new Set(progress)].join(', ')})`);
 
   const render = farm.batch.calls.find(
     (c) => c.operation === 'submitjob' && String(c.input['jobName']).endsWith('-render'),

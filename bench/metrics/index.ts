@@ -1,4 +1,5 @@
-// The eight metrics of issue 8, in the order they are printed. Their names are the contract.
+// The eight metrics of issue 8 and the split merge's two (issue #17), in the order they are printed.
+// Their names are the contract.
 import type { Metric } from '../lib/types.js';
 import { resubmitUnchangedBytes } from './resubmit-unchanged-bytes.js';
 import { resubmitUnchangedSeconds } from './resubmit-unchanged-seconds.js';
@@ -8,6 +9,7 @@ import { statusCallsPerPoll } from './status-calls-per-poll.js';
 import { localRenderRatioVsBlender } from './local-render-ratio-vs-blender.js';
 import { daemonIdleRssMb } from './daemon-idle-rss-mb.js';
 import { addonTickMs } from './addon-tick-ms.js';
+import { splitMerge4kPeakRssMb, splitMerge4kSeconds } from './split-merge.js';
 
 export const METRICS: Metric[] = [
   resubmitUnchangedBytes,
@@ -18,4 +20,6 @@ export const METRICS: Metric[] = [
   localRenderRatioVsBlender,
   daemonIdleRssMb,
   addonTickMs,
+  splitMerge4kSeconds,
+  splitMerge4kPeakRssMb,
 ];

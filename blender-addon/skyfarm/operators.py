@@ -48,6 +48,7 @@ def submit_settings(scene, context=None):
         aws_blender_version=settings.aws_blender_version.strip() or bpy.app.version_string.split(" ")[0],
         aws_notify_email=settings.aws_notify_email,
         aws_stack_name=stack_name(prefs),
+        aws_split=settings.aws_split,
         strict=settings.strict,
     )
 

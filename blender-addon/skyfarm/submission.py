@@ -38,6 +38,8 @@ class SubmitSettings:
     aws_blender_version: str = ""
     aws_notify_email: str = ""
     aws_stack_name: str = ""
+    # Split each frame across this many machines (render.submit `split`; AWS only, 1 = whole frames).
+    aws_split: int = 1
     # Refuse to submit while any file the scene needs is missing (render.submit `strict`).
     strict: bool = False
 
@@ -246,4 +248,6 @@ def build_params(
         if settings.aws_stack_name.strip():
             aws["stackName"] = settings.aws_stack_name.strip()
         params["aws"] = aws
+        if settings.aws_split > 1:
+            params["split"] = settings.aws_split
     return params

@@ -17,6 +17,7 @@ import { estimateJob, inFlightFromReport } from '../jobs/estimate.js';
 import type { JobLogs } from '../jobs/job-log.js';
 import type { JobSpec } from '../jobs/job-spec.js';
 import { formatFrameList } from '../render/frames.js';
+import { SplitProgress } from './split-progress.js';
 import { removePartialMoves } from '../util/files.js';
 import type { IBucket } from './bucket.js';
 import type { BatchJobInfo, IBatch } from './batch-api.js';
@@ -126,6 +127,8 @@ interface Tracked {
   messageBeforeOutage?: string;
   /** Temporary files a killed daemon left in the output folder were removed (once per daemon). */
   swept?: boolean;
+  /** A split job's parts (split-progress.ts). */
+  split?: SplitProgress;
 }
 
 const WORKER = 'skyfarm-worker';
@@ -596,6 +599,11 @@ export class AwsBackend {
       // Once the render has ended, one more listing sees every marker; after that none can appear.
       const final = TERMINAL.has(render.status);
       await this.readMarkers(t, clients.bucket);
+      const split = repo.spec(t.jobId)?.split;
+      if (split) {
+        t.split ??= new SplitProgress(split.parts, split.samples);
+        await t.split.read(clients.bucket, t.jobId);
+      }
       if (final) t.markersFinal = true;
       // Samples of the frames rendering now: only while chunks run.
       if (!final && counts.running > 0) await this.readLive(t, clients.bucket);
@@ -633,6 +641,14 @@ export class AwsBackend {
         `chunks: ${counts.running} running, ${counts.queued} queued, ${counts.done} done` +
         (counts.failed ? `, ${counts.failed} failed` : '') +
         ` · frames ${framesDone}/${job.framesTotal}`;
+      const parts = t.split?.text(
+        repo
+          .frames(t.jobId)
+          .filter((f) => f.state === 'pending')
+          .map((f) => f.frame),
+        [...t.live.values()].flatMap((entry) => (entry.report ? [entry.report] : [])),
+      );
+      if (parts) message += ` · ${parts}`;
     } else if (stages.publish === 'running') {
       message = `publishing frames (${t.downloaded.size} downloaded)`;
     } else if (copy && copy.status !== 'SUCCEEDED' && copy.status !== 'FAILED') {
