@@ -14,14 +14,15 @@ import {
   readPixels,
   renderVariants,
 } from './helpers/split-scenes.js';
-import { runSkyfarm, startFarm } from './fakes/batch/farm.js';
+import { recordUpdates, runSkyfarm, startFarm } from './fakes/batch/farm.js';
 import type { Job } from '../protocol/generated/protocol.js';
 
 const STRATIFICATION_MARGIN = 1.15;
 
 t.test('a frame split into 4 parts on the farm', { skip: blenderSkip, timeout: 280_000 }, async (t) => {
   const farm = await startFarm(t, { maxRunning: 2 });
-  await farm.startDaemon();
+  const daemon = await farm.startDaemon();
+  const { updates } = await recordUpdates(t, daemon);
   const project = path.join(farm.dir, 'project');
   const scene = await makeNoisyScene(path.join(project, 'shot.blend'), {
     samples: 16,
@@ -56,6 +57,10 @@ t.test('a frame split into 4 parts on the farm', { skip: blenderSkip, timeout: 2
   // While parts rendered, the progress said how far the frame was.
   const progress = run.stderr.match(/frame 1: \d\/4 parts · \d+\/16 samples/g) ?? [];
   t.ok(progress.length > 0, `progress counts parts and samples (${[...new Set(progress)].join(', ')})`);
+  // While parts rendered, Blender's last-frame preview was the merge so far.
+  const soFar = updates.filter((u) => u.state === 'rendering' && u.lastFrame);
+  t.ok(soFar.length > 0, 'a preview of the parts merged so far arrived while rendering');
+  t.match(soFar.at(-1)?.lastFrame, /1\.png$/, "it is frame 1's");
 
   const render = farm.batch.calls.find(
     (c) => c.operation === 'submitjob' && String(c.input['jobName']).endsWith('-render'),

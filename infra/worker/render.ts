@@ -19,6 +19,7 @@ import {
   type WorkerJobDocument,
 } from '../../daemon/src/batch/layout.js';
 import { partSamples } from '../../daemon/src/split/plan.js';
+import { previewSoFar, type SoFarPreview } from './split-preview.js';
 import { findBlender, renderChunk } from '../../daemon/src/render/blender.js';
 import { FrameTracker } from '../../daemon/src/jobs/estimate.js';
 import { loadJob } from './copy.js';
@@ -151,17 +152,22 @@ export async function renderStage(ctx: WorkerContext): Promise<RenderOutcome> {
     at: new Date().toISOString(),
     ...fields,
   });
-  const partDone = (frame: number, seconds: number | undefined) =>
+  const partSeconds = new Map<number, number>();
+  const partDone = (frame: number, seconds: number | undefined, preview?: SoFarPreview) => {
+    if (seconds !== undefined) partSeconds.set(frame, seconds);
+    const took = partSeconds.get(frame);
     enqueue(() =>
       ctx.bucket.putJson(
         keys.part(frame, part!),
         partMarker(frame, {
           state: 'done',
           samples: partSamples(job.split!.samples, job.split!.parts, part!),
-          ...(seconds !== undefined ? { seconds } : {}),
+          ...(took !== undefined ? { seconds: took } : {}),
+          ...(preview ? { preview: preview.key, mergedParts: preview.parts } : {}),
         }),
       ),
     );
+  };
   const finished = (frame: number, path: string, seconds: number | undefined) =>
     part !== null
       ? partDone(frame, seconds)
@@ -260,6 +266,21 @@ export async function renderStage(ctx: WorkerContext): Promise<RenderOutcome> {
         }
       },
     });
+    // Each part just rendered: a preview of its frame's parts merged so far, named in its marker.
+    if (part !== null) {
+      for (const frame of result.done) {
+        if (ctx.signal.aborted) break;
+        const preview = await previewSoFar(ctx, job, {
+          frame,
+          part,
+          child: index,
+          blender: blender.path,
+          blendFile: project,
+          env,
+        });
+        if (preview) partDone(frame, undefined, preview);
+      }
+    }
     outcome.done = result.done;
     outcome.skipped = result.skipped;
     outcome.failed = result.failed;

@@ -603,6 +603,14 @@ export class AwsBackend {
       if (split) {
         t.split ??= new SplitProgress(split.parts, split.samples);
         await t.split.read(clients.bucket, t.jobId);
+        // The preview of a frame's parts merged so far becomes the last frame until a newer one.
+        const soFar = t.split.newestPreview(t.lastPreviewAt);
+        if (soFar?.preview && this.tracked.get(t.jobId) === t) {
+          const file = join(this.deps.previewsDir, t.jobId, `${soFar.frame}.png`);
+          await clients.bucket.download(soFar.preview, file);
+          t.lastPreviewAt = soFar.at;
+          repo.update(t.jobId, { lastFrame: file });
+        }
       }
       if (final) t.markersFinal = true;
       // Samples of the frames rendering now: only while chunks run.

@@ -92,6 +92,9 @@ export interface PartMarker {
   /** Samples this part holds (done parts). */
   samples?: number;
   seconds?: number;
+  /** Key of a preview of the frame's parts merged so far (render/split-preview.ts), and how many. */
+  preview?: string;
+  mergedParts?: number;
   message?: string;
   at: string;
 }
@@ -139,6 +142,8 @@ export function jobKeys(jobId: string) {
     preview: (frame: number) => `${root}progress/previews/${frame}.png`,
     partsPrefix: `${root}progress/parts/`,
     part: (frame: number, part: number) => `${root}progress/parts/${frame}/${part}.json`,
+    /** A split frame's preview of the parts merged so far, made by the child of `part`. */
+    partPreview: (frame: number, part: number) => `${root}progress/previews/${frame}-part${part}.png`,
     livePrefix: `${root}progress/live/`,
     live: (chunk: number) => `${root}progress/live/${chunk}.json`,
     outputPrefix: `${root}output/`,

@@ -27,6 +27,16 @@ export class SplitProgress {
     }
   }
 
+  /** The newest done part whose marker names a preview of the merge so far, written after `after`. */
+  newestPreview(after: string): PartMarker | undefined {
+    let newest: PartMarker | undefined;
+    for (const { marker } of this.markers.values()) {
+      if (marker?.state !== 'done' || !marker.preview || marker.at <= after) continue;
+      if (!newest || marker.at > newest.at) newest = marker;
+    }
+    return newest;
+  }
+
   /** Done parts and the samples they hold, per frame. */
   private doneParts(): Map<number, Map<number, number>> {
     const byFrame = new Map<number, Map<number, number>>();
