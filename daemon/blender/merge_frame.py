@@ -8,8 +8,8 @@
 #
 # JSON: {"scene": str, "frame": int, "merged": str (the averaged EXR), "output": str (final path),
 #        "preview": str (optional PNG path), "previewSize": int}
-# The compositor is rebuilt as "merged image → (Denoise) → output", which is the scene's own only for
-# compositors split_rules.compositor_problem accepts (refused before upload otherwise).
+# The scene's own compositor runs on the merged passes (its Render Layers node replaced by the merged
+# EXR); split_rules.compositor_problem says which compositors cannot (refused before upload).
 # Prints SKYFARM_MERGE_DENOISE <what> when it denoises and SKYFARM_MERGED <frame> <path> when done;
 # exits 1 with SKYFARM_MERGE_FAILED <frame> <message> otherwise.
 import importlib.util
@@ -84,16 +84,9 @@ def output_socket(node, *names):
     raise RuntimeError("the merged EXR has no %s pass (it has %s)" % (names[0], ", ".join(s.name for s in node.outputs)))
 
 
-def build_compositor(scene, layer, image, denoise):
-    tree, final = fresh_compositor(scene)
-    source = tree.nodes.new("CompositorNodeImage")
-    source.image = image
-    if hasattr(source, "layer"):
-        source.layer = layer.name
-    combined = output_socket(source, "Combined", "Image")
-    if not denoise:
-        tree.links.new(combined, final)
-        return None
+def add_denoise(tree, source, combined, scene):
+    """A Denoise node on the merged image as the scene's Cycles denoiser would run: its output socket
+    and a description."""
     cycles = scene.cycles
     node = tree.nodes.new("CompositorNodeDenoise")
     tree.links.new(combined, node.inputs["Image"])
@@ -109,8 +102,44 @@ def build_compositor(scene, layer, image, denoise):
     set_option(node, "prefilter", "Prefilter", cycles.denoising_prefilter, PREFILTERS)
     if hasattr(cycles, "denoising_quality"):
         set_option(node, "quality", "Quality", cycles.denoising_quality, QUALITIES)
-    tree.links.new(node.outputs[0], final)
-    return "OIDN %s prefilter %s" % ("+".join(used), cycles.denoising_prefilter)
+    return node.outputs[0], "OIDN %s prefilter %s" % ("+".join(used), cycles.denoising_prefilter)
+
+
+def merged_source(tree, layer, image):
+    source = tree.nodes.new("CompositorNodeImage")
+    source.image = image
+    if hasattr(source, "layer"):
+        source.layer = layer.name
+    return source, output_socket(source, "Combined", "Image")
+
+
+def build_compositor(scene, layer, image, denoise):
+    """Composites the merged passes: with the scene's own compositor, its Render Layers nodes replaced
+    by the merged EXR (the image denoised first when the scene denoises, as Cycles hands the compositor
+    a denoised image); without one, merged image → (Denoise) → output. Returns how it denoised."""
+    rules = load_split_rules()
+    tree = rules.compositor_tree(scene)
+    if tree is None:
+        tree, final = fresh_compositor(scene)
+        source, combined = merged_source(tree, layer, image)
+        image_out, denoised = add_denoise(tree, source, combined, scene) if denoise else (combined, None)
+        tree.links.new(image_out, final)
+        return denoised
+    source, combined = merged_source(tree, layer, image)
+    image_out, denoised = add_denoise(tree, source, combined, scene) if denoise else (combined, None)
+    render_layers = [node for node in tree.nodes if node.bl_idname == "CompositorNodeRLayers"]
+    for link in [link for link in tree.links if link.from_node in render_layers]:
+        name = link.from_socket.name
+        if name in ("Image", "Combined"):
+            socket = image_out
+        elif name == "Noisy Image":
+            socket = combined
+        else:
+            socket = output_socket(source, name)
+        tree.links.new(socket, link.to_socket)
+    for node in render_layers:
+        tree.nodes.remove(node)
+    return denoised
 
 
 def write_preview(final_path, preview_path, size):

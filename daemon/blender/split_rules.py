@@ -63,22 +63,25 @@ def compositor_tree(scene):
 
 
 def compositor_problem(scene):
-    """Why the merge cannot reproduce this scene's compositor, or None. The merge rebuilds the
-    compositor as "merged passes → (denoise) → output": a tree that only passes the render layer's
-    image through to the output is the same; anything else would be rendered wrong."""
+    """Why the merge cannot reproduce this scene's compositor, or None. merge_frame.py composites the
+    merged passes with the scene's own tree, its Render Layers node replaced by the merged EXR; that
+    cannot stand in for the render of another scene or of a view layer that is not rendered, and a
+    File Output node would write its files from the merge machine as well."""
     tree = compositor_tree(scene)
     if tree is None:
         return None
-    passthrough = {"CompositorNodeRLayers", "CompositorNodeComposite", "CompositorNodeViewer", "NodeGroupOutput", "NodeFrame", "NodeReroute"}
-    others = sorted({node.bl_idname for node in tree.nodes if node.bl_idname not in passthrough})
-    if others:
-        return "its compositor uses %s; the merge reproduces only a compositor that passes the render through" % ", ".join(others)
+    layers = rendered_view_layers(scene)
     for node in tree.nodes:
-        if node.bl_idname == "CompositorNodeRLayers" and (node.scene not in (None, scene)):
+        if node.mute:
+            continue
+        if node.bl_idname == "CompositorNodeOutputFile":
+            return "its compositor writes files itself (File Output node)"
+        if node.bl_idname != "CompositorNodeRLayers":
+            continue
+        if node.scene not in (None, scene):
             return 'its compositor reads the render of another scene ("%s")' % node.scene.name
-    for link in tree.links:
-        if link.from_node.bl_idname == "CompositorNodeRLayers" and link.from_socket.name not in ("Image", "Alpha", "Combined"):
-            return 'its compositor outputs the render pass "%s", not the image' % link.from_socket.name
+        if layers and node.layer != layers[0].name:
+            return 'its compositor reads view layer "%s", which this scene does not render' % node.layer
     return None
 
 

@@ -50,8 +50,14 @@ if args["compositor"]:
         output = next(n for n in tree.nodes if n.bl_idname == "CompositorNodeComposite")
     layers = next((n for n in tree.nodes if n.bl_idname == "CompositorNodeRLayers"), None) or tree.nodes.new("CompositorNodeRLayers")
     blur = tree.nodes.new("CompositorNodeBlur")
+    if hasattr(blur, "size_x"):
+        blur.size_x = blur.size_y = 3
+    else:  # 5.x: the size is an input
+        blur.inputs["Size"].default_value = (3, 3)
     tree.links.new(layers.outputs[0], blur.inputs[0])
     tree.links.new(blur.outputs[0], output.inputs[0])
+    if args["compositor"] == "file-output":
+        tree.nodes.new("CompositorNodeOutputFile")
 bpy.ops.wm.save_as_mainfile(filepath=args["path"])
 print("SKYFARM_SCENE_SAVED")
 `;
@@ -65,8 +71,8 @@ export interface NoisySceneOptions {
   /** OPEN_EXR (float, linear: what the comparisons read) or PNG. */
   fileFormat?: string;
   outputPath?: string;
-  /** A compositor the merge cannot reproduce (a Blur node). */
-  compositor?: boolean;
+  /** Render Layers → Blur → output; `file-output` adds a File Output node (the merge refuses it). */
+  compositor?: 'blur' | 'file-output' | null;
 }
 
 export async function makeNoisyScene(file: string, opts: NoisySceneOptions = {}): Promise<string> {
@@ -79,7 +85,7 @@ export async function makeNoisyScene(file: string, opts: NoisySceneOptions = {})
     size: opts.size ?? 64,
     fileFormat: opts.fileFormat ?? 'OPEN_EXR',
     outputPath: opts.outputPath ?? '//render/frame_####',
-    compositor: opts.compositor ?? false,
+    compositor: opts.compositor ?? null,
   };
   await mkdir(path.dirname(args.path), { recursive: true });
   const { stdout } = await execFileAsync(
