@@ -80,6 +80,23 @@ t.test('a frame split into 4 parts on the farm', { skip: blenderSkip, timeout: 2
     'with its 4 of the 16 samples',
   );
 
+  // The child that finished the frame's last part merged it (in the job's Blender), exactly one.
+  let mergedBy = 0;
+  for (const child of [0, 1, 2, 3]) {
+    const childLog = await runSkyfarm(
+      ['logs', job.id, '--chunk', String(child), '--json'],
+      farm.stateDir,
+      farm.dir,
+    );
+    if (
+      (JSON.parse(childLog.stdout) as string[]).some((l) =>
+        /frame 1: merged 4 parts \(4\+4\+4\+4 samples\)/.test(l),
+      )
+    )
+      mergedBy += 1;
+  }
+  t.equal(mergedBy, 1, 'one render child merged the frame from its 4 parts');
+
   // Comparisons, rendered here by Blender itself: single renders of all 16 samples with two seeds,
   // and one of 4 samples (a part's share, as a part renders it: the scene's pattern, its own seed).
   const variant = (name: string, samples: number, seed: number) => ({

@@ -20,6 +20,7 @@ import {
 } from '../../daemon/src/batch/layout.js';
 import { partSamples } from '../../daemon/src/split/plan.js';
 import { previewSoFar, type SoFarPreview } from './split-preview.js';
+import { claimMerge, frameOutput, mergeSplitFrame, partFiles } from './split-merge.js';
 import { findBlender, renderChunk } from '../../daemon/src/render/blender.js';
 import { FrameTracker } from '../../daemon/src/jobs/estimate.js';
 import { loadJob } from './copy.js';
@@ -266,10 +267,20 @@ export async function renderStage(ctx: WorkerContext): Promise<RenderOutcome> {
         }
       },
     });
-    // Each part just rendered: a preview of its frame's parts merged so far, named in its marker.
+    // Each part just rendered: the child of a frame's last part merges the frame (in the job's
+    // Blender, with render resources); otherwise a preview of the parts merged so far, in its marker.
     if (part !== null) {
       for (const frame of result.done) {
         if (ctx.signal.aborted) break;
+        const complete = partFiles(ctx, job, frame).every((file) => existsSync(file));
+        if (
+          complete &&
+          !existsSync(frameOutput(ctx, job, frame).path) &&
+          (await claimMerge(ctx, job, frame, index))
+        ) {
+          await mergeSplitFrame(ctx, job, frame, { blender: blender.path, blendFile: project, env }, index);
+          continue;
+        }
         const preview = await previewSoFar(ctx, job, {
           frame,
           part,

@@ -1,5 +1,5 @@
 // publish, split jobs (issue #17): before the frames are uploaded, every frame whose parts are all
-// in is merged (daemon/src/split/merge-frame.ts: the parts' sample-weighted mean, then the scene's
+// in and that the child of its last part did not merge (split-merge.ts) is merged (daemon/src/split/merge-frame.ts: the parts' sample-weighted mean, then the scene's
 // denoiser, colour management, output format and file name, in Blender) into the working folder's
 // output, where the ordinary publish finds it, and gets its frame marker. A frame with a failed part
 // is marked failed with that part's reason; a frame with parts still missing is left missing.
@@ -7,16 +7,16 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   efsPaths,
-  frameFileName,
   jobKeys,
   type FrameMarker,
   type PartMarker,
   type WorkerJobDocument,
 } from '../../daemon/src/batch/layout.js';
 import { findBlender } from '../../daemon/src/render/blender.js';
-import { mergeFrame } from '../../daemon/src/split/merge-frame.js';
 import type { Manifest } from '../../daemon/src/project/manifest.js';
 import type { WorkerContext } from './context.js';
+import { readMarkers } from './publish.js';
+import { frameOutput, mergeSplitFrame, partFiles } from './split-merge.js';
 
 async function readPartMarkers(ctx: WorkerContext, jobId: string): Promise<Map<number, PartMarker[]>> {
   const keys = jobKeys(jobId);
@@ -67,13 +67,15 @@ export async function mergeSplitFrames(
     ...fields,
   });
 
+  const frameMarkers = await readMarkers(ctx, job.jobId);
   for (const frame of job.frames) {
-    const file = frameFileName(job.filePattern, frame, job.fileExtension);
-    const output = join(paths.output, file);
-    if (existsSync(output)) continue; // merged by an earlier attempt of this stage
-    const parts = Array.from({ length: split.parts }, (_, part) =>
-      join(paths.parts, String(frame), `${part}.exr`),
-    );
+    const { path: output } = frameOutput(ctx, job, frame);
+    if (existsSync(output)) continue; // merged by the child of its last part, or an earlier attempt
+    if (frameMarkers.get(frame)?.state === 'failed') {
+      outcome.failed.push(frame); // its merge failed already, with the reason in its marker
+      continue;
+    }
+    const parts = partFiles(ctx, job, frame);
     const present = parts.filter((part) => existsSync(part)).length;
     if (present < split.parts) {
       const failed = (markers.get(frame) ?? []).filter(
@@ -87,46 +89,15 @@ export async function mergeSplitFrames(
       ctx.log(`publish: frame ${frame}: ${present} of ${split.parts} parts, not merged`);
       continue;
     }
-    try {
-      if (!project || !existsSync(project))
-        throw new Error(`the scene ${project ?? '(no manifest)'} is not on EFS`);
-      blender ??= (await findBlender(ctx.env)).path;
-      const preview = join(paths.previews, 'merged', `${frame}.png`);
-      const result = await mergeFrame({
-        blender,
-        blendFile: project,
-        scene: job.scene,
-        frame,
-        parts,
-        merged: join(paths.parts, String(frame), 'merged.exr'),
-        output,
-        preview,
-        env,
-        signal: ctx.signal,
-        onLine: (line) => ctx.log(line),
-      });
-      let previewKey: string | undefined;
-      if (existsSync(preview)) {
-        previewKey = keys.preview(frame);
-        await ctx.bucket.putFile(previewKey, preview, { contentType: 'image/png' });
-      }
-      await ctx.bucket.putJson(
-        keys.frame(frame),
-        frameMarker(frame, { state: 'done', file, ...(previewKey ? { preview: previewKey } : {}) }),
-      );
-      ctx.log(
-        `publish: frame ${frame}: merged ${split.parts} parts (${result.samples.join('+')} samples) in ` +
-          `${(result.averageMs / 1000).toFixed(1)} s` +
-          (result.denoised ? `, denoised (${result.denoised})` : '') +
-          `, finished in ${(result.finishMs / 1000).toFixed(1)} s`,
-      );
-      outcome.merged.push(frame);
-    } catch (error) {
-      const message = (error as Error).message;
-      ctx.log(`publish: ${message}`);
+    if (!project || !existsSync(project)) {
+      const message = `the scene ${project ?? '(no manifest)'} is not on EFS`;
       await ctx.bucket.putJson(keys.frame(frame), frameMarker(frame, { state: 'failed', message }));
       outcome.failed.push(frame);
+      continue;
     }
+    blender ??= (await findBlender(ctx.env)).path;
+    const merged = await mergeSplitFrame(ctx, job, frame, { blender, blendFile: project, env }, 0);
+    (merged ? outcome.merged : outcome.failed).push(frame);
   }
   return outcome;
 }
