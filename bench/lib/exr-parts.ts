@@ -33,19 +33,23 @@ export async function writeSyntheticPart(
   file: string,
   width: number,
   height: number,
-  samples: number,
+  samples: number | null,
   seed: number,
+  options: { channels?: string[]; compression?: number } = {},
 ): Promise<number> {
+  const channels = options.channels ?? PART_CHANNELS;
   const channelList = Buffer.concat([
-    ...PART_CHANNELS.map((name) => Buffer.concat([Buffer.from(`${name}\0`, 'latin1'), ints(2, 0, 1, 1)])),
+    ...channels.map((name) => Buffer.concat([Buffer.from(`${name}\0`, 'latin1'), ints(2, 0, 1, 1)])),
     Buffer.from([0]),
   ]);
   const box = ints(0, 0, width - 1, height - 1);
   const header = Buffer.concat([
     ints(20000630, 2 | 0x400),
     attribute('channels', 'chlist', channelList),
-    attribute('compression', 'compression', Buffer.from([0])),
-    attribute('cycles.ViewLayer.samples', 'string', Buffer.from(String(samples))),
+    attribute('compression', 'compression', Buffer.from([options.compression ?? 0])),
+    ...(samples !== null
+      ? [attribute('cycles.ViewLayer.samples', 'string', Buffer.from(String(samples)))]
+      : []),
     attribute('dataWindow', 'box2i', box),
     attribute('displayWindow', 'box2i', box),
     attribute('lineOrder', 'lineOrder', Buffer.from([0])),
@@ -54,7 +58,7 @@ export async function writeSyntheticPart(
     attribute('screenWindowWidth', 'float', Buffer.from(new Float32Array([1]).buffer)),
     Buffer.from([0]),
   ]);
-  const lineBytes = PART_CHANNELS.length * width * 4;
+  const lineBytes = channels.length * width * 4;
   const chunkBytes = 8 + lineBytes;
   const offsets = Buffer.alloc(height * 8);
   for (let y = 0; y < height; y += 1)
