@@ -21,6 +21,8 @@ const CONTRACT: Record<string, { unit: string; goal: string }> = {
   daemon_idle_rss_mb: { unit: 'MiB', goal: 'value <= 80' },
   addon_tick_ms: { unit: 'ms', goal: 'value <= 5' },
   upload_scaling_growth: { unit: 'x', goal: 'value <= 2' },
+  split_merge_4k_seconds: { unit: 's', goal: 'value <= 30' },
+  split_merge_4k_peak_rss_mb: { unit: 'MiB', goal: 'value <= 256' },
 };
 
 function bench(

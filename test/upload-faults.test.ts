@@ -16,6 +16,7 @@ import { createS3 } from '../daemon/src/store/s3.js';
 import { S3ObjectStore } from '../daemon/src/store/s3-store.js';
 import { materializeProject } from '../daemon/src/project/materialize.js';
 import type { Manifest } from '../daemon/src/project/manifest.js';
+import { storedBytes } from './helpers/stored-blob.js';
 
 const BUCKET = 'skyfarm-faults';
 const MiB = 1024 * 1024;
@@ -93,15 +94,7 @@ t.test(
     t.equal(Object.keys(manifest.files).length, result.files);
     let verified = 0;
     for (const entry of new Map(Object.values(manifest.files).map((e) => [e.sha256, e])).values()) {
-      const body = entry.pack
-        ? await direct.get(`packs/${entry.pack}`, undefined, {
-            start: entry.offset!,
-            end: entry.offset! + entry.size - 1,
-          })
-        : await direct.get(`cas/${entry.sha256}`);
-      const chunks: Buffer[] = [];
-      for await (const chunk of body!) chunks.push(chunk as Buffer);
-      const bytes = Buffer.concat(chunks);
+      const bytes = (await storedBytes(direct, entry)) ?? Buffer.alloc(0);
       if (sha256(bytes) === entry.sha256 && bytes.length === entry.size) verified += 1;
       else t.fail(`cas/${entry.sha256} holds ${bytes.length} bytes hashing to ${sha256(bytes)}`);
     }

@@ -19,6 +19,7 @@ import { runWorkerProcess } from './fakes/batch/aws-env.js';
 import { startWorkerHost } from './fakes/batch/worker-host.js';
 import { startS3Proxy } from './fakes/s3-proxy/proxy.js';
 import { seededRandom } from './helpers/seeded-random.js';
+import { storedBytes } from './helpers/stored-blob.js';
 
 const MiB = 1024 * 1024;
 const SMALL_FILES = 1500;
@@ -116,13 +117,7 @@ t.test(
         t.fail(`${relative} has no pack location`);
         continue;
       }
-      const body = await s3(endpoint).get(`packs/${entry.pack}`, undefined, {
-        start: entry.offset,
-        end: entry.offset + entry.size - 1,
-      });
-      const chunks: Buffer[] = [];
-      for await (const chunk of body!) chunks.push(chunk as Buffer);
-      if (!Buffer.concat(chunks).equals(sources.get(relative)!))
+      if (!(await storedBytes(s3(endpoint), entry))?.equals(sources.get(relative)!))
         t.fail(`${relative}: its pack range differs`);
     }
     t.pass('every small file is its range of its pack');

@@ -17,6 +17,7 @@ import { S3ObjectStore } from '../daemon/src/store/s3-store.js';
 import { materializeProject, remapsInto } from '../daemon/src/project/materialize.js';
 import type { Manifest } from '../daemon/src/project/manifest.js';
 import { renderChunk } from '../daemon/src/render/blender.js';
+import { storedBytes } from './helpers/stored-blob.js';
 
 const BUCKET = 'skyfarm-upload-test';
 const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
@@ -50,17 +51,6 @@ t.test('upload a real project to S3, incrementally', { skip: blenderSkip, timeou
       (r) => r.op === 'PutObject' && (r.key.startsWith('cas/') || r.key.startsWith('packs/')),
     ).length;
   /** A blob's bytes as stored: its own object, or its range of its pack. */
-  const storedBytes = async (entry: Manifest['files'][string]) => {
-    const body = entry.pack
-      ? await direct.get(`packs/${entry.pack}`, undefined, {
-          start: entry.offset!,
-          end: entry.offset! + entry.size - 1,
-        })
-      : await direct.get(`cas/${entry.sha256}`);
-    const chunks: Buffer[] = [];
-    for await (const chunk of body!) chunks.push(chunk as Buffer);
-    return Buffer.concat(chunks);
-  };
 
   // 1. First upload: everything.
   const first = await upload();
@@ -114,7 +104,7 @@ t.test('upload a real project to S3, incrementally', { skip: blenderSkip, timeou
   t.equal(blobPuts(), packs.size + large.size, 'one PUT per pack and per large blob');
   for (const entry of entries) {
     t.equal(
-      sha256(await storedBytes(entry)),
+      sha256((await storedBytes(direct, entry))!),
       entry.sha256,
       `${entry.pack ? `packs/${entry.pack.slice(0, 12)}… at ${entry.offset}` : `cas/${entry.sha256.slice(0, 12)}…`} holds exactly the blob's bytes`,
     );
@@ -197,7 +187,7 @@ t.test('upload a real project to S3, incrementally', { skip: blenderSkip, timeou
     (await new S3ObjectStore(direct).getJson<Manifest>(fourth.manifest.key))!.files['textures/größe ü.png']!;
   t.not(unicodeEntry.pack, firstPack, 'a vanished blob is in a new pack');
   t.equal(
-    sha256(await storedBytes(unicodeEntry)),
+    sha256((await storedBytes(direct, unicodeEntry))!),
     sha256(await readFile(f.unicode)),
     'the vanished blob is back',
   );

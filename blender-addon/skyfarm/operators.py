@@ -49,6 +49,7 @@ def submit_settings(scene, context=None):
         aws_notify_email=settings.aws_notify_email,
         aws_max_cost=settings.aws_max_cost,
         aws_stack_name=stack_name(prefs),
+        aws_split=settings.aws_split,
         strict=settings.strict,
     )
 

@@ -143,6 +143,9 @@ class SKYFARM_PT_submit_aws(OutputPropertiesPanel, bpy.types.Panel):
         layout.prop(settings, "aws_device")
         layout.prop(settings, "aws_market")
         layout.prop(settings, "aws_blender_version", text="Blender Version")
+        layout.prop(settings, "aws_split", text="Split Each Frame Across")
+        if settings.aws_split > 1:
+            _hint(layout, f"{settings.aws_split} machines per frame, merged on the farm (Cycles)")
         if not settings.aws_blender_version.strip():
             _hint(layout, f"Same as this Blender ({bpy.app.version_string.split(' ')[0]})")
         layout.prop(settings, "aws_notify_email")

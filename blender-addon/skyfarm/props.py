@@ -90,6 +90,17 @@ class SkyfarmSceneSettings(bpy.types.PropertyGroup):
         description="Blender version on the workers; empty uses the version of this Blender",
         default="",
     )
+    aws_split: IntProperty(
+        name="Split Each Frame",
+        description=(
+            "Split each frame across N machines: each renders its share of the samples with its own seed and "
+            "the farm merges them (Cycles only; 1 renders every frame whole)"
+        ),
+        default=1,
+        min=1,
+        max=10000,
+        soft_max=64,
+    )
     aws_notify_email: StringProperty(
         name="Notify Email",
         description="Address that gets a mail when the job finishes or fails; empty sends none",

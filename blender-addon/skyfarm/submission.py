@@ -40,6 +40,8 @@ class SubmitSettings:
     aws_stack_name: str = ""
     # Budget in USD (0: none): the daemon stops the job when its spend reaches it.
     aws_max_cost: float = 0.0
+    # Split each frame across this many machines (render.submit `split`; AWS only, 1 = whole frames).
+    aws_split: int = 1
     # Refuse to submit while any file the scene needs is missing (render.submit `strict`).
     strict: bool = False
 
@@ -250,4 +252,6 @@ def build_params(
         if round(float(settings.aws_max_cost), 2) >= 0.01:
             aws["maxCostUsd"] = round(float(settings.aws_max_cost), 2)
         params["aws"] = aws
+        if settings.aws_split > 1:
+            params["split"] = settings.aws_split
     return params

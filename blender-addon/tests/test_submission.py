@@ -123,6 +123,15 @@ class ParamsTest(unittest.TestCase):
         self.assertEqual(params["aws"]["maxCostUsd"], 12.5)
         codec.encode_request("1", "render.submit", params)
 
+    def test_split_only_on_aws(self):
+        aws = replace(LOCAL, backend="aws", aws_split=8)
+        params = submission.build_params(SAVED, aws, "/tmp/c.blend", [])
+        self.assertEqual(params["split"], 8)
+        codec.encode_request("1", "render.submit", params)
+        # The local backend would refuse it (SPLIT_LOCAL): the setting is the AWS panel's only.
+        self.assertNotIn("split", submission.build_params(SAVED, replace(LOCAL, aws_split=8), "/tmp/c.blend", []))
+        self.assertNotIn("split", submission.build_params(SAVED, replace(aws, aws_split=1), "/tmp/c.blend", []))
+
     def test_problems_refuse_to_build(self):
         with self.assertRaises(submission.SubmitProblem):
             submission.build_params(replace(SAVED, has_camera=False), LOCAL, "/tmp/c.blend", [])

@@ -96,6 +96,27 @@ def output_names(scene):
     return result
 
 
+def load_split_rules():
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "split_rules.py")
+    spec = importlib.util.spec_from_file_location("skyfarm_split_rules", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def split_info(scene):
+    """Whether this scene's frames can be split across machines (split_rules.py): the samples a frame
+    renders and the reasons it cannot, each with its error code."""
+    try:
+        rules = load_split_rules()
+        problems = rules.refusals(scene)
+        layers = rules.rendered_view_layers(scene)
+        samples = rules.effective_samples(scene, layers[0]) if scene.render.engine == "CYCLES" and layers else 0
+    except Exception as error:  # noqa: BLE001 - reported as the reason it cannot split
+        return {"samples": 0, "problems": [{"code": "SPLIT_COMPOSITOR", "message": "skyfarm could not check it: %s" % error}]}
+    return {"samples": samples, "problems": [{"code": code, "message": message} for code, message in problems]}
+
+
 def scene_info(scene):
     render = scene.render
     has_marker_camera = any(marker.camera is not None for marker in scene.timeline_markers)
@@ -118,6 +139,7 @@ def scene_info(scene):
         "useFileExtension": render.use_file_extension,
         "isMovie": render.is_movie_format,
         "output": output_names(scene),
+        "split": split_info(scene),
     }
 
 

@@ -13,13 +13,16 @@
 #        "device": "CPU" | "GPU" (optional; GPU enables OptiX, else CUDA, and fails every frame when
 #                  Blender finds neither: a GPU job never falls back to the CPU),
 #        "previewDir": str (optional; a small PNG of every finished frame, <previewDir>/<frame>.png,
-#                  written before its FRAME_DONE marker), "previewSize": int (longest side, default 256)}
+#                  written before its FRAME_DONE marker), "previewSize": int (longest side, default 256),
+#        "split": {"parts": N, "part": k, "dir": str} (optional; renders part k of N of every frame,
+#                  split_rules.py, to <dir>/<frame>/<k>.exr instead of the scene's output)}
 #
 # Prints one marker line per event, which the daemon parses (daemon/src/render/progress.ts):
 #   SKYFARM_FRAME_START <f>
 #   SKYFARM_FRAME_DONE <f> <seconds> <path>
 #   SKYFARM_FRAME_SKIPPED <f> <path>
 #   SKYFARM_FRAME_FAILED <f> <one-line message>
+#   SKYFARM_PART <f> <part> <samples> <total samples> <seed>   (split: before the frame renders)
 # A frame that fails does not stop the chunk; the exit code is 0 only when every frame is done or
 # skipped. A frame is written to a temporary name and renamed, so a killed render leaves no partial
 # frame under the final name, and a retried chunk skips every frame that already exists.
@@ -87,6 +90,16 @@ def point_caches(ob):
             caches.extend(surface.point_cache for surface in canvas.canvas_surfaces)
     caches.extend(system.point_cache for system in ob.particle_systems)
     return caches
+
+
+def load_split_rules():
+    """split_rules.py beside this script (Blender runs it as a file, not as a package)."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "split_rules.py")
+    spec = importlib.util.spec_from_file_location("skyfarm_split_rules", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.dont_write_bytecode = True
+    spec.loader.exec_module(module)
+    return module
 
 
 def load_dependencies():
@@ -361,6 +374,22 @@ def main():
     file_camera = scene.camera
     preview_dir = args.get("previewDir")
     preview_size = int(args.get("previewSize") or 256)
+    split = args.get("split")
+    part_path = None
+    if split:
+        parts, part = int(split["parts"]), int(split["part"])
+        try:
+            rules = load_split_rules()
+            problems = rules.refusals(scene)
+            if problems:
+                raise ValueError("this scene cannot be split: " + "; ".join(message for _code, message in problems))
+            samples, total, seed = rules.configure_part(scene, parts, part)
+        except Exception as error:  # noqa: BLE001 - every frame of the chunk fails with the reason
+            for frame in frames:
+                say("SKYFARM_FRAME_FAILED", frame, one_line(error))
+            return False
+        preview_dir = None  # a part is not the frame; the merge makes its preview
+        part_path = lambda frame: os.path.join(split["dir"], str(frame), "%d.exr" % part)  # noqa: E731
     if str(args.get("device") or "CPU").upper() == "GPU":
         problem = enable_gpu(scene)
         if problem:
@@ -373,7 +402,9 @@ def main():
         say("SKYFARM_FRAME_START", frame)
         started = time.monotonic()
         try:
-            final_path = scene.render.frame_path(frame=frame)
+            final_path = part_path(frame) if part_path else scene.render.frame_path(frame=frame)
+            if part_path:
+                say("SKYFARM_PART", frame, part, samples, total, seed)
             if is_finished_frame(final_path):
                 say("SKYFARM_FRAME_SKIPPED", frame, final_path)
                 continue

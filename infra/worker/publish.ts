@@ -17,6 +17,7 @@ import {
   type WorkerJobDocument,
 } from '../../daemon/src/batch/layout.js';
 import { composeMail } from './mail.js';
+import { mergeSplitFrames } from './split-publish.js';
 import type { WorkerContext } from './context.js';
 
 const PARALLEL = 4;
@@ -74,6 +75,15 @@ export async function publishStage(ctx: WorkerContext): Promise<JobResult> {
   // The daemon stopped the job at its budget, and its last cost estimate (both only for the mail/result).
   const stop = await ctx.bucket.getJson<StopRequest>(keys.stop);
   const cost = await ctx.bucket.getJson<CostNote>(keys.cost);
+
+  // 0. A split job's frames are merged from their parts first (not after a cancel: the user stopped it).
+  if (job.split && !cancel) {
+    const merged = await mergeSplitFrames(ctx, job);
+    ctx.log(
+      `publish: split frames: ${merged.merged.length} merged, ${merged.failed.length} failed, ` +
+        `${merged.incomplete.length} with parts missing`,
+    );
+  }
 
   // 1. Frames from the working folder to the bucket, skipping what is already there.
   const local = await listFiles(paths.output);

@@ -8,13 +8,19 @@ import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import {
-  chunksOf,
   efsPaths,
   jobKeys,
+  renderChild,
+  renderChildren,
   type ChunkLive,
   type FrameMarker,
+  type PartMarker,
+  type RenderChild,
   type WorkerJobDocument,
 } from '../../daemon/src/batch/layout.js';
+import { partSamples } from '../../daemon/src/split/plan.js';
+import { previewSoFar, type SoFarPreview } from './split-preview.js';
+import { claimMerge, frameOutput, mergeSplitFrame, partFiles } from './split-merge.js';
 import { findBlender, renderChunk } from '../../daemon/src/render/blender.js';
 import { FrameTracker } from '../../daemon/src/jobs/estimate.js';
 import { loadJob } from './copy.js';
@@ -98,23 +104,21 @@ export class LiveReporter {
   }
 }
 
-export function chunkForIndex(
-  job: WorkerJobDocument,
-  arrayIndex: number | null,
-): { index: number; frames: number[] } {
-  const chunks = chunksOf(job);
+/** The chunk of frames (and, in a split job, the part of them) this array child renders. */
+export function chunkForIndex(job: WorkerJobDocument, arrayIndex: number | null): RenderChild {
+  const children = renderChildren(job);
   const index = arrayIndex ?? 0;
-  if (arrayIndex === null && chunks.length > 1) {
-    throw new Error(`the job has ${chunks.length} chunks but AWS_BATCH_JOB_ARRAY_INDEX is not set`);
+  if (arrayIndex === null && children > 1) {
+    throw new Error(`the job has ${children} chunks but AWS_BATCH_JOB_ARRAY_INDEX is not set`);
   }
-  const frames = chunks[index];
-  if (!frames) throw new Error(`chunk ${index} does not exist: the job has ${chunks.length} chunks`);
-  return { index, frames };
+  const child = renderChild(job, index);
+  if (!child) throw new Error(`chunk ${index} does not exist: the job has ${children} chunks`);
+  return child;
 }
 
 export async function renderStage(ctx: WorkerContext): Promise<RenderOutcome> {
   const { job, manifest } = await loadJob(ctx);
-  const { index, frames } = chunkForIndex(job, ctx.config.arrayIndex);
+  const { index, frames, part } = chunkForIndex(job, ctx.config.arrayIndex);
   const keys = jobKeys(job.jobId);
   const paths = efsPaths(ctx.config.efsRoot, job.jobId);
   const outcome: RenderOutcome = { chunk: index, frames, done: [], skipped: [], failed: [] };
@@ -137,29 +141,63 @@ export async function renderStage(ctx: WorkerContext): Promise<RenderOutcome> {
     ...fields,
   });
   const previewDir = join(paths.previews, String(index));
-  const finished = (frame: number, path: string, seconds: number | undefined) =>
-    enqueue(async () => {
-      const preview = join(previewDir, `${frame}.png`);
-      let previewKey: string | undefined;
-      if (existsSync(preview)) {
-        previewKey = keys.preview(frame);
-        await ctx.bucket.putFile(previewKey, preview, { contentType: 'image/png' });
-      }
-      await ctx.bucket.putJson(
-        keys.frame(frame),
-        marker(frame, {
+  // A split job's part: its marker under progress/parts/ (publish marks the frame once merged).
+  const partMarker = (
+    frame: number,
+    fields: Pick<PartMarker, 'state'> & Partial<PartMarker>,
+  ): PartMarker => ({
+    frame,
+    part: part!,
+    child: index,
+    attempt,
+    at: new Date().toISOString(),
+    ...fields,
+  });
+  const partSeconds = new Map<number, number>();
+  const partDone = (frame: number, seconds: number | undefined, preview?: SoFarPreview) => {
+    if (seconds !== undefined) partSeconds.set(frame, seconds);
+    const took = partSeconds.get(frame);
+    enqueue(() =>
+      ctx.bucket.putJson(
+        keys.part(frame, part!),
+        partMarker(frame, {
           state: 'done',
-          file: basename(path),
-          ...(seconds !== undefined ? { seconds } : {}),
-          ...(previewKey ? { preview: previewKey } : {}),
+          samples: partSamples(job.split!.samples, job.split!.parts, part!),
+          ...(took !== undefined ? { seconds: took } : {}),
+          ...(preview ? { preview: preview.key, mergedParts: preview.parts } : {}),
         }),
-      );
-    });
+      ),
+    );
+  };
+  const finished = (frame: number, path: string, seconds: number | undefined) =>
+    part !== null
+      ? partDone(frame, seconds)
+      : enqueue(async () => {
+          const preview = join(previewDir, `${frame}.png`);
+          let previewKey: string | undefined;
+          if (existsSync(preview)) {
+            previewKey = keys.preview(frame);
+            await ctx.bucket.putFile(previewKey, preview, { contentType: 'image/png' });
+          }
+          await ctx.bucket.putJson(
+            keys.frame(frame),
+            marker(frame, {
+              state: 'done',
+              file: basename(path),
+              ...(seconds !== undefined ? { seconds } : {}),
+              ...(previewKey ? { preview: previewKey } : {}),
+            }),
+          );
+        });
   // A terminated attempt (cancel, spot interruption) leaves no failure markers: its frames are not
   // failed, they are unfinished, and a retry renders them.
   const lost = (frame: number, message: string) => {
     if (ctx.signal.aborted) return;
-    enqueue(() => ctx.bucket.putJson(keys.frame(frame), marker(frame, { state: 'failed', message })));
+    enqueue(() =>
+      part !== null
+        ? ctx.bucket.putJson(keys.part(frame, part), partMarker(frame, { state: 'failed', message }))
+        : ctx.bucket.putJson(keys.frame(frame), marker(frame, { state: 'failed', message })),
+    );
   };
 
   // The frame Blender renders now and its samples, for the daemon's in-frame progress and ETA.
@@ -179,7 +217,9 @@ export async function renderStage(ctx: WorkerContext): Promise<RenderOutcome> {
     }
     const blender = await findBlender(ctx.env);
     ctx.log(
-      `render: chunk ${index} (frames ${frames.join(',')}), attempt ${attempt}, device ${job.device}, ` +
+      `render: chunk ${index} (frames ${frames.join(',')}` +
+        (part !== null ? `, part ${part + 1} of ${job.split!.parts}` : '') +
+        `), attempt ${attempt}, device ${job.device}, ` +
         `Blender ${blender.version.join('.')}`,
     );
     await mkdir(previewDir, { recursive: true });
@@ -203,7 +243,7 @@ export async function renderStage(ctx: WorkerContext): Promise<RenderOutcome> {
       filePattern: job.filePattern,
       remaps,
       device: job.device,
-      previewDir,
+      ...(part !== null ? { split: { parts: job.split!.parts, part, dir: paths.parts } } : { previewDir }),
       signal: ctx.signal,
       env,
       onLine: (line) => ctx.log(line),
@@ -227,6 +267,31 @@ export async function renderStage(ctx: WorkerContext): Promise<RenderOutcome> {
         }
       },
     });
+    // Each part just rendered: the child of a frame's last part merges the frame (in the job's
+    // Blender, with render resources); otherwise a preview of the parts merged so far, in its marker.
+    if (part !== null) {
+      for (const frame of result.done) {
+        if (ctx.signal.aborted) break;
+        const complete = partFiles(ctx, job, frame).every((file) => existsSync(file));
+        if (
+          complete &&
+          !existsSync(frameOutput(ctx, job, frame).path) &&
+          (await claimMerge(ctx, job, frame, index))
+        ) {
+          await mergeSplitFrame(ctx, job, frame, { blender: blender.path, blendFile: project, env }, index);
+          continue;
+        }
+        const preview = await previewSoFar(ctx, job, {
+          frame,
+          part,
+          child: index,
+          blender: blender.path,
+          blendFile: project,
+          env,
+        });
+        if (preview) partDone(frame, undefined, preview);
+      }
+    }
     outcome.done = result.done;
     outcome.skipped = result.skipped;
     outcome.failed = result.failed;

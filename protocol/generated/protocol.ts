@@ -47,7 +47,12 @@ export const ERROR_CODES = {
   "IMAGE_MISSING": "The farm has no worker image for that Blender version (build it with skyfarm images build).",
   "NODE_MODULE_MISMATCH": "A native module was built for another Node.js version (rebuild it for this one).",
   "BLEND_TOO_NEW": "The .blend was saved by a newer Blender than the one that would open it.",
-  "ADDON_INSTALL_FAILED": "Installing, checking or removing the skyfarm add-on in a Blender failed."
+  "ADDON_INSTALL_FAILED": "Installing, checking or removing the skyfarm add-on in a Blender failed.",
+  "SPLIT_LOCAL": "--split needs the AWS backend: on one machine the parts would render one after another, gaining nothing.",
+  "SPLIT_ENGINE": "The scene's render engine cannot split a frame's samples (only Cycles can).",
+  "SPLIT_COMPOSITOR": "The merge of a split frame cannot reproduce this scene's compositing (compositor, view layers, sequencer, render region, multi-view).",
+  "SPLIT_OUTPUT": "A split frame cannot be written in this scene's output format.",
+  "SPLIT_TOO_MANY": "Too many parts: more array children than AWS Batch allows, or more parts than the scene has samples."
 } as const;
 export type ErrorCode = keyof typeof ERROR_CODES;
 
@@ -245,6 +250,7 @@ export type RenderSubmitParams = {
   scene?: string;
   frames?: string;
   chunkSize?: number;
+  split?: number;
   backend?: Backend;
   output?: string;
   projectRoot?: string;
@@ -1312,7 +1318,12 @@ export const SCHEMA_DEFINITIONS: Record<string, unknown> = {
           "IMAGE_MISSING",
           "NODE_MODULE_MISMATCH",
           "BLEND_TOO_NEW",
-          "ADDON_INSTALL_FAILED"
+          "ADDON_INSTALL_FAILED",
+          "SPLIT_LOCAL",
+          "SPLIT_ENGINE",
+          "SPLIT_COMPOSITOR",
+          "SPLIT_OUTPUT",
+          "SPLIT_TOO_MANY"
         ]
       },
       "message": {
@@ -1413,6 +1424,12 @@ export const SCHEMA_DEFINITIONS: Record<string, unknown> = {
         "type": "integer",
         "minimum": 1,
         "maximum": 100000
+      },
+      "split": {
+        "type": "integer",
+        "minimum": 1,
+        "maximum": 10000,
+        "$comment": "render every frame as this many parts, each a share of the scene's samples with its own seed, merged by the publish stage (AWS only; 1 = no split)"
       },
       "backend": {
         "$ref": "#/definitions/Backend"

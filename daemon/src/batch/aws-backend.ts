@@ -16,7 +16,8 @@ import { FINISHED_STATES, type JobRepo } from '../jobs/job-repo.js';
 import { estimateJob, inFlightFromReport } from '../jobs/estimate.js';
 import type { JobLogs } from '../jobs/job-log.js';
 import type { JobSpec } from '../jobs/job-spec.js';
-import { formatFrameList, chunkFrames } from '../render/frames.js';
+import { formatFrameList } from '../render/frames.js';
+import { SplitProgress } from './split-progress.js';
 import { removePartialMoves } from '../util/files.js';
 import type { IBucket } from './bucket.js';
 import type { BatchJobInfo, IBatch } from './batch-api.js';
@@ -28,6 +29,7 @@ import {
   effectiveChunkSize,
   jobKeys,
   MAX_ARRAY_CHILDREN,
+  renderChildren,
   type CancelRequest,
   type ChunkLive,
   type Device,
@@ -128,6 +130,8 @@ interface Tracked {
   messageBeforeOutage?: string;
   /** Temporary files a killed daemon left in the output folder were removed (once per daemon). */
   swept?: boolean;
+  /** A split job's parts (split-progress.ts). */
+  split?: SplitProgress;
 }
 
 const WORKER = 'skyfarm-worker';
@@ -311,6 +315,7 @@ export class AwsBackend {
         scene: spec.scene,
         frames: spec.frames,
         chunkSize: spec.chunkSize,
+        ...(spec.split ? { split: spec.split } : {}),
         filePattern: spec.filePattern,
         fileExtension: spec.fileExtension,
         device: row.device,
@@ -326,7 +331,7 @@ export class AwsBackend {
         ...(this.deps.upload ? { upload: this.deps.upload } : {}),
       });
       signal.throwIfAborted();
-      const chunks = chunkFrames(result.job.frames, result.job.chunkSize).length;
+      const chunks = renderChildren(result.job);
       store.setPrepared(jobId, renderQueue(row.farm, row.device, row.market), chunks);
       const missing = result.missing.length
         ? `; ${result.missing.length} missing: ${pathsText(result.missing, 3)}`
@@ -598,6 +603,19 @@ export class AwsBackend {
       // Once the render has ended, one more listing sees every marker; after that none can appear.
       const final = TERMINAL.has(render.status);
       await this.readMarkers(t, clients.bucket);
+      const split = repo.spec(t.jobId)?.split;
+      if (split) {
+        t.split ??= new SplitProgress(split.parts, split.samples);
+        await t.split.read(clients.bucket, t.jobId);
+        // The preview of a frame's parts merged so far becomes the last frame until a newer one.
+        const soFar = t.split.newestPreview(t.lastPreviewAt);
+        if (soFar?.preview && this.tracked.get(t.jobId) === t) {
+          const file = join(this.deps.previewsDir, t.jobId, `${soFar.frame}.png`);
+          await clients.bucket.download(soFar.preview, file);
+          t.lastPreviewAt = soFar.at;
+          repo.update(t.jobId, { lastFrame: file });
+        }
+      }
       if (final) t.markersFinal = true;
       // Samples of the frames rendering now: only while chunks run.
       if (!final && counts.running > 0) await this.readLive(t, clients.bucket);
@@ -635,6 +653,14 @@ export class AwsBackend {
         `chunks: ${counts.running} running, ${counts.queued} queued, ${counts.done} done` +
         (counts.failed ? `, ${counts.failed} failed` : '') +
         ` · frames ${framesDone}/${job.framesTotal}`;
+      const parts = t.split?.text(
+        repo
+          .frames(t.jobId)
+          .filter((f) => f.state === 'pending')
+          .map((f) => f.frame),
+        [...t.live.values()].flatMap((entry) => (entry.report ? [entry.report] : [])),
+      );
+      if (parts) message += ` · ${parts}`;
     } else if (stages.publish === 'running') {
       message = `publishing frames (${t.downloaded.size} downloaded)`;
     } else if (copy && copy.status !== 'SUCCEEDED' && copy.status !== 'FAILED') {

@@ -24,6 +24,11 @@ export interface WorkerJobDocument {
   frames: number[];
   chunkSize: number;
   /**
+   * Every frame renders as `parts` parts, each its share of the frame's `samples` (issue #17): the
+   * array has a child per chunk and part, and publish merges a frame's parts.
+   */
+  split?: { parts: number; samples: number };
+  /**
    * Blender's own file name for a frame with the frame number as `#`s (`####.png`, `shot_##_v2.png`;
    * the daemon's probe reads it from `scene.render.frame_path`).
    */
@@ -70,6 +75,27 @@ export interface ChunkLive extends FrameReport {
   version: 1;
   chunk: number;
   attempt: number;
+  at: string;
+}
+
+/**
+ * `jobs/<jobId>/progress/parts/<frame>/<part>.json`, written by a render child for each part of a
+ * split frame it finished (or lost); publish writes the frame's marker once the parts are merged.
+ */
+export interface PartMarker {
+  frame: number;
+  part: number;
+  state: 'done' | 'failed';
+  /** The array child (AWS_BATCH_JOB_ARRAY_INDEX) that rendered it: `skyfarm logs JOB --chunk K`. */
+  child: number;
+  attempt: number;
+  /** Samples this part holds (done parts). */
+  samples?: number;
+  seconds?: number;
+  /** Key of a preview of the frame's parts merged so far (render/split-preview.ts), and how many. */
+  preview?: string;
+  mergedParts?: number;
+  message?: string;
   at: string;
 }
 
@@ -133,6 +159,10 @@ export function jobKeys(jobId: string) {
     frame: (frame: number) => `${root}progress/frames/${frame}.json`,
     previewsPrefix: `${root}progress/previews/`,
     preview: (frame: number) => `${root}progress/previews/${frame}.png`,
+    partsPrefix: `${root}progress/parts/`,
+    part: (frame: number, part: number) => `${root}progress/parts/${frame}/${part}.json`,
+    /** A split frame's preview of the parts merged so far, made by the child of `part`. */
+    partPreview: (frame: number, part: number) => `${root}progress/previews/${frame}-part${part}.png`,
     livePrefix: `${root}progress/live/`,
     live: (chunk: number) => `${root}progress/live/${chunk}.json`,
     outputPrefix: `${root}output/`,
@@ -150,6 +180,8 @@ export function efsPaths(efsRoot: string, jobId: string) {
     project: posix.join(job, 'project'),
     output: posix.join(job, 'output'),
     previews: posix.join(job, 'previews'),
+    /** Split frames' parts: `<parts>/<frame>/<part>.exr`. */
+    parts: posix.join(job, 'parts'),
     copied: posix.join(job, '.copied'),
   };
 }
@@ -176,6 +208,31 @@ export function effectiveChunkSize(frameCount: number, requested: number): numbe
 
 export function chunksOf(job: Pick<WorkerJobDocument, 'frames' | 'chunkSize'>): number[][] {
   return chunkFrames(job.frames, job.chunkSize);
+}
+
+/** A render array child: its chunk of frames and, in a split job, the part of them it renders. */
+export interface RenderChild {
+  index: number;
+  chunk: number;
+  frames: number[];
+  part: number | null;
+}
+
+/** The render array's size: a child per chunk, per part in a split job. */
+export function renderChildren(job: Pick<WorkerJobDocument, 'frames' | 'chunkSize' | 'split'>): number {
+  return chunksOf(job).length * (job.split?.parts ?? 1);
+}
+
+/** Child `index` of the render array (chunk-major: a chunk's parts are consecutive children). */
+export function renderChild(
+  job: Pick<WorkerJobDocument, 'frames' | 'chunkSize' | 'split'>,
+  index: number,
+): RenderChild | undefined {
+  const parts = job.split?.parts ?? 1;
+  const chunk = Math.floor(index / parts);
+  const frames = chunksOf(job)[chunk];
+  if (!frames || index < 0) return undefined;
+  return { index, chunk, frames, part: job.split ? index % parts : null };
 }
 
 /** The chunk that holds `frame`. */

@@ -62,6 +62,7 @@ export interface PrepareRequest {
   scene: string;
   frames: number[];
   chunkSize: number;
+  split?: { parts: number; samples: number };
   filePattern: string;
   fileExtension: string;
   device: Device;
@@ -104,6 +105,7 @@ export async function prepareJob(request: PrepareRequest): Promise<PrepareResult
     scene: request.scene,
     frames: request.frames,
     chunkSize: effectiveChunkSize(request.frames.length, request.chunkSize),
+    ...(request.split ? { split: request.split } : {}),
     filePattern: request.filePattern || 'frame_####',
     fileExtension: request.fileExtension,
     manifestKey: upload.manifestKey,

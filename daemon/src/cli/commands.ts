@@ -98,6 +98,8 @@ export interface RenderOptions {
   file: string;
   frames?: string;
   chunkSize?: number;
+  /** Render every frame as N parts on N machines (AWS). */
+  split?: number;
   backend?: 'local' | 'aws';
   output?: string;
   scene?: string;
@@ -113,6 +115,7 @@ export async function renderCommand(ctx: CliContext, options: RenderOptions): Pr
   const params: RenderSubmitParams = { blendFile: resolve(ctx.cwd, options.file) };
   if (options.frames !== undefined) params.frames = options.frames;
   if (options.chunkSize !== undefined) params.chunkSize = options.chunkSize;
+  if (options.split !== undefined) params.split = options.split;
   if (options.backend !== undefined) params.backend = options.backend;
   if (options.output !== undefined) params.output = resolve(ctx.cwd, options.output);
   if (options.scene !== undefined) params.scene = options.scene;

@@ -28,7 +28,7 @@ import { addonCommand } from '../addon/cli.js';
 const USAGE = `skyfarm ${DAEMON_VERSION} — render Blender scenes on this machine or AWS Batch
 
 Usage:
-  skyfarm render FILE.blend [--frames SPEC] [--chunk-size N] [--scene NAME] [--backend local|aws]
+  skyfarm render FILE.blend [--frames SPEC] [--chunk-size N] [--split N] [--scene NAME] [--backend local|aws]
                             [--output DIR] [--name NAME] [--strict] [--wait] [--json]
   skyfarm upload FILE.blend [--backend local|aws] [--bucket B | --stack-name N] [--scene NAME]
                             [--strict] [--json]   upload the scene and every file it uses
@@ -130,6 +130,7 @@ export async function main(argv: string[], ctx: CliContext): Promise<number> {
       strict: { type: 'boolean' },
       frames: { type: 'string' },
       'chunk-size': { type: 'string' },
+      split: { type: 'string' },
       scene: { type: 'string' },
       backend: { type: 'string' },
       output: { type: 'string' },
@@ -205,6 +206,7 @@ export async function main(argv: string[], ctx: CliContext): Promise<number> {
         throw new UsageError(`--backend must be local or aws, not "${backend}"`);
       }
       const chunkSize = positiveInt(values['chunk-size'], '--chunk-size');
+      const split = positiveInt(values.split, '--split');
       let aws;
       try {
         aws = awsRenderOptions(values);
@@ -219,6 +221,7 @@ export async function main(argv: string[], ctx: CliContext): Promise<number> {
         json,
         ...(values.frames !== undefined ? { frames: values.frames } : {}),
         ...(chunkSize !== undefined ? { chunkSize } : {}),
+        ...(split !== undefined ? { split } : {}),
         ...(backend !== undefined ? { backend } : {}),
         ...(values.output !== undefined ? { output: values.output } : {}),
         ...(values.scene !== undefined ? { scene: values.scene } : {}),

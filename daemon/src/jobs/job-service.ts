@@ -23,6 +23,7 @@ import type { JobSpec } from './job-spec.js';
 import type { LocalBackend } from '../pipeline/local-backend.js';
 import type { AwsWiring } from '../batch/wiring.js';
 import { awsChunkSize } from '../batch/aws-backend.js';
+import { assertSplitBackend, assertSplittable } from '../split/plan.js';
 
 /** Jobs per jobs.list page when the client does not say. */
 export const DEFAULT_LIST_LIMIT = 200;
@@ -61,6 +62,8 @@ export class JobService {
     const sourceBlendFile = resolve(params.sourceBlendFile ?? blendFile);
     const savedBy = await assertBlendFile(blendFile);
     const backend = params.backend ?? 'local';
+    assertSplitBackend(params.split, backend);
+    const split = params.split !== undefined && params.split > 1 ? params.split : undefined;
     if (backend === 'aws' && !this.deps.aws) {
       throw new SkyfarmError(
         'BACKEND_UNAVAILABLE',
@@ -116,6 +119,14 @@ export class JobService {
         );
       }
 
+      // A split job's child renders one part of its chunk's frames: one frame each unless asked.
+      const chunkSize = split
+        ? (params.chunkSize ?? 1)
+        : awsOptions
+          ? awsChunkSize(frames.length, params.chunkSize ?? DEFAULT_LOCAL_CHUNK_SIZE)
+          : (params.chunkSize ?? DEFAULT_LOCAL_CHUNK_SIZE);
+      const splitSamples = split ? assertSplittable(scene, split, frames.length, chunkSize) : 0;
+
       const jobId = newJobId();
       const spec: JobSpec = {
         jobId,
@@ -129,9 +140,8 @@ export class JobService {
         framesSpec:
           params.frames?.trim() ||
           `${scene.frameStart}-${scene.frameEnd}${scene.frameStep > 1 ? `x${scene.frameStep}` : ''}`,
-        chunkSize: awsOptions
-          ? awsChunkSize(frames.length, params.chunkSize ?? DEFAULT_LOCAL_CHUNK_SIZE)
-          : (params.chunkSize ?? DEFAULT_LOCAL_CHUNK_SIZE),
+        chunkSize,
+        ...(split ? { split: { parts: split, samples: splitSamples } } : {}),
         outputDir,
         filePattern: output.pattern,
         // The pattern is Blender's whole name; the extension is for readers of older job documents.

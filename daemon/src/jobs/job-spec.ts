@@ -14,6 +14,8 @@ export interface JobSpec {
   frames: number[];
   framesSpec: string;
   chunkSize: number;
+  /** Every frame renders as `parts` parts of its `samples` (issue #17; AWS only). */
+  split?: { parts: number; samples: number };
   outputDir: string;
   filePattern: string;
   fileExtension: string;

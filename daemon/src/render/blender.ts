@@ -46,7 +46,7 @@ export function blenderScriptsDir(): string {
   }
 }
 
-export function blenderScript(name: 'probe.py' | 'render_chunk.py'): string {
+export function blenderScript(name: 'probe.py' | 'render_chunk.py' | 'merge_frame.py'): string {
   return path.join(blenderScriptsDir(), name);
 }
 
@@ -337,6 +337,11 @@ export interface ProbeScene {
     /** Blender's file name with the frame number as `#`s (`####.png`); null when it cannot be written so. */
     pattern: string | null;
   };
+  /**
+   * Whether the scene's frames can be split across machines (daemon/blender/split_rules.py): the
+   * samples a frame renders, and why it cannot be split (absent in probes cached by older versions).
+   */
+  split?: { samples: number; problems: Array<{ code: string; message: string }> };
 }
 
 export interface ProbeDependency {
@@ -486,6 +491,11 @@ export interface RenderChunkOptions {
   /** Longest side of a preview in pixels (default 256). */
   previewSize?: number;
   /**
+   * Renders part `part` of `parts` of every frame (a split frame, daemon/blender/split_rules.py) to
+   * `<dir>/<frame>/<part>.exr` instead of the scene's output.
+   */
+  split?: { parts: number; part: number; dir: string };
+  /**
    * Called with Blender's pid (its process group id) as soon as it runs, and for a Blender started
    * ahead, the mark its command line holds (a cold one's holds the .blend's path).
    */
@@ -581,6 +591,7 @@ export async function renderChunk(opts: RenderChunkOptions): Promise<RenderChunk
     ...(opts.previewDir !== undefined
       ? { previewDir: path.resolve(opts.previewDir), previewSize: opts.previewSize ?? 256 }
       : {}),
+    ...(opts.split ? { split: { ...opts.split, dir: path.resolve(opts.split.dir) } } : {}),
   };
   const scriptJson = JSON.stringify(scriptArgs);
   const canUseWarm = opts.cwd === undefined && opts.env === undefined && opts.threads === undefined;

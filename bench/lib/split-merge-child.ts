@@ -1,0 +1,14 @@
+// Runs one split-frame merge (daemon/src/split/merge.ts) in a process of its own, so its peak memory
+// is the merge's: prints {"seconds", "peakMb", "startMb"} (VmHWM before and after, Linux /proc).
+import { readFileSync } from 'node:fs';
+import { mergeParts } from '../../daemon/src/split/merge.js';
+
+const peakMb = () =>
+  Number(/^VmHWM:\s+(\d+) kB/m.exec(readFileSync('/proc/self/status', 'utf8'))?.[1] ?? NaN) / 1024;
+
+const [output, ...parts] = process.argv.slice(2);
+const startMb = peakMb();
+const started = performance.now();
+await mergeParts(parts, output!);
+const seconds = (performance.now() - started) / 1000;
+process.stdout.write(JSON.stringify({ seconds, peakMb: peakMb(), startMb }) + '\n');

@@ -1,0 +1,148 @@
+# What splitting one frame's samples across machines needs from Blender (issue #17), shared by
+# probe.py (refusals before upload), render_chunk.py (a part's settings) and merge_frame.py.
+#
+# A part renders its share of the scene's samples with its own seed, no denoising, no adaptive
+# sampling, no compositor, into a float32 uncompressed multilayer EXR; the publish stage averages the
+# parts weighted by their samples (daemon/src/split/merge.ts) and merge_frame.py then applies the
+# scene's denoiser, colour management, output format and file name once.
+#
+# Adaptive sampling is turned off for parts: it stops a pixel when its own estimate is below the noise
+# threshold, and each part would judge that on 1/N of the samples, so the parts' per-pixel sample
+# counts would differ and no part would stop where the whole frame would. Parts render their full
+# share; the merged frame has the scene's (maximum) samples everywhere.
+
+# Render passes that are not a mean over samples: averaging them would be wrong (ids, depth of the
+# first hit). The merge takes them from part 0. Cryptomatte is refused instead (its ranks).
+FIRST_PART_PASSES = ("Depth", "IndexOB", "IndexMA", "Denoising Depth")
+
+
+def part_samples(total, parts, part):
+    """Part `part` of `parts` renders this many samples: the remainder goes to the first parts, so
+    the shares sum to `total` exactly."""
+    return total // parts + (1 if part < total % parts else 0)
+
+
+def part_seed(seed, part):
+    # Distinct per part; with use_animated_seed Cycles hashes it with the frame, which stays distinct.
+    return (seed + part) % 2147483648
+
+
+def rendered_view_layers(scene):
+    return [layer for layer in scene.view_layers if getattr(layer, "use", True)]
+
+
+def effective_samples(scene, layer):
+    """The samples Cycles renders `layer` with (the view layer's override as use_layer_samples says)."""
+    samples = scene.cycles.samples
+    override = getattr(layer, "samples", 0)
+    mode = getattr(scene.cycles, "use_layer_samples", "USE")
+    if override > 0 and mode == "USE":
+        return override
+    if override > 0 and mode == "BOUNDED":
+        return min(override, samples)
+    return samples
+
+
+def scene_denoises(scene, layer):
+    return bool(scene.cycles.use_denoising) and bool(getattr(layer.cycles, "use_denoising", True))
+
+
+def is_multilayer_output(settings):
+    if getattr(settings, "media_type", None) == "MULTI_LAYER_IMAGE":
+        return True
+    return settings.file_format == "OPEN_EXR_MULTILAYER"
+
+
+def compositor_tree(scene):
+    """The node tree Blender composites this scene with when rendering, or None."""
+    if not scene.render.use_compositing:
+        return None
+    if hasattr(scene, "compositing_node_group"):  # 5.0+: a node group, no use_nodes
+        return scene.compositing_node_group
+    return scene.node_tree if scene.use_nodes else None
+
+
+def compositor_problem(scene):
+    """Why the merge cannot reproduce this scene's compositor, or None. merge_frame.py composites the
+    merged passes with the scene's own tree, its Render Layers node replaced by the merged EXR; that
+    cannot stand in for the render of another scene or of a view layer that is not rendered, and a
+    File Output node would write its files from the merge machine as well."""
+    tree = compositor_tree(scene)
+    if tree is None:
+        return None
+    layers = rendered_view_layers(scene)
+    for node in tree.nodes:
+        if node.mute:
+            continue
+        if node.bl_idname == "CompositorNodeOutputFile":
+            return "its compositor writes files itself (File Output node)"
+        if node.bl_idname != "CompositorNodeRLayers":
+            continue
+        if node.scene not in (None, scene):
+            return 'its compositor reads the render of another scene ("%s")' % node.scene.name
+        if layers and node.layer != layers[0].name:
+            return 'its compositor reads view layer "%s", which this scene does not render' % node.layer
+    return None
+
+
+def refusals(scene):
+    """Why this scene's frames cannot be split across machines: a list of (code, message)."""
+    problems = []
+    if scene.render.engine != "CYCLES":
+        problems.append(("SPLIT_ENGINE", "the render engine is %s; only Cycles renders a frame as samples that can be split and merged" % scene.render.engine))
+        return problems
+    layers = rendered_view_layers(scene)
+    if len(layers) != 1:
+        problems.append(("SPLIT_COMPOSITOR", "it renders %d view layers; the merge reproduces a scene with exactly one" % len(layers)))
+    problem = compositor_problem(scene)
+    if problem:
+        problems.append(("SPLIT_COMPOSITOR", problem))
+    editor = scene.sequence_editor
+    strips = (getattr(editor, "strips_all", None) or getattr(editor, "sequences_all", ())) if editor else ()
+    if scene.render.use_sequencer and len(strips) > 0:
+        problems.append(("SPLIT_COMPOSITOR", "its sequencer has strips, which replace the render in the output"))
+    if scene.render.use_border:
+        problems.append(("SPLIT_COMPOSITOR", "it renders a region (border); the merge writes whole frames"))
+    if scene.render.use_multiview:
+        problems.append(("SPLIT_COMPOSITOR", "it renders stereo/multi-view; the merge writes one view"))
+    if is_multilayer_output(scene.render.image_settings):
+        problems.append(("SPLIT_OUTPUT", "its output is a multilayer EXR; the merge writes the composited image in a single-layer format (PNG, EXR, TIFF, …)"))
+    if layers and any(getattr(layers[0], attr, False) for attr in ("use_pass_cryptomatte_object", "use_pass_cryptomatte_material", "use_pass_cryptomatte_asset")):
+        problems.append(("SPLIT_COMPOSITOR", "it renders Cryptomatte passes, which cannot be merged by averaging"))
+    if layers and effective_samples(scene, layers[0]) < 1:
+        problems.append(("SPLIT_TOO_MANY", "it renders no samples"))
+    return problems
+
+
+def set_multilayer_exr(settings):
+    """Float32, uncompressed multilayer EXR (5.0+: media type first; before: the file format)."""
+    if hasattr(settings, "media_type"):
+        settings.media_type = "MULTI_LAYER_IMAGE"
+    settings.file_format = "OPEN_EXR_MULTILAYER"
+    settings.color_depth = "32"
+    settings.exr_codec = "NONE"
+
+
+def configure_part(scene, parts, part):
+    """Sets `scene` up to render part `part` of `parts`; returns (samples, total, seed)."""
+    layer = rendered_view_layers(scene)[0]
+    total = effective_samples(scene, layer)
+    samples = part_samples(total, parts, part)
+    if samples < 1:
+        raise ValueError("%d parts but the scene renders only %d samples: every part needs at least one" % (parts, total))
+    denoise = scene_denoises(scene, layer)
+    cycles = scene.cycles
+    cycles.samples = samples
+    layer.samples = 0
+    cycles.seed = part_seed(cycles.seed, part)
+    cycles.use_adaptive_sampling = False
+    cycles.time_limit = 0.0
+    cycles.use_denoising = False
+    if hasattr(cycles, "sample_offset"):
+        cycles.sample_offset = 0
+    # The denoiser's inputs, rendered by every part and averaged like the image.
+    layer.cycles.denoising_store_passes = denoise
+    scene.render.use_compositing = False
+    scene.render.use_sequencer = False
+    set_multilayer_exr(scene.render.image_settings)
+    return samples, total, cycles.seed

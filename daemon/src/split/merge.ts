@@ -1,0 +1,112 @@
+// The merge of a split frame (issue #17): the sample-weighted mean of every pass of its parts'
+// EXRs, written as one EXR of the same layout. Each part's weight is the samples Cycles itself
+// recorded in it (`cycles.<view layer>.samples`). Passes that are not a mean over samples (ids, the
+// first hit's depth: split_rules.py FIRST_PART_PASSES) are taken from the first part. It streams
+// scanline by scanline, so memory stays at a few lines per part whatever the resolution.
+import { open, rename, rm, type FileHandle } from 'node:fs/promises';
+import {
+  ExrFormatError,
+  chunkPrefixBytes,
+  lineBytes,
+  passOfChannel,
+  readExrLayout,
+  type ExrLayout,
+} from './exr.js';
+
+/** Mirrors daemon/blender/split_rules.py FIRST_PART_PASSES. */
+export const FIRST_PART_PASSES = new Set(['Depth', 'IndexOB', 'IndexMA', 'Denoising Depth']);
+
+export interface MergeResult {
+  /** Samples of each part, as recorded in its file. */
+  samples: number[];
+  width: number;
+  height: number;
+  channels: number;
+}
+
+function recordedSamples(layout: ExrLayout, file: string): number {
+  for (const part of layout.parts) {
+    for (const [key, value] of part.strings) {
+      if (/^cycles\..+\.samples$/.test(key) && /^\d+$/.test(value.trim())) return Number(value.trim());
+    }
+  }
+  throw new ExrFormatError(`${file} does not say how many samples it holds (no cycles.<layer>.samples)`);
+}
+
+function assertSameLayout(first: ExrLayout, other: ExrLayout, file: string): void {
+  const describe = (layout: ExrLayout) =>
+    JSON.stringify(layout.parts.map((p) => [p.name, p.window, p.channels.map((c) => c.name)]));
+  if (describe(first) !== describe(other)) {
+    throw new ExrFormatError(`${file} does not hold the same passes and size as the first part`);
+  }
+}
+
+/**
+ * Merges the part EXRs `files` into `output` (written to a temporary name, then renamed). Throws
+ * ExrFormatError when a part is not the EXR a part render writes or the parts do not match.
+ */
+export async function mergeParts(files: string[], output: string): Promise<MergeResult> {
+  if (files.length === 0) throw new ExrFormatError('no parts to merge');
+  const handles: FileHandle[] = [];
+  const temp = `${output}.tmp-${process.pid}`;
+  let out: FileHandle | undefined;
+  try {
+    for (const file of files) handles.push(await open(file, 'r'));
+    const layouts: ExrLayout[] = [];
+    for (const [index, handle] of handles.entries()) layouts.push(await readExrLayout(handle, files[index]!));
+    const first = layouts[0]!;
+    layouts.forEach((layout, index) => assertSameLayout(first, layout, files[index]!));
+    const samples = layouts.map((layout, index) => recordedSamples(layout, files[index]!));
+    const total = samples.reduce((sum, value) => sum + value, 0);
+    const weights = samples.map((value) => value / total);
+
+    out = await open(temp, 'w');
+    // Headers and offset tables of the first part: the merged chunks go where its chunks are.
+    const head = Buffer.alloc(first.headerBytes);
+    await handles[0]!.read(head, 0, head.length, 0);
+    await out.write(head, 0, head.length, 0);
+
+    const prefix = chunkPrefixBytes(first);
+    let channels = 0;
+    for (const [partIndex, part] of first.parts.entries()) {
+      channels += part.channels.length;
+      const bytes = lineBytes(part);
+      const floats = bytes / 4;
+      // Per channel: averaged, or taken from the first part.
+      const keep = part.channels.map((c) => FIRST_PART_PASSES.has(passOfChannel(c.name)));
+      const chunk = Buffer.alloc(prefix + bytes);
+      const pixels = new Float32Array(chunk.buffer, chunk.byteOffset + prefix, floats);
+      const other = Buffer.alloc(bytes);
+      const otherPixels = new Float32Array(other.buffer, other.byteOffset, floats);
+      const sum = new Float64Array(floats);
+      for (let line = 0; line < part.height; line += 1) {
+        const offset = part.offsets[line]!;
+        await handles[0]!.read(chunk, 0, chunk.length, offset);
+        const declared = chunk.readInt32LE(prefix - 4);
+        if (declared !== bytes)
+          throw new ExrFormatError(`${files[0]}: line ${line} holds ${declared} bytes, not ${bytes}`);
+        for (let i = 0; i < floats; i += 1) sum[i] = pixels[i]! * weights[0]!;
+        for (let k = 1; k < handles.length; k += 1) {
+          const where = layouts[k]!.parts[partIndex]!.offsets[line]! + prefix;
+          const { bytesRead } = await handles[k]!.read(other, 0, bytes, where);
+          if (bytesRead !== bytes) throw new ExrFormatError(`${files[k]} ends inside line ${line}`);
+          const weight = weights[k]!;
+          for (let i = 0; i < floats; i += 1) sum[i]! += otherPixels[i]! * weight;
+        }
+        for (let c = 0; c < keep.length; c += 1) {
+          if (keep[c]) continue;
+          for (let i = c * part.width, end = i + part.width; i < end; i += 1) pixels[i] = sum[i]!;
+        }
+        await out.write(chunk, 0, chunk.length, offset);
+      }
+    }
+    await out.close();
+    out = undefined;
+    await rename(temp, output);
+    return { samples, width: first.parts[0]!.width, height: first.parts[0]!.height, channels };
+  } finally {
+    await out?.close();
+    await rm(temp, { force: true });
+    await Promise.all(handles.map((handle) => handle.close()));
+  }
+}
