@@ -171,6 +171,7 @@ export function createAwsWiring(deps: {
     notify: deps.notify,
     log: deps.log,
     ...(deps.options?.cost?.intervalMs ? { intervalMs: deps.options.cost.intervalMs } : {}),
+    backingOff: () => backend.backingOff,
     publish: async (jobId, text) => {
       const row = store.get(jobId);
       if (!row?.preparedAt) return;
