@@ -7,7 +7,9 @@
 // - a render stuck in RUNNABLE is explained, and `skyfarm cancel` terminates the Batch jobs and the
 //   working folder is cleaned by the publish the stack's rule submits;
 // - a daemon restarted mid-job re-attaches (stored ids, and by job name for a stage whose id was
-//   never stored) without submitting anything twice.
+//   never stored) without submitting anything twice; with pricing:GetProducts denied all along, the
+//   render is unaffected and `skyfarm status`, `skyfarm cost` and the mail say "cost unknown" naming
+//   the permission to allow.
 import t, { type Test } from 'tap';
 import { chmodSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -15,7 +17,8 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { blenderCommand, blenderSkip, makeScene } from './helpers/scenes.js';
 import { recordUpdates, runSkyfarm, startFarm } from './fakes/batch/farm.js';
-import type { Job } from '../protocol/generated/protocol.js';
+import { startCostWorld } from './helpers/cost-world.js';
+import type { Job, JobCost } from '../protocol/generated/protocol.js';
 import { jobKeys, type JobResult } from '../daemon/src/batch/layout.js';
 
 t.test(
@@ -188,15 +191,30 @@ t.test(
 );
 
 t.test(
-  'daemon restarted mid-job: re-attached, nothing submitted twice',
+  'daemon restarted mid-job: re-attached, nothing submitted twice; a denied cost call changes nothing',
   { skip: blenderSkip, timeout: 115_000 },
   async (t) => {
-    const farm = await startFarm(t);
+    // The daemon's cost estimates run all along (fleet and prices of the cost fakes), and are denied.
+    const world = await startCostWorld(t);
+    world.pricing.deny(true);
+    const farm = await startFarm(t, { cost: { world } });
     const first = await farm.startDaemon();
     const scene = await makeScene(path.join(farm.dir, 'project'), { frames: [1, 4] });
     const output = path.join(farm.dir, 'out');
     const submit = await runSkyfarm(
-      ['render', scene, '--backend', 'aws', '--chunk-size', '2', '--output', output, '--json'],
+      [
+        'render',
+        scene,
+        '--backend',
+        'aws',
+        '--chunk-size',
+        '2',
+        '--output',
+        output,
+        '--notify-email',
+        'artist@example.com',
+        '--json',
+      ],
       farm.stateDir,
       farm.dir,
     );
@@ -254,5 +272,22 @@ t.test(
     const log = await runSkyfarm(['logs', jobId], farm.stateDir, farm.dir);
     t.match(log.stdout, /daemon restarted: resuming/);
     t.match(log.stdout, /re-attached to publish job/);
+
+    // pricing:GetProducts denied: every surface says so, with the permission to allow.
+    const cost = await runSkyfarm(['cost', jobId], farm.stateDir, farm.dir);
+    t.match(
+      cost.stdout,
+      /cost unknown: AWS denied pricing:GetProducts \(allow pricing:GetProducts for your AWS identity\)/,
+    );
+    const status = await runSkyfarm(['status', jobId], farm.stateDir, farm.dir);
+    t.match(status.stdout, /cost {6}cost unknown: AWS denied pricing:GetProducts/);
+    const json = await runSkyfarm(['cost', jobId, '--json'], farm.stateDir, farm.dir);
+    const report = JSON.parse(json.stdout) as { cost: JobCost };
+    t.same(
+      { known: report.cost.known, usd: report.cost.usd, action: report.cost.missingAction },
+      { known: false, usd: undefined, action: 'pricing:GetProducts' },
+    );
+    await farm.ses.waitForMail(1, 30_000);
+    t.match(farm.ses.sent[0]!.body, /Cost: {3}cost unknown: AWS denied pricing:GetProducts/);
   },
 );

@@ -1,15 +1,26 @@
-// The fakes of the AWS APIs cost is computed from answer as the API references say, through the wire
-// formats the SDK clients use (JSON 1.1 for the Price List and ECS, the Query protocol with XML for
-// EC2): on-demand prices taken from the OnDemand term of the Linux/shared product across pages, spot
-// prices in effect over a period (including the one that began before it), spot vs on-demand
-// instances, container instances' types and zones, and the denials an identity without the action
-// gets, which the daemon turns into AWS_ACCESS_DENIED naming the missing action.
+// The fakes of the AWS APIs cost is computed from answer as the API references say, through the
+// daemon's real SDK clients and their wire formats (JSON 1.1 for the Price List and ECS, the Query
+// protocol with XML for EC2): on-demand prices taken from the OnDemand term of the Linux/shared
+// product across pages, spot prices in effect over a period (including the one that began before
+// it), spot vs on-demand instances, container instances' types and zones, and the denials an
+// identity without the action gets, which the daemon turns into AWS_ACCESS_DENIED naming the
+// missing action.
 import t from 'tap';
 import { startFakePricing } from './fakes/pricing/server.js';
 import { startFakeEc2 } from './fakes/ec2/server.js';
 import { startFakeEcs, containerInstanceArn } from './fakes/ecs/server.js';
-import { wireContainerInstances, wireEc2, wirePricing } from './fakes/cost/wire-clients.js';
+import { awsEnv } from './fakes/batch/aws-env.js';
+import { settingsFromEnv } from '../daemon/src/batch/bucket.js';
+import { createPricing } from '../daemon/src/aws/pricing.js';
+import { createEc2 } from '../daemon/src/aws/ec2.js';
+import { createContainerInstances } from '../daemon/src/aws/ecs.js';
 import { mapAwsError } from '../daemon/src/aws/errors.js';
+
+/** The daemon's client settings for one fake (dummy keys, its endpoint as AWS_ENDPOINT_URL_<SERVICE>). */
+function settings(service: 'PRICING' | 'EC2' | 'ECS', endpoint: string) {
+  const key = service.toLowerCase() as 'pricing' | 'ec2' | 'ecs';
+  return settingsFromEnv(awsEnv({ s3: 'http://127.0.0.1:9', [key]: endpoint }), service);
+}
 
 t.test('Price List: the on-demand Linux price of a type in a region, across pages', async (t) => {
   const pricing = await startFakePricing({
@@ -28,7 +39,8 @@ t.test('Price List: the on-demand Linux price of a type in a region, across page
     pageLimit: 1,
   });
   t.teardown(() => pricing.close());
-  const client = wirePricing(pricing.endpoint);
+  const client = createPricing(settings('PRICING', pricing.endpoint));
+  t.teardown(() => client.destroy());
   t.same(await client.onDemand('us-east-1', 'c6i.xlarge'), {
     instanceType: 'c6i.xlarge',
     region: 'us-east-1',
@@ -85,7 +97,8 @@ t.test('EC2: spot prices in effect over a period, and which instances are spot',
     pageLimit: 1,
   });
   t.teardown(() => ec2.close());
-  const client = wireEc2(ec2.endpoint);
+  const client = createEc2(settings('EC2', ec2.endpoint));
+  t.teardown(() => client.destroy());
   const points = await client.spotPrices('c6i.xlarge', 'us-east-1a', t0, t0 + 2 * hour);
   t.same(
     points.map((p) => [p.since - t0, p.usdPerHour]),
@@ -124,7 +137,8 @@ t.test('ECS: the instance type and zone of Batch container instances', async (t)
   };
   const ecs = await startFakeEcs({ instances: [instance] });
   t.teardown(() => ecs.close());
-  const client = wireContainerInstances(ecs.endpoint);
+  const client = createContainerInstances(settings('ECS', ecs.endpoint));
+  t.teardown(() => client.destroy());
   const arn = containerInstanceArn(instance);
   const ghost = containerInstanceArn({ cluster: instance.cluster, id: 'gone' });
   t.same(await client.describe(instance.cluster, [arn, ghost]), [

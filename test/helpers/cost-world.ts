@@ -1,17 +1,20 @@
 // The AWS side of cost for tests: fakes of the Price List, EC2 and ECS with a small fleet (a spot
 // c6i.xlarge and an on-demand m6i.2xlarge for render chunks, an on-demand c6i.large for copy and
-// publish), the placement the fake Batch uses to put containers on them, and the cost clients over
-// the fakes' wire formats. Prices are per hour and scaled by `scale`, so a test of a few seconds can
+// publish), the placement the fake Batch uses to put containers on them, and the daemon's cost
+// clients (the real SDK clients) pointed at the fakes. Prices are per hour and scaled by `scale`, so a test of a few seconds can
 // spend whole dollars. `expectedSpend` recomputes a job's spend from the fakes' own records.
 import type { Test } from 'tap';
 import { startFakePricing, type FakePricing } from '../fakes/pricing/server.js';
 import { startFakeEc2, type FakeEc2, type FakeSpotPrice } from '../fakes/ec2/server.js';
 import { startFakeEcs, containerInstanceArn, type FakeEcs } from '../fakes/ecs/server.js';
 import type { FakeBatch, FakeJob } from '../fakes/batch/server.js';
-import { wireContainerInstances, wireEc2, wirePricing } from '../fakes/cost/wire-clients.js';
+import { awsEnv } from '../fakes/batch/aws-env.js';
 import type { CostClients } from '../../daemon/src/cost/cost-service.js';
 import type { IBatch } from '../../daemon/src/batch/batch-api.js';
-import type { IPricing } from '../../daemon/src/aws/pricing.js';
+import { settingsFromEnv } from '../../daemon/src/batch/bucket.js';
+import { createPricing, type IPricing } from '../../daemon/src/aws/pricing.js';
+import { createEc2 } from '../../daemon/src/aws/ec2.js';
+import { createContainerInstances } from '../../daemon/src/aws/ecs.js';
 
 export interface WorldInstance {
   cluster: string;
@@ -33,7 +36,11 @@ export interface CostWorld {
   spotPrices: FakeSpotPrice[];
   /** For startFakeBatch: render chunks alternate spot (even index) / on-demand; copy and publish on transfer. */
   placeContainer(job: { queue: string; arrayIndex?: number }): string;
+  /** The fakes' endpoints, for awsEnv (a daemon's AWS_ENDPOINT_URL_PRICING/EC2/ECS). */
+  endpoints: { pricing: string; ec2: string; ecs: string };
+  /** The daemon's ECS and EC2 clients (createContainerInstances, createEc2) over the fakes. */
   clients(batch: IBatch): CostClients;
+  /** The daemon's Price List client (createPricing) over the fake. */
   pricingClient: IPricing;
   /** A job's spend from the fake Batch's attempts, the fleet and the price tables (not daemon code). */
   expectedSpend(batch: FakeBatch, batchIds: string[], now?: number): number;
@@ -141,7 +148,17 @@ export async function startCostWorld(
   t.teardown(() => ec2.close());
   const ecs = await startFakeEcs({ instances: all.map((i) => ({ ...i, memoryMiB: i.vcpu * 2048 })) });
   t.teardown(() => ecs.close());
-  const pricingClient = wirePricing(pricing.endpoint);
+  const endpoints = { pricing: pricing.endpoint, ec2: ec2.endpoint, ecs: ecs.endpoint };
+  // Settings as the daemon reads them from its environment (dummy keys, the fakes' endpoints).
+  const env = awsEnv({ s3: 'http://127.0.0.1:9', ...endpoints });
+  const pricingClient = createPricing(settingsFromEnv(env, 'PRICING'));
+  const containerInstances = createContainerInstances(settingsFromEnv(env, 'ECS'));
+  const ec2Client = createEc2(settingsFromEnv(env, 'EC2'));
+  t.teardown(() => {
+    pricingClient.destroy();
+    containerInstances.destroy();
+    ec2Client.destroy();
+  });
 
   const placed = (job: FakeJob, attemptArn: string | undefined) =>
     all.find((i) => containerInstanceArn(i) === attemptArn);
@@ -166,14 +183,15 @@ export async function startCostWorld(
     ecs,
     instances,
     spotPrices,
+    endpoints,
     placeContainer: (job) => {
       if (!/render|cpu|gpu/.test(job.queue)) return containerInstanceArn(instances.transfer);
       return containerInstanceArn((job.arrayIndex ?? 0) % 2 === 0 ? instances.spot : instances.onDemand);
     },
     clients: (batch) => ({
       batch,
-      containerInstances: wireContainerInstances(ecs.endpoint),
-      ec2: wireEc2(ec2.endpoint),
+      containerInstances,
+      ec2: ec2Client,
       region: 'us-east-1',
     }),
     pricingClient,

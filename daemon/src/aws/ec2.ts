@@ -1,8 +1,11 @@
 // Spot prices (DescribeSpotPriceHistory) and whether an instance is spot (DescribeInstances), behind a
-// narrow interface. The SDK client is @aws-sdk/client-ec2; its few shapes used here are declared below
-// so this module builds where the package is not installed.
+// narrow interface over the real SDK v3 client (@aws-sdk/client-ec2).
+import type { _InstanceType, EC2Client } from '@aws-sdk/client-ec2';
+import type * as Ec2Sdk from '@aws-sdk/client-ec2';
 import type { ClientSettings } from '../batch/bucket.js';
 import { lazySdk } from './lazy-sdk.js';
+
+const ec2Sdk = lazySdk<typeof Ec2Sdk>('@aws-sdk/client-ec2');
 
 export interface SpotPricePoint {
   instanceType: string;
@@ -31,37 +34,10 @@ export interface IEc2 {
   instances(instanceIds: string[]): Promise<Ec2Instance[]>;
 }
 
-// The parts of @aws-sdk/client-ec2 used here.
-interface Ec2Sdk {
-  EC2Client: new (config: Record<string, unknown>) => {
-    send(command: unknown): Promise<{
-      SpotPriceHistory?: Array<{
-        InstanceType?: string;
-        AvailabilityZone?: string;
-        SpotPrice?: string;
-        Timestamp?: Date;
-      }>;
-      Reservations?: Array<{
-        Instances?: Array<{
-          InstanceId?: string;
-          InstanceType?: string;
-          InstanceLifecycle?: string;
-          Placement?: { AvailabilityZone?: string };
-        }>;
-      }>;
-      NextToken?: string;
-    }>;
-    destroy(): void;
-  };
-  DescribeSpotPriceHistoryCommand: new (input: Record<string, unknown>) => unknown;
-  DescribeInstancesCommand: new (input: Record<string, unknown>) => unknown;
-}
-
-const ec2Sdk = lazySdk<Ec2Sdk>('@aws-sdk/client-ec2');
 const MAX_PAGES = 20;
 
 export function createEc2(settings: ClientSettings): IEc2 & { destroy(): void } {
-  let client: InstanceType<Ec2Sdk['EC2Client']> | undefined;
+  let client: EC2Client | undefined;
   const ec2 = () =>
     (client ??= new ec2Sdk.EC2Client({
       region: settings.region,
@@ -75,7 +51,8 @@ export function createEc2(settings: ClientSettings): IEc2 & { destroy(): void } 
       for (let page = 0; page < MAX_PAGES; page++) {
         const out = await ec2().send(
           new ec2Sdk.DescribeSpotPriceHistoryCommand({
-            InstanceTypes: [instanceType],
+            // The SDK's list of instance types is closed; a newer type than it knows is still valid.
+            InstanceTypes: [instanceType as _InstanceType],
             AvailabilityZone: availabilityZone,
             ProductDescriptions: ['Linux/UNIX'],
             StartTime: new Date(start),

@@ -1,9 +1,12 @@
 // The instance a Batch job's container ran on: ECS DescribeContainerInstances (Batch's DescribeJobs
-// gives `container.containerInstanceArn`), behind a narrow interface. The SDK client is
-// @aws-sdk/client-ecs; its few shapes used here are declared below so this module builds where the
-// package is not installed.
+// gives `container.containerInstanceArn`), behind a narrow interface over the real SDK v3 client
+// (@aws-sdk/client-ecs).
+import type { ContainerInstance as EcsContainerInstance, ECSClient } from '@aws-sdk/client-ecs';
+import type * as EcsSdk from '@aws-sdk/client-ecs';
 import type { ClientSettings } from '../batch/bucket.js';
 import { lazySdk } from './lazy-sdk.js';
+
+const ecsSdk = lazySdk<typeof EcsSdk>('@aws-sdk/client-ecs');
 
 export interface ContainerInstance {
   arn: string;
@@ -26,11 +29,9 @@ export function clusterOfContainerInstance(arn: string): string | undefined {
 }
 
 /** A container instance as DescribeContainerInstances answers it → the instance type and zone. */
-export function toContainerInstance(item: {
-  containerInstanceArn?: string;
-  ec2InstanceId?: string;
-  attributes?: Array<{ name?: string; value?: string }>;
-}): ContainerInstance | undefined {
+export function toContainerInstance(
+  item: Pick<EcsContainerInstance, 'containerInstanceArn' | 'ec2InstanceId' | 'attributes'>,
+): ContainerInstance | undefined {
   const attribute = (name: string) => item.attributes?.find((a) => a.name === name)?.value;
   const instanceType = attribute('ecs.instance-type');
   const availabilityZone = attribute('ecs.availability-zone');
@@ -44,27 +45,10 @@ export function toContainerInstance(item: {
   };
 }
 
-// The parts of @aws-sdk/client-ecs used here.
-interface EcsSdk {
-  ECSClient: new (config: Record<string, unknown>) => {
-    send(command: unknown): Promise<{
-      containerInstances?: Array<{
-        containerInstanceArn?: string;
-        ec2InstanceId?: string;
-        attributes?: Array<{ name?: string; value?: string }>;
-      }>;
-    }>;
-    destroy(): void;
-  };
-  DescribeContainerInstancesCommand: new (input: Record<string, unknown>) => unknown;
-}
-
-const ecsSdk = lazySdk<EcsSdk>('@aws-sdk/client-ecs');
-
 export function createContainerInstances(
   settings: ClientSettings,
 ): IContainerInstances & { destroy(): void } {
-  let client: InstanceType<EcsSdk['ECSClient']> | undefined;
+  let client: ECSClient | undefined;
   return {
     async describe(cluster, arns) {
       if (arns.length === 0) return [];

@@ -1,8 +1,11 @@
-// On-demand EC2 prices from the AWS Price List Query API (GetProducts), behind a narrow interface. The
-// SDK client is @aws-sdk/client-pricing; its few shapes used here are declared below so this module
-// builds (and says plainly that the package is missing) where the package is not installed.
+// On-demand EC2 prices from the AWS Price List Query API (GetProducts), behind a narrow interface over
+// the real SDK v3 client (@aws-sdk/client-pricing).
+import type { Filter, PricingClient } from '@aws-sdk/client-pricing';
+import type * as PricingSdk from '@aws-sdk/client-pricing';
 import type { ClientSettings } from '../batch/bucket.js';
 import { lazySdk } from './lazy-sdk.js';
+
+const pricingSdk = lazySdk<typeof PricingSdk>('@aws-sdk/client-pricing');
 
 export interface InstanceOffer {
   instanceType: string;
@@ -20,10 +23,7 @@ export interface IPricing {
 }
 
 /** The filters that select one Linux, shared-tenancy, on-demand product of an instance type. */
-export function onDemandFilters(
-  region: string,
-  instanceType: string,
-): Array<{ Type: 'TERM_MATCH'; Field: string; Value: string }> {
+export function onDemandFilters(region: string, instanceType: string): Filter[] {
   return [
     ['regionCode', region],
     ['instanceType', instanceType],
@@ -83,20 +83,10 @@ export function pricingRegion(region: string): string {
   return 'us-east-1';
 }
 
-// The parts of @aws-sdk/client-pricing used here.
-interface PricingSdk {
-  PricingClient: new (config: Record<string, unknown>) => {
-    send(command: unknown): Promise<{ PriceList?: string[]; NextToken?: string }>;
-    destroy(): void;
-  };
-  GetProductsCommand: new (input: Record<string, unknown>) => unknown;
-}
-
-const pricingSdk = lazySdk<PricingSdk>('@aws-sdk/client-pricing');
 const MAX_PAGES = 10;
 
 export function createPricing(settings: ClientSettings): IPricing & { destroy(): void } {
-  let client: InstanceType<PricingSdk['PricingClient']> | undefined;
+  let client: PricingClient | undefined;
   return {
     async onDemand(region, instanceType) {
       client ??= new pricingSdk.PricingClient({

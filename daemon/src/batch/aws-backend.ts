@@ -172,6 +172,11 @@ export class AwsBackend {
     return (this.deps.now ?? Date.now)();
   }
 
+  /** AWS failed the last status poll and the loop is backing off: other periodic calls wait too. */
+  get backingOff(): boolean {
+    return this.backoff.failures > 0;
+  }
+
   private newBackoff(): Backoff {
     const fast = this.deps.pollFastMs ?? 2_000;
     return new Backoff({

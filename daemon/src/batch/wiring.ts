@@ -20,7 +20,7 @@ import type { ProjectUploader } from './prepare.js';
 import { checkBlenderVersion } from '../images/service.js';
 import { createContainerInstances } from '../aws/ecs.js';
 import { createEc2 } from '../aws/ec2.js';
-import { createPricing, type IPricing } from '../aws/pricing.js';
+import { createPricing } from '../aws/pricing.js';
 import { PriceBook } from '../cost/price-book.js';
 import { CostService, type CostClients } from '../cost/cost-service.js';
 import { CostTracker } from '../cost/cost-tracker.js';
@@ -47,12 +47,8 @@ export interface AwsWiringOptions {
   imageVersions?: (target: { repository: string; region?: string }) => Promise<string[]>;
   /** The render job definition that runs `blenderVersion`'s image (derived from the farm's). */
   renderDefinition?: (farm: { region?: string; render: string }, blenderVersion: string) => Promise<string>;
-  /** Cost estimates: the AWS clients they read (default: SDK clients per farm) and how often (default 60 s). */
-  cost?: {
-    clients?: (farm: FarmSettings) => CostClients;
-    pricing?: IPricing;
-    intervalMs?: number;
-  };
+  /** Cost estimates: how often they are refreshed (default 60 s). */
+  cost?: { intervalMs?: number };
   /** Test hooks and tuning. */
   backend?: Partial<
     Pick<
@@ -141,28 +137,26 @@ export function createAwsWiring(deps: {
   });
   // ECS and EC2 clients per region (cost estimates); the Price List has one endpoint for all.
   const costCache = new Map<string, Omit<CostClients, 'batch'> & { destroy(): void }>();
-  const costClients =
-    deps.options?.cost?.clients ??
-    ((farm: FarmSettings): CostClients => {
-      const region = farm.region ?? settingsFromEnv(deps.env, 'EC2').region;
-      let entry = costCache.get(region);
-      if (!entry) {
-        const ecs = createContainerInstances({ ...settingsFromEnv(deps.env, 'ECS'), region });
-        const ec2 = createEc2({ ...settingsFromEnv(deps.env, 'EC2'), region });
-        entry = {
-          containerInstances: ecs,
-          ec2,
-          region,
-          destroy: () => {
-            ecs.destroy();
-            ec2.destroy();
-          },
-        };
-        costCache.set(region, entry);
-      }
-      return { ...entry, batch: clients(farm).batch };
-    });
-  const pricing = deps.options?.cost?.pricing ?? createPricing(settingsFromEnv(deps.env, 'PRICING'));
+  const costClients = (farm: FarmSettings): CostClients => {
+    const region = farm.region ?? settingsFromEnv(deps.env, 'EC2').region;
+    let entry = costCache.get(region);
+    if (!entry) {
+      const ecs = createContainerInstances({ ...settingsFromEnv(deps.env, 'ECS'), region });
+      const ec2 = createEc2({ ...settingsFromEnv(deps.env, 'EC2'), region });
+      entry = {
+        containerInstances: ecs,
+        ec2,
+        region,
+        destroy: () => {
+          ecs.destroy();
+          ec2.destroy();
+        },
+      };
+      costCache.set(region, entry);
+    }
+    return { ...entry, batch: clients(farm).batch };
+  };
+  const pricing = createPricing(settingsFromEnv(deps.env, 'PRICING'));
   const store = new AwsJobStore(deps.db);
   const service = new CostService({
     repo: deps.repo,
@@ -177,6 +171,7 @@ export function createAwsWiring(deps: {
     notify: deps.notify,
     log: deps.log,
     ...(deps.options?.cost?.intervalMs ? { intervalMs: deps.options.cost.intervalMs } : {}),
+    backingOff: () => backend.backingOff,
     publish: async (jobId, text) => {
       const row = store.get(jobId);
       if (!row?.preparedAt) return;
@@ -295,7 +290,7 @@ export function createAwsWiring(deps: {
       cache.clear();
       for (const entry of costCache.values()) entry.destroy();
       costCache.clear();
-      (pricing as Partial<{ destroy(): void }>).destroy?.();
+      pricing.destroy();
     },
   };
 }

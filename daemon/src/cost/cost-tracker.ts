@@ -18,6 +18,8 @@ export interface CostTrackerDeps {
   log: Logger;
   /** Default 60 s. */
   intervalMs?: number;
+  /** True while AWS fails the status polls (they back off): a tick then makes no calls of its own. */
+  backingOff?: () => boolean;
   /** The estimate as text, for the bucket (the mail); best effort. */
   publish?: (jobId: string, text: string) => Promise<void>;
   /** Stops the job at its budget: publish what finished, say why. */
@@ -60,6 +62,8 @@ export class CostTracker {
 
   async tick(): Promise<void> {
     const { repo, service } = this.deps;
+    // A throttled or unreachable AWS gets no extra DescribeJobs from here; the next tick tries again.
+    if (this.deps.backingOff?.()) return;
     for (const id of repo.unfinishedIds()) if (service.isAws(id)) this.following.add(id);
     for (const id of [...this.following]) {
       if (this.stopped) return;

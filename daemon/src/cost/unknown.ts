@@ -12,21 +12,9 @@ export class CostUnknown extends Error {
   }
 }
 
-/** The SDK package each cost call needs, for a daemon installed without it. */
-const PACKAGES: Record<string, string> = {
-  pricing: '@aws-sdk/client-pricing',
-  ec2: '@aws-sdk/client-ec2',
-  ecs: '@aws-sdk/client-ecs',
-};
-
 /** An error of the call `action` (e.g. "pricing:GetProducts") → why the cost is unknown. */
 export function costUnknownFrom(error: unknown, action: string): CostUnknown {
   if (error instanceof CostUnknown) return error;
-  const e = error as { code?: string; message?: string };
-  if (e?.code === 'MODULE_NOT_FOUND' || e?.code === 'ERR_MODULE_NOT_FOUND') {
-    const pkg = PACKAGES[action.split(':')[0] ?? ''] ?? 'an AWS SDK client';
-    return new CostUnknown(`this skyfarm was installed without ${pkg}, which ${action} needs`);
-  }
   const mapped = mapAwsError(error, { action });
   if (mapped.code === 'AWS_ACCESS_DENIED') return new CostUnknown(`AWS denied ${action}`, action);
   if (mapped.code === 'AWS_NO_CREDENTIALS') return new CostUnknown(`no usable AWS credentials for ${action}`);

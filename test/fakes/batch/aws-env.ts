@@ -49,6 +49,9 @@ export interface Endpoints {
   logs?: string;
   ecr?: string;
   codebuild?: string;
+  pricing?: string;
+  ec2?: string;
+  ecs?: string;
 }
 
 /** The environment every component (daemon, worker, SDK clients in tests) gets: dummy keys, local endpoints. */
@@ -64,6 +67,9 @@ export function awsEnv(endpoints: Endpoints): NodeJS.ProcessEnv {
     ...(endpoints.logs ? { AWS_ENDPOINT_URL_CLOUDWATCH_LOGS: endpoints.logs } : {}),
     ...(endpoints.ecr ? { AWS_ENDPOINT_URL_ECR: endpoints.ecr } : {}),
     ...(endpoints.codebuild ? { AWS_ENDPOINT_URL_CODEBUILD: endpoints.codebuild } : {}),
+    ...(endpoints.pricing ? { AWS_ENDPOINT_URL_PRICING: endpoints.pricing } : {}),
+    ...(endpoints.ec2 ? { AWS_ENDPOINT_URL_EC2: endpoints.ec2 } : {}),
+    ...(endpoints.ecs ? { AWS_ENDPOINT_URL_ECS: endpoints.ecs } : {}),
   };
 }
 

@@ -18,7 +18,6 @@ import { startFakeLogs, type FakeLogs } from '../logs/server.js';
 import { startFakeEcr, type FakeEcr } from '../ecr/server.js';
 import type { CostWorld } from '../../helpers/cost-world.js';
 import type { AwsWiringOptions } from '../../../daemon/src/batch/wiring.js';
-import { createBatch } from '../../../daemon/src/batch/batch-api.js';
 
 export interface Farm {
   dir: string;
@@ -97,22 +96,17 @@ export async function startFarm(
       ses: ses.endpoint,
       logs: logs.endpoint,
       ecr: ecr.endpoint,
+      ...(options.cost ? options.cost.world.endpoints : {}),
     }),
     SKYFARM_AWS_BUCKET: s3.bucket,
     SKYFARM_AWS_NOTIFY_FROM: NOTIFY_FROM,
     SKYFARM_BLENDER: blenderCommand,
   };
   const stateDir = path.join(dir, 'home');
-  let cost: AwsWiringOptions['cost'];
-  if (options.cost) {
-    const costBatch = createBatch({ ...settingsFromEnv(env, 'BATCH'), endpoint: batch.endpoint });
-    t.teardown(() => costBatch.destroy());
-    cost = {
-      clients: () => options.cost!.world.clients(costBatch),
-      pricing: options.cost.world.pricingClient,
-      intervalMs: options.cost.intervalMs ?? 300,
-    };
-  }
+  // The daemon reads prices through its own SDK clients, pointed at the cost world's fakes above.
+  const cost: AwsWiringOptions['cost'] = options.cost
+    ? { intervalMs: options.cost.intervalMs ?? 300 }
+    : undefined;
   return {
     dir,
     efs,
