@@ -61,6 +61,9 @@ export function awsEnv(endpoints: Endpoints): NodeJS.ProcessEnv {
     AWS_SECRET_ACCESS_KEY: 'S3RVER',
     AWS_REGION: 'us-east-1',
     AWS_EC2_METADATA_DISABLED: 'true',
+    // Any AWS service without a fake of its own here (Pricing, EC2, ECS when a test runs none) goes
+    // to a closed loopback port: a test never reaches real AWS.
+    AWS_ENDPOINT_URL: 'http://127.0.0.1:9',
     AWS_ENDPOINT_URL_S3: endpoints.s3,
     ...(endpoints.batch ? { AWS_ENDPOINT_URL_BATCH: endpoints.batch } : {}),
     ...(endpoints.ses ? { AWS_ENDPOINT_URL_SESV2: endpoints.ses } : {}),
