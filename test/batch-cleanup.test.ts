@@ -9,7 +9,13 @@ import path from 'node:path';
 import { blenderSkip, makeScene } from './helpers/scenes.js';
 import { runSkyfarm, startFarm } from './fakes/batch/farm.js';
 import type { Job } from '../protocol/generated/protocol.js';
-import { blobKey, jobKeys, type JobResult, type WorkerJobDocument } from '../daemon/src/batch/layout.js';
+import {
+  blobKey,
+  packKey,
+  jobKeys,
+  type JobResult,
+  type WorkerJobDocument,
+} from '../daemon/src/batch/layout.js';
 import type { Manifest } from '../daemon/src/project/manifest.js';
 
 t.test(
@@ -86,7 +92,8 @@ t.test(
     const doc = await farm.bucket.getJson<WorkerJobDocument>(jobKeys(jobId).job);
     const manifest = await farm.bucket.getJson<Manifest>(doc!.manifestKey);
     const texture = Object.entries(manifest!.files).find(([file]) => file.endsWith('a.png'))![1];
-    await farm.bucket.delete(blobKey(texture.sha256));
+    // The texture's bytes vanish from the bucket (a small file: inside a pack).
+    await farm.bucket.delete(texture.pack ? packKey(texture.pack) : blobKey(texture.sha256));
     farm.batch.holdQueue('skyfarm-transfer', false);
 
     await farm.batch.waitFor(
