@@ -9,7 +9,8 @@ import { cliEnv, runCli } from './helpers/cli.js';
 
 t.test('resume after the daemon is killed', { skip: blenderSkip }, async (t) => {
   const dir = t.testdir({});
-  const scene = await makeScene(dir, { frames: [1, 8], samples: 32, outputPath: '//out/r_####' });
+  // Enough samples that frames 2 to 8 take longer than a few status calls of the CLI on a busy machine.
+  const scene = await makeScene(dir, { frames: [1, 8], samples: 384, outputPath: '//out/r_####' });
   const home = join(dir, 'home');
   const env = cliEnv(t, home);
   const submitted = await runCli(['render', scene, '--chunk-size', '3', '--json'], { env, cwd: dir });
