@@ -28,6 +28,15 @@ def scenario():
     print("SKYFARM_EXTENSION_PANEL", [item.get("text") for item in drawn if item["kind"] == "operator"], flush=True)
     drawn = layout_recorder.draw_panel(panels.SKYFARM_PT_jobs, bpy.context)
     print("SKYFARM_EXTENSION_JOBS", layout_recorder.text_of(drawn), flush=True)
+    # The AWS sub-panel's split and budget settings, as this Blender draws them.
+    settings = bpy.context.scene.skyfarm
+    settings.backend, settings.aws_split, settings.aws_max_cost = "AWS", 4, 12.5
+    drawn = layout_recorder.draw_panel(panels.SKYFARM_PT_submit_aws, bpy.context)
+    values = {item["name"]: item["value"] for item in drawn if item["kind"] == "prop"}
+    support.check(values.get("aws_split") == 4, f"Split Each Frame Across is not drawn as 4: {values}")
+    support.check(abs(values.get("aws_max_cost", 0) - 12.5) < 1e-6, f"Max Cost is not drawn as 12.5: {values}")
+    support.check("4 machines per frame" in layout_recorder.text_of(drawn), "no hint for the split")
+    settings.backend, settings.aws_split, settings.aws_max_cost = "LOCAL", 1, 0.0
 
 
 support.run_in_background(scenario)
