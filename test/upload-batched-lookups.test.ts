@@ -7,47 +7,14 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Statement } from 'better-sqlite3';
-import { openDatabase, type Db } from '../daemon/src/db/database.js';
+import { openDatabase } from '../daemon/src/db/database.js';
 import { HashCache } from '../daemon/src/project/hash-cache.js';
 import { KnownBlobs } from '../daemon/src/project/known-blobs.js';
 import { uploadProject } from '../daemon/src/project/upload.js';
 import { LocalObjectStore } from '../daemon/src/store/local-store.js';
+import { countingDb } from './helpers/counting-db.js';
 
 const FILES = 2500;
-
-/** The database, with every statement reading rows of file_hashes or known_blobs counted by its SQL. */
-function countingDb(db: Db): { db: Db; reads: Map<string, number> } {
-  const reads = new Map<string, number>();
-  const counted = (sql: string, statement: Statement) =>
-    new Proxy(statement, {
-      get(target, property, receiver) {
-        const value = Reflect.get(target, property, receiver) as unknown;
-        if ((property === 'get' || property === 'all') && typeof value === 'function') {
-          return (...args: unknown[]) => {
-            reads.set(sql, (reads.get(sql) ?? 0) + 1);
-            return (value as (...a: unknown[]) => unknown).apply(target, args);
-          };
-        }
-        return typeof value === 'function' ? (value as () => unknown).bind(target) : value;
-      },
-    });
-  const proxy = new Proxy(db, {
-    get(target, property, receiver) {
-      if (property === 'prepare') {
-        return (sql: string) => {
-          const statement = target.prepare(sql);
-          return /^\s*SELECT (?!COUNT)[\s\S]*FROM (file_hashes|known_blobs)/.test(sql)
-            ? counted(sql, statement)
-            : statement;
-        };
-      }
-      const value = Reflect.get(target, property, receiver) as unknown;
-      return typeof value === 'function' ? (value as () => unknown).bind(target) : value;
-    },
-  });
-  return { db: proxy, reads };
-}
 
 t.test('a re-submit reads the hash cache and known blobs in chunks of 1,000', async (t) => {
   const dir = t.testdir({});

@@ -8,6 +8,7 @@ import type { Dependency } from '../../../protocol/generated/protocol.js';
 import { SkyfarmError } from '../errors.js';
 import { hashPool, identityOf, type FileIdentity } from './hash-cache.js';
 import type { PathStat } from './hash-pool.js';
+import { resolveAbsolute, resolveIn } from '../util/plain-paths.js';
 
 export interface CollectedFile {
   /** Absolute, normalised. */
@@ -152,15 +153,16 @@ function probed(s: PathStat | null): Probed | undefined {
 
 /**
  * `probe` of many paths, in batches on the hash workers (in parallel, at most one batch per worker),
- * so the main thread does not pay for a promise per path.
+ * so the main thread does not pay for a promise per path. The results are in the order of `paths`.
  */
-async function probeMany(paths: string[]): Promise<Map<string, Probed | undefined>> {
+async function probeMany(paths: string[]): Promise<Array<Probed | undefined>> {
   const batches: string[][] = [];
   for (let start = 0; start < paths.length; start += STAT_BATCH)
     batches.push(paths.slice(start, start + STAT_BATCH));
   const results = await Promise.all(batches.map((batch) => hashPool().lstat(batch)));
-  const out = new Map<string, Probed | undefined>();
-  batches.forEach((batch, b) => batch.forEach((path, i) => out.set(path, probed(results[b]![i] ?? null))));
+  const out = new Array<Probed | undefined>(paths.length);
+  let i = 0;
+  for (const batch of results) for (const s of batch) out[i++] = probed(s ?? null);
   return out;
 }
 
@@ -180,49 +182,58 @@ export async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T) =>
 
 export async function collectFiles(dependencies: Dependency[], options: CollectOptions): Promise<Collection> {
   const limit = options.maxFolderFiles ?? 100_000;
-  const byPath = new Map<string, { kind: string; relative: boolean }>();
+  // Every path once, in the order first named (that naming decides its kind), with what it is.
+  const found: Array<{ path: string; kind: string; relative: boolean; info?: Probed | undefined }> = [];
+  const byPath = new Map<string, number>();
   const missing = new Set<string>();
-  const add = (path: string, kind: string, relative: boolean) => {
-    const existing = byPath.get(path);
-    if (existing) existing.relative ||= relative;
-    else byPath.set(path, { kind, relative });
+  const add = (path: string, kind: string, relative: boolean, info?: Probed) => {
+    const index = byPath.get(path);
+    if (index !== undefined) found[index]!.relative ||= relative;
+    else {
+      byPath.set(path, found.length);
+      found.push({ path, kind, relative, info });
+    }
   };
 
+  const blendDir = resolve(options.blendDir);
   const wanted = dependencies.map((dependency) => {
     const raw = dependency.path;
     const path = raw.startsWith('//')
-      ? resolve(options.blendDir, raw.slice(2))
+      ? resolveIn(blendDir, raw.slice(2))
       : isAbsolute(raw)
-        ? resolve(raw)
-        : resolve(options.blendDir, raw);
+        ? resolveAbsolute(raw)
+        : resolveIn(blendDir, raw);
     return { path, kind: dependency.kind ?? 'file', relative: dependency.relative ?? true };
   });
-  const known = new Map<string, Probed>();
   const tiled = (path: string) => path.includes('<UDIM>') || path.includes('<UVTILE>');
-  const first = await probeMany(wanted.flatMap(({ path }) => (tiled(path) ? [] : [path])));
+  const plain = wanted.filter(({ path }) => !tiled(path));
+  const first = await probeMany(plain.map(({ path }) => path));
+  const firstOf = new Map<string, Probed | undefined>();
   // Plain files in one pass (no promise per file); tile sets and folders are read from disk.
   const expand: typeof wanted = [];
+  let p = 0;
   for (const item of wanted) {
-    const info = tiled(item.path) ? undefined : first.get(item.path);
-    if (info?.file) {
-      known.set(item.path, info);
-      add(item.path, item.kind, item.relative);
-    } else expand.push(item);
+    const info = tiled(item.path) ? undefined : first[p++];
+    if (info?.file) add(item.path, item.kind, item.relative, info);
+    else {
+      expand.push(item);
+      firstOf.set(item.path, info);
+    }
   }
   // In the order given, so the first naming of a path decides its kind as before.
   const expanded = await mapLimit(expand, 64, async ({ path }): Promise<string[] | undefined> => {
     if (tiled(path)) return expandTiles(path);
-    if (!first.get(path)?.directory) return undefined;
+    if (!firstOf.get(path)?.directory) return undefined;
     const inside: string[] = [];
     await walk(path, limit, inside);
     return inside;
   });
   expand.forEach(({ path, kind, relative }, i) => {
-    const found = expanded[i];
-    if (found === undefined || (tiled(path) && found.length === 0)) {
+    const files = expanded[i];
+    if (files === undefined || (tiled(path) && files.length === 0)) {
       missing.add(path); // absent, or a device or socket: nothing a render can use
     }
-    for (const file of found ?? []) add(file, kind, relative);
+    for (const file of files ?? []) add(file, kind, relative);
   });
 
   const env: Record<string, string> = {};
@@ -237,24 +248,17 @@ export async function collectFiles(dependencies: Dependency[], options: CollectO
     }
   }
 
-  const paths = [...byPath.keys()];
-  const more = await probeMany(paths.filter((path) => !known.has(path)));
+  const unprobed = found.filter((item) => item.info === undefined);
+  const more = await probeMany(unprobed.map(({ path }) => path));
+  unprobed.forEach((item, i) => (item.info = more[i]));
   const files: CollectedFile[] = [];
-  paths.forEach((path) => {
-    const info = known.get(path) ?? more.get(path);
-    const entry = byPath.get(path)!;
+  for (const { path, kind, relative, info } of found) {
     if (info?.file) {
-      files.push({
-        path,
-        kind: entry.kind,
-        relative: entry.relative,
-        identity: info.identity,
-        symlink: info.symlink,
-      });
-      missing.delete(path);
+      files.push({ path, kind, relative, identity: info.identity, symlink: info.symlink });
+      if (missing.size > 0) missing.delete(path);
     } else {
       missing.add(path); // vanished while we looked, or a symlink to nothing
     }
-  });
+  }
   return { files, missing: [...missing].sort(), env };
 }

@@ -129,7 +129,11 @@ export class HashCache {
   private flushScheduled = false;
   readonly stats: HashCacheStats = { hits: 0, misses: 0, bytesHashed: 0 };
 
-  constructor(private readonly db: Db) {
+  /** `lingerMs`: how long an upload's rows stay in memory after it (the next re-submit's). */
+  constructor(
+    private readonly db: Db,
+    options: { lingerMs?: number } = {},
+  ) {
     this.select = db.prepare<[string], Row>(
       'SELECT size, mtime_ns, inode, sha256, hashed_at_ns FROM file_hashes WHERE path = ?',
     );
@@ -143,8 +147,9 @@ export class HashCache {
       `SELECT path, size, mtime_ns, inode, sha256, hashed_at_ns FROM file_hashes
        WHERE path IN (SELECT value FROM json_each(?))`,
     );
-    this.preloaded = new PreloadedRows((paths) =>
-      selectMany.all(JSON.stringify(paths)).map((row): [string, Row] => [row.path, row]),
+    this.preloaded = new PreloadedRows(
+      (paths) => selectMany.all(JSON.stringify(paths)).map((row): [string, Row] => [row.path, row]),
+      { lingerMs: options.lingerMs ?? 0 },
     );
     this.writeBatch = db.transaction((rows: Array<[string, number, string, string, string, string]>) => {
       for (const row of rows) this.upsert.run(...row);

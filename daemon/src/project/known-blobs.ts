@@ -22,6 +22,8 @@ export interface KnownBlobsOptions {
   maxAgeMs?: number;
   maxRows?: number;
   pruneEveryMs?: number;
+  /** How long an upload's rows stay in memory after it (the next re-submit's); 0 by default. */
+  lingerMs?: number;
   /** The clock (tests). */
   now?: () => number;
 }
@@ -39,6 +41,7 @@ export class KnownBlobs {
   readonly maxAgeMs: number;
   readonly maxRows: number;
   private readonly pruneEveryMs: number;
+  private readonly lingerMs: number;
   private readonly now: () => number;
   private lastPrune = -Infinity;
   private readonly countAll;
@@ -62,6 +65,7 @@ export class KnownBlobs {
     this.maxAgeMs = options.maxAgeMs ?? 30 * DAY_MS;
     this.maxRows = options.maxRows ?? 250_000;
     this.pruneEveryMs = options.pruneEveryMs ?? 60 * 60 * 1000;
+    this.lingerMs = options.lingerMs ?? 0;
     this.now = options.now ?? Date.now;
     this.countAll = db.prepare<[], { n: number }>('SELECT COUNT(*) AS n FROM known_blobs');
     this.pruneOld = db.prepare('DELETE FROM known_blobs WHERE seen_at < ?');
@@ -106,8 +110,12 @@ export class KnownBlobs {
   preload(store: string, sha256s: string[], expected = sha256s.length): () => void {
     let rows = this.preloaded.get(store);
     if (!rows) {
-      rows = new PreloadedRows((shas) =>
-        this.selectMany.all(store, JSON.stringify(shas)).map((row): [string, KnownRow] => [row.sha256, row]),
+      rows = new PreloadedRows(
+        (shas) =>
+          this.selectMany
+            .all(store, JSON.stringify(shas))
+            .map((row): [string, KnownRow] => [row.sha256, row]),
+        { lingerMs: this.lingerMs },
       );
       this.preloaded.set(store, rows);
     }
@@ -194,12 +202,15 @@ export class KnownBlobs {
   prune(): number {
     const now = this.now();
     this.lastPrune = now;
-    return this.db.transaction(() => {
-      let forgotten = this.pruneOld.run(now - this.maxAgeMs).changes;
+    const forgotten = this.db.transaction(() => {
+      let gone = this.pruneOld.run(now - this.maxAgeMs).changes;
       const over = (this.countAll.get()?.n ?? 0) - this.maxRows;
-      if (over > 0) forgotten += this.pruneOldest.run(over).changes;
-      return forgotten;
+      if (over > 0) gone += this.pruneOldest.run(over).changes;
+      return gone;
     })();
+    // Rows deleted behind the held ones' back.
+    if (forgotten > 0) for (const rows of this.preloaded.values()) rows.invalidate();
+    return forgotten;
   }
 
   forget(store: string, shas: string[]): void {

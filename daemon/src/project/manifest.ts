@@ -4,6 +4,7 @@ import { createHash } from 'node:crypto';
 import { isAbsolute, normalize, sep, posix } from 'node:path';
 import { SkyfarmError } from '../errors.js';
 import { SHA256_HEX } from '../store/object-store.js';
+import { isPlainRelative } from '../util/plain-paths.js';
 
 /** Files from outside the project root live under this folder of the tree. */
 export const EXTERNAL_DIR = '_external';
@@ -40,6 +41,7 @@ export interface Manifest {
 
 /** Checks a manifest path is relative, normalised and stays inside the project folder. */
 export function assertSafeRelativePath(path: string): string {
+  if (sep === '/' && isPlainRelative(path)) return path; // the quick answer for nearly every path
   const asPosix = path.split(sep).join('/');
   const normalised = posix.normalize(asPosix);
   if (
@@ -105,6 +107,21 @@ export function serializeManifest(manifest: Manifest): { json: string; sha256: s
   const files = sortedByKey(manifest.files);
   const json = JSON.stringify(files === manifest.files ? manifest : { ...manifest, files });
   return { json, sha256: createHash('sha256').update(json).digest('hex') };
+}
+
+/** A manifest as an upload assembles it: its files as paths and entries in the project tree's order. */
+export interface ManifestDraft {
+  paths: string[];
+  entries: ManifestEntry[];
+  rest: Omit<Manifest, 'files'>;
+}
+
+/** The manifest with its files in canonical (sorted) order, and the SHA-256 of its bytes. */
+export function canonicalManifest(draft: ManifestDraft): { manifest: Manifest; sha256: string } {
+  const files: Manifest['files'] = {};
+  for (let i = 0; i < draft.paths.length; i++) files[draft.paths[i]!] = draft.entries[i]!;
+  const manifest: Manifest = { ...draft.rest, files: sortedByKey(files) };
+  return { manifest, sha256: serializeManifest(manifest).sha256 };
 }
 
 export function jobManifestKey(jobId: string): string {

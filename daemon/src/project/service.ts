@@ -17,6 +17,7 @@ import type { IObjectStore } from '../store/object-store.js';
 import { createS3, s3SettingsFromEnv } from '../store/s3.js';
 import { S3ObjectStore, type S3StoreOptions } from '../store/s3-store.js';
 import { HashCache } from './hash-cache.js';
+import { ManifestDigests } from './manifest-digests.js';
 import { KnownBlobs } from './known-blobs.js';
 import { uploadManifestKey } from './manifest.js';
 import { uploadProject, writeManifest, type UploadRequest, type UploadResult } from './upload.js';
@@ -68,12 +69,15 @@ export class ProjectService {
   private readonly manifestsWritten = new WeakMap<IObjectStore, Map<string, number>>();
   /** How long a blob seen in a store is taken as still there (SKYFARM_BLOB_TRUST_SECONDS, default 600). */
   readonly trustKnownMs: number;
+  private readonly digests: ManifestDigests;
 
   constructor(private readonly deps: ProjectServiceDeps) {
     const trust = Number(deps.env['SKYFARM_BLOB_TRUST_SECONDS'] ?? DEFAULT_TRUST_SECONDS);
     this.trustKnownMs = Number.isFinite(trust) && trust >= 0 ? trust * 1000 : DEFAULT_TRUST_SECONDS * 1000;
-    this.hashCache = new HashCache(deps.db);
-    this.known = new KnownBlobs(deps.db);
+    // A re-submit within the trust window finds the last upload's rows in memory.
+    this.hashCache = new HashCache(deps.db, { lingerMs: this.trustKnownMs });
+    this.known = new KnownBlobs(deps.db, { lingerMs: this.trustKnownMs });
+    this.digests = new ManifestDigests({ lingerMs: this.trustKnownMs });
     this.watcher =
       deps.watcher?.enabled === false
         ? undefined
@@ -125,17 +129,21 @@ export class ProjectService {
       hasher: this.hashCache,
       known: this.known,
       trustKnownMs: this.trustKnownMs,
+      digests: this.digests,
       env: this.deps.env,
     });
-    if (this.watcher) {
-      // The project's own files; a temporary copy of the scene (submitted from Blender) is not worth watching.
-      const files = result.sources.filter(
-        (file) => file !== request.blendFile || file === request.sourceBlendFile,
-      );
-      this.watcher.watch(result.root, files).catch((error: unknown) => {
-        this.deps.log?.warn({ err: error, root: result.root }, 'could not watch the project');
+    const watcher = this.watcher;
+    // After the reply: choosing the folders of a 100,000-file project takes a tenth of a second.
+    if (watcher)
+      setImmediate(() => {
+        // The project's own files; a temporary copy of the scene (submitted from Blender) is not worth watching.
+        const files = result.sources.filter(
+          (file) => file !== request.blendFile || file === request.sourceBlendFile,
+        );
+        watcher.watch(result.root, files).catch((error: unknown) => {
+          this.deps.log?.warn({ err: error, root: result.root }, 'could not watch the project');
+        });
       });
-    }
     return result;
   }
 

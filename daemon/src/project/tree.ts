@@ -13,6 +13,7 @@ import { SkyfarmError } from '../errors.js';
 import type { CollectedFile } from './collect.js';
 import type { FileIdentity } from './hash-cache.js';
 import { assertSafeRelativePath, EXTERNAL_DIR } from './manifest.js';
+import { resolveAbsolute } from '../util/plain-paths.js';
 
 export interface TreeEntry {
   /** Absolute path of the bytes to upload. */
@@ -46,6 +47,7 @@ export interface TreeRequest {
   sourceBlendFile: string;
   /** A folder the root must include (the add-on's project folder); default the .blend's folder. */
   rootHint?: string;
+  /** Each path once (as collectFiles gives them). */
   files: CollectedFile[];
   env?: Record<string, string>;
 }
@@ -69,8 +71,8 @@ function insideRelative(root: string, path: string): string | undefined {
 
 export function commonAncestor(paths: string[]): string {
   let common = resolve(paths[0] ?? sep);
-  for (const path of paths.slice(1)) {
-    const absolute = resolve(path);
+  for (let i = 1; i < paths.length; i++) {
+    const absolute = resolveAbsolute(paths[i]!);
     while (insideRelative(common, absolute) === undefined) {
       const parent = dirname(common);
       if (parent === common) break;
@@ -103,7 +105,14 @@ export async function planTree(request: TreeRequest): Promise<ProjectTree> {
   const entries: TreeEntry[] = [];
   const taken = new Map<string, string>();
   const remaps: Record<string, string> = { [root]: '.' };
-  const place = (entry: TreeEntry) => {
+  // Distinct files inside the root have distinct tree paths (files come once each, from
+  // collectFiles); only `_external/` can be claimed twice (a folder of that name inside the root).
+  const externalPrefix = `${EXTERNAL_DIR}/`;
+  const place = (entry: TreeEntry, inside: boolean) => {
+    if (inside && !entry.path.startsWith(externalPrefix)) {
+      entries.push(entry);
+      return;
+    }
     const other = taken.get(entry.path);
     if (other !== undefined) {
       if (other === entry.source) return;
@@ -119,13 +128,16 @@ export async function planTree(request: TreeRequest): Promise<ProjectTree> {
   const blendPath = toPosix(relative(root, source));
   assertSafeRelativePath(blendPath);
   const blendInfo = await stat(request.blendFile);
-  place({
-    source: resolve(request.blendFile),
-    path: blendPath,
-    size: blendInfo.size,
-    mode: 0o644,
-    kind: 'blend',
-  });
+  place(
+    {
+      source: resolve(request.blendFile),
+      path: blendPath,
+      size: blendInfo.size,
+      mode: 0o644,
+      kind: 'blend',
+    },
+    false,
+  );
 
   // Symlinks inside the tree: the real path of each folder once, of a file only when it is a link.
   // Each folder's real path is awaited once (a file of a folder already resolved costs no await).
@@ -160,14 +172,17 @@ export async function planTree(request: TreeRequest): Promise<ProjectTree> {
       remaps[dirname(file.path)] = toPosix(dirname(path));
     }
     assertSafeRelativePath(path);
-    place({
-      source: file.path,
-      path,
-      size: file.identity.size,
-      mode: file.identity.mode,
-      kind: file.kind,
-      identity: file.identity,
-    });
+    place(
+      {
+        source: file.path,
+        path,
+        size: file.identity.size,
+        mode: file.identity.mode,
+        kind: file.kind,
+        identity: file.identity,
+      },
+      inside !== undefined,
+    );
   }
 
   const env: Record<string, string> = {};

@@ -25,13 +25,14 @@ import { collectFiles } from './collect.js';
 import { fileIdentity, sha256Read, type FileIdentity, type HashedFile } from './hash-cache.js';
 import type { KnownBlobs, StoredBlob } from './known-blobs.js';
 import {
+  canonicalManifest,
   jobManifestKey,
-  serializeManifest,
+  type ManifestDraft,
   type ManifestEntry,
-  sortedByKey,
   uploadManifestKey,
   type Manifest,
 } from './manifest.js';
+import type { ManifestDigests } from './manifest-digests.js';
 import { PackWriter } from './pack-writer.js';
 import { planTree, type TreeEntry } from './tree.js';
 
@@ -95,6 +96,8 @@ export interface UploadRequest {
    * every blob with the store). The daemon uses 10 minutes: an artist's re-submits cost no request.
    */
   trustKnownMs?: number;
+  /** The last manifests' hashes (an unchanged re-submit is compared, not serialised again). */
+  digests?: ManifestDigests;
   /** Environment of the submitting side: `OCIO` adds the colour config. */
   env?: NodeJS.ProcessEnv;
   signal?: AbortSignal;
@@ -295,7 +298,8 @@ export async function uploadProject(request: UploadRequest): Promise<UploadResul
   const checkSlots = new Slots(request.checkConcurrency ?? 32, signal);
   const uploadSlots = new Slots(request.uploadConcurrency ?? 16, signal);
 
-  const files: Manifest['files'] = {};
+  /** Each tree entry's manifest entry, by its index in the tree (the same order every time). */
+  const entries = new Array<ManifestEntry>(tree.entries.length);
   const blobJobs = new Map<string, Promise<void>>();
   const present: StoredBlob[] = [];
   /** Where small blobs are inside packs: stored by this upload, or seen there before. */
@@ -407,7 +411,7 @@ export async function uploadProject(request: UploadRequest): Promise<UploadResul
     return job;
   };
 
-  const processFile = async (entry: TreeEntry): Promise<void> => {
+  const processFile = async (entry: TreeEntry, index: number): Promise<void> => {
     // A temporary copy of the scene (submitted from Blender) is new every time: not worth a cache row.
     const fileHasher =
       entry.kind === 'blend' && request.blendFile !== request.sourceBlendFile ? plainHasher : hasher;
@@ -417,8 +421,7 @@ export async function uploadProject(request: UploadRequest): Promise<UploadResul
     if (known) {
       try {
         await ensureBlob({ sha256: known.sha256, size: known.size }, entry.source);
-        files[entry.path] = { sha256: known.sha256, size: known.size, mode: entry.mode };
-        located.push(files[entry.path]!);
+        located.push((entries[index] = { sha256: known.sha256, size: known.size, mode: entry.mode }));
         progress.fileDone(known.size);
         return;
       } catch (error) {
@@ -468,8 +471,7 @@ export async function uploadProject(request: UploadRequest): Promise<UploadResul
       } finally {
         if (keep) heldBytes -= entry.size;
       }
-      files[entry.path] = { sha256: hashed.sha256, size: hashed.size, mode: entry.mode };
-      located.push(files[entry.path]!);
+      located.push((entries[index] = { sha256: hashed.sha256, size: hashed.size, mode: entry.mode }));
       progress.fileDone(hashed.size);
       return;
     }
@@ -478,10 +480,11 @@ export async function uploadProject(request: UploadRequest): Promise<UploadResul
   // Unchanged files whose blob the record saw recently (a re-submit): done here, in one pass, without
   // a promise or an object per file; only the others go through processFile.
   const trustMs = request.trustKnownMs ?? 0;
-  const rest: TreeEntry[] = [];
+  const rest: number[] = [];
   let quickFiles = 0;
   let quickBytes = 0;
-  for (const entry of tree.entries) {
+  for (let index = 0; index < tree.entries.length; index++) {
+    const entry = tree.entries[index]!;
     const sha256 =
       entry.identity &&
       trustMs > 0 &&
@@ -490,7 +493,7 @@ export async function uploadProject(request: UploadRequest): Promise<UploadResul
         ? hasher.cachedSha256?.(entry.source, entry.identity)
         : undefined;
     if (sha256 === undefined) {
-      rest.push(entry);
+      rest.push(index);
       continue;
     }
     const size = entry.identity!.size;
@@ -500,14 +503,14 @@ export async function uploadProject(request: UploadRequest): Promise<UploadResul
         ? request.known!.recentRow(storeId, sha256, size, trustMs)
         : undefined;
     if (!row) {
-      rest.push(entry); // the same bytes as a file in flight, or a blob to confirm with the store
+      rest.push(index); // the same bytes as a file in flight, or a blob to confirm with the store
       continue;
     }
     if (job !== TRUSTED) {
       blobsTrusted += 1;
       blobJobs.set(sha256, TRUSTED);
     }
-    files[entry.path] =
+    entries[index] =
       row.pack !== null
         ? { sha256, size, mode: entry.mode, pack: row.pack, offset: row.pack_offset ?? 0 }
         : { sha256, size, mode: entry.mode };
@@ -517,8 +520,8 @@ export async function uploadProject(request: UploadRequest): Promise<UploadResul
   if (quickFiles > 0) progress.filesDoneAll(quickFiles, quickBytes);
 
   const outcomes = await Promise.allSettled(
-    rest.map((entry) =>
-      processFile(entry).catch((error: unknown) => {
+    rest.map((index) =>
+      processFile(tree.entries[index]!, index).catch((error: unknown) => {
         if (!signal.aborted) controller.abort(error);
         throw error;
       }),
@@ -567,15 +570,20 @@ export async function uploadProject(request: UploadRequest): Promise<UploadResul
       }
     }
   }
-  const manifest: Manifest = {
-    version: 1,
-    blend: tree.blend,
-    files: sortedByKey(files),
-    remaps: tree.remaps,
-    root: tree.root,
-    ...(Object.keys(tree.env).length ? { env: tree.env } : {}),
-    ...(collection.missing.length ? { missing: collection.missing } : {}),
+  const draft: ManifestDraft = {
+    paths: tree.entries.map((entry) => entry.path),
+    entries,
+    rest: {
+      version: 1,
+      blend: tree.blend,
+      remaps: tree.remaps,
+      root: tree.root,
+      ...(Object.keys(tree.env).length ? { env: tree.env } : {}),
+      ...(collection.missing.length ? { missing: collection.missing } : {}),
+    },
   };
+  // An unchanged re-submit gets the last manifest back (sorted and hashed already).
+  const { manifest, sha256: manifestSha256 } = request.digests?.digest(draft) ?? canonicalManifest(draft);
   const tEnd = performance.now();
   request.onPhase?.('transfer', tEnd - tPlan);
   request.onPhase?.('total', tEnd - t0);
@@ -594,7 +602,7 @@ export async function uploadProject(request: UploadRequest): Promise<UploadResul
     root: tree.root,
     sources: tree.entries.map((entry) => entry.source),
     manifest,
-    manifestSha256: serializeManifest(manifest).sha256,
+    manifestSha256,
     timings: { plan: tPlan - t0, transfer: tEnd - tPlan, total: tEnd - t0 },
   };
 }
