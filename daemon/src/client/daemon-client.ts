@@ -19,6 +19,16 @@ import { SkyfarmError } from '../errors.js';
 import { daemonLockState, readDaemonInfo, type DaemonInfo } from '../config/daemon-lock.js';
 import { statePaths } from '../config/state-dir.js';
 
+/** Whether `dependencies` alone take more than `limit` bytes of JSON (a lower bound, no serialising). */
+function surelyTooLong(dependencies: Dependency[], limit: number): boolean {
+  let bytes = 0;
+  for (const dependency of dependencies) {
+    bytes += dependency.path.length + 12; // {"path":""},
+    if (bytes > limit) return true;
+  }
+  return false;
+}
+
 /** Requests whose dependency list may travel by reference (DependencyListRef). */
 const LISTED_METHODS = new Set<Method>(['render.submit', 'project.upload']);
 
@@ -206,11 +216,17 @@ export class DaemonClient {
         reject(new SkyfarmError('DAEMON_UNREACHABLE', 'not connected to the daemon'));
         return;
       }
-      let text = JSON.stringify({ type: 'request', id, method, params });
-      let size = Buffer.byteLength(text);
       let list: DependencyListRef | undefined;
       const dependencies = (params as { dependencies?: Dependency[] }).dependencies;
-      if (size > this.sendLimitBytes && LISTED_METHODS.has(method) && dependencies) {
+      const listed = LISTED_METHODS.has(method) && dependencies !== undefined;
+      // A list that cannot fit (each entry is at least `{"path":"…"}`) is not serialised inline first:
+      // 100,000 entries make 10 MB of JSON.
+      let text =
+        listed && surelyTooLong(dependencies, this.sendLimitBytes)
+          ? ''
+          : JSON.stringify({ type: 'request', id, method, params });
+      let size = text === '' ? Infinity : Buffer.byteLength(text);
+      if (size > this.sendLimitBytes && listed) {
         // Too many files for one message: the list goes by reference (a file the daemon reads once).
         const { dependencies: _inline, ...rest } = params as { dependencies?: Dependency[] };
         try {
