@@ -17,7 +17,12 @@ import { join } from 'node:path';
 import { LIMITS, type Dependency } from '../protocol/generated/protocol.js';
 import { DaemonClient } from '../daemon/src/client/daemon-client.js';
 import { SkyfarmError } from '../daemon/src/errors.js';
-import { listsDir } from '../daemon/src/protocol/dependency-list.js';
+import {
+  listsDir,
+  readDependencyList,
+  RecentDependencyLists,
+  writeDependencyList,
+} from '../daemon/src/protocol/dependency-list.js';
 import { startTestDaemon } from './helpers/daemon.js';
 import { blenderSkip, makeScene } from './helpers/scenes.js';
 import { until } from './helpers/until.js';
@@ -167,6 +172,43 @@ t.test('lists the daemon does not trust are refused, saying why', async (t) => {
   );
   t.match(error, { code: 'BAD_ARGUMENT', message: /dependencies or dependencyList, not both/ });
   t.same(readdirSync(lists), [], 'removed too');
+});
+
+t.test('a re-submit of the same list is not parsed again, and is still checked', async (t) => {
+  const state = t.testdir({});
+  const recent = new RecentDependencyLists({ lingerMs: 300 });
+  const dependencies: Dependency[] = Array.from({ length: 2000 }, (_, i) => ({
+    path: `/projects/shot/cache/frame_${i}.bphys`,
+    kind: 'cache',
+  }));
+  const first = await readDependencyList(state, writeDependencyList(state, dependencies), recent);
+  t.same(first, dependencies, 'read whole');
+  const again = await readDependencyList(state, writeDependencyList(state, dependencies), recent);
+  t.equal(again, first, 'the same bytes again: the list parsed before');
+  t.same(readdirSync(listsDir(state)), [], 'each file is still read once and deleted');
+
+  const changed = dependencies.map((d, i) => (i === 7 ? { ...d, path: '/projects/shot/other.png' } : d));
+  const other = await readDependencyList(state, writeDependencyList(state, changed), recent);
+  t.equal(other[7]?.path, '/projects/shot/other.png', 'other bytes are parsed');
+
+  const miscounted = { ...writeDependencyList(state, dependencies), count: 1999 };
+  await t.rejects(
+    readDependencyList(state, miscounted, recent),
+    /holds more than the 1999 dependencies the request announced/,
+    'a wrong count is refused even for bytes read before',
+  );
+  const tampered = writeDependencyList(state, dependencies);
+  writeFileSync(tampered.path, readFileSync(tampered.path, 'utf8').replace('frame_1.', 'frame_X.'));
+  await t.rejects(
+    readDependencyList(state, tampered, recent),
+    /has sha256 [0-9a-f]{64}, not/,
+    'changed bytes',
+  );
+
+  await new Promise((resolve) => setTimeout(resolve, 400));
+  const later = await readDependencyList(state, writeDependencyList(state, dependencies), recent);
+  t.not(later, first, 'past the window it is parsed again');
+  t.same(later, dependencies);
 });
 
 t.test('a list the client wrote is 0600 and goes away when the request is not answered', async (t) => {

@@ -222,7 +222,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
       projectService.uploadRequest(params, context.signal),
     );
     // 100,000-file projects: dependency lists by reference, missing lists bounded in replies.
-    handleLargeLists(registry, paths.root);
+    handleLargeLists(registry, paths.root, { rememberListsMs: projectService.trustKnownMs });
     sweepDependencyLists(paths.root).catch(() => undefined);
     registry.register('daemon.info', async () => {
       let localInfo: { available: boolean; reason?: string } = { available: true };

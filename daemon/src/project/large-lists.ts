@@ -2,7 +2,7 @@
 // dependency list sent by reference (protocol/dependency-list.ts) is read before the handler runs,
 // and a reply lists the first missing files with the count of all of them.
 import { LIMITS } from '../../../protocol/generated/protocol.js';
-import { readDependencyList } from '../protocol/dependency-list.js';
+import { readDependencyList, RecentDependencyLists } from '../protocol/dependency-list.js';
 import type { RpcRegistry } from '../rpc/registry.js';
 import { SkyfarmError } from '../errors.js';
 import { listedMissing } from './missing.js';
@@ -31,9 +31,16 @@ export function boundedLogLines(lines: string[]): string[] {
 
 /**
  * Wraps render.submit and project.upload (dependency lists by reference in, bounded missing lists
- * out) and jobs.logs (the newest lines that fit one message).
+ * out) and jobs.logs (the newest lines that fit one message). `rememberListsMs`: how long a list
+ * read stays parsed for a re-submit of the same bytes.
  */
-export function handleLargeLists(registry: RpcRegistry, stateDir: string): void {
+export function handleLargeLists(
+  registry: RpcRegistry,
+  stateDir: string,
+  options: { rememberListsMs?: number } = {},
+): void {
+  // A re-submit's list (the same bytes) is not parsed again within this window.
+  const recent = new RecentDependencyLists({ lingerMs: options.rememberListsMs ?? 0 });
   const logs = registry.get('jobs.logs');
   if (logs) {
     registry.register('jobs.logs', async (params, context) => {
@@ -52,7 +59,7 @@ export function handleLargeLists(registry: RpcRegistry, stateDir: string): void 
           await readDependencyList(stateDir, dependencyList).catch(() => undefined); // still removed
           throw new SkyfarmError('BAD_ARGUMENT', 'send dependencies or dependencyList, not both');
         }
-        resolved = { ...rest, dependencies: await readDependencyList(stateDir, dependencyList) };
+        resolved = { ...rest, dependencies: await readDependencyList(stateDir, dependencyList, recent) };
       }
       const result = (await handler(resolved, context)) as { missing?: string[] };
       if (!result.missing) return result as never;

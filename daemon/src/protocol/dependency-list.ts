@@ -58,6 +58,36 @@ export function discardDependencyList(ref: DependencyListRef): void {
   rmSync(ref.path, { force: true });
 }
 
+/**
+ * Lists read recently, by the SHA-256 of their bytes: an artist's re-submit sends the same 100,000
+ * entries again, and bytes with the same hash parse to the same list (its checks already passed),
+ * so it is not parsed and checked line by line again. Kept for `lingerMs` after the last use.
+ */
+export class RecentDependencyLists {
+  private readonly lists = new Map<string, Dependency[]>();
+  private expiry: NodeJS.Timeout | undefined;
+
+  constructor(private readonly options: { lingerMs: number; max?: number }) {}
+
+  get(sha256: string): Dependency[] | undefined {
+    return this.lists.get(sha256);
+  }
+
+  remember(sha256: string, dependencies: Dependency[]): void {
+    if (this.options.lingerMs <= 0) return;
+    this.lists.delete(sha256);
+    this.lists.set(sha256, dependencies);
+    const max = this.options.max ?? 2;
+    for (const oldest of this.lists.keys()) {
+      if (this.lists.size <= max) break;
+      this.lists.delete(oldest);
+    }
+    if (this.expiry) clearTimeout(this.expiry);
+    this.expiry = setTimeout(() => this.lists.clear(), this.options.lingerMs);
+    this.expiry.unref();
+  }
+}
+
 function refuse(message: string): never {
   throw new SkyfarmError('BAD_ARGUMENT', `dependency list: ${message}`);
 }
@@ -66,7 +96,11 @@ function refuse(message: string): never {
  * Reads, checks and deletes the list `ref` names. Every refusal says what is wrong (a file outside
  * lists/, readable by others, too large, a line that is not a Dependency, a wrong count or sha256).
  */
-export async function readDependencyList(stateDir: string, ref: DependencyListRef): Promise<Dependency[]> {
+export async function readDependencyList(
+  stateDir: string,
+  ref: DependencyListRef,
+  recent?: RecentDependencyLists,
+): Promise<Dependency[]> {
   const folder = resolve(listsDir(stateDir));
   const path = resolve(ref.path);
   if (dirname(path) !== folder || !basename(path).endsWith('.jsonl')) {
@@ -100,6 +134,11 @@ export async function readDependencyList(stateDir: string, ref: DependencyListRe
     const sha256 = createHash('sha256').update(data).digest('hex');
     if (sha256 !== ref.sha256)
       refuse(`${path} has sha256 ${sha256}, not ${ref.sha256}: it changed after it was written`);
+    const known = recent?.get(sha256);
+    if (known && known.length === ref.count) {
+      recent!.remember(sha256, known);
+      return known;
+    }
     const dependencies: Dependency[] = [];
     let start = 0;
     let line = 0;
@@ -126,6 +165,7 @@ export async function readDependencyList(stateDir: string, ref: DependencyListRe
     }
     if (dependencies.length !== ref.count)
       refuse(`${path} holds ${dependencies.length} dependencies, the request announced ${ref.count}`);
+    recent?.remember(sha256, dependencies);
     return dependencies;
   } finally {
     await handle.close();
