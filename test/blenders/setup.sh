@@ -38,7 +38,14 @@ bind() {
   local source="$1" target="$root$1"
   [ -e "$source" ] || return 0
   mkdir -p "$target"
-  mountpoint -q "$target" || mount --bind "$source" "$target"
+  # A mount left by an earlier run may show a folder since deleted and made again (a fresh clone at
+  # the same path): the chroot would see the old, empty one. Mounted means the same folder, else again.
+  if mountpoint -q "$target"; then
+    [ "$(stat -c '%d:%i' "$source")" = "$(stat -c '%d:%i' "$target")" ] && return 0
+    echo "blenders: $target shows a folder that is gone; binding $source again"
+    umount -l "$target"
+  fi
+  mount --bind "$source" "$target"
 }
 bind /proc
 bind /dev
