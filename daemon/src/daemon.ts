@@ -217,7 +217,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     registerJobHandlers(registry, jobs);
     stack.register(registry);
     images.register(registry);
-    registerAwsHandlers(registry, jobs, aws.backend, aws.costs);
+    registerAwsHandlers(registry, jobs, aws.backend, aws.costs, (params) => aws.queueCost(params));
     registry.register('project.upload', (params, context) =>
       projectService.uploadRequest(params, context.signal),
     );

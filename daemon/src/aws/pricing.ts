@@ -20,18 +20,34 @@ export interface InstanceOffer {
 export interface IPricing {
   /** The on-demand offer of `instanceType` in `region`; undefined when the Price List has none. */
   onDemand(region: string, instanceType: string): Promise<InstanceOffer | undefined>;
+  /** The on-demand offers of every size of a family (`c6i` → c6i.large, c6i.xlarge, …) in `region`. */
+  familyOffers(region: string, family: string): Promise<InstanceOffer[]>;
 }
 
 /** The filters that select one Linux, shared-tenancy, on-demand product of an instance type. */
 export function onDemandFilters(region: string, instanceType: string): Filter[] {
+  return linuxShared(region, [{ Type: 'TERM_MATCH', Field: 'instanceType', Value: instanceType }]);
+}
+
+/**
+ * The filters that select the Linux, shared-tenancy, on-demand products of a family's sizes: the
+ * instance type contains "<family>." (CONTAINS, a documented filter type), checked exactly after.
+ */
+export function familyFilters(region: string, family: string): Filter[] {
+  return linuxShared(region, [{ Type: 'CONTAINS', Field: 'instanceType', Value: `${family}.` }]);
+}
+
+function linuxShared(region: string, type: Filter[]): Filter[] {
   return [
-    ['regionCode', region],
-    ['instanceType', instanceType],
-    ['operatingSystem', 'Linux'],
-    ['tenancy', 'Shared'],
-    ['preInstalledSw', 'NA'],
-    ['capacitystatus', 'Used'],
-  ].map(([Field, Value]) => ({ Type: 'TERM_MATCH' as const, Field: Field!, Value: Value! }));
+    { Type: 'TERM_MATCH', Field: 'regionCode', Value: region },
+    ...type,
+    ...[
+      ['operatingSystem', 'Linux'],
+      ['tenancy', 'Shared'],
+      ['preInstalledSw', 'NA'],
+      ['capacitystatus', 'Used'],
+    ].map(([Field, Value]) => ({ Type: 'TERM_MATCH' as const, Field: Field!, Value: Value! })),
+  ];
 }
 
 interface PriceListDocument {
@@ -87,32 +103,56 @@ const MAX_PAGES = 10;
 
 export function createPricing(settings: ClientSettings): IPricing & { destroy(): void } {
   let client: PricingClient | undefined;
+  /** Every offer the filters select (pages followed up to MAX_PAGES); stops early once `enough` says so. */
+  const offers = async (
+    region: string,
+    filters: Filter[],
+    enough: (offer: InstanceOffer) => boolean,
+  ): Promise<InstanceOffer[]> => {
+    client ??= new pricingSdk.PricingClient({
+      region: pricingRegion(region),
+      ...(settings.credentials ? { credentials: settings.credentials } : {}),
+      ...(settings.endpoint ? { endpoint: settings.endpoint } : {}),
+    });
+    const found: InstanceOffer[] = [];
+    let token: string | undefined;
+    for (let page = 0; page < MAX_PAGES; page++) {
+      const out = await client.send(
+        new pricingSdk.GetProductsCommand({
+          ServiceCode: 'AmazonEC2',
+          FormatVersion: 'aws_v1',
+          Filters: filters,
+          MaxResults: 100,
+          ...(token ? { NextToken: token } : {}),
+        }),
+      );
+      for (const text of out.PriceList ?? []) {
+        const offer = parsePriceListEntry(text);
+        if (!offer) continue;
+        found.push(offer);
+        if (enough(offer)) return found;
+      }
+      token = out.NextToken;
+      if (!token) break;
+    }
+    return found;
+  };
   return {
     async onDemand(region, instanceType) {
-      client ??= new pricingSdk.PricingClient({
-        region: pricingRegion(region),
-        ...(settings.credentials ? { credentials: settings.credentials } : {}),
-        ...(settings.endpoint ? { endpoint: settings.endpoint } : {}),
-      });
-      let token: string | undefined;
-      for (let page = 0; page < MAX_PAGES; page++) {
-        const out = await client.send(
-          new pricingSdk.GetProductsCommand({
-            ServiceCode: 'AmazonEC2',
-            FormatVersion: 'aws_v1',
-            Filters: onDemandFilters(region, instanceType),
-            MaxResults: 100,
-            ...(token ? { NextToken: token } : {}),
-          }),
-        );
-        for (const text of out.PriceList ?? []) {
-          const offer = parsePriceListEntry(text);
-          if (offer && offer.instanceType === instanceType) return offer;
-        }
-        token = out.NextToken;
-        if (!token) break;
-      }
-      return undefined;
+      const found = await offers(
+        region,
+        onDemandFilters(region, instanceType),
+        (o) => o.instanceType === instanceType,
+      );
+      return found.find((o) => o.instanceType === instanceType);
+    },
+    async familyOffers(region, family) {
+      const found = await offers(region, familyFilters(region, family), () => false);
+      const sizes = new Map<string, InstanceOffer>();
+      for (const offer of found)
+        if (offer.instanceType.startsWith(`${family}.`) && !sizes.has(offer.instanceType))
+          sizes.set(offer.instanceType, offer);
+      return [...sizes.values()];
     },
     destroy: () => client?.destroy(),
   };

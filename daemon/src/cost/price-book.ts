@@ -76,6 +76,45 @@ export class PriceBook {
     });
   }
 
+  /** The on-demand offers of a family's sizes in a region (the Price List's answer, cached a day). */
+  async familyOffers(region: string, family: string): Promise<InstanceOffer[]> {
+    const key = `odfamily/${region}/${family}`;
+    const hit = this.cached<InstanceOffer[]>(key, ON_DEMAND_TTL_MS);
+    if (hit) return hit.value;
+    return this.once(key, async () => {
+      let offers: InstanceOffer[];
+      try {
+        offers = await this.deps.pricing().familyOffers(region, family);
+      } catch (error) {
+        throw costUnknownFrom(error, 'pricing:GetProducts');
+      }
+      if (offers.length === 0)
+        throw new CostUnknown(
+          `the AWS Price List has no Linux on-demand price for the ${family} family in ${region}`,
+        );
+      this.store(key, offers);
+      return offers;
+    });
+  }
+
+  /** The spot prices in effect now of these types in every zone of the region (cached an hour). */
+  async spotNow(ec2: IEc2, region: string, instanceTypes: string[]): Promise<SpotPricePoint[]> {
+    const types = [...new Set(instanceTypes)].sort();
+    const key = `spotnow/${region}/${types.join(',')}`;
+    const hit = this.cached<SpotPricePoint[]>(key, SPOT_TTL_MS);
+    if (hit) return hit.value;
+    return this.once(key, async () => {
+      let points: SpotPricePoint[];
+      try {
+        points = await ec2.spotPricesAt(types, this.now());
+      } catch (error) {
+        throw costUnknownFrom(error, 'ec2:DescribeSpotPriceHistory');
+      }
+      this.store(key, points);
+      return points;
+    });
+  }
+
   /**
    * The spot prices of a type in a zone in effect during [start, end], oldest first: the first began
    * at or before `start`. Cached for an hour; within it, the newest price is taken to hold on.

@@ -1,0 +1,213 @@
+// Before submitting: a render queue's price per hour at full scale, from the queue's own compute
+// environments (fake Batch configured from infra/skyfarm.yaml, MaxVcpus 96) and AWS's prices (fake
+// Price List, fake EC2 spot prices). Each figure is recomputed here from the fakes' tables; a denied
+// call says "cost unknown … allow <action>". Shown by `skyfarm cost --queue` and by `skyfarm render
+// --backend aws` before it submits (text and --json).
+import t from 'tap';
+import path from 'node:path';
+import { writeFileSync } from 'node:fs';
+import { startFakeBatch } from './fakes/batch/server.js';
+import { farmFromTemplate } from './fakes/batch/template.js';
+import { startFakePricing, type FakeInstanceProduct } from './fakes/pricing/server.js';
+import { startFakeEc2, type FakeSpotPrice } from './fakes/ec2/server.js';
+import { awsEnv } from './fakes/batch/aws-env.js';
+import { runSkyfarm, startAwsTestDaemon } from './fakes/batch/farm.js';
+import type { QueueCost } from '../protocol/generated/protocol.js';
+
+const MAX_VCPUS = 96;
+const HOUR = 3_600_000;
+const now = Date.now();
+
+// Two sizes of each family the template's CPU environments name, with unequal prices per vCPU, and
+// the GPU families of its default GpuInstanceTypes.
+const cpuFamilies = ['c6i', 'c6a', 'c7i', 'm6i', 'm6a', 'm7i'];
+const products: FakeInstanceProduct[] = [
+  ...cpuFamilies.flatMap((family, i) => [
+    { instanceType: `${family}.large`, vcpu: 2, usdPerHour: 0.08 + i * 0.011 },
+    { instanceType: `${family}.4xlarge`, vcpu: 16, usdPerHour: 0.6 + i * 0.07 },
+  ]),
+  { instanceType: 'g4dn.xlarge', vcpu: 4, gpu: 1, usdPerHour: 0.526 },
+  { instanceType: 'g4dn.12xlarge', vcpu: 48, gpu: 4, usdPerHour: 3.912 },
+  { instanceType: 'g5.xlarge', vcpu: 4, gpu: 1, usdPerHour: 1.006 },
+  { instanceType: 'g6.2xlarge', vcpu: 8, gpu: 1, usdPerHour: 0.9776 },
+].map((p) => ({ ...p, regionCode: 'us-east-1', memoryGiB: p.vcpu * 4 }));
+
+// Spot prices per size and zone; the one in effect now is the newest. m7i.4xlarge has none (no spot
+// capacity of it here), and c7i.large's price rose an hour ago.
+const spotPrices: FakeSpotPrice[] = products
+  .filter((p) => !p.gpu && p.instanceType !== 'm7i.4xlarge')
+  .flatMap((p, i) =>
+    ['us-east-1a', 'us-east-1b'].map((zone, z) => ({
+      instanceType: p.instanceType,
+      availabilityZone: zone,
+      since: now - 3 * HOUR,
+      usdPerHour: p.usdPerHour * (0.3 + 0.01 * ((i * 7 + z * 3) % 11)),
+    })),
+  );
+spotPrices.push({
+  instanceType: 'c7i.large',
+  availabilityZone: 'us-east-1b',
+  since: now - HOUR,
+  usdPerHour: 0.2,
+});
+spotPrices.push({
+  instanceType: 'c7i.large',
+  availabilityZone: 'us-east-1a',
+  since: now + HOUR,
+  usdPerHour: 9,
+});
+
+/** The highest on-demand price per vCPU among these families' sizes (from the table above). */
+function onDemandPerVcpu(families: string[]): number {
+  return Math.max(
+    ...products
+      .filter((p) => families.some((f) => p.instanceType.startsWith(`${f}.`)))
+      .map((p) => p.usdPerHour / p.vcpu),
+  );
+}
+
+/** The highest spot price per vCPU in effect now (any zone) among these families' sizes. */
+function spotPerVcpu(families: string[]): number {
+  let best = 0;
+  for (const product of products.filter((p) => families.some((f) => p.instanceType.startsWith(`${f}.`)))) {
+    for (const zone of ['us-east-1a', 'us-east-1b']) {
+      const current = spotPrices
+        .filter(
+          (s) => s.instanceType === product.instanceType && s.availabilityZone === zone && s.since <= now,
+        )
+        .sort((a, b) => b.since - a.since)[0];
+      if (current) best = Math.max(best, current.usdPerHour / product.vcpu);
+    }
+  }
+  return best;
+}
+
+t.test(
+  'a queue at full scale: the sum of its environments’ maxvCpus × the dearest price per vCPU',
+  async (t) => {
+    const dir = t.testdir({});
+    const template = farmFromTemplate({
+      bucket: 'farm-bucket',
+      gpu: true,
+      parameters: { MaxVcpus: String(MAX_VCPUS) },
+    });
+    const batch = await startFakeBatch({
+      queues: template.queues,
+      computeEnvironments: template.computeEnvironments,
+      jobDefinitions: template.jobDefinitions,
+      pageLimit: 1,
+    });
+    t.teardown(() => batch.close());
+    const pricing = await startFakePricing({ products, pageLimit: 3 });
+    t.teardown(() => pricing.close());
+    const ec2 = await startFakeEc2({ spotPrices, pageLimit: 5 });
+    t.teardown(() => ec2.close());
+    const stateDir = path.join(dir, 'home');
+    await startAwsTestDaemon(t, {
+      stateDir,
+      runnableWarnMs: 60_000,
+      env: {
+        ...awsEnv({
+          s3: 'http://127.0.0.1:9',
+          batch: batch.endpoint,
+          pricing: pricing.endpoint,
+          ec2: ec2.endpoint,
+        }),
+        SKYFARM_AWS_BUCKET: 'farm-bucket',
+      },
+    });
+    const skyfarm = (...args: string[]) => runSkyfarm(args, stateDir, dir, 60_000);
+    const queueCost = async (...args: string[]): Promise<QueueCost> => {
+      const run = await skyfarm('cost', '--queue', ...args, '--json');
+      t.equal(run.code, 0, `skyfarm cost --queue ${args.join(' ')} exits 0`, { stderr: run.stderr });
+      return JSON.parse(run.stdout) as QueueCost;
+    };
+
+    // Denials first, before any price is cached: each names the IAM action the identity lacks.
+    pricing.deny(true);
+    let cost = await queueCost('--market', 'on-demand');
+    t.equal(cost.known, false, 'Price List denied: unknown');
+    t.equal(cost.missingAction, 'pricing:GetProducts');
+    t.match(cost.text, /^Queue skyfarm-cpu-on-demand: cost unknown: .*allow pricing:GetProducts/);
+    pricing.deny(false);
+    ec2.deny(true);
+    cost = await queueCost();
+    t.equal(
+      cost.missingAction,
+      'ec2:DescribeSpotPriceHistory',
+      'spot prices denied: unknown, names the action',
+    );
+    t.notOk(cost.usdPerHour, 'no figure at all while a part is unknown');
+    ec2.deny(false);
+    batch.deny(['DescribeComputeEnvironments']);
+    let text = await skyfarm('cost', '--queue');
+    t.match(
+      text.stdout,
+      /Queue skyfarm-cpu-spot: cost unknown: AWS denied batch:DescribeComputeEnvironments \(allow batch:DescribeComputeEnvironments for your AWS identity\)/,
+    );
+    batch.deny(['DescribeJobQueues']);
+    t.equal((await queueCost()).missingAction, 'batch:DescribeJobQueues');
+    batch.deny([]);
+
+    // On-demand CPU queue: one environment.
+    cost = await queueCost('--market', 'on-demand');
+    const onDemand = onDemandPerVcpu(cpuFamilies) * MAX_VCPUS;
+    t.equal(cost.known, true);
+    t.equal(cost.vcpus, MAX_VCPUS, 'the environment’s maxvCpus');
+    t.ok(Math.abs(cost.usdPerHour! - onDemand) < 1e-9, `on-demand ${cost.usdPerHour} = ${onDemand}`);
+    t.same(cost.environments?.[0]?.instanceTypes, cpuFamilies, 'the families as the environment lists them');
+
+    // Spot CPU queue: the spot environment, then its on-demand fallback, both at full scale.
+    cost = await queueCost();
+    const spot = spotPerVcpu(cpuFamilies) * MAX_VCPUS;
+    t.same(
+      cost.environments?.map((e) => [e.market, e.maxVcpus]),
+      [
+        ['spot', MAX_VCPUS],
+        ['on-demand', MAX_VCPUS],
+      ],
+    );
+    t.ok(
+      Math.abs(cost.environments![0]!.usdPerHour - spot) < 1e-9,
+      `spot part ${cost.environments![0]!.usdPerHour} = ${spot}`,
+    );
+    t.ok(Math.abs(cost.usdPerHour! - (spot + onDemand)) < 1e-9, 'the queue: both environments together');
+    t.equal(cost.vcpus, 2 * MAX_VCPUS);
+    t.equal(
+      cost.environments![0]!.priciestType,
+      'c7i.large',
+      'the dearest size now (its price rose an hour ago)',
+    );
+
+    // GPU on-demand queue: priced by the GPU instance types.
+    cost = await queueCost('--device', 'gpu', '--market', 'on-demand');
+    const gpu = onDemandPerVcpu(['g4dn', 'g5', 'g6']) * MAX_VCPUS;
+    t.equal(cost.queue, 'skyfarm-gpu-on-demand');
+    t.ok(Math.abs(cost.usdPerHour! - gpu) < 1e-9, `GPU on-demand ${cost.usdPerHour} = ${gpu}`);
+
+    // A queue by name, and the text form with its one line per environment.
+    text = await skyfarm('cost', '--queue', 'skyfarm-cpu-on-demand');
+    t.equal(text.code, 0);
+    t.match(
+      text.stdout,
+      `Queue skyfarm-cpu-on-demand: up to $${onDemand.toFixed(2)}/hour at ${MAX_VCPUS} vCPUs (on-demand, c6i/c6a/c7i/m6i/m6a/m7i)`,
+    );
+    const unknownQueue = await queueCost('no-such-queue');
+    t.match(unknownQueue.unknownReason, /does not know the job queue no-such-queue/);
+
+    // `render --backend aws` says it before submitting: on stderr in text mode, in the JSON with --json.
+    const blend = path.join(dir, 'not-a-scene.blend');
+    writeFileSync(blend, 'not a blend file');
+    const render = await skyfarm('render', blend, '--backend', 'aws', '--market', 'on-demand');
+    t.match(
+      render.stderr,
+      `Queue skyfarm-cpu-on-demand: up to $${onDemand.toFixed(2)}/hour at ${MAX_VCPUS} vCPUs`,
+    );
+    t.ok(
+      render.stderr.indexOf('Queue skyfarm-cpu-on-demand') < render.stderr.indexOf('is not a Blender file'),
+      'said before the submit was answered (here: refused)',
+      { stderr: render.stderr },
+    );
+    t.equal(batch.calls.filter((c) => c.operation === 'submitjob').length, 0, 'nothing was submitted');
+  },
+);
