@@ -11,8 +11,9 @@ import { farmFromTemplate } from './fakes/batch/template.js';
 import { startFakePricing, type FakeInstanceProduct } from './fakes/pricing/server.js';
 import { startFakeEc2, type FakeSpotPrice } from './fakes/ec2/server.js';
 import { awsEnv } from './fakes/batch/aws-env.js';
-import { runSkyfarm, startAwsTestDaemon } from './fakes/batch/farm.js';
-import type { QueueCost } from '../protocol/generated/protocol.js';
+import { runSkyfarm, startAwsTestDaemon, startFarm } from './fakes/batch/farm.js';
+import { blenderSkip, makeScene } from './helpers/scenes.js';
+import type { Job, QueueCost } from '../protocol/generated/protocol.js';
 
 const MAX_VCPUS = 96;
 const HOUR = 3_600_000;
@@ -209,5 +210,50 @@ t.test(
       { stderr: render.stderr },
     );
     t.equal(batch.calls.filter((c) => c.operation === 'submitjob').length, 0, 'nothing was submitted');
+  },
+);
+
+t.test(
+  'render --backend aws --json: the submitted job carries the queue’s price (the farm’s MaxVcpus 256)',
+  { skip: blenderSkip, timeout: 90_000 },
+  async (t) => {
+    const farm = await startFarm(t);
+    // Nothing runs: copy waits for transfer capacity, the render waits for copy.
+    farm.batch.holdQueue('skyfarm-transfer', true);
+    const pricing = await startFakePricing({ products });
+    t.teardown(() => pricing.close());
+    const ec2 = await startFakeEc2({ spotPrices });
+    t.teardown(() => ec2.close());
+    const daemon = await startAwsTestDaemon(t, {
+      stateDir: farm.stateDir,
+      runnableWarnMs: 60_000,
+      env: {
+        ...farm.daemonEnv,
+        AWS_ENDPOINT_URL_PRICING: pricing.endpoint,
+        AWS_ENDPOINT_URL_EC2: ec2.endpoint,
+      },
+    });
+    const scene = await makeScene(path.join(farm.dir, 'project'), { frames: [1, 1] });
+    const run = await runSkyfarm(
+      ['render', scene, '--backend', 'aws', '--market', 'on-demand', '--json'],
+      farm.stateDir,
+      farm.dir,
+      60_000,
+    );
+    t.equal(run.code, 0, 'submitted', { stderr: run.stderr });
+    const job = JSON.parse(run.stdout) as Job & { queueCost?: QueueCost };
+    t.match(job.id, /^j_/, 'the job as ever');
+    const expected = onDemandPerVcpu(cpuFamilies) * 256;
+    t.equal(job.queueCost?.queue, 'skyfarm-cpu-on-demand');
+    t.equal(job.queueCost?.vcpus, 256, 'the template’s default MaxVcpus');
+    t.ok(
+      Math.abs((job.queueCost?.usdPerHour ?? NaN) - expected) < 1e-9,
+      `${job.queueCost?.usdPerHour} = ${expected}`,
+    );
+    t.notMatch(run.stderr, /Queue skyfarm/, '--json: the line is in the JSON, not on stderr');
+    const firstCall = (op: string) => farm.batch.calls.find((c) => c.operation === op)?.at ?? Infinity;
+    t.ok(firstCall('describecomputeenvironments') < firstCall('submitjob'), 'asked before submitting');
+    // The job is still waiting for capacity: the daemon stops before the farm's folders go.
+    await daemon.stop();
   },
 );
