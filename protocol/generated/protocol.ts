@@ -216,6 +216,20 @@ export type CostLine = {
   running: boolean;
 };
 
+export type StorageCost = {
+  known: boolean;
+  usd?: number;
+  s3UsdPerMonth?: number;
+  efsBytes?: number;
+  efsHours?: number;
+  s3Bytes?: number;
+  putRequests?: number;
+  getRequests?: number;
+  unknownReason?: string;
+  missingAction?: string;
+  text: string;
+};
+
 export type QueueCost = {
   queue: string;
   device?: "cpu" | "gpu";
@@ -354,6 +368,7 @@ export type JobsCostParams = {
 export type JobsCostResult = {
   cost: JobCost;
   lines: Array<CostLine>;
+  storage?: StorageCost;
 };
 
 export type CostQueueParams = {
@@ -1160,6 +1175,64 @@ export const SCHEMA_DEFINITIONS: Record<string, unknown> = {
       }
     }
   },
+  "StorageCost": {
+    "type": "object",
+    "$comment": "an AWS job's S3/EFS storage and requests, apart from its compute: the EFS working copy for the job's duration and the S3 requests (spent), and what its bytes in S3 cost per month while kept; from the Price List's S3 Standard, EFS Standard and S3 request prices; unknown with the reason otherwise",
+    "required": [
+      "known",
+      "text"
+    ],
+    "additionalProperties": false,
+    "properties": {
+      "known": {
+        "type": "boolean"
+      },
+      "usd": {
+        "type": "number",
+        "minimum": 0,
+        "$comment": "EFS working copy × hours + S3 requests, USD"
+      },
+      "s3UsdPerMonth": {
+        "type": "number",
+        "minimum": 0,
+        "$comment": "the job's new bytes in S3 (upload and jobs/<id>/), per month while kept"
+      },
+      "efsBytes": {
+        "type": "integer",
+        "minimum": 0
+      },
+      "efsHours": {
+        "type": "number",
+        "minimum": 0
+      },
+      "s3Bytes": {
+        "type": "integer",
+        "minimum": 0
+      },
+      "putRequests": {
+        "type": "integer",
+        "minimum": 0,
+        "$comment": "at least: one per object the job stored"
+      },
+      "getRequests": {
+        "type": "integer",
+        "minimum": 0,
+        "$comment": "at most: one per project file the copy stage read"
+      },
+      "unknownReason": {
+        "type": "string",
+        "maxLength": 2048
+      },
+      "missingAction": {
+        "type": "string",
+        "maxLength": 128
+      },
+      "text": {
+        "type": "string",
+        "maxLength": 2048
+      }
+    }
+  },
   "QueueCost": {
     "type": "object",
     "$comment": "a render queue's price per hour at full scale, before submitting: each compute environment's maxvCpus × the highest price per vCPU among its instance types (Price List on-demand; EC2 spot prices for SPOT environments); never guessed: unknown with the reason (and the IAM action missing) otherwise",
@@ -1916,6 +1989,10 @@ export const SCHEMA_DEFINITIONS: Record<string, unknown> = {
           "$ref": "#/definitions/CostLine"
         },
         "maxItems": 100000
+      },
+      "storage": {
+        "$ref": "#/definitions/StorageCost",
+        "$comment": "S3/EFS storage and requests, a separate line (not in cost)"
       }
     }
   },

@@ -4,6 +4,15 @@ import type { Filter, PricingClient } from '@aws-sdk/client-pricing';
 import type * as PricingSdk from '@aws-sdk/client-pricing';
 import type { ClientSettings } from '../batch/bucket.js';
 import { lazySdk } from './lazy-sdk.js';
+import {
+  parseStorageEntry,
+  pickEfsStorage,
+  pickS3Request,
+  pickS3Storage,
+  storageQueries,
+  type PricedProduct,
+  type StoragePrices,
+} from './storage-prices.js';
 
 const pricingSdk = lazySdk<typeof PricingSdk>('@aws-sdk/client-pricing');
 
@@ -22,6 +31,8 @@ export interface IPricing {
   onDemand(region: string, instanceType: string): Promise<InstanceOffer | undefined>;
   /** The on-demand offers of every size of a family (`c6i` → c6i.large, c6i.xlarge, …) in `region`. */
   familyOffers(region: string, family: string): Promise<InstanceOffer[]>;
+  /** S3 Standard and EFS Standard storage and S3 request prices in `region`; a missing one is undefined. */
+  storagePrices(region: string): Promise<Partial<StoragePrices> & { region: string }>;
 }
 
 /** The filters that select one Linux, shared-tenancy, on-demand product of an instance type. */
@@ -109,33 +120,51 @@ export function createPricing(settings: ClientSettings): IPricing & { destroy():
     filters: Filter[],
     enough: (offer: InstanceOffer) => boolean,
   ): Promise<InstanceOffer[]> => {
+    const found: InstanceOffer[] = [];
+    await entries(region, 'AmazonEC2', filters, (text) => {
+      const offer = parsePriceListEntry(text);
+      if (!offer) return false;
+      found.push(offer);
+      return enough(offer);
+    });
+    return found;
+  };
+  /** Every PriceList entry the query selects (pages followed up to MAX_PAGES) until `take` says enough. */
+  const entries = async (
+    region: string,
+    serviceCode: string,
+    filters: Filter[],
+    take: (text: string) => boolean,
+  ): Promise<void> => {
     client ??= new pricingSdk.PricingClient({
       region: pricingRegion(region),
       ...(settings.credentials ? { credentials: settings.credentials } : {}),
       ...(settings.endpoint ? { endpoint: settings.endpoint } : {}),
     });
-    const found: InstanceOffer[] = [];
     let token: string | undefined;
     for (let page = 0; page < MAX_PAGES; page++) {
       const out = await client.send(
         new pricingSdk.GetProductsCommand({
-          ServiceCode: 'AmazonEC2',
+          ServiceCode: serviceCode,
           FormatVersion: 'aws_v1',
           Filters: filters,
           MaxResults: 100,
           ...(token ? { NextToken: token } : {}),
         }),
       );
-      for (const text of out.PriceList ?? []) {
-        const offer = parsePriceListEntry(text);
-        if (!offer) continue;
-        found.push(offer);
-        if (enough(offer)) return found;
-      }
+      for (const text of out.PriceList ?? []) if (take(text)) return;
       token = out.NextToken;
       if (!token) break;
     }
-    return found;
+  };
+  const priced = async (region: string, query: { serviceCode: string; filters: Filter[] }) => {
+    const products: PricedProduct[] = [];
+    await entries(region, query.serviceCode, query.filters, (text) => {
+      const product = parseStorageEntry(text);
+      if (product) products.push(product);
+      return false;
+    });
+    return products;
   };
   return {
     async onDemand(region, instanceType) {
@@ -153,6 +182,22 @@ export function createPricing(settings: ClientSettings): IPricing & { destroy():
         if (offer.instanceType.startsWith(`${family}.`) && !sizes.has(offer.instanceType))
           sizes.set(offer.instanceType, offer);
       return [...sizes.values()];
+    },
+    async storagePrices(region) {
+      const queries = storageQueries(region);
+      const s3Storage = await priced(region, queries.s3Storage);
+      const s3Requests = await priced(region, queries.s3Requests);
+      const efsStorage = await priced(region, queries.efsStorage);
+      const found = {
+        s3StandardGbMonth: pickS3Storage(s3Storage),
+        s3PutPerRequest: pickS3Request(s3Requests, 'S3-API-Tier1'),
+        s3GetPerRequest: pickS3Request(s3Requests, 'S3-API-Tier2'),
+        efsStandardGbMonth: pickEfsStorage(efsStorage),
+      };
+      return {
+        region,
+        ...Object.fromEntries(Object.entries(found).filter(([, v]) => v !== undefined)),
+      };
     },
     destroy: () => client?.destroy(),
   };

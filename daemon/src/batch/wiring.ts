@@ -25,6 +25,7 @@ import { PriceBook } from '../cost/price-book.js';
 import { CostService, type CostClients } from '../cost/cost-service.js';
 import { CostTracker } from '../cost/cost-tracker.js';
 import { queuePrice } from '../cost/queue-price.js';
+import { jobObjects } from '../cost/storage.js';
 import { createQueueEnvironments, type IQueueEnvironments } from './queue-environments.js';
 import { jobKeys, type CostNote } from './layout.js';
 import { assertReadableBy, formatBlendVersion, type BlendVersion } from '../jobs/validate-blend.js';
@@ -168,6 +169,7 @@ export function createAwsWiring(deps: {
     store,
     clients: costClients,
     prices,
+    objects: (farm, jobId) => jobObjects(clients(farm).bucket, jobId),
   });
   const queueCache = new Map<string, IQueueEnvironments & { destroy(): void }>();
   const queueEnvironments = (region: string) => {
@@ -373,7 +375,8 @@ export function registerAwsHandlers(
   if (costs) {
     registry.register('jobs.cost', async (params) => {
       jobs.get(params.jobId);
-      return costs.refresh(params.jobId);
+      const report = await costs.refresh(params.jobId);
+      return { ...report, storage: await costs.storage(params.jobId) };
     });
   }
   registry.register('jobs.download', async (params) => {

@@ -36,12 +36,15 @@ export async function costCommand(ctx: CliContext, jobId: string, json: boolean)
     }
     const finished = FINISHED_STATES.has(job.state);
     const out = [`${job.id}  ${job.name}`, `  cost      ${costLine(report.cost, finished)}`];
+    // Storage and requests: a line of their own, never added to the compute figure.
+    if (report.storage) out.push(`  storage   ${report.storage.text}`);
     if (report.cost.known) {
       out.push(
         '  basis     compute of copy, render chunks and publish: running time × share of the instance × its',
       );
       out.push(
-        '            price (AWS Price List on-demand, EC2 spot price history); S3/EFS storage not included',
+        '            price (AWS Price List on-demand, EC2 spot price history); storage: the EFS working copy',
+        '            × hours, S3 requests, S3 bytes per month (Price List S3 Standard, EFS Standard)',
       );
       for (const line of report.lines) out.push(lineText(line));
     }

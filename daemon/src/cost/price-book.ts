@@ -3,6 +3,7 @@
 import type { Db } from '../db/database.js';
 import type { InstanceOffer, IPricing } from '../aws/pricing.js';
 import type { IEc2, SpotPricePoint } from '../aws/ec2.js';
+import type { StoragePrices } from '../aws/storage-prices.js';
 import { CostUnknown, costUnknownFrom } from './unknown.js';
 
 export const ON_DEMAND_TTL_MS = 24 * 3_600_000;
@@ -94,6 +95,35 @@ export class PriceBook {
         );
       this.store(key, offers);
       return offers;
+    });
+  }
+
+  /** S3 Standard, EFS Standard and S3 request prices of a region (the Price List's, cached a day). */
+  async storage(region: string): Promise<StoragePrices> {
+    const key = `storage/${region}`;
+    const hit = this.cached<StoragePrices>(key, ON_DEMAND_TTL_MS);
+    if (hit) return hit.value;
+    return this.once(key, async () => {
+      let found: Partial<StoragePrices>;
+      try {
+        found = await this.deps.pricing().storagePrices(region);
+      } catch (error) {
+        throw costUnknownFrom(error, 'pricing:GetProducts');
+      }
+      const names: Record<Exclude<keyof StoragePrices, 'region'>, string> = {
+        s3StandardGbMonth: 'S3 Standard storage',
+        s3PutPerRequest: 'S3 PUT/COPY/POST/LIST requests (S3-API-Tier1)',
+        s3GetPerRequest: 'S3 GET requests (S3-API-Tier2)',
+        efsStandardGbMonth: 'EFS Standard storage',
+      };
+      const missing = Object.entries(names).filter(([k]) => found[k as keyof StoragePrices] === undefined);
+      if (missing.length)
+        throw new CostUnknown(
+          `the AWS Price List has no price for ${missing.map(([, name]) => name).join(', ')} in ${region}`,
+        );
+      const prices = { ...found, region } as StoragePrices;
+      this.store(key, prices);
+      return prices;
     });
   }
 

@@ -119,6 +119,8 @@ export interface UploadResult {
   blobsUploaded: number;
   /** Packs stored (small blobs travel in packs: see pack-writer.ts). */
   packsUploaded: number;
+  /** Of blobsUploaded, those stored inside packs (the rest went up one object each). */
+  blobsPacked: number;
   /** Files whose hash was computed (not found in the hash cache). */
   filesHashed: number;
   bytesHashed: number;
@@ -315,6 +317,7 @@ export async function uploadProject(request: UploadRequest): Promise<UploadResul
             }
             bytesUploaded += bytes;
             blobsUploaded += locations.length;
+            blobsPacked += locations.length;
             progress.sending(bytes);
             progress.blobFinished(bytes);
           },
@@ -336,6 +339,7 @@ export async function uploadProject(request: UploadRequest): Promise<UploadResul
   const vanished: string[] = [];
   let bytesUploaded = 0;
   let blobsUploaded = 0;
+  let blobsPacked = 0;
   let filesHashed = 0;
   let bytesHashed = 0;
   let blobsTrusted = 0;
@@ -586,6 +590,7 @@ export async function uploadProject(request: UploadRequest): Promise<UploadResul
     bytesUploaded,
     blobsUploaded,
     packsUploaded: packsUploaded ?? 0,
+    blobsPacked,
     filesHashed,
     bytesHashed,
     blobsVanished: vanished.length,
