@@ -236,6 +236,7 @@ class DaemonSession:
         """A deploy or destroy pressed here ended: the AWS backend follows the stack at once."""
         self.stack = stack
         self.aws = stack_availability(stack) if stack else BackendAvailability(False, "no AWS stack deployed (Deploy Stack in skyfarm Farm)")
+        self.queue_price.forget()  # the farm's queues came, went or changed
         self._revision += 1
         self.refresh_backends()
 

@@ -150,6 +150,9 @@ class QueuePriceTest(unittest.TestCase):
         link.listeners.on_status(link.status)
         live.queue_price.ask("", "cpu", "spot")
         self.assertEqual(len(requests.of("cost.queue")), 2, "a new connection (maybe a new daemon) asks again")
+        live._farm_settled({"stackName": "skyfarm", "status": "CREATE_COMPLETE", "outputs": {}})
+        live.queue_price.ask("", "cpu", "spot")
+        self.assertEqual(len(requests.of("cost.queue")), 3, "a deploy or destroy that ended asks again")
 
 
 if __name__ == "__main__":
