@@ -10,6 +10,11 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { makeScene } from './helpers/scenes.js';
 import { connectTestClient, startTestDaemon } from './helpers/daemon.js';
 import { awsEnv, fakeAwsEnv, startFake } from './fakes/cloudformation/harness.js';
+import { startFakeBatch } from './fakes/batch/server.js';
+import { farmFromTemplate } from './fakes/batch/template.js';
+import { startFakePricing } from './fakes/pricing/server.js';
+import { startFakeEc2 } from './fakes/ec2/server.js';
+import { cpuFamilies, onDemandPerVcpu, products, spotPerVcpu, spotPrices } from './helpers/queue-prices.js';
 import {
   addonRoot,
   addonTests,
@@ -38,6 +43,8 @@ interface FarmResult {
   outcome: [string, string];
   awsAvailable: boolean;
   awsReason: string;
+  /** What the AWS sub-panel says under Max Cost once the farm is deployed. */
+  queueLine?: string;
   pressedMs?: number;
   liveViews?: number;
 }
@@ -62,7 +69,26 @@ t.test('test_farm: status text, buttons, bounded events, deploy outcomes (plain 
 
 t.test('Deploy from Blender: live events, CREATE_COMPLETE with outputs, AWS backend available', async (t) => {
   const fake = await startFake(t, { stepMs: STEP_MS });
-  fakeAwsEnv(t, fake);
+  // The deployed farm's queues and compute environments (Batch) and prices (Price List, EC2), for
+  // the price per hour the AWS panel shows once the stack is there. Max vCPUs 16, as deployed below.
+  const template = farmFromTemplate({ bucket: 'farm-bucket', parameters: { MaxVcpus: '16' } });
+  const batch = await startFakeBatch({
+    queues: template.queues,
+    computeEnvironments: template.computeEnvironments,
+    jobDefinitions: template.jobDefinitions,
+  });
+  t.teardown(() => batch.close());
+  const pricing = await startFakePricing({
+    products: products.map((p) => ({ ...p, regionCode: 'eu-west-1' })),
+  });
+  t.teardown(() => pricing.close());
+  const ec2 = await startFakeEc2({ spotPrices });
+  t.teardown(() => ec2.close());
+  fakeAwsEnv(t, fake, {
+    AWS_ENDPOINT_URL_BATCH: batch.endpoint,
+    AWS_ENDPOINT_URL_PRICING: pricing.endpoint,
+    AWS_ENDPOINT_URL_EC2: ec2.endpoint,
+  });
   const dir = t.testdir({});
   const daemon = await startTestDaemon(t, { stateDir: path.join(dir, 'home') });
   const blendFile = await makeScene(dir, { frames: [1, 2] });
@@ -98,6 +124,14 @@ t.test('Deploy from Blender: live events, CREATE_COMPLETE with outputs, AWS back
   t.ok((farm.liveViews ?? 0) >= 3, `events arrived in steps while deploying (${farm.liveViews} views)`);
   t.comment(`Deploy returned in ${farm.pressedMs?.toFixed(1)} ms`);
   t.equal(fake.calls.filter((c) => c.action === 'CreateStack').length, 1, 'one CreateStack for one press');
+  // The AWS panel: the spot queue at full scale, 16 spot vCPUs then 16 on-demand (the fakes' prices).
+  const usd = (spotPerVcpu(cpuFamilies) + onDemandPerVcpu(cpuFamilies)) * 16;
+  t.equal(
+    farm.queueLine,
+    `Queue skyfarm-cpu-spot: up to $${usd.toFixed(2)}/hour at 32 vCPUs (16 spot, ${cpuFamilies.join('/')}; ` +
+      `then 16 on-demand, ${cpuFamilies.join('/')})`,
+    'the AWS panel shows the deployed queue’s price per hour at full scale under Max Cost',
+  );
 });
 
 t.test("a failed create shows the failing resource's reason and Recreate", async (t) => {

@@ -14,7 +14,7 @@ import { blenderCommand, blenderSkip, makeScene } from './helpers/scenes.js';
 import { recordUpdates, runSkyfarm, startFarm } from './fakes/batch/farm.js';
 import { startCostWorld } from './helpers/cost-world.js';
 import { DaemonClient } from '../daemon/src/client/daemon-client.js';
-import type { CostLine, Job, JobCost } from '../protocol/generated/protocol.js';
+import type { CostLine, Job, JobCost, StorageCost } from '../protocol/generated/protocol.js';
 import { FINISHED_STATES } from '../daemon/src/jobs/job-repo.js';
 
 /** SKYFARM_BLENDER for the containers: render chunk 1 never finishes (until it is stopped). */
@@ -138,6 +138,12 @@ t.test(
     t.ok(report.cost.usd! >= 1.5, 'the spend reached the budget');
     t.equal(report.cost.budget, 'reached');
     t.ok(report.lines.some((l) => l.stage === 'render' && l.chunk === 1 && l.market === 'on-demand'));
+    // Storage and requests: their own line, priced from the Price List's S3/EFS products.
+    const storage = (JSON.parse(cost.stdout) as { storage?: StorageCost }).storage;
+    t.equal(storage?.known, true, storage?.text ?? 'no storage line');
+    const jobObjects = await farm.bucket.list(`jobs/${jobId}/`);
+    t.ok(storage!.putRequests! >= jobObjects.length, 'a PUT for each of the job’s objects at least');
+    t.ok(storage!.s3Bytes! >= jobObjects.reduce((sum, o) => sum + o.size, 0), 'its bytes in S3');
 
     const status = await runSkyfarm(['status', jobId], farm.stateDir, farm.dir);
     t.match(status.stdout, /cost {6}≈ \$\d+\.\d\d · budget \$1\.50 reached \(.*m6i\.2xlarge on-demand/);
@@ -145,5 +151,9 @@ t.test(
     t.match(jobs.stdout, new RegExp(`${jobId} .*≈ \\$\\d+\\.\\d\\d · budget \\$1\\.50 reached`));
     const text = await runSkyfarm(['cost', jobId], farm.stateDir, farm.dir);
     t.match(text.stdout, /render chunk 1 .* of m6i\.2xlarge on-demand at \$1800\.00\/h/);
+    t.match(
+      text.stdout,
+      /\n {2}storage {3}≈ \$0\.\d+ \(EFS .* h; \d+ PUT, up to \d+ GET\) · S3 ≈ \$\d+\.\d+\/month while kept/,
+    );
   },
 );

@@ -66,3 +66,57 @@ def detail(job: Dict[str, Any]) -> Tuple[str, bool]:
         text += f" ({cost['basis']})"
     warn = not cost.get("known") or cost.get("budget") in ("projected-over", "reached")
     return text, warn
+
+
+class QueuePrice:
+    """The chosen render queue's price per hour at full scale (the daemon's cost.queue), for the AWS panel.
+
+    ask() is called while the panel draws; it sends one request per change of the farm, device or
+    market (never on every redraw), and the answer arrives through the session's drain on the main
+    thread. No bpy here: the network thread never touches it either.
+    """
+
+    def __init__(self, request, on_change=lambda: None):
+        self._request = request
+        self._on_change = on_change
+        self._key = None
+        self._cost: Optional[Dict[str, Any]] = None
+        self._error = ""
+        self._waiting = False
+
+    def ask(self, stack_name: str, device: str, market: str) -> None:
+        key = (stack_name, device, market)
+        if key == self._key:
+            return
+        self._key = key
+        self._cost, self._error, self._waiting = None, "", True
+        params: Dict[str, Any] = {"device": device, "market": market}
+        if stack_name:
+            params["stackName"] = stack_name
+
+        def answered(result, error) -> None:
+            if self._key != key:
+                return  # the settings changed meanwhile: a newer request is on its way
+            self._waiting = False
+            if result is not None:
+                self._cost = result["cost"]
+            else:
+                self._error = f"{error.message} [{error.code}]"
+            self._on_change()
+
+        self._request("cost.queue", params, answered)
+        self._on_change()
+
+    def forget(self) -> None:
+        """Asks again on the next draw (after a reconnect or a new stack)."""
+        self._key = None
+
+    def line(self) -> Tuple[str, bool]:
+        """The panel's line and whether it is a warning: the daemon's text, or why there is none yet."""
+        if self._waiting:
+            return "Queue price: asking AWS…", False
+        if self._error:
+            return f"Queue price unknown: {self._error}", True
+        if self._cost is None:
+            return "", False
+        return self._cost.get("text", ""), not self._cost.get("known")

@@ -152,6 +152,17 @@ class SKYFARM_PT_submit_aws(OutputPropertiesPanel, bpy.types.Panel):
         layout.prop(settings, "aws_max_cost")
         if settings.aws_max_cost <= 0:
             _hint(layout, "No budget: the cost is shown while it runs")
+        session = sync.session
+        if settings.backend == "AWS" and session is not None and session.status.connected:
+            # One cost.queue request per change of farm, device or market; the answer redraws the panel.
+            session.queue_price.ask(
+                operators.stack_name(preferences.addon_preferences(context)),
+                settings.aws_device.lower(),
+                settings.aws_market.lower().replace("_", "-"),
+            )
+            text, warn = session.queue_price.line()
+            if text:
+                _hint(layout, text, alert=warn)
 
 
 class SKYFARM_PT_submit_files(OutputPropertiesPanel, bpy.types.Panel):

@@ -10,7 +10,7 @@ import collections
 from dataclasses import dataclass
 from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
 
-from . import connection, farm as farm_module, state, submission
+from . import connection, cost, farm as farm_module, state, submission
 
 # CloudFormation states in which the stack's resources exist and can take jobs.
 # A reconnect reads at most this many jobs back (jobs.list pages of up to 200, newest first).
@@ -65,6 +65,8 @@ class DaemonSession:
             on_settled=self._farm_settled,
             recheck=self.check_stack,
         )
+        # The chosen queue's price per hour at full scale, for the AWS panel (asked when it is drawn).
+        self.queue_price = cost.QueuePrice(daemon.request, on_change=self._changed)
         daemon.listeners.on_status = self._on_status
         daemon.listeners.on_event = self._on_event
         daemon.listeners.on_notice = lambda level, text: self._notify(level, text)
@@ -234,13 +236,18 @@ class DaemonSession:
         """A deploy or destroy pressed here ended: the AWS backend follows the stack at once."""
         self.stack = stack
         self.aws = stack_availability(stack) if stack else BackendAvailability(False, "no AWS stack deployed (Deploy Stack in skyfarm Farm)")
+        self.queue_price.forget()  # the farm's queues came, went or changed
         self._revision += 1
         self.refresh_backends()
 
     # ----- connection listeners ----------------------------------------------------------------
 
+    def _changed(self) -> None:
+        self._revision += 1
+
     def _on_status(self, status: connection.ConnectionStatus) -> None:
         self._revision += 1
+        self.queue_price.forget()
         self.farm.connection_changed(status.connected)
         if status.connected:
             self.resync()

@@ -19,6 +19,7 @@ import { ProjectService } from './project/service.js';
 import { RpcRegistry } from './rpc/registry.js';
 import { createAwsWiring, registerAwsHandlers, type AwsWiringOptions } from './batch/wiring.js';
 import { farmFromStackOutputs } from './batch/farm.js';
+import { objectsStored } from './batch/prepare.js';
 import { writeManifest } from './project/upload.js';
 import { registerJobHandlers } from './rpc/job-handlers.js';
 import { handleLargeLists } from './project/large-lists.js';
@@ -193,6 +194,8 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
             missing: result.missing,
             files: result.files,
             bytesUploaded: result.bytesUploaded,
+            bytesTotal: result.bytesTotal,
+            objectsStored: objectsStored(result),
           };
         },
         // A render for a Blender version without a worker image is refused before anything is uploaded.
@@ -217,7 +220,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     registerJobHandlers(registry, jobs);
     stack.register(registry);
     images.register(registry);
-    registerAwsHandlers(registry, jobs, aws.backend, aws.costs);
+    registerAwsHandlers(registry, jobs, aws.backend, aws.costs, (params) => aws.queueCost(params));
     registry.register('project.upload', (params, context) =>
       projectService.uploadRequest(params, context.signal),
     );

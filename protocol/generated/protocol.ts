@@ -216,6 +216,44 @@ export type CostLine = {
   running: boolean;
 };
 
+export type StorageCost = {
+  known: boolean;
+  usd?: number;
+  s3UsdPerMonth?: number;
+  efsBytes?: number;
+  efsHours?: number;
+  s3Bytes?: number;
+  putRequests?: number;
+  getRequests?: number;
+  unknownReason?: string;
+  missingAction?: string;
+  text: string;
+};
+
+export type QueueCost = {
+  queue: string;
+  device?: "cpu" | "gpu";
+  market?: "spot" | "on-demand";
+  known: boolean;
+  usdPerHour?: number;
+  vcpus?: number;
+  environments?: Array<QueueEnvironmentCost>;
+  unknownReason?: string;
+  missingAction?: string;
+  text: string;
+  updatedAt?: string;
+};
+
+export type QueueEnvironmentCost = {
+  name: string;
+  market: "spot" | "on-demand";
+  maxVcpus: number;
+  instanceTypes: Array<string>;
+  priciestType: string;
+  usdPerVcpuHour: number;
+  usdPerHour: number;
+};
+
 export interface RequestMap {
   'daemon.info': { params: DaemonInfoParams; result: DaemonInfoResult };
   'render.submit': { params: RenderSubmitParams; result: RenderSubmitResult };
@@ -225,6 +263,7 @@ export interface RequestMap {
   'jobs.cancel': { params: JobsCancelParams; result: JobsCancelResult };
   'jobs.logs': { params: JobsLogsParams; result: JobsLogsResult };
   'jobs.cost': { params: JobsCostParams; result: JobsCostResult };
+  'cost.queue': { params: CostQueueParams; result: CostQueueResult };
   'jobs.download': { params: JobsDownloadParams; result: JobsDownloadResult };
   'stack.status': { params: StackStatusParams; result: StackStatusResult };
   'stack.deploy': { params: StackDeployParams; result: StackDeployResult };
@@ -329,6 +368,18 @@ export type JobsCostParams = {
 export type JobsCostResult = {
   cost: JobCost;
   lines: Array<CostLine>;
+  storage?: StorageCost;
+};
+
+export type CostQueueParams = {
+  stackName?: string;
+  bucket?: string;
+  device?: "cpu" | "gpu";
+  market?: "spot" | "on-demand";
+  queue?: string;
+};
+export type CostQueueResult = {
+  cost: QueueCost;
 };
 
 export type JobsDownloadParams = {
@@ -408,7 +459,7 @@ export interface EventMap {
 
 export type Method = keyof RequestMap;
 export type EventName = keyof EventMap;
-export const METHODS = ["daemon.info","render.submit","project.upload","jobs.list","jobs.get","jobs.cancel","jobs.logs","jobs.cost","jobs.download","stack.status","stack.deploy","stack.destroy","images.list","images.build"] as const;
+export const METHODS = ["daemon.info","render.submit","project.upload","jobs.list","jobs.get","jobs.cancel","jobs.logs","jobs.cost","cost.queue","jobs.download","stack.status","stack.deploy","stack.destroy","images.list","images.build"] as const;
 export const EVENTS = ["job.update","upload.progress","stack.event","image.build"] as const;
 
 export type Hello = {
@@ -1124,6 +1175,182 @@ export const SCHEMA_DEFINITIONS: Record<string, unknown> = {
       }
     }
   },
+  "StorageCost": {
+    "type": "object",
+    "$comment": "an AWS job's S3/EFS storage and requests, apart from its compute: the EFS working copy for the job's duration and the S3 requests (spent), and what its bytes in S3 cost per month while kept; from the Price List's S3 Standard, EFS Standard and S3 request prices; unknown with the reason otherwise",
+    "required": [
+      "known",
+      "text"
+    ],
+    "additionalProperties": false,
+    "properties": {
+      "known": {
+        "type": "boolean"
+      },
+      "usd": {
+        "type": "number",
+        "minimum": 0,
+        "$comment": "EFS working copy × hours + S3 requests, USD"
+      },
+      "s3UsdPerMonth": {
+        "type": "number",
+        "minimum": 0,
+        "$comment": "the job's new bytes in S3 (upload and jobs/<id>/), per month while kept"
+      },
+      "efsBytes": {
+        "type": "integer",
+        "minimum": 0
+      },
+      "efsHours": {
+        "type": "number",
+        "minimum": 0
+      },
+      "s3Bytes": {
+        "type": "integer",
+        "minimum": 0
+      },
+      "putRequests": {
+        "type": "integer",
+        "minimum": 0,
+        "$comment": "at least: one per object the job stored"
+      },
+      "getRequests": {
+        "type": "integer",
+        "minimum": 0,
+        "$comment": "at most: one per project file the copy stage read"
+      },
+      "unknownReason": {
+        "type": "string",
+        "maxLength": 2048
+      },
+      "missingAction": {
+        "type": "string",
+        "maxLength": 128
+      },
+      "text": {
+        "type": "string",
+        "maxLength": 2048
+      }
+    }
+  },
+  "QueueCost": {
+    "type": "object",
+    "$comment": "a render queue's price per hour at full scale, before submitting: each compute environment's maxvCpus × the highest price per vCPU among its instance types (Price List on-demand; EC2 spot prices for SPOT environments); never guessed: unknown with the reason (and the IAM action missing) otherwise",
+    "required": [
+      "queue",
+      "known",
+      "text"
+    ],
+    "additionalProperties": false,
+    "properties": {
+      "queue": {
+        "type": "string",
+        "maxLength": 256
+      },
+      "device": {
+        "enum": [
+          "cpu",
+          "gpu"
+        ]
+      },
+      "market": {
+        "enum": [
+          "spot",
+          "on-demand"
+        ]
+      },
+      "known": {
+        "type": "boolean"
+      },
+      "usdPerHour": {
+        "type": "number",
+        "minimum": 0,
+        "$comment": "at most this much per hour with every environment at its maxvCpus"
+      },
+      "vcpus": {
+        "type": "integer",
+        "minimum": 0,
+        "$comment": "the environments' maxvCpus together"
+      },
+      "environments": {
+        "type": "array",
+        "items": {
+          "$ref": "#/definitions/QueueEnvironmentCost"
+        },
+        "maxItems": 100
+      },
+      "unknownReason": {
+        "type": "string",
+        "maxLength": 2048
+      },
+      "missingAction": {
+        "type": "string",
+        "maxLength": 128,
+        "$comment": "the IAM action AWS denied, e.g. batch:DescribeComputeEnvironments"
+      },
+      "text": {
+        "type": "string",
+        "maxLength": 4096,
+        "$comment": "one line for people, e.g. \"Queue skyfarm-cpu-spot: up to $6.10/hour at 256 vCPUs (spot, c6i/c6a)\""
+      },
+      "updatedAt": {
+        "type": "string",
+        "maxLength": 64
+      }
+    }
+  },
+  "QueueEnvironmentCost": {
+    "type": "object",
+    "required": [
+      "name",
+      "market",
+      "maxVcpus",
+      "instanceTypes",
+      "priciestType",
+      "usdPerVcpuHour",
+      "usdPerHour"
+    ],
+    "additionalProperties": false,
+    "properties": {
+      "name": {
+        "type": "string",
+        "maxLength": 256
+      },
+      "market": {
+        "enum": [
+          "spot",
+          "on-demand"
+        ]
+      },
+      "maxVcpus": {
+        "type": "integer",
+        "minimum": 0
+      },
+      "instanceTypes": {
+        "type": "array",
+        "items": {
+          "type": "string",
+          "maxLength": 64
+        },
+        "maxItems": 1000,
+        "$comment": "as the environment lists them: types, families, or Batch's optimal/default_* (then the families the Batch API reference names)"
+      },
+      "priciestType": {
+        "type": "string",
+        "maxLength": 64,
+        "$comment": "the size with the highest price per vCPU"
+      },
+      "usdPerVcpuHour": {
+        "type": "number",
+        "minimum": 0
+      },
+      "usdPerHour": {
+        "type": "number",
+        "minimum": 0,
+        "$comment": "usdPerVcpuHour × maxVcpus"
+      }
+    }
+  },
   "message.hello": {
     "type": "object",
     "required": [
@@ -1762,6 +1989,54 @@ export const SCHEMA_DEFINITIONS: Record<string, unknown> = {
           "$ref": "#/definitions/CostLine"
         },
         "maxItems": 100000
+      },
+      "storage": {
+        "$ref": "#/definitions/StorageCost",
+        "$comment": "S3/EFS storage and requests, a separate line (not in cost)"
+      }
+    }
+  },
+  "params.cost.queue": {
+    "type": "object",
+    "additionalProperties": false,
+    "properties": {
+      "stackName": {
+        "type": "string",
+        "maxLength": 128
+      },
+      "bucket": {
+        "type": "string",
+        "maxLength": 63
+      },
+      "device": {
+        "enum": [
+          "cpu",
+          "gpu"
+        ]
+      },
+      "market": {
+        "enum": [
+          "spot",
+          "on-demand"
+        ]
+      },
+      "queue": {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": 256,
+        "$comment": "a job queue by name or ARN instead of the farm's render queue for device and market"
+      }
+    }
+  },
+  "result.cost.queue": {
+    "type": "object",
+    "required": [
+      "cost"
+    ],
+    "additionalProperties": false,
+    "properties": {
+      "cost": {
+        "$ref": "#/definitions/QueueCost"
       }
     }
   },

@@ -134,6 +134,14 @@ export async function startCostWorld(
       memoryGiB: i.vcpu * 2,
       usdPerHour: i.usdPerHour,
     })),
+    // S3/EFS (us-east-1 list prices), for the storage and requests line.
+    storage: {
+      regionCode: 'us-east-1',
+      s3StandardGbMonth: 0.023,
+      s3Tier1PerRequest: 0.000005,
+      s3Tier2PerRequest: 0.0000004,
+      efsStandardGbMonth: 0.3,
+    },
   });
   t.teardown(() => pricing.close());
   const ec2 = await startFakeEc2({

@@ -14,6 +14,7 @@ import time
 import bpy
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import layout_recorder  # noqa: E402
 import support  # noqa: E402
 from support import check, log  # noqa: E402
 
@@ -90,6 +91,24 @@ def result_json(farm, **extra):
     print("FARM_RESULT " + json.dumps(data), flush=True)
 
 
+def deployed_queue_line():
+    """What the AWS sub-panel says under Max Cost: the daemon's price of the chosen queue at full scale."""
+    panels = support.addon("panels")
+
+    def drawn():
+        items = layout_recorder.draw_panel(panels.SKYFARM_PT_submit_aws, bpy.context)
+        text = layout_recorder.text_of(items)
+        line = text[text.find("Queue ") :] if "Queue " in text else ""
+        alert = any(item.get("alert") for item in items if item["kind"] == "label" and item.get("text", "").startswith("Queue "))
+        return line, alert
+
+    support.pump(30, lambda: drawn()[0].startswith("Queue skyfarm"), "the queue's price in the AWS panel")
+    line, alert = drawn()
+    log(f"AWS panel: {line!r}")
+    check(not alert, f"a known price is not drawn as a warning: {line!r}")
+    return line
+
+
 def scenario_deploy():
     support.enable_addon(ARGS)
     from skyfarm import operators, sync
@@ -117,7 +136,8 @@ def scenario_deploy():
     check("AWS is not available" not in blocker, f"Render with AWS after deploying: {blocker!r}")
     check(sync.session.farm.deploy_button().label == "Update Stack", "label after deploying")
     check(bpy.ops.skyfarm.destroy_stack.poll(), "Destroy is offered once the stack exists")
-    result_json(farm, pressedMs=pressed * 1000, liveViews=len(while_busy))
+    queue_line = deployed_queue_line()
+    result_json(farm, pressedMs=pressed * 1000, liveViews=len(while_busy), queueLine=queue_line)
 
     # Update with nothing changed: a change set without changes is success, the AWS backend stays.
     check(bpy.ops.skyfarm.deploy_stack("EXEC_DEFAULT") == {"FINISHED"}, "Update")

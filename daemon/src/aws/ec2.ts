@@ -30,6 +30,11 @@ export interface IEc2 {
     start: number,
     end: number,
   ): Promise<SpotPricePoint[]>;
+  /**
+   * The Linux/UNIX spot price in effect at `at` of each of `instanceTypes` in every zone of the region
+   * that has one (a type without spot capacity there has none).
+   */
+  spotPricesAt(instanceTypes: string[], at: number): Promise<SpotPricePoint[]>;
   /** At most 100 ids. */
   instances(instanceIds: string[]): Promise<Ec2Instance[]>;
 }
@@ -75,6 +80,39 @@ export function createEc2(settings: ClientSettings): IEc2 & { destroy(): void } 
         if (!token) break;
       }
       return points.sort((a, b) => a.since - b.since);
+    },
+    async spotPricesAt(instanceTypes, at) {
+      const newest = new Map<string, SpotPricePoint>();
+      let token: string | undefined;
+      for (let page = 0; page < MAX_PAGES && instanceTypes.length; page++) {
+        // StartTime = EndTime: EC2 answers with the price in effect then, per type and zone.
+        const out = await ec2().send(
+          new ec2Sdk.DescribeSpotPriceHistoryCommand({
+            InstanceTypes: instanceTypes as _InstanceType[],
+            ProductDescriptions: ['Linux/UNIX'],
+            StartTime: new Date(at),
+            EndTime: new Date(at),
+            MaxResults: 1000,
+            ...(token ? { NextToken: token } : {}),
+          }),
+        );
+        for (const item of out.SpotPriceHistory ?? []) {
+          const usd = Number(item.SpotPrice);
+          if (!item.InstanceType || !item.AvailabilityZone || !item.Timestamp || !(usd > 0)) continue;
+          const since = item.Timestamp.getTime();
+          const key = `${item.InstanceType}/${item.AvailabilityZone}`;
+          if (since <= at && since >= (newest.get(key)?.since ?? -Infinity))
+            newest.set(key, {
+              instanceType: item.InstanceType,
+              availabilityZone: item.AvailabilityZone,
+              usdPerHour: usd,
+              since,
+            });
+        }
+        token = out.NextToken || undefined;
+        if (!token) break;
+      }
+      return [...newest.values()];
     },
     async instances(instanceIds) {
       if (instanceIds.length === 0) return [];

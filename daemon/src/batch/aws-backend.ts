@@ -338,6 +338,14 @@ export class AwsBackend {
       signal.throwIfAborted();
       const chunks = renderChildren(result.job);
       store.setPrepared(jobId, renderQueue(row.farm, row.device, row.market), chunks);
+      const upload = result.upload;
+      if (upload?.bytesTotal !== undefined && upload.objectsStored !== undefined)
+        store.setUploadStats(jobId, {
+          bytesTotal: upload.bytesTotal,
+          bytesUploaded: upload.bytesUploaded,
+          objectsStored: upload.objectsStored,
+          files: upload.files,
+        });
       const missing = result.missing.length
         ? `; ${result.missing.length} missing: ${pathsText(result.missing, 3)}`
         : '';

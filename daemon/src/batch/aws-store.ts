@@ -22,6 +22,20 @@ export interface AwsJobRow {
   finishedAt: string | null;
   /** The job's budget (--max-cost), USD; kept here so it holds across daemon restarts. */
   maxCostUsd: number | null;
+  /** What its upload stored (null: not uploaded yet, or by a skyfarm that did not record it). */
+  uploadStats: UploadStats | null;
+}
+
+/** What a job's upload put where: for the storage and requests line of its cost. */
+export interface UploadStats {
+  /** The project's bytes: the copy stage's working copy on EFS. */
+  bytesTotal: number;
+  /** Bytes new to the bucket (blobs the bucket did not have yet). */
+  bytesUploaded: number;
+  /** Objects stored: one PUT each. */
+  objectsStored: number;
+  /** Files of the project: the copy stage reads each from the bucket once at most (GETs). */
+  files: number;
 }
 
 interface RawRow {
@@ -42,6 +56,7 @@ interface RawRow {
   canceled_at: string | null;
   finished_at: string | null;
   max_cost_usd: number | null;
+  upload_stats?: string | null;
 }
 
 const COLUMN: Record<TrackedStage, string> = {
@@ -57,7 +72,14 @@ export class AwsJobStore {
   insert(
     row: Omit<
       AwsJobRow,
-      'preparedAt' | 'renderQueue' | 'chunks' | 'batchIds' | 'canceledAt' | 'finishedAt' | 'maxCostUsd'
+      | 'preparedAt'
+      | 'renderQueue'
+      | 'chunks'
+      | 'batchIds'
+      | 'canceledAt'
+      | 'finishedAt'
+      | 'maxCostUsd'
+      | 'uploadStats'
     > & { maxCostUsd?: number | null },
   ) {
     this.db
@@ -101,6 +123,7 @@ export class AwsJobStore {
       canceledAt: raw.canceled_at,
       finishedAt: raw.finished_at,
       maxCostUsd: raw.max_cost_usd,
+      uploadStats: raw.upload_stats ? (JSON.parse(raw.upload_stats) as UploadStats) : null,
     };
   }
 
@@ -108,6 +131,12 @@ export class AwsJobStore {
     this.db
       .prepare('UPDATE aws_jobs SET prepared_at = ?, render_queue = ?, chunks = ? WHERE job_id = ?')
       .run(new Date().toISOString(), renderQueue, chunks, jobId);
+  }
+
+  setUploadStats(jobId: string, stats: UploadStats): void {
+    this.db
+      .prepare('UPDATE aws_jobs SET upload_stats = ? WHERE job_id = ?')
+      .run(JSON.stringify(stats), jobId);
   }
 
   setBatchId(jobId: string, stage: TrackedStage, batchId: string): void {

@@ -23,6 +23,22 @@ export interface UploadOutcome {
   missing: string[];
   files: number;
   bytesUploaded: number;
+  /** The project's bytes (what the copy stage puts on EFS). */
+  bytesTotal?: number;
+  /**
+   * Objects the upload stored outside jobs/<jobId>/ (blobs alone, packs): one PUT each, multipart
+   * parts aside. The manifest is under jobs/<jobId>/, counted with the job's other objects.
+   */
+  objectsStored?: number;
+}
+
+/** Objects an upload stored in the content-addressed store: the blobs that went alone, and the packs. */
+export function objectsStored(upload: {
+  blobsUploaded: number;
+  blobsPacked: number;
+  packsUploaded: number;
+}): number {
+  return upload.blobsUploaded - upload.blobsPacked + upload.packsUploaded;
 }
 
 /** Puts a project into the farm bucket and writes its manifest. */
@@ -48,6 +64,8 @@ export const uploadToBucket: ProjectUploader = async (request) => {
     missing: upload.missing,
     files: upload.files,
     bytesUploaded: upload.bytesUploaded,
+    bytesTotal: upload.bytesTotal,
+    objectsStored: objectsStored(upload),
   };
 };
 
@@ -82,6 +100,8 @@ export interface PrepareResult {
   missing: string[];
   files: number;
   bytesUploaded: number;
+  /** The uploader's whole answer (what its storage line reads). */
+  upload?: UploadOutcome;
 }
 
 export async function prepareJob(request: PrepareRequest): Promise<PrepareResult> {
@@ -119,5 +139,5 @@ export async function prepareJob(request: PrepareRequest): Promise<PrepareResult
   };
   // Last: a stage that finds job.json finds everything it names.
   await request.bucket.putJson(keys.job, job);
-  return { job, missing: upload.missing, files: upload.files, bytesUploaded: upload.bytesUploaded };
+  return { job, missing: upload.missing, files: upload.files, bytesUploaded: upload.bytesUploaded, upload };
 }

@@ -2,7 +2,7 @@
 // RPC handlers that only AWS jobs have (jobs.download, jobs.logs --chunk).
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import type { AwsRenderOptions } from '../../../protocol/generated/protocol.js';
+import type { AwsRenderOptions, CostQueueParams, QueueCost } from '../../../protocol/generated/protocol.js';
 import type { Db } from '../db/database.js';
 import { SkyfarmError } from '../errors.js';
 import type { Notify } from '../notify.js';
@@ -24,6 +24,9 @@ import { createPricing } from '../aws/pricing.js';
 import { PriceBook } from '../cost/price-book.js';
 import { CostService, type CostClients } from '../cost/cost-service.js';
 import { CostTracker } from '../cost/cost-tracker.js';
+import { queuePrice } from '../cost/queue-price.js';
+import { jobObjects } from '../cost/storage.js';
+import { createQueueEnvironments, type IQueueEnvironments } from './queue-environments.js';
 import { jobKeys, type CostNote } from './layout.js';
 import { assertReadableBy, formatBlendVersion, type BlendVersion } from '../jobs/validate-blend.js';
 
@@ -86,6 +89,8 @@ export interface AwsWiring {
     aws: AwsRenderOptions | undefined,
     context?: SubmitContext,
   ): Promise<AwsSubmitOptions & { note?: string }>;
+  /** The price per hour at full scale of the render queue these options pick (or of `queue`). */
+  queueCost(params: CostQueueParams): Promise<QueueCost>;
   close(): void;
 }
 
@@ -158,12 +163,23 @@ export function createAwsWiring(deps: {
   };
   const pricing = createPricing(settingsFromEnv(deps.env, 'PRICING'));
   const store = new AwsJobStore(deps.db);
+  const prices = new PriceBook({ db: deps.db, pricing: () => pricing });
   const service = new CostService({
     repo: deps.repo,
     store,
     clients: costClients,
-    prices: new PriceBook({ db: deps.db, pricing: () => pricing }),
+    prices,
+    objects: (farm, jobId) => jobObjects(clients(farm).bucket, jobId),
   });
+  const queueCache = new Map<string, IQueueEnvironments & { destroy(): void }>();
+  const queueEnvironments = (region: string) => {
+    let entry = queueCache.get(region);
+    if (!entry) {
+      entry = createQueueEnvironments({ ...settingsFromEnv(deps.env, 'BATCH'), region });
+      queueCache.set(region, entry);
+    }
+    return entry;
+  };
   const costs = new CostTracker({
     service,
     repo: deps.repo,
@@ -180,35 +196,61 @@ export function createAwsWiring(deps: {
     },
     stop: (jobId, reason) => backend.stopForBudget(jobId, reason),
   });
+  /** The farm a render with these options goes to (stack outputs, else --bucket / the environment). */
+  const resolveFarm = async (
+    aws: Pick<AwsRenderOptions, 'stackName' | 'bucket'>,
+  ): Promise<{ farm: FarmSettings; stackName: string | undefined }> => {
+    let farm: FarmSettings | undefined;
+    // Neither --stack-name nor --bucket (nor SKYFARM_AWS_BUCKET): the stack daemon.info offers as the
+    // AWS backend, i.e. the one this daemon deployed or saw ready last.
+    const stackName =
+      aws.stackName || aws.bucket || deps.env['SKYFARM_AWS_BUCKET']
+        ? aws.stackName
+        : deps.options?.defaultStack?.();
+    if (stackName && !aws.bucket) {
+      if (!deps.options?.resolveStack) {
+        throw new SkyfarmError(
+          'BACKEND_UNAVAILABLE',
+          `cannot look up stack "${stackName}" in this daemon yet; pass --bucket`,
+        );
+      }
+      farm = await deps.options.resolveStack(stackName);
+    } else {
+      farm = farmFromEnv(deps.env, aws.bucket);
+    }
+    if (!farm) {
+      throw new SkyfarmError(
+        'BACKEND_UNAVAILABLE',
+        'the AWS backend needs a farm: deploy one (`skyfarm deploy`) and pass --stack-name, or pass --bucket B ' +
+          '(or set SKYFARM_AWS_BUCKET) for a stack whose queues and job definitions keep the template’s names',
+      );
+    }
+    return { farm, stackName };
+  };
   return {
     backend,
     costs,
+    async queueCost(params) {
+      const { farm } = await resolveFarm(params);
+      const device = params.device ?? 'cpu';
+      const market = params.market ?? 'spot';
+      const queue = params.queue ?? renderQueue(farm, device, market);
+      const clients = costClients(farm);
+      return queuePrice(
+        queueName(queue),
+        {
+          environments: queueEnvironments(clients.region),
+          ec2: clients.ec2,
+          prices,
+          region: clients.region,
+        },
+        params.queue ? {} : { device, market },
+      );
+    },
     async options(aws = {}, context) {
-      let farm: FarmSettings | undefined;
-      // Neither --stack-name nor --bucket (nor SKYFARM_AWS_BUCKET): the stack daemon.info offers as the
-      // AWS backend, i.e. the one this daemon deployed or saw ready last.
-      const stackName =
-        aws.stackName || aws.bucket || deps.env['SKYFARM_AWS_BUCKET']
-          ? aws.stackName
-          : deps.options?.defaultStack?.();
-      if (stackName && !aws.bucket) {
-        if (!deps.options?.resolveStack) {
-          throw new SkyfarmError(
-            'BACKEND_UNAVAILABLE',
-            `cannot look up stack "${stackName}" in this daemon yet; pass --bucket`,
-          );
-        }
-        farm = await deps.options.resolveStack(stackName);
-      } else {
-        farm = farmFromEnv(deps.env, aws.bucket);
-      }
-      if (!farm) {
-        throw new SkyfarmError(
-          'BACKEND_UNAVAILABLE',
-          'the AWS backend needs a farm: deploy one (`skyfarm deploy`) and pass --stack-name, or pass --bucket B ' +
-            '(or set SKYFARM_AWS_BUCKET) for a stack whose queues and job definitions keep the template’s names',
-        );
-      }
+      const resolved = await resolveFarm(aws);
+      const stackName = resolved.stackName;
+      let farm = resolved.farm;
       const device = aws.device ?? 'cpu';
       const market = aws.market ?? 'spot';
       renderQueue(farm, device, market); // refuses GPU on a farm without GPU queues
@@ -290,9 +332,18 @@ export function createAwsWiring(deps: {
       cache.clear();
       for (const entry of costCache.values()) entry.destroy();
       costCache.clear();
+      for (const entry of queueCache.values()) entry.destroy();
+      queueCache.clear();
       pricing.destroy();
     },
   };
+}
+
+/** A job queue's name from its ARN (`…:job-queue/<name>`); a name stays as it is. */
+export function queueName(queue: string): string {
+  return queue.includes(':job-queue/')
+    ? queue.slice(queue.indexOf(':job-queue/') + ':job-queue/'.length)
+    : queue;
 }
 
 function seriesOf(version: string): string {
@@ -318,11 +369,14 @@ export function registerAwsHandlers(
   jobs: JobService,
   aws: AwsBackend,
   costs?: CostTracker,
+  queueCost?: AwsWiring['queueCost'],
 ): void {
+  if (queueCost) registry.register('cost.queue', async (params) => ({ cost: await queueCost(params) }));
   if (costs) {
     registry.register('jobs.cost', async (params) => {
       jobs.get(params.jobId);
-      return costs.refresh(params.jobId);
+      const report = await costs.refresh(params.jobId);
+      return { ...report, storage: await costs.storage(params.jobId) };
     });
   }
   registry.register('jobs.download', async (params) => {

@@ -3,6 +3,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type {
   AwsRenderOptions,
+  CostQueueParams,
   EventMap,
   Job,
   ProjectUploadParams,
@@ -19,7 +20,7 @@ import { connect, connectOrStart, stopDaemon } from './daemon-control.js';
 import { EXIT, exitCodeForState } from './exit-codes.js';
 import { ProgressPrinter, formatDuration, liveAndEta } from './progress.js';
 import { costLine } from '../cost/format.js';
-import { jobCostText } from './cost-command.js';
+import { jobCostText, queueCostBeforeSubmit } from './cost-command.js';
 
 export interface CliContext {
   stateDir: string;
@@ -111,6 +112,16 @@ export interface RenderOptions {
   json: boolean;
 }
 
+/** The queue a render's AWS options pick: farm (stack or bucket), device and market. */
+function queueParams(aws: AwsRenderOptions | undefined): CostQueueParams {
+  return {
+    ...(aws?.stackName !== undefined ? { stackName: aws.stackName } : {}),
+    ...(aws?.bucket !== undefined ? { bucket: aws.bucket } : {}),
+    ...(aws?.device !== undefined ? { device: aws.device } : {}),
+    ...(aws?.market !== undefined ? { market: aws.market } : {}),
+  };
+}
+
 export async function renderCommand(ctx: CliContext, options: RenderOptions): Promise<number> {
   const params: RenderSubmitParams = { blendFile: resolve(ctx.cwd, options.file) };
   if (options.frames !== undefined) params.frames = options.frames;
@@ -124,6 +135,13 @@ export async function renderCommand(ctx: CliContext, options: RenderOptions): Pr
   if (options.aws !== undefined) params.aws = options.aws;
   const { client } = await connectOrStart(ctx.stateDir, ctx.env);
   try {
+    // Before submitting to AWS: what the chosen queue costs per hour at full scale (one line).
+    const queueCost =
+      options.backend === 'aws' && !options.aws?.prepareOnly
+        ? await queueCostBeforeSubmit(client, queueParams(options.aws))
+        : undefined;
+    if (queueCost && !options.json) ctx.stderr.write(`${queueCost.text}\n`);
+    const withQueueCost = <T extends object>(value: T) => (queueCost ? { ...value, queueCost } : value);
     const { job, missing, missingCount } = await client.request('render.submit', params);
     if (options.aws?.prepareOnly) return await preparedOnly(ctx, client, job.id);
     if (missing?.length && !options.json) {
@@ -132,7 +150,7 @@ export async function renderCommand(ctx: CliContext, options: RenderOptions): Pr
       );
     }
     if (!options.wait) {
-      if (options.json) printJson(ctx, job);
+      if (options.json) printJson(ctx, withQueueCost(job));
       else print(ctx, `submitted ${job.id}: ${job.framesTotal} frames of "${job.scene}" → ${job.output}`);
       return EXIT.ok;
     }
@@ -140,7 +158,7 @@ export async function renderCommand(ctx: CliContext, options: RenderOptions): Pr
       print(ctx, `submitted ${job.id}: ${job.framesTotal} frames of "${job.scene}" → ${job.output}`);
     // Progress goes to stderr in every mode: stdout carries only the result (JSON with --json).
     const final = await waitForJob(client, job.id, new ProgressPrinter(ctx.stderr));
-    if (options.json) printJson(ctx, final);
+    if (options.json) printJson(ctx, withQueueCost(final));
     else print(ctx, describeJob(final));
     return exitCodeForState(final.state);
   } finally {

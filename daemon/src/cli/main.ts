@@ -21,7 +21,7 @@ import {
 } from './commands.js';
 import { deployCommand, destroyCommand, stackCommand, stackFlags } from '../stack/cli.js';
 import { awsRenderOptions, downloadCommand } from './aws-commands.js';
-import { costCommand } from './cost-command.js';
+import { costCommand, queueCostCommand } from './cost-command.js';
 import { imagesBuildCommand, imagesCommand } from '../images/cli.js';
 import { addonCommand } from '../addon/cli.js';
 
@@ -36,6 +36,9 @@ Usage:
   skyfarm status JOB [--json]           one job in detail
   skyfarm cancel JOB [--json]           stop a job
   skyfarm cost JOB [--json]             an AWS job's cost so far (≈, from AWS's prices), projection, budget
+  skyfarm cost --queue [NAME] [--device cpu|gpu] [--market spot|on-demand] [--bucket B | --stack-name N] [--json]
+                                        a render queue's price per hour at full scale (render --backend aws
+                                        says it before submitting)
   skyfarm render FILE.blend --backend aws [--bucket B | --stack-name N] [--device cpu|gpu]
                             [--market spot|on-demand] [--blender-version X] [--notify-email A]
                             [--max-cost USD] [--prepare-only] ...   render on AWS Batch (--prepare-only: upload,
@@ -150,6 +153,7 @@ export async function main(argv: string[], ctx: CliContext): Promise<number> {
       'notify-email': { type: 'string' },
       'max-cost': { type: 'string' },
       'prepare-only': { type: 'boolean' },
+      queue: { type: 'boolean' },
       chunk: { type: 'string' },
       timeout: { type: 'string' },
       blender: { type: 'string', multiple: true },
@@ -251,8 +255,35 @@ export async function main(argv: string[], ctx: CliContext): Promise<number> {
       return statusCommand(ctx, oneJob(positionals, 'status'), json);
     case 'cancel':
       return cancelCommand(ctx, oneJob(positionals, 'cancel'), json);
-    case 'cost':
-      return costCommand(ctx, oneJob(positionals, 'cost'), json);
+    case 'cost': {
+      if (!values.queue) return costCommand(ctx, oneJob(positionals, 'cost'), json);
+      if (positionals.length > 1)
+        throw new UsageError(
+          'usage: skyfarm cost --queue [NAME] [--device cpu|gpu] [--market spot|on-demand]',
+        );
+      let aws;
+      try {
+        aws = awsRenderOptions({
+          device: values.device,
+          market: values.market,
+          bucket: values.bucket,
+          'stack-name': values['stack-name'],
+        });
+      } catch (error) {
+        throw new UsageError((error as Error).message);
+      }
+      return queueCostCommand(
+        ctx,
+        {
+          ...(aws?.stackName !== undefined ? { stackName: aws.stackName } : {}),
+          ...(aws?.bucket !== undefined ? { bucket: aws.bucket } : {}),
+          ...(aws?.device !== undefined ? { device: aws.device } : {}),
+          ...(aws?.market !== undefined ? { market: aws.market } : {}),
+          ...(positionals[0] !== undefined ? { queue: positionals[0] } : {}),
+        },
+        json,
+      );
+    }
     case 'logs':
       return logsCommand(
         ctx,

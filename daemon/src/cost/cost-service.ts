@@ -2,7 +2,7 @@
 // instances they ran on (ECS container instance → type and zone; EC2 → spot or on-demand) and those
 // instances' prices (PriceBook). Instances never change type, so what ECS and EC2 said is kept for
 // the daemon's life. The result is a JobCost (protocol) plus its lines for `skyfarm cost --json`.
-import type { CostLine, JobCost } from '../../../protocol/generated/protocol.js';
+import type { CostLine, JobCost, StorageCost } from '../../../protocol/generated/protocol.js';
 import type { IBatch, BatchJobInfo } from '../batch/batch-api.js';
 import { DESCRIBE_LIMIT } from '../batch/batch-api.js';
 import type { AwsJobStore, TrackedStage } from '../batch/aws-store.js';
@@ -24,7 +24,8 @@ import {
   type SpendLine,
   type SpendSources,
 } from './spend.js';
-import { CostUnknown, costUnknownFrom } from './unknown.js';
+import { CostUnknown, costUnknownFrom, costUnknownText } from './unknown.js';
+import { storageCost, type JobObjects } from './storage.js';
 
 export interface CostClients {
   batch: IBatch;
@@ -39,6 +40,8 @@ export interface CostServiceDeps {
   store: AwsJobStore;
   prices: PriceBook;
   clients: (farm: FarmSettings) => CostClients;
+  /** The job's objects in its farm's bucket (jobs/<jobId>/), for the storage line. */
+  objects?: (farm: FarmSettings, jobId: string) => Promise<JobObjects>;
   now?: () => number;
 }
 
@@ -135,6 +138,51 @@ export class CostService {
       updatedAt: at,
     };
     return { cost, lines: lines.map(toLine) };
+  }
+
+  /**
+   * The job's S3/EFS storage and requests (a line apart from the compute cost). Unknown, with the
+   * reason, when a price, the job's objects or its upload record cannot be had.
+   */
+  async storage(jobId: string): Promise<StorageCost> {
+    const row = this.deps.store.get(jobId);
+    if (!row)
+      throw new SkyfarmError('BAD_ARGUMENT', `job ${jobId} rendered on this machine: it has no AWS cost`);
+    try {
+      if (!row.uploadStats)
+        throw new CostUnknown(
+          row.preparedAt
+            ? 'this job was uploaded by a skyfarm that did not record what its upload stored'
+            : 'the job has not been uploaded yet',
+        );
+      if (!this.deps.objects)
+        throw new CostUnknown('this daemon cannot list the job’s objects in the bucket');
+      const clients = this.deps.clients(row.farm);
+      const prices = await this.deps.prices.storage(clients.region);
+      let objects: JobObjects;
+      try {
+        objects = await this.deps.objects(row.farm, jobId);
+      } catch (error) {
+        throw costUnknownFrom(error, 's3:ListBucket');
+      }
+      let found: Run[];
+      try {
+        found = (await this.runs(clients, row.batchIds, row.chunks ?? 1)).runs;
+      } catch (error) {
+        throw costUnknownFrom(error, 'batch:DescribeJobs');
+      }
+      const span = found.length
+        ? { start: Math.min(...found.map((r) => r.start)), end: Math.max(...found.map((r) => r.end)) }
+        : undefined;
+      return storageCost(row.uploadStats, objects, span, prices);
+    } catch (error) {
+      const unknown = error instanceof CostUnknown ? error : costUnknownFrom(error, 'pricing:GetProducts');
+      const cost = {
+        unknownReason: unknown.reason,
+        ...(unknown.action ? { missingAction: unknown.action } : {}),
+      };
+      return { known: false, ...cost, text: costUnknownText(cost) };
+    }
   }
 
   private framesPerChunk(jobId: string, chunks: number, framesTotal: number): number[] {

@@ -3,7 +3,7 @@
 // the completion mail, and held against the job's budget — a projection over it is warned about once,
 // a spend that reaches it stops the job (`stop`, which publishes what finished).
 import type { Logger } from 'pino';
-import type { JobCost } from '../../../protocol/generated/protocol.js';
+import type { JobCost, StorageCost } from '../../../protocol/generated/protocol.js';
 import type { Notify } from '../notify.js';
 import { FINISHED_STATES, type JobRepo } from '../jobs/job-repo.js';
 import type { JobLogs } from '../jobs/job-log.js';
@@ -82,6 +82,11 @@ export class CostTracker {
   }
 
   /** Computes, stores and announces the job's cost now; enforces its budget. */
+  /** The job's S3/EFS storage and requests line (asked for by `skyfarm cost`, not refreshed). */
+  storage(jobId: string): Promise<StorageCost> {
+    return this.deps.service.storage(jobId);
+  }
+
   async refresh(jobId: string): Promise<CostReport> {
     const { repo } = this.deps;
     const report = await this.deps.service.report(jobId);

@@ -3,6 +3,7 @@
 import type { Db } from '../db/database.js';
 import type { InstanceOffer, IPricing } from '../aws/pricing.js';
 import type { IEc2, SpotPricePoint } from '../aws/ec2.js';
+import type { StoragePrices } from '../aws/storage-prices.js';
 import { CostUnknown, costUnknownFrom } from './unknown.js';
 
 export const ON_DEMAND_TTL_MS = 24 * 3_600_000;
@@ -73,6 +74,74 @@ export class PriceBook {
         );
       this.store(key, offer);
       return offer;
+    });
+  }
+
+  /** The on-demand offers of a family's sizes in a region (the Price List's answer, cached a day). */
+  async familyOffers(region: string, family: string): Promise<InstanceOffer[]> {
+    const key = `odfamily/${region}/${family}`;
+    const hit = this.cached<InstanceOffer[]>(key, ON_DEMAND_TTL_MS);
+    if (hit) return hit.value;
+    return this.once(key, async () => {
+      let offers: InstanceOffer[];
+      try {
+        offers = await this.deps.pricing().familyOffers(region, family);
+      } catch (error) {
+        throw costUnknownFrom(error, 'pricing:GetProducts');
+      }
+      if (offers.length === 0)
+        throw new CostUnknown(
+          `the AWS Price List has no Linux on-demand price for the ${family} family in ${region}`,
+        );
+      this.store(key, offers);
+      return offers;
+    });
+  }
+
+  /** S3 Standard, EFS Standard and S3 request prices of a region (the Price List's, cached a day). */
+  async storage(region: string): Promise<StoragePrices> {
+    const key = `storage/${region}`;
+    const hit = this.cached<StoragePrices>(key, ON_DEMAND_TTL_MS);
+    if (hit) return hit.value;
+    return this.once(key, async () => {
+      let found: Partial<StoragePrices>;
+      try {
+        found = await this.deps.pricing().storagePrices(region);
+      } catch (error) {
+        throw costUnknownFrom(error, 'pricing:GetProducts');
+      }
+      const names: Record<Exclude<keyof StoragePrices, 'region'>, string> = {
+        s3StandardGbMonth: 'S3 Standard storage',
+        s3PutPerRequest: 'S3 PUT/COPY/POST/LIST requests (S3-API-Tier1)',
+        s3GetPerRequest: 'S3 GET requests (S3-API-Tier2)',
+        efsStandardGbMonth: 'EFS Standard storage',
+      };
+      const missing = Object.entries(names).filter(([k]) => found[k as keyof StoragePrices] === undefined);
+      if (missing.length)
+        throw new CostUnknown(
+          `the AWS Price List has no price for ${missing.map(([, name]) => name).join(', ')} in ${region}`,
+        );
+      const prices = { ...found, region } as StoragePrices;
+      this.store(key, prices);
+      return prices;
+    });
+  }
+
+  /** The spot prices in effect now of these types in every zone of the region (cached an hour). */
+  async spotNow(ec2: IEc2, region: string, instanceTypes: string[]): Promise<SpotPricePoint[]> {
+    const types = [...new Set(instanceTypes)].sort();
+    const key = `spotnow/${region}/${types.join(',')}`;
+    const hit = this.cached<SpotPricePoint[]>(key, SPOT_TTL_MS);
+    if (hit) return hit.value;
+    return this.once(key, async () => {
+      let points: SpotPricePoint[];
+      try {
+        points = await ec2.spotPricesAt(types, this.now());
+      } catch (error) {
+        throw costUnknownFrom(error, 'ec2:DescribeSpotPriceHistory');
+      }
+      this.store(key, points);
+      return points;
     });
   }
 

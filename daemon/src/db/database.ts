@@ -94,6 +94,8 @@ const MIGRATIONS: string[] = [
   `CREATE TABLE price_cache (key TEXT PRIMARY KEY, value TEXT NOT NULL, fetched_at INTEGER NOT NULL)`,
   `ALTER TABLE jobs ADD COLUMN cost TEXT`,
   `ALTER TABLE aws_jobs ADD COLUMN max_cost_usd REAL`,
+  // What the job's upload stored (JSON UploadStats): its S3/EFS storage and requests line.
+  `ALTER TABLE aws_jobs ADD COLUMN upload_stats TEXT`,
 ];
 
 export function openDatabase(path: string): Db {

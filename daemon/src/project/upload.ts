@@ -122,6 +122,8 @@ export interface UploadResult {
   blobsUploaded: number;
   /** Packs stored (small blobs travel in packs: see pack-writer.ts). */
   packsUploaded: number;
+  /** Of blobsUploaded, those stored inside packs (the rest went up one object each). */
+  blobsPacked: number;
   /** Files whose hash was computed (not found in the hash cache). */
   filesHashed: number;
   bytesHashed: number;
@@ -319,6 +321,7 @@ export async function uploadProject(request: UploadRequest): Promise<UploadResul
             }
             bytesUploaded += bytes;
             blobsUploaded += locations.length;
+            blobsPacked += locations.length;
             progress.sending(bytes);
             progress.blobFinished(bytes);
           },
@@ -340,6 +343,7 @@ export async function uploadProject(request: UploadRequest): Promise<UploadResul
   const vanished: string[] = [];
   let bytesUploaded = 0;
   let blobsUploaded = 0;
+  let blobsPacked = 0;
   let filesHashed = 0;
   let bytesHashed = 0;
   let blobsTrusted = 0;
@@ -594,6 +598,7 @@ export async function uploadProject(request: UploadRequest): Promise<UploadResul
     bytesUploaded,
     blobsUploaded,
     packsUploaded: packsUploaded ?? 0,
+    blobsPacked,
     filesHashed,
     bytesHashed,
     blobsVanished: vanished.length,

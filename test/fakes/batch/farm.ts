@@ -68,6 +68,7 @@ export async function startFarm(
   const template = farmFromTemplate({ bucket: s3.bucket, gpu: true });
   const batch = await startFakeBatch({
     queues: template.queues,
+    computeEnvironments: template.computeEnvironments,
     jobDefinitions: template.jobDefinitions,
     rules: template.rules,
     hostEnv: { ...env, SKYFARM_EFS_ROOT: efs, SKYFARM_BLENDER: blenderCommand, ...options.workerEnv },

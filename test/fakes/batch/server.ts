@@ -64,6 +64,19 @@ export interface QueueSpec {
   name: string;
   /** GPU queues are only recorded (the fake has no GPU; jobs on them run like any other). */
   gpu?: boolean;
+  /** Its compute environments by name, in order (DescribeJobQueues' computeEnvironmentOrder). */
+  computeEnvironments?: string[];
+}
+
+/** A managed compute environment as DescribeComputeEnvironments reports it (scheduling ignores it). */
+export interface ComputeEnvironmentSpec {
+  name: string;
+  /** computeResources.type; absent: an UNMANAGED environment (no computeResources). */
+  resourceType?: 'EC2' | 'SPOT' | 'FARGATE' | 'FARGATE_SPOT';
+  maxvCpus?: number;
+  instanceTypes?: string[];
+  allocationStrategy?: string;
+  bidPercentage?: number;
 }
 
 export interface EventRule {
@@ -104,6 +117,10 @@ export interface FakeBatchOptions {
     arrayIndex?: number;
     attempt: number;
   }) => string | undefined;
+  /** Compute environments for DescribeComputeEnvironments (queues name theirs in `computeEnvironments`). */
+  computeEnvironments?: ComputeEnvironmentSpec[];
+  /** Items per page at most for DescribeJobQueues / DescribeComputeEnvironments (below maxResults). */
+  pageLimit?: number;
   /** Whether a job definition's image can be pulled (e.g. the fake ECR has the tag); default: every image. */
   imageExists?: (image: string) => boolean;
 }
@@ -171,6 +188,11 @@ export interface FakeBatch {
   jobs: Map<string, FakeJob>;
   /** Jobs submitted by EventBridge rules, in order. */
   ruleSubmissions: Array<{ rule: string; jobId: string; parameters: Record<string, string> }>;
+  /**
+   * These operations (e.g. "DescribeComputeEnvironments") answer 403 AccessDeniedException, as for an
+   * identity without the IAM action; [] allows all again.
+   */
+  deny(operations: string[]): void;
   /** Keep RUNNABLE jobs of this queue from starting (no capacity). */
   holdQueue(queue: string, held: boolean): void;
   /** The next container that matches is killed as if its spot instance were reclaimed. */
@@ -222,7 +244,7 @@ function killTree(pid: number | undefined): void {
 
 class BatchError extends Error {
   constructor(
-    readonly type: 'ClientException' | 'ServerException',
+    readonly type: 'ClientException' | 'ServerException' | 'AccessDeniedException',
     message: string,
     readonly status = 400,
   ) {
@@ -272,6 +294,26 @@ export async function startFakeBatch(options: FakeBatchOptions): Promise<FakeBat
   const defaultImage = `${ACCOUNT}.dkr.ecr.${REGION}.amazonaws.com/skyfarm/worker:fake`;
   let closed = false;
 
+  const ceArn = (name: string) => `arn:aws:batch:${REGION}:${ACCOUNT}:compute-environment/${name}`;
+  /** maxResults (1–100) and nextToken (an offset) as Describe* take them; `pageLimit` caps pages. */
+  const paginate = <T>(
+    input: Record<string, unknown>,
+    list: T[],
+    render: (item: T) => unknown,
+    key: string,
+  ): Record<string, unknown> => {
+    const max = input['maxResults'] === undefined ? 100 : Number(input['maxResults']);
+    if (!Number.isInteger(max) || max < 1 || max > 100)
+      throw new BatchError('ClientException', 'maxResults must be between 1 and 100');
+    const start = input['nextToken'] === undefined ? 0 : Number(input['nextToken']);
+    if (!Number.isInteger(start) || start < 0 || start > list.length)
+      throw new BatchError('ClientException', 'invalid nextToken');
+    const size = Math.min(max, options.pageLimit ?? max);
+    return {
+      [key]: list.slice(start, start + size).map(render),
+      ...(start + size < list.length ? { nextToken: String(start + size) } : {}),
+    };
+  };
   const findQueue = (ref: unknown): QueueSpec => {
     const text = String(ref ?? '');
     const queue = options.queues.find((q) => q.name === text || queueArn(q.name) === text);
@@ -903,6 +945,76 @@ export async function startFakeBatch(options: FakeBatchOptions): Promise<FakeBat
       });
       return { jobDefinitionName: name, jobDefinitionArn: defArn(name, revision), revision };
     },
+    '/v1/describejobqueues': (input) => {
+      const refs = (input['jobQueues'] as string[] | undefined) ?? [];
+      if (refs.length > 100) throw new BatchError('ClientException', 'jobQueues accepts at most 100 entries');
+      const list = refs.length
+        ? options.queues.filter((q) => refs.some((r) => r === q.name || r === queueArn(q.name)))
+        : options.queues;
+      return paginate(
+        input,
+        list,
+        (q) => ({
+          jobQueueName: q.name,
+          jobQueueArn: queueArn(q.name),
+          state: 'ENABLED',
+          status: 'VALID',
+          priority: 10,
+          computeEnvironmentOrder: (q.computeEnvironments ?? []).map((name, i) => ({
+            order: i + 1,
+            computeEnvironment: ceArn(name),
+          })),
+          jobQueueType: 'ECS',
+        }),
+        'jobQueues',
+      );
+    },
+    '/v1/describecomputeenvironments': (input) => {
+      const refs = (input['computeEnvironments'] as string[] | undefined) ?? [];
+      if (refs.length > 100)
+        throw new BatchError('ClientException', 'computeEnvironments accepts at most 100 entries');
+      const all = options.computeEnvironments ?? [];
+      const list = refs.length
+        ? all.filter((c) => refs.some((r) => r === c.name || r === ceArn(c.name)))
+        : all;
+      return paginate(
+        input,
+        list,
+        (c) => ({
+          computeEnvironmentName: c.name,
+          computeEnvironmentArn: ceArn(c.name),
+          ecsClusterArn: `arn:aws:ecs:${REGION}:${ACCOUNT}:cluster/${c.name}_Batch_fake`,
+          type: c.resourceType ? 'MANAGED' : 'UNMANAGED',
+          state: 'ENABLED',
+          status: 'VALID',
+          containerOrchestrationType: 'ECS',
+          ...(c.resourceType
+            ? {
+                computeResources: {
+                  type: c.resourceType,
+                  maxvCpus: c.maxvCpus ?? 256,
+                  ...(c.resourceType.startsWith('FARGATE')
+                    ? {}
+                    : {
+                        minvCpus: 0,
+                        desiredvCpus: 0,
+                        instanceTypes: c.instanceTypes ?? ['optimal'],
+                        allocationStrategy:
+                          c.allocationStrategy ??
+                          (c.resourceType === 'SPOT'
+                            ? 'SPOT_PRICE_CAPACITY_OPTIMIZED'
+                            : 'BEST_FIT_PROGRESSIVE'),
+                        ...(c.bidPercentage !== undefined ? { bidPercentage: c.bidPercentage } : {}),
+                      }),
+                  subnets: ['subnet-0fake'],
+                  securityGroupIds: ['sg-0fake'],
+                },
+              }
+            : {}),
+        }),
+        'computeEnvironments',
+      );
+    },
     '/v1/terminatejob': (input) => {
       const job = jobs.get(String(input['jobId']));
       if (!job) throw new BatchError('ClientException', `Job ${String(input['jobId'])} not found`);
@@ -919,6 +1031,7 @@ export async function startFakeBatch(options: FakeBatchOptions): Promise<FakeBat
     },
   };
 
+  let denied: string[] = [];
   const server: Server = createServer((request, response) => {
     void (async () => {
       const body = await readBody(request);
@@ -937,6 +1050,16 @@ export async function startFakeBatch(options: FakeBatchOptions): Promise<FakeBat
         }
         const input = JSON.parse(body || '{}') as Record<string, unknown>;
         calls.push({ operation: path.slice('/v1/'.length), input, at: Date.now() });
+        const denial = denied.find((op) => `/v1/${op.toLowerCase()}` === path);
+        if (denial)
+          throw new BatchError(
+            'AccessDeniedException',
+            `User: arn:aws:iam::${ACCOUNT}:user/artist is not authorized to perform: batch:${denial} ` +
+              'because no identity-based policy allows the batch:' +
+              denial +
+              ' action',
+            403,
+          );
         reply(response, 200, handler(input));
       } catch (error) {
         if (error instanceof BatchError)
@@ -952,6 +1075,7 @@ export async function startFakeBatch(options: FakeBatchOptions): Promise<FakeBat
     calls,
     jobs,
     ruleSubmissions,
+    deny: (operations) => void (denied = [...operations]),
     holdQueue: (queue, on) => void (on ? held.add(queue) : held.delete(queue)),
     interrupt: (interruption) => void interruptions.push(interruption),
     byName: (name) => order.filter((j) => j.jobName === name && j.arrayIndex === undefined),

@@ -101,6 +101,7 @@ export async function startStackFakes(
       const template = farmFromTemplate({ bucket, namePrefix, gpu });
       const batch = await startFakeBatch({
         queues: template.queues,
+        computeEnvironments: template.computeEnvironments,
         jobDefinitions: template.jobDefinitions,
         rules: template.rules,
         hostEnv: { ...base, SKYFARM_EFS_ROOT: path.join(dir, 'efs'), SKYFARM_BLENDER: blenderCommand },

@@ -2,21 +2,34 @@
 // job queues, the job definitions (command, environment, parameters, retry strategy, log prefix) and
 // the EventBridge rules that submit Batch jobs, so tests exercise the template's own settings.
 import { loadTemplate, type TemplateValue } from '../../../daemon/src/stack/template.js';
-import { ACCOUNT, REGION, type EventRule, type JobDefinitionSpec, type QueueSpec } from './server.js';
+import {
+  ACCOUNT,
+  REGION,
+  type ComputeEnvironmentSpec,
+  type EventRule,
+  type JobDefinitionSpec,
+  type QueueSpec,
+} from './server.js';
 import type { Pattern } from './events.js';
 
 export interface TemplateFarm {
   queues: QueueSpec[];
+  /** The compute environments (CloudFormation generates their names: `<LogicalId>-fake`). */
+  computeEnvironments: ComputeEnvironmentSpec[];
   jobDefinitions: JobDefinitionSpec[];
   rules: EventRule[];
   /** Logical id → physical name (queues, job definitions). */
   names: Record<string, string>;
 }
 
+const COMPUTE_PARAMETERS = ['MaxVcpus', 'GpuInstanceTypes'];
+
 export function farmFromTemplate(options: {
   bucket: string;
   namePrefix?: string;
   gpu?: boolean;
+  /** Stack parameters other than the defaults (e.g. MaxVcpus: '64'); others take the template's Default. */
+  parameters?: Record<string, string>;
 }): TemplateFarm {
   const { template } = loadTemplate();
   const prefix = options.namePrefix ?? 'skyfarm';
@@ -42,6 +55,18 @@ export function farmFromTemplate(options: {
           (template.Parameters?.['DefaultBlenderVersion'] as { Default?: string })?.Default ?? '4.2.3',
         );
       if (names[ref]) return names[ref]!;
+      // The compute environments' parameters only: other references stay visibly unresolved.
+      const parameter = COMPUTE_PARAMETERS.includes(ref)
+        ? (template.Parameters?.[ref] as { Type?: string; Default?: unknown } | undefined)
+        : undefined;
+      const given =
+        options.parameters?.[ref] ??
+        (parameter?.Default === undefined ? undefined : String(parameter.Default));
+      if (parameter && given !== undefined) {
+        if (parameter.Type === 'Number') return Number(given);
+        if (parameter.Type === 'CommaDelimitedList') return given.split(',').map((v) => v.trim());
+        return given;
+      }
       return `unresolved:${ref}`;
     }
     if (keys.length === 1 && keys[0] === 'Fn::Sub' && typeof value['Fn::Sub'] === 'string') {
@@ -61,14 +86,44 @@ export function farmFromTemplate(options: {
       names[id] = String(resolve(resource.Properties?.['JobQueueName']));
     if (resource.Type === 'AWS::Batch::JobDefinition')
       names[id] = String(resolve(resource.Properties?.['JobDefinitionName']));
+    if (resource.Type === 'AWS::Batch::ComputeEnvironment') names[id] = `${id}-fake`;
   }
   const queues: QueueSpec[] = [];
+  const computeEnvironments: ComputeEnvironmentSpec[] = [];
   const jobDefinitions: JobDefinitionSpec[] = [];
   const rules: EventRule[] = [];
   for (const [id, resource] of resources) {
     const props = (resolve(resource.Properties as TemplateValue) ?? {}) as Record<string, TemplateValue>;
     if (resource.Type === 'AWS::Batch::JobQueue') {
-      queues.push({ name: names[id]!, gpu: /gpu/i.test(id) });
+      const order =
+        (props['ComputeEnvironmentOrder'] as Array<{ Order: number; ComputeEnvironment: string }>) ?? [];
+      queues.push({
+        name: names[id]!,
+        gpu: /gpu/i.test(id),
+        computeEnvironments: [...order]
+          .sort((a, b) => a.Order - b.Order)
+          .map((o) => String(o.ComputeEnvironment)),
+      });
+    } else if (resource.Type === 'AWS::Batch::ComputeEnvironment') {
+      const compute = props['ComputeResources'] as Record<string, TemplateValue> | undefined;
+      computeEnvironments.push({
+        name: names[id]!,
+        ...(compute
+          ? {
+              resourceType: String(compute['Type']) as ComputeEnvironmentSpec['resourceType'] & string,
+              maxvCpus: Number(compute['MaxvCpus']),
+              ...(Array.isArray(compute['InstanceTypes'])
+                ? { instanceTypes: (compute['InstanceTypes'] as TemplateValue[]).map(String) }
+                : {}),
+              ...(compute['AllocationStrategy']
+                ? { allocationStrategy: String(compute['AllocationStrategy']) }
+                : {}),
+              ...(compute['BidPercentage'] !== undefined
+                ? { bidPercentage: Number(compute['BidPercentage']) }
+                : {}),
+            }
+          : {}),
+      });
     } else if (resource.Type === 'AWS::Batch::JobDefinition') {
       const container = (props['ContainerProperties'] ?? {}) as Record<string, TemplateValue>;
       const env = ((container['Environment'] as Array<{ Name: string; Value: string }>) ?? []).map((e) => [
@@ -131,5 +186,5 @@ export function farmFromTemplate(options: {
       }
     }
   }
-  return { queues, jobDefinitions, rules, names };
+  return { queues, computeEnvironments, jobDefinitions, rules, names };
 }

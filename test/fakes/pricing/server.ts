@@ -2,6 +2,7 @@
 // real @aws-sdk/client-pricing speaks it): GetProducts over EC2 instance products whose PriceList
 // entries are JSON strings shaped like the API reference's. Behaviour: see SPEC.md beside this file.
 import { AwsJsonError, startJsonEndpoint } from '../json11.js';
+import { storageProducts, type FakeStoragePrices } from './storage-products.js';
 
 export interface FakeInstanceProduct {
   instanceType: string;
@@ -34,6 +35,7 @@ const RATE = '6YS6EN2CT7';
 const RESERVED_TERM = '4NA7Y494T4';
 
 interface Entry {
+  serviceCode?: string;
   attributes: Record<string, string>;
   text: string;
 }
@@ -149,6 +151,8 @@ function matches(attributes: Record<string, string>, filter: Record<string, unkn
 
 export async function startFakePricing(options: {
   products: FakeInstanceProduct[];
+  /** S3 and EFS prices of a region (ServiceCode AmazonS3 / AmazonEFS products). */
+  storage?: FakeStoragePrices;
   /** Entries per page at most (below MaxResults), so a test sees NextToken followed. */
   pageLimit?: number;
 }): Promise<FakePricing> {
@@ -158,6 +162,7 @@ export async function startFakePricing(options: {
     entries.push(entry(product, 'Windows', 'Shared', 1.8));
     entries.push(entry(product, 'Linux', 'Dedicated', 1.1));
   }
+  if (options.storage) entries.push(...storageProducts(options.storage));
   let denied = false;
   const endpoint = await startJsonEndpoint('AWSPriceListService', {
     GetProducts: (input) => {
@@ -177,10 +182,11 @@ export async function startFakePricing(options: {
       const max = input['MaxResults'] === undefined ? 100 : Number(input['MaxResults']);
       if (!Number.isInteger(max) || max < 1 || max > 100)
         throw new AwsJsonError('InvalidParameterException', 'MaxResults must be between 1 and 100');
-      const found =
-        input['ServiceCode'] === 'AmazonEC2'
-          ? entries.filter((e) => filters.every((f) => matches(e.attributes, f)))
-          : [];
+      const found = entries.filter(
+        (e) =>
+          (e.serviceCode ?? 'AmazonEC2') === input['ServiceCode'] &&
+          filters.every((f) => matches(e.attributes, f)),
+      );
       const start = input['NextToken'] === undefined ? 0 : Number(input['NextToken']);
       if (!Number.isInteger(start) || start < 0 || start > found.length)
         throw new AwsJsonError('InvalidNextTokenException', 'The pagination token is invalid');
