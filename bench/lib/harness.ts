@@ -65,11 +65,12 @@ function round(x: number): number {
 
 export function toResult(metric: Metric, measurement: Measurement): MetricResult {
   const value = measurement.value === null ? null : round(measurement.value);
+  const goal = measurement.goal ?? metric.goal;
   const result: MetricResult = {
     name: metric.name,
     value,
     unit: metric.unit,
-    goal: formatGoal(metric.goal),
+    goal: formatGoal(goal),
     met: null,
   };
   let ratio: number | undefined;
@@ -80,7 +81,7 @@ export function toResult(metric: Metric, measurement: Measurement): MetricResult
       result.ratio = round(ratio);
     }
   }
-  result.met = goalMet(metric.goal, measurement.value, ratio);
+  result.met = goalMet(goal, measurement.value, ratio);
   if (measurement.note) result.note = measurement.note;
   if (measurement.details) result.details = measurement.details;
   return result;

@@ -34,6 +34,8 @@ export interface Measurement {
   baseline?: number;
   note?: string;
   details?: Record<string, unknown>;
+  /** The goal for this run's sizes, when it depends on them (instead of the metric's own). */
+  goal?: Goal;
 }
 
 export interface Sizes {
