@@ -127,17 +127,29 @@ t.test(
     t.equal(cost.code, 0, 'skyfarm cost', { stderr: cost.stderr });
     const report = JSON.parse(cost.stdout) as { cost: JobCost; lines: CostLine[] };
     const render = farm.batch.byName(`skyfarm-${jobId}-render`)[0]!;
-    const ids = ['copy', 'render', 'publish'].flatMap((stage) =>
-      stage === 'render'
-        ? [render.jobId]
-        : farm.batch.byName(`skyfarm-${jobId}-${stage}`).map((j) => j.jobId),
-    );
+    // The stack's rule published (the daemon did not submit that job): its run counts too.
+    const publishedBy = farm.batch.ruleSubmissions.filter((s) => s.parameters.skyfarmJobId === jobId);
+    t.equal(publishedBy.length, 1, 'the publish-after-failure rule published the finished frame');
+    const ids = [
+      ...['copy', 'render', 'publish'].flatMap((stage) =>
+        stage === 'render'
+          ? [render.jobId]
+          : farm.batch.byName(`skyfarm-${jobId}-${stage}`).map((j) => j.jobId),
+      ),
+      publishedBy[0]!.jobId,
+    ];
     const expected = world.expectedSpend(farm.batch, ids);
     t.ok(report.cost.known);
     t.ok(Math.abs(report.cost.usd! - expected) < 1e-9, `spend ${report.cost.usd} = ${expected}`);
     t.ok(report.cost.usd! >= 1.5, 'the spend reached the budget');
     t.equal(report.cost.budget, 'reached');
     t.ok(report.lines.some((l) => l.stage === 'render' && l.chunk === 1 && l.market === 'on-demand'));
+    t.ok(
+      report.lines.some(
+        (l) => l.stage === 'publish' && l.batchJobId === publishedBy[0]!.jobId && l.seconds > 0,
+      ),
+      'the publish that ran after the stop is in the spend',
+    );
     // Storage and requests: their own line, priced from the Price List's S3/EFS products.
     const storage = (JSON.parse(cost.stdout) as { storage?: StorageCost }).storage;
     t.equal(storage?.known, true, storage?.text ?? 'no storage line');

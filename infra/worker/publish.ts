@@ -133,6 +133,7 @@ export async function publishStage(ctx: WorkerContext): Promise<JobResult> {
     ...(reason ? { reason } : {}),
     ...(stop && !cancel ? { stopped: stop.reason } : {}),
     ...(cost?.text ? { cost: cost.text } : {}),
+    ...(ctx.config.batchJobId ? { publishBatchJobId: ctx.config.batchJobId } : {}),
     publishedAt: new Date().toISOString(),
   };
 

@@ -884,6 +884,11 @@ export class AwsBackend {
       repo.setFrame(t.jobId, frame, 'failed', { message: 'not rendered' });
     const lastOk = result?.ok.at(-1);
     if (lastOk) repo.update(t.jobId, { lastFrame: join(outputDir, lastOk.file) });
+    // After a failure the stack's rule published: its job is the job's publish from now on, so its
+    // cost is counted and its log is the publish stage's.
+    const publishedBy = result?.publishBatchJobId;
+    if (publishedBy && publishedBy !== row.batchIds.publish)
+      this.deps.store.setBatchId(t.jobId, 'publish', publishedBy);
     repo.setLive(t.jobId, undefined);
     this.deps.store.setFinished(t.jobId);
     this.tracked.delete(t.jobId);

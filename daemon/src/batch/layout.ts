@@ -115,6 +115,11 @@ export interface JobResult {
   stopped?: string;
   /** The daemon's last cost estimate (cost.json), for the mail. */
   cost?: string;
+  /**
+   * The Batch job that published (its AWS_BATCH_JOB_ID): after a failure, the stack's
+   * publish-after-failure, which the daemon did not submit and so learns of here (its cost counts).
+   */
+  publishBatchJobId?: string;
   mail?: { to: string; messageId?: string; error?: string };
   publishedAt: string;
 }
