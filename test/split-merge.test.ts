@@ -1,38 +1,43 @@
 // A split frame with real Blender, without the farm around it (issue #17): four parts render disjoint
 // runs of the frame's one sample sequence (the scene's seed); the merge's sample-weighted mean,
 // finished by Blender in the scene's output format, is the single render of those samples up to float
-// rounding: no further from the scene's single render than a single render with another seed is (the
-// issue's criterion), and clearly less noisy than one part alone. Pixel values are read by Blender.
-import t from 'tap';
+// rounding, so no further from it than a single render with another seed is (the issue's criterion),
+// and clearly less noisy than one part alone. Where a part cannot render its run exactly (4.2/4.3's
+// default blue-noise pattern: daemon/blender/split_rules.py) parts keep their own seeds, within a
+// stated margin. Pixel values are read by Blender itself.
+import t, { type Test } from 'tap';
 import { open } from 'node:fs/promises';
 import path from 'node:path';
 import { findBlender, renderChunk } from '../daemon/src/render/blender.js';
 import { readExrLayout } from '../daemon/src/split/exr.js';
 import { mergeFrame } from '../daemon/src/split/merge-frame.js';
-import { blenderSkip } from './helpers/scenes.js';
 import { partToMerge } from '../daemon/src/split/plan.js';
-import { makeNoisyScene, meanAbsoluteDifference, partsPattern, readPixels } from './helpers/split-scenes.js';
+import { blenderSkip } from './helpers/scenes.js';
+import {
+  exactSplit,
+  makeNoisyScene,
+  meanAbsoluteDifference,
+  readPixels,
+  tabulatedPattern,
+} from './helpers/split-scenes.js';
 
-// The merge is the single render of the parts' samples up to float rounding: measured, its mean |Δ|
-// from that render is ~1e-7 (3.4, 4.3, 5.2), about 2e-6 of two seeds' difference (~0.07–0.09).
-// Allowed: a thousandth of two seeds' difference (500× what was measured).
+// Exact runs: the merge's mean |Δ| from the single render of the same samples, measured ~1e-7 (3.4,
+// 4.3 Tabulated Sobol, 5.2), is about 2e-6 of two seeds' difference (~0.07–0.09). Allowed: a
+// thousandth of it (500× what was measured).
 const SAME_RENDER = 1e-3;
+// Own seeds lose the stratification one render's sample pattern has across all its samples: measured
+// on 4.3, the merge is ~5 % further from a single render than another single render is (the parts
+// alone ~80 %). The margin allows that, and no more.
+const STRATIFICATION_MARGIN = 1.15;
 
-t.test('four parts merge into the frame a single render gives', { skip: blenderSkip }, async (t) => {
+async function splitAndCompare(t: Test, samplingPattern: string | null): Promise<void> {
   const dir = t.testdir();
   const found = await findBlender();
   const blender = found.path;
-  const split = await makeNoisyScene(path.join(dir, 'split.blend'), { samples: 18, seed: 0 });
-  const other = await makeNoisyScene(path.join(dir, 'other.blend'), { samples: 18, seed: 7 });
-  // The render the parts reproduce: the scene's own, or (4.2/4.3) the same with the tabulated pattern.
-  const pattern = partsPattern(found.version);
-  const reference = pattern
-    ? await makeNoisyScene(path.join(dir, 'reference.blend'), {
-        samples: 18,
-        seed: 0,
-        samplingPattern: pattern,
-      })
-    : split;
+  const exact = exactSplit(found.version, samplingPattern);
+  const pattern = samplingPattern ? { samplingPattern } : {};
+  const split = await makeNoisyScene(path.join(dir, 'split.blend'), { samples: 18, seed: 0, ...pattern });
+  const other = await makeNoisyScene(path.join(dir, 'other.blend'), { samples: 18, seed: 7, ...pattern });
 
   const single = async (blendFile: string, name: string) => {
     const result = await renderChunk({
@@ -49,7 +54,6 @@ t.test('four parts merge into the frame a single render gives', { skip: blenderS
   };
   const singleA = await single(split, 'single-a');
   const singleB = await single(other, 'single-b');
-  const singleR = reference === split ? singleA : await single(reference, 'single-reference');
 
   const partsDir = path.join(dir, 'parts');
   const announced: string[] = [];
@@ -69,7 +73,8 @@ t.test('four parts merge into the frame a single render gives', { skip: blenderS
     t.same(result.failed, [], `part ${part} rendered`);
     announced.push(...lines.filter((line) => line.startsWith('SKYFARM_PART ')));
   }
-  // SKYFARM_PART <frame> <part> <samples> <total> <first sample>: the remainder spread, the total exact.
+  // SKYFARM_PART <frame> <part> <samples> <total> <first sample> <seed>: the remainder spread, the
+  // total exact.
   const fields = announced.map((line) => line.split(' ').slice(1).map(Number));
   t.same(
     fields.map((f) => f[2]),
@@ -80,11 +85,29 @@ t.test('four parts merge into the frame a single render gives', { skip: blenderS
     fields.every((f) => f[3] === 18),
     'each part knows the total',
   );
-  t.same(
-    fields.map((f) => f[4]),
-    [0, 5, 10, 14],
-    'the parts render samples 0–4, 5–9, 10–13 and 14–17 of one sequence',
-  );
+  if (exact) {
+    t.same(
+      fields.map((f) => [f[4], f[5]]),
+      [
+        [0, 0],
+        [5, 0],
+        [10, 0],
+        [14, 0],
+      ],
+      "the parts render samples 0–4, 5–9, 10–13 and 14–17 of the scene's seed's sequence",
+    );
+  } else {
+    t.same(
+      fields.map((f) => [f[4], f[5]]),
+      [
+        [0, 0],
+        [0, 1],
+        [0, 2],
+        [0, 3],
+      ],
+      'the pattern depends on the sample count: each part renders its share with its own seed',
+    );
+  }
 
   const partFiles = [0, 1, 2, 3].map((part) =>
     partToMerge({ parts: 4, samples: 18 }, path.join(partsDir, '1', `${part}.exr`), part),
@@ -122,35 +145,47 @@ t.test('four parts merge into the frame a single render gives', { skip: blenderS
     output: alone,
   });
 
-  const [a, b, m, p, r] = await readPixels([singleA, singleB, output, alone, singleR]);
-  t.ok(a && b && m && p && r, 'Blender read all five images');
-  if (!a || !b || !m || !p || !r) return;
+  const [a, b, m, p] = await readPixels([singleA, singleB, output, alone]);
+  t.ok(a && b && m && p, 'Blender read all four images');
+  if (!a || !b || !m || !p) return;
   t.same(m.size, [64, 64], 'the merged frame has the scene resolution');
   t.ok(m.float, 'the merged frame is in the scene format (float EXR)');
   const seeds = meanAbsoluteDifference(a, b);
-  const splitVsReference = meanAbsoluteDifference(m, r);
   const splitVsSingle = meanAbsoluteDifference(m, a);
-  // Against the other seed's render: the single render contains the part's samples, so it is not an
-  // independent yardstick for the part's noise.
+  // Against the other seed's render: the single render may contain the part's samples, so it is not
+  // an independent yardstick for the part's noise.
   const splitVsOther = meanAbsoluteDifference(m, b);
   const partVsOther = meanAbsoluteDifference(p, b);
   t.comment(
-    `mean |Δ| single vs single (other seed) ${seeds.toFixed(5)}, split vs single ${splitVsSingle.toFixed(5)} ` +
-      `(${(splitVsSingle / seeds).toFixed(3)}×), split vs the render the parts reproduce` +
-      `${pattern ? ` (${pattern})` : ''} ${splitVsReference.toExponential(2)}, vs the other seed: split ` +
-      `${splitVsOther.toFixed(5)}, one part ${partVsOther.toFixed(5)} (${(partVsOther / splitVsOther).toFixed(3)}×)`,
+    `Blender ${found.version.join('.')}, ${samplingPattern ?? 'default pattern'}, ${exact ? 'one sequence' : 'own seeds'}: ` +
+      `mean |Δ| single vs single (other seed) ${seeds.toFixed(5)}, split vs single ${splitVsSingle.toExponential(2)} ` +
+      `(${(splitVsSingle / seeds).toExponential(2)}×); vs the other seed: split ${splitVsOther.toFixed(5)}, ` +
+      `one part ${partVsOther.toFixed(5)} (${(partVsOther / splitVsOther).toFixed(3)}×)`,
   );
   t.ok(seeds > 0, 'two seeds render different noise');
-  t.ok(
-    splitVsReference <= seeds * SAME_RENDER,
-    `the split frame is a single render of the same samples (${splitVsReference.toExponential(2)} ≤ ${SAME_RENDER} × ${seeds.toFixed(5)})`,
-  );
-  t.ok(
-    splitVsSingle <= seeds,
-    `the split frame is as close to the single render as another seed's render is (${splitVsSingle.toFixed(5)} ≤ ${seeds.toFixed(5)})`,
-  );
+  if (exact) {
+    t.ok(
+      splitVsSingle <= seeds * SAME_RENDER,
+      `the split frame is the single render (${splitVsSingle.toExponential(2)} ≤ ${SAME_RENDER} × ${seeds.toFixed(5)})`,
+    );
+  } else {
+    t.ok(
+      splitVsSingle <= seeds * STRATIFICATION_MARGIN,
+      `the split frame is a single render within noise (${splitVsSingle.toFixed(5)} ≤ ${STRATIFICATION_MARGIN} × ${seeds.toFixed(5)})`,
+    );
+  }
   t.ok(
     partVsOther > splitVsOther * 1.3,
     `one part alone is clearly noisier (${partVsOther.toFixed(5)} vs ${splitVsOther.toFixed(5)} from the other seed's render)`,
   );
-});
+}
+
+t.test('four parts merge into the frame a single render gives', { skip: blenderSkip }, (t) =>
+  splitAndCompare(t, null),
+);
+
+t.test(
+  'with the tabulated sampling pattern, in every version one sequence',
+  { skip: blenderSkip },
+  async (t) => splitAndCompare(t, tabulatedPattern((await findBlender()).version)),
+);

@@ -94,7 +94,7 @@ class SkyfarmSceneSettings(bpy.types.PropertyGroup):
         name="Split Each Frame",
         description=(
             "Split each frame across N machines: each renders its share of the frame's samples and the farm "
-            "merges them into the frame one machine would render (Cycles only; 1 renders every frame whole)"
+            "merges them into one frame (Cycles only; 1 renders every frame whole)"
         ),
         default=1,
         min=1,

@@ -5,16 +5,19 @@
 # the samples after those of parts 0…k-1), no denoising, no adaptive sampling, no compositor, into a
 # float32 uncompressed multilayer EXR; the parts' sample-weighted mean (daemon/src/split/merge.ts) is
 # then the single render of those samples up to float rounding, and merge_frame.py applies the scene's
-# denoiser, colour management, output format and file name once. (Parts with their own seeds, the
-# first design, lost the stratification of one sequence: 1.02–1.05x a second single render's noise.)
+# denoiser, colour management, output format and file name once.
 #
 # How a part renders its run: Blender 4.4+ has Cycles' sample subsets, made for distributed
 # rendering: samples = the whole sequence, use_sample_subset, sample_offset and sample_subset_length.
 # Before 4.4 there is only sample_offset ("samples to skip when starting"), with samples = the part's
-# share; the sample pattern is then built for the share, which the tabulated patterns ignore (sample
-# k is row k of a table) but 4.2/4.3's default blue-noise pattern does not: there parts render the
-# tabulated pattern ("Classic") and the frame equals a single render with it, as noisy as the scene's
-# own and not the same pixels.
+# share, so the sample pattern is built for the share: the tabulated patterns do not care (sample k is
+# row k of a table) and 3.4's Sobol-Burley measured the same, but 4.2/4.3's blue-noise patterns (their
+# default) are built for the render's sample count and a part cannot reproduce the frame's. There, and
+# for any pattern not known to be exact, parts keep their own seeds (seed + part): independent renders
+# of the share, whose mean is as noisy as a single render within ~5 % (it loses the stratification of
+# one sequence). Rendering those parts with the tabulated pattern instead would reproduce a tabulated
+# single render exactly, but measured after a blur it is 1.2x further from the scene's blue-noise render
+# than another seed's (own seeds: 1.03x): blue noise's low-frequency advantage would be lost.
 #
 # Adaptive sampling is turned off for parts: it stops a pixel when its own estimate is below the noise
 # threshold, and each part would judge that on 1/N of the samples, so the parts' per-pixel sample
@@ -38,9 +41,15 @@ def part_offset(first, total, parts, part):
     return first + sum(part_samples(total, parts, earlier) for earlier in range(part))
 
 
-# Patterns whose sample k is the same whatever the render's sample count (a table row): before 4.4 a
-# part must render one of these (3.x calls the table Progressive Multi-Jitter, 3.5+ Tabulated Sobol).
-TABULATED_PATTERNS = ("TABULATED_SOBOL", "PROGRESSIVE_MULTI_JITTER")
+# Patterns whose sample k is the same whatever the render's sample count: before 4.4 a part renders
+# the frame's samples exactly only with one of these (3.4 and 3.5+ call the tabulated one Progressive
+# Multi-Jitter and Tabulated Sobol; SOBOL is 3.4's Sobol-Burley, measured exact on 3.4).
+COUNT_FREE_PATTERNS = ("TABULATED_SOBOL", "PROGRESSIVE_MULTI_JITTER", "SOBOL")
+
+
+def part_seed(seed, part):
+    # Distinct per part; with use_animated_seed Cycles hashes it with the frame, which stays distinct.
+    return (seed + part) % 2147483648
 
 
 def rendered_view_layers(scene):
@@ -84,19 +93,9 @@ def effective_samples(scene, layer):
     return frame_samples(scene, layer)[1]
 
 
-def use_tabulated_pattern(cycles):
-    """Before 4.4: makes the parts' sample k the frame's sample k (see the header); returns the
-    pattern the parts render with."""
-    pattern = getattr(cycles, "sampling_pattern", None)
-    if pattern is None or pattern in TABULATED_PATTERNS:
-        return pattern
-    for name in TABULATED_PATTERNS:
-        try:
-            cycles.sampling_pattern = name
-            return name
-        except TypeError:  # not an identifier of this version
-            continue
-    return pattern
+def renders_exact_subsets(cycles):
+    """Whether a part can render exactly its run of the frame's sample sequence (see the header)."""
+    return has_sample_subsets(cycles) or getattr(cycles, "sampling_pattern", None) in COUNT_FREE_PATTERNS
 
 
 def scene_denoises(scene, layer):
@@ -180,29 +179,34 @@ def set_multilayer_exr(settings):
 
 
 def configure_part(scene, parts, part):
-    """Sets `scene` up to render part `part` of `parts`; returns (samples, total, offset): its share,
-    the frame's samples and the index of its first sample in the frame's sequence."""
+    """Sets `scene` up to render part `part` of `parts`; returns (samples, total, offset, seed): its
+    share, the frame's samples, the index of its first sample in the sequence and the seed."""
     layer = rendered_view_layers(scene)[0]
     first, total = frame_samples(scene, layer)
     samples = part_samples(total, parts, part)
     if samples < 1:
         raise ValueError("%d parts but the scene renders only %d samples: every part needs at least one" % (parts, total))
-    offset = part_offset(first, total, parts, part)
     denoise = scene_denoises(scene, layer)
     cycles = scene.cycles
     sequence = sequence_samples(scene, layer)
     layer.samples = 0  # its override, if any, is in `sequence`
     if has_sample_subsets(cycles):
+        offset = part_offset(first, total, parts, part)
         cycles.samples = sequence
         cycles.use_sample_subset = True
         cycles.sample_offset = offset
         cycles.sample_subset_length = samples
-    else:
+    elif renders_exact_subsets(cycles):
+        offset = part_offset(first, total, parts, part)
         cycles.samples = samples
         cycles.sample_offset = offset
-        use_tabulated_pattern(cycles)
-    # The seed stays the scene's: every part draws from the same sequence (with use_animated_seed
-    # Cycles hashes it with the frame, the same for every part of a frame).
+    else:
+        offset = first
+        cycles.samples = samples
+        cycles.sample_offset = offset
+        cycles.seed = part_seed(cycles.seed, part)
+    # Otherwise the seed stays the scene's: every part draws from the same sequence (with
+    # use_animated_seed Cycles hashes it with the frame, the same for every part of a frame).
     cycles.use_adaptive_sampling = False
     cycles.time_limit = 0.0
     cycles.use_denoising = False
@@ -211,4 +215,4 @@ def configure_part(scene, parts, part):
     scene.render.use_compositing = False
     scene.render.use_sequencer = False
     set_multilayer_exr(scene.render.image_settings)
-    return samples, total, offset
+    return samples, total, offset, cycles.seed

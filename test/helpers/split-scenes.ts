@@ -197,13 +197,22 @@ export interface RenderVariant {
 }
 
 /**
- * The sampling pattern split parts render with when it is not the scene's: before Blender 4.4 a part
- * can only start at an offset with its own sample count, and 4.2/4.3's default blue-noise pattern
- * depends on that count, so parts render the tabulated pattern there (daemon/blender/split_rules.py).
+ * Whether split parts render exactly their runs of the frame's one sample sequence (so the merge is
+ * the single render up to float rounding) with this Blender and sampling pattern (null: the default),
+ * as daemon/blender/split_rules.py decides: always in 4.4+ (sample subsets); before, with a pattern
+ * whose samples do not depend on the sample count, which 4.2/4.3's default blue noise does (there
+ * parts keep their own seeds).
  */
-export function partsPattern(version: readonly number[]): string | null {
+export function exactSplit(version: readonly number[], pattern: string | null = null): boolean {
   const [major = 0, minor = 0] = version;
-  return major === 4 && minor >= 2 && minor < 4 ? 'TABULATED_SOBOL' : null;
+  if (major > 4 || (major === 4 && minor >= 4)) return true;
+  if (pattern !== null) return ['TABULATED_SOBOL', 'PROGRESSIVE_MULTI_JITTER', 'SOBOL'].includes(pattern);
+  return !(major === 4 && minor >= 2); // 3.4: Progressive Multi-Jitter, 3.5–4.1: Tabulated Sobol
+}
+
+/** The tabulated pattern's identifier in this Blender (3.4 calls it Progressive Multi-Jitter). */
+export function tabulatedPattern(version: readonly number[]): string {
+  return (version[0] ?? 0) === 3 && (version[1] ?? 0) < 5 ? 'PROGRESSIVE_MULTI_JITTER' : 'TABULATED_SOBOL';
 }
 
 /** Single renders of `blend` (Blender's own render, one Blender for all) with other samples/seeds. */

@@ -1,8 +1,8 @@
 // The merge of a split frame (issue #17): the sample-weighted mean of every pass of its parts'
 // EXRs, written as one EXR of the same layout. Each part's weight is its share of the frame's samples
 // (plan.ts partSamples), checked against what Cycles recorded in it (`cycles.<view layer>.samples`).
-// The parts render disjoint runs of one sample sequence, so the mean is the single render of the
-// frame up to float rounding. Passes that are not a mean over samples (ids, the first hit's depth:
+// Parts that render disjoint runs of one sample sequence (split_rules.py) make the mean the single
+// render of the frame up to float rounding. Passes that are not a mean over samples (ids, the first hit's depth:
 // split_rules.py FIRST_PART_PASSES) are taken from the first part. It streams scanline by scanline,
 // so memory stays at a few lines per part whatever the resolution.
 import { open, rename, rm, type FileHandle } from 'node:fs/promises';
