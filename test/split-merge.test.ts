@@ -26,8 +26,8 @@ import {
 // thousandth of it (500× what was measured).
 const SAME_RENDER = 1e-3;
 // Own seeds lose the stratification one render's sample pattern has across all its samples: measured
-// on 4.3, the merge is ~5 % further from a single render than another single render is (the parts
-// alone ~80 %). The margin allows that, and no more.
+// on 4.3, the merge is ~5 % further from a single render than another single render is. The margin
+// allows that, and no more.
 const STRATIFICATION_MARGIN = 1.15;
 
 async function splitAndCompare(t: Test, samplingPattern: string | null): Promise<void> {
