@@ -9,6 +9,7 @@ import path from 'node:path';
 import { findBlender, renderChunk } from '../daemon/src/render/blender.js';
 import { readExrLayout } from '../daemon/src/split/exr.js';
 import { mergeFrame } from '../daemon/src/split/merge-frame.js';
+import { partToMerge } from '../daemon/src/split/plan.js';
 import { blenderCommand, blenderSkip } from './helpers/scenes.js';
 import { makeNoisyScene, meanAbsoluteDifference, readPixels } from './helpers/split-scenes.js';
 
@@ -46,9 +47,11 @@ t.test('a denoising scene is denoised once, after the merge', { skip: blenderSki
     });
     t.same(result.failed, [], `part ${part} rendered`);
   }
-  const parts = [0, 1].map((part) => path.join(partsDir, '1', `${part}.exr`));
-  const handle = await open(parts[0]!, 'r');
-  const layout = await readExrLayout(handle, parts[0]!).finally(() => handle.close());
+  const parts = [0, 1].map((part) =>
+    partToMerge({ parts: 2, samples: 4 }, path.join(partsDir, '1', `${part}.exr`), part),
+  );
+  const handle = await open(parts[0]!.file, 'r');
+  const layout = await readExrLayout(handle, parts[0]!.file).finally(() => handle.close());
   const passes = new Set(layout.parts.flatMap((p) => p.channels.map((c) => c.name.split('.').at(-2))));
   t.ok(passes.has('Denoising Albedo') && passes.has('Denoising Normal'), 'parts carry albedo and normal');
   t.notOk(passes.has('Noisy Image'), 'parts are not denoised (no noisy copy beside a denoised image)');
@@ -61,6 +64,7 @@ t.test('a denoising scene is denoised once, after the merge', { skip: blenderSki
       scene: 'Scene',
       frame: 1,
       parts,
+      samples: 4,
       merged: path.join(dir, 'merged.exr'),
       output,
     });
@@ -83,6 +87,7 @@ t.test('a denoising scene is denoised once, after the merge', { skip: blenderSki
     scene: 'Scene',
     frame: 1,
     parts,
+    samples: 4,
     merged: path.join(dir, 'merged-noisy.exr'),
     output: noisyOutput,
   });

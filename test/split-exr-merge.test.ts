@@ -1,6 +1,7 @@
 // The merge's arithmetic and its refusals, on EXRs laid out as a part render writes them (issue #17):
-// every channel is the sample-weighted mean of the parts (weights from `cycles.<layer>.samples`),
-// Depth is the first part's, and a file the merge cannot read exactly is refused with the reason.
+// every channel is the sample-weighted mean of the parts (weights: their shares of the frame's samples,
+// checked against the `cycles.<layer>.samples` Cycles records), Depth is the first part's, and a file
+// the merge cannot read exactly, or that does not hold its share, is refused with the reason.
 import t from 'tap';
 import { open } from 'node:fs/promises';
 import path from 'node:path';
@@ -35,8 +36,15 @@ t.test('sample-weighted mean of every channel, depth from the first part', async
   await writeSyntheticPart(a, 5, 3, 3, 1, { channels: CHANNELS });
   await writeSyntheticPart(b, 5, 3, 1, 2, { channels: CHANNELS });
   const out = path.join(dir, 'merged.exr');
-  const result = await mergeParts([a, b], out);
-  t.same(result.samples, [3, 1], 'weights from the samples each file records');
+  const result = await mergeParts(
+    [
+      { file: a, samples: 3 },
+      { file: b, samples: 1 },
+    ],
+    4,
+    out,
+  );
+  t.same(result.samples, [3, 1], 'weights: the shares, as each file records');
   const [va, vb, vm] = [await floats(a), await floats(b), await floats(out)];
   let worst = 0;
   let depthKept = true;
@@ -62,8 +70,51 @@ t.test('what the merge refuses', async (t) => {
   const unknown = path.join(dir, 'unknown.exr');
   await writeSyntheticPart(unknown, 4, 2, null, 4, { channels: CHANNELS });
   const out = path.join(dir, 'out.exr');
-  await t.rejects(mergeParts([good, zip], out), /compressed EXR/, 'a compressed file');
-  await t.rejects(mergeParts([good, smaller], out), /same passes and size/, 'parts of another size');
-  await t.rejects(mergeParts([good, unknown], out), /how many samples/, 'a part without its samples');
-  await t.rejects(mergeParts([], out), /no parts/, 'nothing to merge');
+  const two = (file: string) => [
+    { file: good, samples: 2 },
+    { file, samples: 2 },
+  ];
+  await t.rejects(mergeParts(two(zip), 4, out), /compressed EXR/, 'a compressed file');
+  await t.rejects(mergeParts(two(smaller), 4, out), /same passes and size/, 'parts of another size');
+  await t.rejects(mergeParts(two(unknown), 4, out), /how many samples/, 'a part without its samples');
+  await t.rejects(
+    mergeParts(
+      [
+        { file: good, samples: 3 },
+        { file: good, samples: 1 },
+      ],
+      4,
+      out,
+    ),
+    /good\.exr holds 2 samples; as a part of a 4-sample frame it should hold 3/,
+    'a part that does not hold its share',
+  );
+  await t.rejects(mergeParts([], 4, out), /no parts/, 'nothing to merge');
+});
+
+t.test('a sample subset records the whole sequence: weighted by its share', async (t) => {
+  const dir = t.testdir();
+  // Blender 4.4+ renders a part as a subset of the frame's sequence and records the sequence's
+  // samples (here 4) in every part, whatever its share.
+  const a = path.join(dir, 'a.exr');
+  const b = path.join(dir, 'b.exr');
+  await writeSyntheticPart(a, 4, 2, 4, 1, { channels: CHANNELS });
+  await writeSyntheticPart(b, 4, 2, 4, 2, { channels: CHANNELS });
+  const out = path.join(dir, 'merged.exr');
+  const result = await mergeParts(
+    [
+      { file: a, samples: 3 },
+      { file: b, samples: 1 },
+    ],
+    4,
+    out,
+  );
+  t.same(result.samples, [3, 1], 'weights are the shares');
+  const [va, vb, vm] = [await floats(a), await floats(b), await floats(out)];
+  const combinedR = 5; // channel 1 (Combined.R) of a 4-wide line: floats 4…7
+  t.ok(
+    Math.abs(vm[0]![combinedR]! - (3 * va[0]![combinedR]! + vb[0]![combinedR]!) / 4) < 1e-6,
+    'a value is (3a + b) / 4, not (a + b) / 2',
+  );
+  t.not(va[0]![combinedR], vb[0]![combinedR], 'the parts differ there');
 });

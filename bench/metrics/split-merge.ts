@@ -38,18 +38,27 @@ function measureMerge(ctx: BenchContext): Promise<MergeRun> {
     await import('node:fs/promises').then((fs) => fs.mkdir(dir, { recursive: true }));
     ctx.log(`writing ${PARTS} parts of a ${width}×${height} frame`);
     const files: string[] = [];
+    const shares: string[] = [];
     let partBytes = 0;
     for (let part = 0; part < PARTS; part += 1) {
       const file = path.join(dir, `${part}.exr`);
       const share = Math.floor(SAMPLES / PARTS) + (part < SAMPLES % PARTS ? 1 : 0);
       partBytes = await writeSyntheticPart(file, width, height, share, part + 1);
       files.push(file);
+      shares.push(file, String(share));
     }
     const readSeconds = await readAll(files); // also brings the parts into the page cache, as for the merge
     const output = path.join(dir, 'merged.exr');
     const child = await run(
       process.execPath,
-      ['--import', 'tsx', path.join(ctx.repoRoot, 'bench', 'lib', 'split-merge-child.ts'), output, ...files],
+      [
+        '--import',
+        'tsx',
+        path.join(ctx.repoRoot, 'bench', 'lib', 'split-merge-child.ts'),
+        output,
+        String(SAMPLES),
+        ...shares,
+      ],
       { cwd: ctx.repoRoot, timeoutMs: 600_000 },
     );
     check('the merge', child);

@@ -93,8 +93,8 @@ class SkyfarmSceneSettings(bpy.types.PropertyGroup):
     aws_split: IntProperty(
         name="Split Each Frame",
         description=(
-            "Split each frame across N machines: each renders its share of the samples with its own seed and "
-            "the farm merges them (Cycles only; 1 renders every frame whole)"
+            "Split each frame across N machines: each renders its share of the frame's samples and the farm "
+            "merges them into one frame (Cycles only; 1 renders every frame whole)"
         ),
         default=1,
         min=1,

@@ -1,10 +1,23 @@
 # What splitting one frame's samples across machines needs from Blender (issue #17), shared by
 # probe.py (refusals before upload), render_chunk.py (a part's settings) and merge_frame.py.
 #
-# A part renders its share of the scene's samples with its own seed, no denoising, no adaptive
-# sampling, no compositor, into a float32 uncompressed multilayer EXR; the publish stage averages the
-# parts weighted by their samples (daemon/src/split/merge.ts) and merge_frame.py then applies the
-# scene's denoiser, colour management, output format and file name once.
+# A part renders a disjoint run of the frame's one sample sequence (the scene's seed; part k renders
+# the samples after those of parts 0…k-1), no denoising, no adaptive sampling, no compositor, into a
+# float32 uncompressed multilayer EXR; the parts' sample-weighted mean (daemon/src/split/merge.ts) is
+# then the single render of those samples up to float rounding, and merge_frame.py applies the scene's
+# denoiser, colour management, output format and file name once.
+#
+# How a part renders its run: Blender 4.4+ has Cycles' sample subsets, made for distributed
+# rendering: samples = the whole sequence, use_sample_subset, sample_offset and sample_subset_length.
+# Before 4.4 there is only sample_offset ("samples to skip when starting"), with samples = the part's
+# share, so the sample pattern is built for the share: the tabulated patterns do not care (sample k is
+# row k of a table) and 3.4's Sobol-Burley measured the same, but 4.2/4.3's blue-noise patterns (their
+# default) are built for the render's sample count and a part cannot reproduce the frame's. There, and
+# for any pattern not known to be exact, parts keep their own seeds (seed + part): independent renders
+# of the share, whose mean is as noisy as a single render within ~5 % (it loses the stratification of
+# one sequence). Rendering those parts with the tabulated pattern instead would reproduce a tabulated
+# single render exactly, but measured after a blur it is 1.2x further from the scene's blue-noise render
+# than another seed's (own seeds: 1.03x): blue noise's low-frequency advantage would be lost.
 #
 # Adaptive sampling is turned off for parts: it stops a pixel when its own estimate is below the noise
 # threshold, and each part would judge that on 1/N of the samples, so the parts' per-pixel sample
@@ -22,6 +35,18 @@ def part_samples(total, parts, part):
     return total // parts + (1 if part < total % parts else 0)
 
 
+def part_offset(first, total, parts, part):
+    """The first sample of part `part`: after the scene's own first sample and the earlier parts'
+    shares, so the parts cover the frame's samples exactly once."""
+    return first + sum(part_samples(total, parts, earlier) for earlier in range(part))
+
+
+# Patterns whose sample k is the same whatever the render's sample count: before 4.4 a part renders
+# the frame's samples exactly only with one of these (3.4 and 3.5+ call the tabulated one Progressive
+# Multi-Jitter and Tabulated Sobol; SOBOL is 3.4's Sobol-Burley, measured exact on 3.4).
+COUNT_FREE_PATTERNS = ("TABULATED_SOBOL", "PROGRESSIVE_MULTI_JITTER", "SOBOL")
+
+
 def part_seed(seed, part):
     # Distinct per part; with use_animated_seed Cycles hashes it with the frame, which stays distinct.
     return (seed + part) % 2147483648
@@ -31,8 +56,14 @@ def rendered_view_layers(scene):
     return [layer for layer in scene.view_layers if getattr(layer, "use", True)]
 
 
-def effective_samples(scene, layer):
-    """The samples Cycles renders `layer` with (the view layer's override as use_layer_samples says)."""
+def has_sample_subsets(cycles):
+    """Blender 4.4+: Cycles renders a subset of a sequence of `samples` (use_sample_subset)."""
+    return hasattr(cycles, "use_sample_subset")
+
+
+def sequence_samples(scene, layer):
+    """The samples of the sequence Cycles renders `layer` from (the view layer's override as
+    use_layer_samples says)."""
     samples = scene.cycles.samples
     override = getattr(layer, "samples", 0)
     mode = getattr(scene.cycles, "use_layer_samples", "USE")
@@ -41,6 +72,30 @@ def effective_samples(scene, layer):
     if override > 0 and mode == "BOUNDED":
         return min(override, samples)
     return samples
+
+
+def frame_samples(scene, layer):
+    """(first, count): a render of the frame renders samples first … first+count-1 of its sequence
+    (the scene's own sample offset / subset as Cycles applies them; usually (0, samples))."""
+    cycles = scene.cycles
+    total = sequence_samples(scene, layer)
+    first = getattr(cycles, "sample_offset", 0)
+    if not has_sample_subsets(cycles):
+        return first, total
+    if not cycles.use_sample_subset:
+        return 0, total
+    # Cycles' RenderScheduler::set_sample_params: the subset clipped to the sequence.
+    return first, max(min(first + cycles.sample_subset_length, total) - first, 0)
+
+
+def effective_samples(scene, layer):
+    """The samples a render of the frame renders (what the parts share)."""
+    return frame_samples(scene, layer)[1]
+
+
+def renders_exact_subsets(cycles):
+    """Whether a part can render exactly its run of the frame's sample sequence (see the header)."""
+    return has_sample_subsets(cycles) or getattr(cycles, "sampling_pattern", None) in COUNT_FREE_PATTERNS
 
 
 def scene_denoises(scene, layer):
@@ -124,25 +179,40 @@ def set_multilayer_exr(settings):
 
 
 def configure_part(scene, parts, part):
-    """Sets `scene` up to render part `part` of `parts`; returns (samples, total, seed)."""
+    """Sets `scene` up to render part `part` of `parts`; returns (samples, total, offset, seed): its
+    share, the frame's samples, the index of its first sample in the sequence and the seed."""
     layer = rendered_view_layers(scene)[0]
-    total = effective_samples(scene, layer)
+    first, total = frame_samples(scene, layer)
     samples = part_samples(total, parts, part)
     if samples < 1:
         raise ValueError("%d parts but the scene renders only %d samples: every part needs at least one" % (parts, total))
     denoise = scene_denoises(scene, layer)
     cycles = scene.cycles
-    cycles.samples = samples
-    layer.samples = 0
-    cycles.seed = part_seed(cycles.seed, part)
+    sequence = sequence_samples(scene, layer)
+    layer.samples = 0  # its override, if any, is in `sequence`
+    if has_sample_subsets(cycles):
+        offset = part_offset(first, total, parts, part)
+        cycles.samples = sequence
+        cycles.use_sample_subset = True
+        cycles.sample_offset = offset
+        cycles.sample_subset_length = samples
+    elif renders_exact_subsets(cycles):
+        offset = part_offset(first, total, parts, part)
+        cycles.samples = samples
+        cycles.sample_offset = offset
+    else:
+        offset = first
+        cycles.samples = samples
+        cycles.sample_offset = offset
+        cycles.seed = part_seed(cycles.seed, part)
+    # Otherwise the seed stays the scene's: every part draws from the same sequence (with
+    # use_animated_seed Cycles hashes it with the frame, the same for every part of a frame).
     cycles.use_adaptive_sampling = False
     cycles.time_limit = 0.0
     cycles.use_denoising = False
-    if hasattr(cycles, "sample_offset"):
-        cycles.sample_offset = 0
     # The denoiser's inputs, rendered by every part and averaged like the image.
     layer.cycles.denoising_store_passes = denoise
     scene.render.use_compositing = False
     scene.render.use_sequencer = False
     set_multilayer_exr(scene.render.image_settings)
-    return samples, total, cycles.seed
+    return samples, total, offset, cycles.seed

@@ -15,6 +15,7 @@ import {
   type WorkerJobDocument,
 } from '../../daemon/src/batch/layout.js';
 import { mergeFrame } from '../../daemon/src/split/merge-frame.js';
+import { partToMerge } from '../../daemon/src/split/plan.js';
 import type { WorkerContext } from './context.js';
 
 export interface MergeTools {
@@ -88,7 +89,8 @@ export async function mergeSplitFrame(
       blendFile: tools.blendFile,
       scene: job.scene,
       frame,
-      parts: partFiles(ctx, job, frame),
+      parts: partFiles(ctx, job, frame).map((file, part) => partToMerge(job.split!, file, part)),
+      samples: job.split!.samples,
       merged: join(paths.parts, String(frame), `merged-${process.pid}.exr`),
       output,
       preview,

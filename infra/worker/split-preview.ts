@@ -7,6 +7,7 @@ import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { efsPaths, jobKeys, type WorkerJobDocument } from '../../daemon/src/batch/layout.js';
 import { mergeFrame } from '../../daemon/src/split/merge-frame.js';
+import { partToMerge } from '../../daemon/src/split/plan.js';
 import type { WorkerContext } from './context.js';
 
 export interface SoFarPreview {
@@ -31,7 +32,7 @@ export async function previewSoFar(
   const partsDir = join(paths.parts, String(options.frame));
   const parts = (await readdir(partsDir).catch(() => [] as string[]))
     .filter((name) => /^\d+\.exr$/.test(name))
-    .map((name) => join(partsDir, name));
+    .map((name) => partToMerge(job.split!, join(partsDir, name), Number.parseInt(name, 10)));
   if (parts.length === 0) return null;
   const dir = join(paths.previews, 'so-far', String(options.child));
   const preview = join(dir, `${options.frame}.png`);
@@ -42,6 +43,7 @@ export async function previewSoFar(
       scene: job.scene,
       frame: options.frame,
       parts,
+      samples: job.split!.samples,
       merged: join(dir, `${options.frame}.exr`),
       output: join(dir, `${options.frame}-frame`),
       preview,

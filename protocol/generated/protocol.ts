@@ -1656,7 +1656,7 @@ export const SCHEMA_DEFINITIONS: Record<string, unknown> = {
         "type": "integer",
         "minimum": 1,
         "maximum": 10000,
-        "$comment": "render every frame as this many parts, each a share of the scene's samples with its own seed, merged by the publish stage (AWS only; 1 = no split)"
+        "$comment": "render every frame as this many parts, each a share of the frame's samples, merged on the farm (AWS only; 1 = no split)"
       },
       "backend": {
         "$ref": "#/definitions/Backend"

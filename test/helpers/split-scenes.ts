@@ -28,6 +28,14 @@ scene.render.engine = args["engine"]
 scene.cycles.samples = args["samples"]
 scene.cycles.seed = args["seed"]
 scene.cycles.use_adaptive_sampling = False
+if args["samplingPattern"]:
+    scene.cycles.sampling_pattern = args["samplingPattern"]
+if args["sampleOffset"]:
+    # A render of part of the sequence: 4.4+ a sample subset, before: the samples after an offset.
+    scene.cycles.sample_offset = args["sampleOffset"]
+    if hasattr(scene.cycles, "use_sample_subset"):
+        scene.cycles.use_sample_subset = True
+        scene.cycles.sample_subset_length = args["sampleSubsetLength"]
 scene.cycles.use_denoising = args["denoise"]
 scene.render.resolution_x = scene.render.resolution_y = args["size"]
 scene.render.resolution_percentage = 100
@@ -73,6 +81,12 @@ export interface NoisySceneOptions {
   outputPath?: string;
   /** Render Layers → Blur → output; `file-output` adds a File Output node (the merge refuses it). */
   compositor?: 'blur' | 'file-output' | null;
+  /** Cycles' sampling pattern (default: the version's default). */
+  samplingPattern?: string;
+  /** The scene renders from this sample of its sequence (Cycles' sample offset) … */
+  sampleOffset?: number;
+  /** … this many samples (4.4+: a sample subset; before, `samples` from the offset). */
+  sampleSubsetLength?: number;
 }
 
 export async function makeNoisyScene(file: string, opts: NoisySceneOptions = {}): Promise<string> {
@@ -86,6 +100,9 @@ export async function makeNoisyScene(file: string, opts: NoisySceneOptions = {})
     fileFormat: opts.fileFormat ?? 'OPEN_EXR',
     outputPath: opts.outputPath ?? '//render/frame_####',
     compositor: opts.compositor ?? null,
+    samplingPattern: opts.samplingPattern ?? null,
+    sampleOffset: opts.sampleOffset ?? 0,
+    sampleSubsetLength: opts.sampleSubsetLength ?? 1,
   };
   await mkdir(path.dirname(args.path), { recursive: true });
   const { stdout } = await execFileAsync(
@@ -163,6 +180,8 @@ scene = bpy.context.scene
 for variant in json.loads(sys.argv[sys.argv.index("--") + 1]):
     scene.cycles.samples = variant["samples"]
     scene.cycles.seed = variant["seed"]
+    if variant.get("samplingPattern"):
+        scene.cycles.sampling_pattern = variant["samplingPattern"]
     bpy.ops.render.render()
     bpy.data.images["Render Result"].save_render(filepath=variant["path"], scene=scene)
     print("SKYFARM_VARIANT_SAVED " + variant["path"])
@@ -173,6 +192,27 @@ export interface RenderVariant {
   seed: number;
   /** Where the frame goes (the scene's own output format). */
   path: string;
+  /** Cycles' sampling pattern (default: the scene's). */
+  samplingPattern?: string;
+}
+
+/**
+ * Whether split parts render exactly their runs of the frame's one sample sequence (so the merge is
+ * the single render up to float rounding) with this Blender and sampling pattern (null: the default),
+ * as daemon/blender/split_rules.py decides: always in 4.4+ (sample subsets); before, with a pattern
+ * whose samples do not depend on the sample count, which 4.2/4.3's default blue noise does (there
+ * parts keep their own seeds).
+ */
+export function exactSplit(version: readonly number[], pattern: string | null = null): boolean {
+  const [major = 0, minor = 0] = version;
+  if (major > 4 || (major === 4 && minor >= 4)) return true;
+  if (pattern !== null) return ['TABULATED_SOBOL', 'PROGRESSIVE_MULTI_JITTER', 'SOBOL'].includes(pattern);
+  return !(major === 4 && minor >= 2); // 3.4: Progressive Multi-Jitter, 3.5–4.1: Tabulated Sobol
+}
+
+/** The tabulated pattern's identifier in this Blender (3.4 calls it Progressive Multi-Jitter). */
+export function tabulatedPattern(version: readonly number[]): string {
+  return (version[0] ?? 0) === 3 && (version[1] ?? 0) < 5 ? 'PROGRESSIVE_MULTI_JITTER' : 'TABULATED_SOBOL';
 }
 
 /** Single renders of `blend` (Blender's own render, one Blender for all) with other samples/seeds. */

@@ -4,15 +4,17 @@
 import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { blenderScript, runBlender } from '../render/blender.js';
-import { mergeParts, type MergeResult } from './merge.js';
+import { mergeParts, type MergeResult, type PartFile } from './merge.js';
 
 export interface MergeFrameOptions {
   blender: string;
   blendFile: string;
   scene: string;
   frame: number;
-  /** The parts' EXRs (daemon/blender/render_chunk.py `split`). */
-  parts: string[];
+  /** The parts' EXRs (daemon/blender/render_chunk.py `split`) with their shares of the samples. */
+  parts: PartFile[];
+  /** The frame's samples (all parts'). */
+  samples: number;
   /** Where the averaged EXR goes (removed afterwards). */
   merged: string;
   /** The frame's final file (the scene's name for it). */
@@ -38,7 +40,7 @@ export async function mergeFrame(opts: MergeFrameOptions): Promise<MergeFrameRes
   await mkdir(path.dirname(opts.merged), { recursive: true });
   const started = performance.now();
   try {
-    const merged = await mergeParts(opts.parts, opts.merged);
+    const merged = await mergeParts(opts.parts, opts.samples, opts.merged);
     const averaged = performance.now();
     let denoised: string | null = null;
     let failure: string | null = null;

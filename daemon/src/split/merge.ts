@@ -1,8 +1,10 @@
 // The merge of a split frame (issue #17): the sample-weighted mean of every pass of its parts'
-// EXRs, written as one EXR of the same layout. Each part's weight is the samples Cycles itself
-// recorded in it (`cycles.<view layer>.samples`). Passes that are not a mean over samples (ids, the
-// first hit's depth: split_rules.py FIRST_PART_PASSES) are taken from the first part. It streams
-// scanline by scanline, so memory stays at a few lines per part whatever the resolution.
+// EXRs, written as one EXR of the same layout. Each part's weight is its share of the frame's samples
+// (plan.ts partSamples), checked against what Cycles recorded in it (`cycles.<view layer>.samples`).
+// Parts that render disjoint runs of one sample sequence (split_rules.py) make the mean the single
+// render of the frame up to float rounding. Passes that are not a mean over samples (ids, the first hit's depth:
+// split_rules.py FIRST_PART_PASSES) are taken from the first part. It streams scanline by scanline,
+// so memory stays at a few lines per part whatever the resolution.
 import { open, rename, rm, type FileHandle } from 'node:fs/promises';
 import {
   ExrFormatError,
@@ -16,8 +18,14 @@ import {
 /** Mirrors daemon/blender/split_rules.py FIRST_PART_PASSES. */
 export const FIRST_PART_PASSES = new Set(['Depth', 'IndexOB', 'IndexMA', 'Denoising Depth']);
 
+/** A part's EXR (daemon/blender/render_chunk.py `split`) and its share of the frame's samples. */
+export interface PartFile {
+  file: string;
+  samples: number;
+}
+
 export interface MergeResult {
-  /** Samples of each part, as recorded in its file. */
+  /** Samples of each part: its weight. */
   samples: number[];
   width: number;
   height: number;
@@ -33,6 +41,19 @@ function recordedSamples(layout: ExrLayout, file: string): number {
   throw new ExrFormatError(`${file} does not say how many samples it holds (no cycles.<layer>.samples)`);
 }
 
+/**
+ * A part holds its share: Cycles records the samples it rendered before Blender 4.4 (samples = the
+ * share, started at sample_offset), and the whole sequence's for a sample subset (4.4+), which is at
+ * least the frame's. Anything else is not this part of this frame.
+ */
+function assertShare(recorded: number, part: PartFile, frameSamples: number): void {
+  if (recorded === part.samples || recorded >= frameSamples) return;
+  throw new ExrFormatError(
+    `${part.file} holds ${recorded} samples; as a part of a ${frameSamples}-sample frame it should ` +
+      `hold ${part.samples} (or be a subset of the frame's sequence)`,
+  );
+}
+
 function assertSameLayout(first: ExrLayout, other: ExrLayout, file: string): void {
   const describe = (layout: ExrLayout) =>
     JSON.stringify(layout.parts.map((p) => [p.name, p.window, p.channels.map((c) => c.name)]));
@@ -42,11 +63,17 @@ function assertSameLayout(first: ExrLayout, other: ExrLayout, file: string): voi
 }
 
 /**
- * Merges the part EXRs `files` into `output` (written to a temporary name, then renamed). Throws
- * ExrFormatError when a part is not the EXR a part render writes or the parts do not match.
+ * Merges the parts of a frame of `frameSamples` samples (all of them, or those present so far) into
+ * `output` (written to a temporary name, then renamed). Throws ExrFormatError when a part is not the
+ * EXR a part render writes or the parts do not match.
  */
-export async function mergeParts(files: string[], output: string): Promise<MergeResult> {
-  if (files.length === 0) throw new ExrFormatError('no parts to merge');
+export async function mergeParts(
+  parts: readonly PartFile[],
+  frameSamples: number,
+  output: string,
+): Promise<MergeResult> {
+  if (parts.length === 0) throw new ExrFormatError('no parts to merge');
+  const files = parts.map((part) => part.file);
   const handles: FileHandle[] = [];
   const temp = `${output}.tmp-${process.pid}`;
   let out: FileHandle | undefined;
@@ -56,7 +83,10 @@ export async function mergeParts(files: string[], output: string): Promise<Merge
     for (const [index, handle] of handles.entries()) layouts.push(await readExrLayout(handle, files[index]!));
     const first = layouts[0]!;
     layouts.forEach((layout, index) => assertSameLayout(first, layout, files[index]!));
-    const samples = layouts.map((layout, index) => recordedSamples(layout, files[index]!));
+    layouts.forEach((layout, index) =>
+      assertShare(recordedSamples(layout, files[index]!), parts[index]!, frameSamples),
+    );
+    const samples = parts.map((part) => part.samples);
     const total = samples.reduce((sum, value) => sum + value, 0);
     const weights = samples.map((value) => value / total);
 

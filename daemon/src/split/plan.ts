@@ -5,6 +5,7 @@ import { SkyfarmError } from '../errors.js';
 import { MAX_ARRAY_CHILDREN } from '../batch/layout.js';
 import type { ProbeScene } from '../render/blender.js';
 import type { ErrorCode } from '../../../protocol/generated/protocol.js';
+import type { PartFile } from './merge.js';
 
 const SCENE_CODES: readonly string[] = ['SPLIT_ENGINE', 'SPLIT_COMPOSITOR', 'SPLIT_OUTPUT', 'SPLIT_TOO_MANY'];
 
@@ -22,6 +23,11 @@ export function assertSplitBackend(split: number | undefined, backend: string): 
 /** Mirrors daemon/blender/split_rules.py part_samples: the remainder goes to the first parts. */
 export function partSamples(total: number, parts: number, part: number): number {
   return Math.floor(total / parts) + (part < total % parts ? 1 : 0);
+}
+
+/** Part `part`'s file with its share of the frame's samples, as the merge (merge.ts) takes it. */
+export function partToMerge(split: { parts: number; samples: number }, file: string, part: number): PartFile {
+  return { file, samples: partSamples(split.samples, split.parts, part) };
 }
 
 /** The array job's children: every chunk of frames once per part. */
