@@ -35,7 +35,7 @@ export async function writeSyntheticPart(
   height: number,
   samples: number | null,
   seed: number,
-  options: { channels?: string[]; compression?: number } = {},
+  options: { channels?: string[]; compression?: number; note?: string } = {},
 ): Promise<number> {
   const channels = options.channels ?? PART_CHANNELS;
   const channelList = Buffer.concat([
@@ -53,6 +53,7 @@ export async function writeSyntheticPart(
     attribute('dataWindow', 'box2i', box),
     attribute('displayWindow', 'box2i', box),
     attribute('lineOrder', 'lineOrder', Buffer.from([0])),
+    ...(options.note !== undefined ? [attribute('Note', 'string', Buffer.from(options.note, 'latin1'))] : []),
     attribute('pixelAspectRatio', 'float', Buffer.from(new Float32Array([1]).buffer)),
     attribute('screenWindowCenter', 'v2f', Buffer.alloc(8)),
     attribute('screenWindowWidth', 'float', Buffer.from(new Float32Array([1]).buffer)),

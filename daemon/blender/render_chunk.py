@@ -22,8 +22,9 @@
 #   SKYFARM_FRAME_DONE <f> <seconds> <path>
 #   SKYFARM_FRAME_SKIPPED <f> <path>
 #   SKYFARM_FRAME_FAILED <f> <one-line message>
-#   SKYFARM_PART <f> <part> <samples> <total samples> <first sample> <seed>   (split: before the frame
-#                 renders; samples first … first+samples-1 of the sequence of that seed, split_rules.py)
+#   SKYFARM_PART <f> <part> <samples> <total samples> <first sample> <seed> <rows>   (split: before
+#                 the frame renders; samples first … first+samples-1 of the sequence of that seed, of
+#                 every row ("-") or of a band of rows ("Y0-Y1/H", from the bottom; split_rules.py))
 # A frame that fails does not stop the chunk; the exit code is 0 only when every frame is done or
 # skipped. A frame is written to a temporary name and renamed, so a killed render leaves no partial
 # frame under the final name, and a retried chunk skips every frame that already exists.
@@ -384,7 +385,9 @@ def main():
             problems = rules.refusals(scene)
             if problems:
                 raise ValueError("this scene cannot be split: " + "; ".join(message for _code, message in problems))
-            samples, total, offset, seed = rules.configure_part(scene, parts, part)
+            samples, total, offset, rows = rules.configure_part(scene, parts, part)
+            seed = scene.cycles.seed
+            band = "%d-%d/%d" % rows if rows else "-"
         except Exception as error:  # noqa: BLE001 - every frame of the chunk fails with the reason
             for frame in frames:
                 say("SKYFARM_FRAME_FAILED", frame, one_line(error))
@@ -405,7 +408,7 @@ def main():
         try:
             final_path = part_path(frame) if part_path else scene.render.frame_path(frame=frame)
             if part_path:
-                say("SKYFARM_PART", frame, part, samples, total, offset, seed)
+                say("SKYFARM_PART", frame, part, samples, total, offset, seed, band)
             if is_finished_frame(final_path):
                 say("SKYFARM_FRAME_SKIPPED", frame, final_path)
                 continue

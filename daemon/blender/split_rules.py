@@ -11,14 +11,16 @@
 # rendering: samples = the whole sequence, use_sample_subset, sample_offset and sample_subset_length.
 # Before 4.4 there is only sample_offset ("samples to skip when starting"), with samples = the part's
 # share, so the sample pattern is built for the share: the tabulated patterns do not care (sample k is
-# row k of a table) and 3.4's Sobol-Burley measured the same, but 4.2/4.3's blue-noise patterns (their
-# default) are built for the render's sample count and a part cannot reproduce the frame's. There, and
-# for any pattern not known to be exact, parts keep their own seeds (seed + part): independent renders
-# of the share, whose mean is as noisy as a single render within ~5 % (it loses the stratification of
-# one sequence). Rendering those parts with the tabulated pattern instead would reproduce a tabulated
-# single render exactly, but measured after a blur it is 1.2x further from the scene's blue-noise render
-# than another seed's (own seeds: 1.03x): blue noise's low-frequency advantage would be lost.
-#
+# row k of a table) and 3.4's Sobol-Burley measured the same. 4.2/4.3's blue-noise patterns (their
+# default) are built for the render's sample count (Cycles' blue_noise_sequence_length is the render's
+# samples, and each pixel takes its own stretch of one sequence), so no part of a sample split can
+# reproduce the frame's samples. There, and for any pattern not known to be exact, a part renders a
+# band of the frame's rows instead, with every sample (a border render, not cropped): Cycles samples a
+# pixel by its position in the whole frame, so the band is bit for bit the single render's rows, and
+# the merge puts the bands together (merge.ts). The part says so in its EXR's Note (REGION_NOTE).
+# Measured alternatives on 4.3 were further from the single render: parts with their own seeds 1.05x
+# the difference between two seeds (1.03x blurred), the tabulated pattern 1.001x (1.21x blurred).
+
 # Adaptive sampling is turned off for parts: it stops a pixel when its own estimate is below the noise
 # threshold, and each part would judge that on 1/N of the samples, so the parts' per-pixel sample
 # counts would differ and no part would stop where the whole frame would. Parts render their full
@@ -47,9 +49,30 @@ def part_offset(first, total, parts, part):
 COUNT_FREE_PATTERNS = ("TABULATED_SOBOL", "PROGRESSIVE_MULTI_JITTER", "SOBOL")
 
 
-def part_seed(seed, part):
-    # Distinct per part; with use_animated_seed Cycles hashes it with the frame, which stays distinct.
-    return (seed + part) % 2147483648
+# Written into a band part's EXR header ("Note", Blender's metadata): `skyfarm-part rows Y0 Y1 of H`,
+# rows counted from the bottom as Blender's border is, Y1 exclusive. merge.ts reads it.
+REGION_NOTE = "skyfarm-part rows %d %d of %d"
+
+
+def frame_rows(render):
+    """The rows Blender renders (its resolution scaled by the percentage, as Blender rounds it)."""
+    return render.resolution_y * render.resolution_percentage // 100
+
+
+def part_rows(height, parts, part):
+    """(first, end) rows of part `part`'s band, from the bottom: equal bands, the remainder spread."""
+    return height * part // parts, height * (part + 1) // parts
+
+
+def set_band(render, height, first, end):
+    """A border render of rows first … end-1 (not cropped: the EXR keeps the frame's size). Blender
+    truncates border × height to whole rows, so the border sits half a row inside each edge, safe
+    from float rounding."""
+    render.use_border = True
+    render.use_crop_to_border = False
+    render.border_min_x, render.border_max_x = 0.0, 1.0
+    render.border_min_y = (first + 0.5) / height if first > 0 else 0.0
+    render.border_max_y = (end + 0.5) / height if end < height else 1.0
 
 
 def rendered_view_layers(scene):
@@ -179,40 +202,53 @@ def set_multilayer_exr(settings):
 
 
 def configure_part(scene, parts, part):
-    """Sets `scene` up to render part `part` of `parts`; returns (samples, total, offset, seed): its
-    share, the frame's samples, the index of its first sample in the sequence and the seed."""
+    """Sets `scene` up to render part `part` of `parts`; returns (samples, total, offset, rows): the
+    samples it renders, the frame's samples, the index of its first sample in the sequence, and for
+    a band part (rows first, end) of the frame's height, else None."""
     layer = rendered_view_layers(scene)[0]
     first, total = frame_samples(scene, layer)
-    samples = part_samples(total, parts, part)
-    if samples < 1:
-        raise ValueError("%d parts but the scene renders only %d samples: every part needs at least one" % (parts, total))
     denoise = scene_denoises(scene, layer)
     cycles = scene.cycles
+    render = scene.render
     sequence = sequence_samples(scene, layer)
     layer.samples = 0  # its override, if any, is in `sequence`
+    rows = None
     if has_sample_subsets(cycles):
+        samples = part_samples(total, parts, part)
         offset = part_offset(first, total, parts, part)
         cycles.samples = sequence
         cycles.use_sample_subset = True
         cycles.sample_offset = offset
         cycles.sample_subset_length = samples
     elif renders_exact_subsets(cycles):
+        samples = part_samples(total, parts, part)
         offset = part_offset(first, total, parts, part)
         cycles.samples = samples
         cycles.sample_offset = offset
     else:
-        offset = first
-        cycles.samples = samples
-        cycles.sample_offset = offset
-        cycles.seed = part_seed(cycles.seed, part)
-    # Otherwise the seed stays the scene's: every part draws from the same sequence (with
-    # use_animated_seed Cycles hashes it with the frame, the same for every part of a frame).
+        samples, offset = total, first
+        cycles.samples = total
+        cycles.sample_offset = first
+        height = frame_rows(render)
+        band = part_rows(height, parts, part)
+        if band[1] - band[0] < 1:
+            raise ValueError("%d parts but the frame is only %d rows high: with this Blender's sampling pattern every part renders a band of rows" % (parts, height))
+        set_band(render, height, *band)
+        render.use_stamp_note = True
+        render.stamp_note_text = REGION_NOTE % (band[0], band[1], height)
+        rows = (band[0], band[1], height)
+    if samples < 1:
+        raise ValueError("%d parts but the scene renders only %d samples: every part needs at least one" % (parts, total))
+    # The seed stays the scene's: every part draws from the same sequence (with use_animated_seed
+    # Cycles hashes it with the frame, the same for every part of a frame).
     cycles.use_adaptive_sampling = False
     cycles.time_limit = 0.0
     cycles.use_denoising = False
     # The denoiser's inputs, rendered by every part and averaged like the image.
     layer.cycles.denoising_store_passes = denoise
-    scene.render.use_compositing = False
-    scene.render.use_sequencer = False
-    set_multilayer_exr(scene.render.image_settings)
-    return samples, total, offset, cycles.seed
+    render.use_compositing = False
+    render.use_sequencer = False
+    # Stamped text drawn into the image would be averaged (merge_frame.py draws the scene's once).
+    render.use_stamp = False
+    set_multilayer_exr(render.image_settings)
+    return samples, total, offset, rows

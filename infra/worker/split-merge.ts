@@ -108,7 +108,7 @@ export async function mergeSplitFrame(
       marker({ state: 'done', file, ...(previewKey ? { preview: previewKey } : {}) }),
     );
     ctx.log(
-      `frame ${frame}: merged ${job.split!.parts} parts (${result.samples.join('+')} samples) in ` +
+      `frame ${frame}: merged ${job.split!.parts} parts (${mergedWhat(result)}) in ` +
         `${(result.averageMs / 1000).toFixed(1)} s` +
         (result.denoised ? `, denoised (${result.denoised})` : '') +
         `, finished in ${(result.finishMs / 1000).toFixed(1)} s`,
@@ -121,4 +121,10 @@ export async function mergeSplitFrame(
     await ctx.bucket.putJson(keys.frame(frame), marker({ state: 'failed', message }));
     return false;
   }
+}
+
+/** What the parts held: their samples, or for bands of rows (split_rules.py) their rows. */
+function mergedWhat(result: { samples: number[]; rows?: number[] }): string {
+  if (result.rows) return `bands of ${result.rows.join('+')} rows, ${result.samples[0]} samples each`;
+  return `${result.samples.join('+')} samples`;
 }

@@ -197,17 +197,21 @@ export interface RenderVariant {
 }
 
 /**
- * Whether split parts render exactly their runs of the frame's one sample sequence (so the merge is
- * the single render up to float rounding) with this Blender and sampling pattern (null: the default),
- * as daemon/blender/split_rules.py decides: always in 4.4+ (sample subsets); before, with a pattern
- * whose samples do not depend on the sample count, which 4.2/4.3's default blue noise does (there
- * parts keep their own seeds).
+ * How split parts render with this Blender and sampling pattern (null: the default), as
+ * daemon/blender/split_rules.py decides; each way makes the merge the single render up to float
+ * rounding: 4.4+ a sample subset of the frame's sequence; before, with a pattern whose samples do not
+ * depend on the sample count, the samples after an offset; else (4.2/4.3's default blue noise) a band
+ * of the frame's rows with every sample.
  */
-export function exactSplit(version: readonly number[], pattern: string | null = null): boolean {
+export function splitKind(
+  version: readonly number[],
+  pattern: string | null = null,
+): 'subset' | 'offset' | 'band' {
   const [major = 0, minor = 0] = version;
-  if (major > 4 || (major === 4 && minor >= 4)) return true;
-  if (pattern !== null) return ['TABULATED_SOBOL', 'PROGRESSIVE_MULTI_JITTER', 'SOBOL'].includes(pattern);
-  return !(major === 4 && minor >= 2); // 3.4: Progressive Multi-Jitter, 3.5–4.1: Tabulated Sobol
+  if (major > 4 || (major === 4 && minor >= 4)) return 'subset';
+  if (pattern !== null)
+    return ['TABULATED_SOBOL', 'PROGRESSIVE_MULTI_JITTER', 'SOBOL'].includes(pattern) ? 'offset' : 'band';
+  return major === 4 && minor >= 2 ? 'band' : 'offset'; // 3.4: Progressive Multi-Jitter, 3.5–4.1: Tabulated Sobol
 }
 
 /** The tabulated pattern's identifier in this Blender (3.4 calls it Progressive Multi-Jitter). */

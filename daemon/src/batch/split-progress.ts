@@ -3,6 +3,7 @@
 // "frame 12: 5/8 parts · 640/1024 samples" for the frame furthest along that is not published yet.
 import { jobKeys, type ChunkLive, type PartMarker } from './layout.js';
 import type { IBucket } from './bucket.js';
+import { partSamples } from '../split/plan.js';
 
 /** Part markers read per poll at most (the rest on the next poll): S3 GETs stay bounded. */
 export const MAX_PART_READS_PER_POLL = 64;
@@ -61,7 +62,12 @@ export class SplitProgress {
       let samples = [...parts.values()].reduce((sum, value) => sum + value, 0);
       for (const report of live) {
         if (report.frame !== frame || parts.has(report.chunk % this.parts)) continue;
-        samples += Math.min(report.samplesDone, report.samplesTotal);
+        // A part rendering counts as the done fraction of its share of the frame: a share of the
+        // samples reports its own samples; a band of rows (split_rules.py) reports every sample of it.
+        const part = report.chunk % this.parts;
+        const share = partSamples(this.samples, this.parts, part);
+        const fraction = report.samplesTotal > 0 ? Math.min(report.samplesDone / report.samplesTotal, 1) : 0;
+        samples += Math.round(share * fraction);
       }
       if (samples > 0 && (!best || samples > best.samples)) best = { frame, parts: parts.size, samples };
     }

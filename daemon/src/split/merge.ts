@@ -3,8 +3,10 @@
 // (plan.ts partSamples), checked against what Cycles recorded in it (`cycles.<view layer>.samples`).
 // Parts that render disjoint runs of one sample sequence (split_rules.py) make the mean the single
 // render of the frame up to float rounding. Passes that are not a mean over samples (ids, the first hit's depth:
-// split_rules.py FIRST_PART_PASSES) are taken from the first part. It streams scanline by scanline,
-// so memory stays at a few lines per part whatever the resolution.
+// split_rules.py FIRST_PART_PASSES) are taken from the first part. Where Blender cannot render a run of
+// the sequence (4.2/4.3's blue noise) each part is a band of the frame's rows with every sample, said
+// in its header's Note (split_rules.py REGION_NOTE), and the merge puts the bands together. It streams
+// scanline by scanline, so memory stays at a few lines per part whatever the resolution.
 import { open, rename, rm, type FileHandle } from 'node:fs/promises';
 import {
   ExrFormatError,
@@ -25,8 +27,10 @@ export interface PartFile {
 }
 
 export interface MergeResult {
-  /** Samples of each part: its weight. */
+  /** Samples of each part: its weight (a band part: every sample of its rows). */
   samples: number[];
+  /** Band parts: the rows each holds; absent for parts that split the samples. */
+  rows?: number[];
   width: number;
   height: number;
   channels: number;
@@ -62,6 +66,43 @@ function assertSameLayout(first: ExrLayout, other: ExrLayout, file: string): voi
   }
 }
 
+/** A band part's rows as EXR scanlines (top down), first … end-1. */
+interface Band {
+  first: number;
+  end: number;
+}
+
+const BAND_NOTE = /^skyfarm-part rows (\d+) (\d+) of (\d+)$/;
+
+/** The band a part renders (split_rules.py REGION_NOTE: rows from the bottom), or null. */
+function bandOf(layout: ExrLayout, file: string): Band | null {
+  const note = layout.parts.map((part) => part.strings.get('Note')).find((value) => value !== undefined);
+  const match = note === undefined ? null : BAND_NOTE.exec(note.trim());
+  if (!match) return null;
+  const [bottom, top, rows] = [match[1], match[2], match[3]].map(Number) as [number, number, number];
+  const height = layout.parts[0]!.height;
+  if (rows !== height || !(bottom < top && top <= rows)) {
+    throw new ExrFormatError(
+      `${file} says it holds rows ${bottom}–${top - 1} of ${rows}, but it is ${height} rows high`,
+    );
+  }
+  return { first: height - top, end: height - bottom };
+}
+
+/** For each scanline, the part whose band holds it (-1: none yet); refuses overlapping bands. */
+function bandOwners(bands: readonly Band[], height: number, files: readonly string[]): Int32Array {
+  const owners = new Int32Array(height).fill(-1);
+  bands.forEach((band, part) => {
+    for (let line = band.first; line < band.end; line += 1) {
+      const other = owners[line]!;
+      if (other >= 0)
+        throw new ExrFormatError(`${files[part]} and ${files[other]} both hold row ${height - 1 - line}`);
+      owners[line] = part;
+    }
+  });
+  return owners;
+}
+
 /**
  * Merges the parts of a frame of `frameSamples` samples (all of them, or those present so far) into
  * `output` (written to a temporary name, then renamed). Throws ExrFormatError when a part is not the
@@ -86,6 +127,27 @@ export async function mergeParts(
     layouts.forEach((layout, index) =>
       assertShare(recordedSamples(layout, files[index]!), parts[index]!, frameSamples),
     );
+    const bands = layouts.map((layout, index) => bandOf(layout, files[index]!));
+    const banded = bands.filter((band) => band !== null).length;
+    if (banded > 0 && banded < bands.length) {
+      throw new ExrFormatError(
+        'some parts are bands of rows and some are shares of the samples: they cannot be merged',
+      );
+    }
+    if (banded > 0) {
+      const height = first.parts[0]!.height;
+      const owners = bandOwners(bands as Band[], height, files);
+      const recorded = layouts.map((layout, index) => recordedSamples(layout, files[index]!));
+      await composeBands(handles, layouts, owners, temp);
+      await rename(temp, output);
+      return {
+        samples: recorded,
+        rows: (bands as Band[]).map((band) => band.end - band.first),
+        width: first.parts[0]!.width,
+        height,
+        channels: first.parts.reduce((sum, part) => sum + part.channels.length, 0),
+      };
+    }
     const samples = parts.map((part) => part.samples);
     const total = samples.reduce((sum, value) => sum + value, 0);
     const weights = samples.map((value) => value / total);
@@ -138,5 +200,46 @@ export async function mergeParts(
     await out?.close();
     await rm(temp, { force: true });
     await Promise.all(handles.map((handle) => handle.close()));
+  }
+}
+
+/** Writes the frame whose every scanline is the one of the part whose band holds it (zeros where no
+ * part does yet: a merge so far). */
+async function composeBands(
+  handles: readonly FileHandle[],
+  layouts: readonly ExrLayout[],
+  owners: Int32Array,
+  temp: string,
+): Promise<void> {
+  const first = layouts[0]!;
+  const out = await open(temp, 'w');
+  try {
+    const head = Buffer.alloc(first.headerBytes);
+    await handles[0]!.read(head, 0, head.length, 0);
+    await out.write(head, 0, head.length, 0);
+    const prefix = chunkPrefixBytes(first);
+    for (const [partIndex, part] of first.parts.entries()) {
+      const bytes = lineBytes(part);
+      const chunk = Buffer.alloc(prefix + bytes);
+      for (let line = 0; line < part.height; line += 1) {
+        const offset = part.offsets[line]!;
+        // The prefix (part number, y, size) is the same in every part: the layouts match.
+        await handles[0]!.read(chunk, 0, prefix, offset);
+        const declared = chunk.readInt32LE(prefix - 4);
+        if (declared !== bytes)
+          throw new ExrFormatError(`line ${line} holds ${declared} bytes, not ${bytes}`);
+        const owner = owners[line]!;
+        if (owner < 0) {
+          chunk.fill(0, prefix);
+        } else {
+          const where = layouts[owner]!.parts[partIndex]!.offsets[line]! + prefix;
+          const { bytesRead } = await handles[owner]!.read(chunk, prefix, bytes, where);
+          if (bytesRead !== bytes) throw new ExrFormatError(`part ${owner} ends inside line ${line}`);
+        }
+        await out.write(chunk, 0, chunk.length, offset);
+      }
+    }
+  } finally {
+    await out.close();
   }
 }
