@@ -1,12 +1,14 @@
 // What `--split` refuses before anything is uploaded (issue #17), each with its own error code and
 // a message saying what to change: the local backend (one machine gains nothing), an engine that
 // cannot split (Workbench, Eevee), a compositor the merge cannot reproduce (one that writes files
-// itself), more array children than
-// AWS Batch allows, more parts than samples. Nothing is submitted to Batch for any of them.
+// itself), more array children than AWS Batch allows, more parts than samples (or, where this Blender
+// splits a frame into bands of rows: 4.2/4.3, more parts than rows). Nothing is submitted to Batch for
+// any of them.
 import t from 'tap';
 import path from 'node:path';
 import { blenderSkip } from './helpers/scenes.js';
-import { makeNoisyScene } from './helpers/split-scenes.js';
+import { makeNoisyScene, splitKind } from './helpers/split-scenes.js';
+import { findBlender } from '../daemon/src/render/blender.js';
 import { runSkyfarm, startFarm } from './fakes/batch/farm.js';
 
 t.test('--split refusals', { skip: blenderSkip, timeout: 110_000 }, async (t) => {
@@ -45,12 +47,21 @@ t.test('--split refusals', { skip: blenderSkip, timeout: 110_000 }, async (t) =>
     'SPLIT_TOO_MANY',
     /700 frames.*16 parts = 11200 array children; AWS Batch allows 10000/,
   );
-  await refuse(
-    'more parts than samples',
-    [cycles, '--backend', 'aws', '--split', '17'],
-    'SPLIT_TOO_MANY',
-    /16\)/,
-  );
+  if (splitKind((await findBlender()).version) === 'band') {
+    await refuse(
+      'more parts than rows',
+      [cycles, '--backend', 'aws', '--split', '65'],
+      'SPLIT_TOO_MANY',
+      /--split 65 is more parts than scene "Scene" has rows \(64\)/,
+    );
+  } else {
+    await refuse(
+      'more parts than samples',
+      [cycles, '--backend', 'aws', '--split', '17'],
+      'SPLIT_TOO_MANY',
+      /--split 17 is more parts than scene "Scene" has samples \(16\)/,
+    );
+  }
   t.same(
     farm.batch.calls.filter((c) => c.operation === 'submitjob'),
     [],

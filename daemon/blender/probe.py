@@ -106,15 +106,18 @@ def load_split_rules():
 
 def split_info(scene):
     """Whether this scene's frames can be split across machines (split_rules.py): the samples a frame
-    renders and the reasons it cannot, each with its error code."""
+    renders, whether this Blender splits it into bands of its rows (how many) rather than runs of
+    samples, and the reasons it cannot, each with its error code."""
     try:
         rules = load_split_rules()
         problems = rules.refusals(scene)
         layers = rules.rendered_view_layers(scene)
         samples = rules.effective_samples(scene, layers[0]) if scene.render.engine == "CYCLES" and layers else 0
+        bands = scene.render.engine == "CYCLES" and rules.splits_by_rows(scene)
+        rows = rules.frame_rows(scene.render)
     except Exception as error:  # noqa: BLE001 - reported as the reason it cannot split
         return {"samples": 0, "problems": [{"code": "SPLIT_COMPOSITOR", "message": "skyfarm could not check it: %s" % error}]}
-    return {"samples": samples, "problems": [{"code": code, "message": message} for code, message in problems]}
+    return {"samples": samples, "bands": bool(bands), "rows": rows, "problems": [{"code": code, "message": message} for code, message in problems]}
 
 
 def scene_info(scene):

@@ -27,7 +27,9 @@ scene.world.color = (0.02, 0.02, 0.02)
 scene.render.engine = args["engine"]
 scene.cycles.samples = args["samples"]
 scene.cycles.seed = args["seed"]
-scene.cycles.use_adaptive_sampling = False
+scene.cycles.use_adaptive_sampling = args["adaptiveThreshold"] is not None
+if args["adaptiveThreshold"] is not None:
+    scene.cycles.adaptive_threshold = args["adaptiveThreshold"]
 if args["samplingPattern"]:
     scene.cycles.sampling_pattern = args["samplingPattern"]
 if args["sampleOffset"]:
@@ -87,6 +89,8 @@ export interface NoisySceneOptions {
   sampleOffset?: number;
   /** … this many samples (4.4+: a sample subset; before, `samples` from the offset). */
   sampleSubsetLength?: number;
+  /** Adaptive sampling with this noise threshold (default: off). */
+  adaptiveThreshold?: number;
 }
 
 export async function makeNoisyScene(file: string, opts: NoisySceneOptions = {}): Promise<string> {
@@ -103,6 +107,7 @@ export async function makeNoisyScene(file: string, opts: NoisySceneOptions = {})
     samplingPattern: opts.samplingPattern ?? null,
     sampleOffset: opts.sampleOffset ?? 0,
     sampleSubsetLength: opts.sampleSubsetLength ?? 1,
+    adaptiveThreshold: opts.adaptiveThreshold ?? null,
   };
   await mkdir(path.dirname(args.path), { recursive: true });
   const { stdout } = await execFileAsync(

@@ -341,7 +341,13 @@ export interface ProbeScene {
    * Whether the scene's frames can be split across machines (daemon/blender/split_rules.py): the
    * samples a frame renders, and why it cannot be split (absent in probes cached by older versions).
    */
-  split?: { samples: number; problems: Array<{ code: string; message: string }> };
+  split?: {
+    samples: number;
+    /** This Blender splits the frame into bands of its `rows` rows (split_rules.py splits_by_rows). */
+    bands?: boolean;
+    rows?: number;
+    problems: Array<{ code: string; message: string }>;
+  };
 }
 
 export interface ProbeDependency {

@@ -64,7 +64,14 @@ export function assertSplittable(
       `scene "${scene.name}" cannot be split across machines: ${problem.message}${more}. Render it without --split`,
     );
   }
-  if (parts > info.samples) {
+  if (info.bands && info.rows !== undefined && parts > info.rows) {
+    throw new SkyfarmError(
+      'SPLIT_TOO_MANY',
+      `--split ${parts} is more parts than scene "${scene.name}" has rows (${info.rows}): with this Blender's ` +
+        'sampling pattern every part renders a band of the frame’s rows',
+    );
+  }
+  if (!info.bands && parts > info.samples) {
     throw new SkyfarmError(
       'SPLIT_TOO_MANY',
       `--split ${parts} is more parts than scene "${scene.name}" has samples (${info.samples}): every part needs at least one`,
