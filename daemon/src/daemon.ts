@@ -1,6 +1,7 @@
 // Assembles the daemon from its parts and runs it: state dir, lock, token, database, backends,
 // services, app. The CLI's `skyfarm daemon` and the tests both start it through `startDaemon`.
 import { writeFileSync, rmSync, renameSync } from 'node:fs';
+import v8 from 'node:v8';
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import pino, { type Logger } from 'pino';
@@ -29,6 +30,7 @@ import { setupImages, type ImageOptions } from './images/setup.js';
 import { USABLE_STATUSES } from './stack/service.js';
 import { ClientHub } from './ws/hub.js';
 import { Semaphore } from './util/semaphore.js';
+import { IdleMemory } from './util/idle-memory.js';
 import { sharedResult } from './util/shared-result.js';
 import { probeBlend as probeBlendUnbounded, resolveExecutable } from './render/blender.js';
 import { blenderCommand, rememberedFindBlender } from './render/blender-check.js';
@@ -49,6 +51,11 @@ export interface DaemonOptions {
   images?: ImageOptions;
   /** Node's process warnings go to the daemon's log, not stderr (the daemon process itself sets this). */
   logProcessWarnings?: boolean;
+  /**
+   * Once no request has run for this long, V8 is asked to give memory back (util/idle-memory.ts); the
+   * daemon process sets it, in-process daemons (tests, bench) leave it off.
+   */
+  idleMemoryMs?: number;
 }
 
 export interface RunningDaemon {
@@ -216,7 +223,11 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
       probeBlend,
       aws,
     });
-    const registry = new RpcRegistry();
+    const idleMemory =
+      options.idleMemoryMs !== undefined
+        ? new IdleMemory({ idleMs: options.idleMemoryMs, setFlags: (flags) => v8.setFlagsFromString(flags) })
+        : undefined;
+    const registry = new RpcRegistry(idleMemory);
     registerJobHandlers(registry, jobs);
     stack.register(registry);
     images.register(registry);
@@ -269,6 +280,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
       projects: projectService,
       stop: () =>
         (stopped ??= (async () => {
+          idleMemory?.close();
           await app.close();
           await local.stopAll();
           await aws.costs.stop();

@@ -90,7 +90,13 @@ function oneJob(positionals: string[], command: string): string {
 
 async function runDaemonForeground(ctx: CliContext): Promise<number> {
   restoreUserGlibcTunables(ctx.env);
-  const daemon = await startDaemon({ stateDir: ctx.stateDir, env: ctx.env, logProcessWarnings: true });
+  const daemon = await startDaemon({
+    stateDir: ctx.stateDir,
+    env: ctx.env,
+    logProcessWarnings: true,
+    // 10 s without a request: give memory back (SKYFARM_IDLE_MEMORY=0: never).
+    ...(ctx.env['SKYFARM_IDLE_MEMORY'] === '0' ? {} : { idleMemoryMs: 10_000 }),
+  });
   await new Promise<void>((resolve) => {
     const stop = () => {
       clearInterval(watchdog);

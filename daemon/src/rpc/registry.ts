@@ -12,14 +12,31 @@ export type Handler<M extends Method> = (
   context: RequestContext,
 ) => Promise<RequestMap[M]['result']> | RequestMap[M]['result'];
 
+/** What wants to know when requests run (util/idle-memory.ts): begin() returns the end. */
+export interface RequestActivity {
+  begin(): () => void;
+}
+
 export class RpcRegistry {
   private readonly handlers = new Map<Method, Handler<Method>>();
+
+  constructor(private readonly activity?: RequestActivity) {}
 
   register<M extends Method>(method: M, handler: Handler<M>): void {
     this.handlers.set(method, handler as unknown as Handler<Method>);
   }
 
   get(method: Method): Handler<Method> | undefined {
-    return this.handlers.get(method);
+    const handler = this.handlers.get(method);
+    const activity = this.activity;
+    if (!handler || !activity) return handler;
+    return async (params, context) => {
+      const end = activity.begin();
+      try {
+        return await handler(params, context);
+      } finally {
+        end();
+      }
+    };
   }
 }
