@@ -93,8 +93,9 @@ class SkyfarmSceneSettings(bpy.types.PropertyGroup):
     aws_split: IntProperty(
         name="Split Each Frame",
         description=(
-            "Split each frame across N machines: each renders its share of the frame's samples and the farm "
-            "merges them into one frame (Cycles only; 1 renders every frame whole)"
+            "Split each frame across N machines: each renders its share of the frame's samples (in Blender "
+            "4.2/4.3, a band of its rows) and the farm merges them into one frame (Cycles only; 1 renders "
+            "every frame whole)"
         ),
         default=1,
         min=1,
