@@ -60,6 +60,31 @@ t.test('memory saving follows requests', async (t) => {
   t.equal(timers.count, 0, 'closed: no timer left');
 });
 
+t.test('an upload after its request has answered is busy time too', async (t) => {
+  const timers = manualTimers();
+  const flags: string[] = [];
+  const idle = new IdleMemory({
+    idleMs: 10_000,
+    setFlags: (f) => flags.push(f),
+    setTimer: timers.setTimer,
+    clearTimer: timers.clearTimer,
+  });
+  timers.fireAll();
+  let finish: (value: string) => void = () => {};
+  const upload = idle.during(() => new Promise<string>((resolve) => (finish = resolve)));
+  t.notOk(idle.savingMemory, 'the upload runs at full speed');
+  t.equal(timers.count, 0, 'no idle timer while it runs');
+  finish('uploaded');
+  t.equal(await upload, 'uploaded', 'its result comes through');
+  t.equal(timers.count, 1, 'idle timer armed once it is done');
+  await t.rejects(
+    idle.during(() => Promise.reject(new Error('upload failed'))),
+    /upload failed/,
+  );
+  t.equal(timers.count, 1, 'a failed upload ends its busy time too');
+  idle.close();
+});
+
 t.test('the registry reports every request, failed ones too', async (t) => {
   const events: string[] = [];
   const registry = new RpcRegistry({

@@ -159,11 +159,18 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
       log,
     });
     const projectService = projects;
+    const idleMemory =
+      options.idleMemoryMs !== undefined
+        ? new IdleMemory({ idleMs: options.idleMemoryMs, setFlags: (flags) => v8.setFlagsFromString(flags) })
+        : undefined;
+    // A job's upload runs after render.submit has answered: busy too, at full speed.
+    const uploadWhileBusy: typeof projectService.upload = (request) =>
+      idleMemory ? idleMemory.during(() => projectService.upload(request)) : projectService.upload(request);
     const local = new LocalBackend({
       repo,
       logs,
       store: localStore,
-      uploadProject: (request) => projectService.upload(request),
+      uploadProject: uploadWhileBusy,
       workDir: paths.work,
       notify: hub.notify,
       log,
@@ -194,7 +201,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
         upload: async (request) => {
           const store = await projectService.storeFor({ backend: 'aws', bucket: request.bucket.name });
           const { bucket: _bucket, ...rest } = request;
-          const result = await projectService.upload({ ...rest, store });
+          const result = await uploadWhileBusy({ ...rest, store });
           const manifestKey = await writeManifest(store, result, request.jobId);
           return {
             manifestKey,
@@ -223,10 +230,6 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
       probeBlend,
       aws,
     });
-    const idleMemory =
-      options.idleMemoryMs !== undefined
-        ? new IdleMemory({ idleMs: options.idleMemoryMs, setFlags: (flags) => v8.setFlagsFromString(flags) })
-        : undefined;
     const registry = new RpcRegistry(idleMemory);
     registerJobHandlers(registry, jobs);
     stack.register(registry);

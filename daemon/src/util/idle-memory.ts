@@ -3,10 +3,10 @@
 // release them waits for a low allocation rate and keeps judging the daemon "high alloc, foreground"
 // (--trace-memory-reducer), so an idle daemon stayed at 170-210 MiB RSS after a 10,000-file upload.
 // V8's --optimize-for-size makes it reduce as it would in the background: set once the daemon has
-// served no request for `idleMs`, cleared when the next request arrives (it slows JavaScript: an
-// unchanged 10,000-file re-submit took 2x as long with it on throughout). Measured with the bench's
-// daemon_idle_rss_mb: 206 → 128 MiB within 20 s of it being set. V8 flags set at run time are outside
-// Node.js' guarantees, so SKYFARM_IDLE_MEMORY=0 turns this off.
+// served no request and run no upload for `idleMs`, cleared when the next one starts (it slows
+// JavaScript: an unchanged 10,000-file re-submit took 2x as long with it on throughout). Measured
+// with the bench's daemon_idle_rss_mb: 181 → 110 MiB. V8 flags set at run time are outside Node.js'
+// guarantees, so SKYFARM_IDLE_MEMORY=0 turns this off.
 
 export interface IdleMemoryOptions {
   idleMs: number;
@@ -26,7 +26,7 @@ export class IdleMemory {
     this.arm();
   }
 
-  /** Marks a request as started; the returned function marks it done. */
+  /** Marks a request or an upload as started; the returned function marks it done. */
   begin(): () => void {
     this.busy += 1;
     this.disarm();
@@ -41,6 +41,16 @@ export class IdleMemory {
       this.busy -= 1;
       if (this.busy === 0) this.arm();
     };
+  }
+
+  /** Runs `work` as busy time (a job's upload, which goes on after its request has answered). */
+  async during<T>(work: () => Promise<T>): Promise<T> {
+    const end = this.begin();
+    try {
+      return await work();
+    } finally {
+      end();
+    }
   }
 
   /** Whether the daemon is in its idle, memory-saving mode. */
