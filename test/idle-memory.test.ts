@@ -27,7 +27,8 @@ function manualTimers() {
   };
 }
 
-t.test('memory saving follows requests', async (t) => {
+/** An IdleMemory on manual timers, recording the V8 flags it sets. */
+function idleWithManualTimers() {
   const timers = manualTimers();
   const flags: string[] = [];
   const idle = new IdleMemory({
@@ -36,6 +37,11 @@ t.test('memory saving follows requests', async (t) => {
     setTimer: timers.setTimer,
     clearTimer: timers.clearTimer,
   });
+  return { idle, timers, flags };
+}
+
+t.test('memory saving follows requests', async (t) => {
+  const { idle, timers, flags } = idleWithManualTimers();
   t.equal(timers.count, 1, 'a fresh daemon waits for its first idle period');
   timers.fireAll();
   t.same(flags, ['--optimize-for-size'], 'idle: V8 optimizes for size');
@@ -61,14 +67,7 @@ t.test('memory saving follows requests', async (t) => {
 });
 
 t.test('an upload after its request has answered is busy time too', async (t) => {
-  const timers = manualTimers();
-  const flags: string[] = [];
-  const idle = new IdleMemory({
-    idleMs: 10_000,
-    setFlags: (f) => flags.push(f),
-    setTimer: timers.setTimer,
-    clearTimer: timers.clearTimer,
-  });
+  const { idle, timers } = idleWithManualTimers();
   timers.fireAll();
   let finish: (value: string) => void = () => {};
   const upload = idle.during(() => new Promise<string>((resolve) => (finish = resolve)));

@@ -32,6 +32,29 @@ const SAME_RENDER = 1e-3;
 // sampling (every pixel all 256 samples) were 0.64 of it from the adaptive render (measured, 4.3.2).
 const ADAPTIVE_EDGES = 0.02;
 
+/** Frame 1 of `blendFile` through render_chunk.py (with `split`: one part of it) into dir/name; its path. */
+async function renderFrameOne(
+  t: Test,
+  blender: string,
+  dir: string,
+  blendFile: string,
+  name: string,
+  more: Pick<Parameters<typeof renderChunk>[0], 'split' | 'onLine'> = {},
+): Promise<string> {
+  const result = await renderChunk({
+    blender,
+    blendFile,
+    scene: 'Scene',
+    frames: [1],
+    outputDir: path.join(dir, name),
+    filePattern: 'frame_####.exr',
+    onEvent: () => {},
+    ...more,
+  });
+  t.same(result.failed, [], `${name} rendered`);
+  return path.join(dir, name, 'frame_0001.exr');
+}
+
 async function splitAndCompare(t: Test, samplingPattern: string | null): Promise<void> {
   const dir = t.testdir();
   const found = await findBlender();
@@ -41,38 +64,17 @@ async function splitAndCompare(t: Test, samplingPattern: string | null): Promise
   const split = await makeNoisyScene(path.join(dir, 'split.blend'), { samples: 18, seed: 0, ...pattern });
   const other = await makeNoisyScene(path.join(dir, 'other.blend'), { samples: 18, seed: 7, ...pattern });
 
-  const single = async (blendFile: string, name: string) => {
-    const result = await renderChunk({
-      blender,
-      blendFile,
-      scene: 'Scene',
-      frames: [1],
-      outputDir: path.join(dir, name),
-      filePattern: 'frame_####.exr',
-      onEvent: () => {},
-    });
-    t.same(result.failed, [], `${name} rendered`);
-    return path.join(dir, name, 'frame_0001.exr');
-  };
-  const singleA = await single(split, 'single-a');
-  const singleB = await single(other, 'single-b');
+  const singleA = await renderFrameOne(t, blender, dir, split, 'single-a');
+  const singleB = await renderFrameOne(t, blender, dir, other, 'single-b');
 
   const partsDir = path.join(dir, 'parts');
   const announced: string[] = [];
   for (let part = 0; part < 4; part += 1) {
     const lines: string[] = [];
-    const result = await renderChunk({
-      blender,
-      blendFile: split,
-      scene: 'Scene',
-      frames: [1],
-      outputDir: path.join(dir, 'unused'),
-      filePattern: 'frame_####.exr',
+    await renderFrameOne(t, blender, dir, split, `part-${part}`, {
       split: { parts: 4, part, dir: partsDir },
-      onEvent: () => {},
       onLine: (line) => lines.push(line),
     });
-    t.same(result.failed, [], `part ${part} rendered`);
     announced.push(...lines.filter((line) => line.startsWith('SKYFARM_PART ')));
   }
   // SKYFARM_PART <frame> <part> <samples> <total> <first sample> <seed> <rows>.
@@ -220,29 +222,13 @@ t.test(
     const scene = { samples: 256, adaptiveThreshold: 0.05 };
     const blend = await makeNoisyScene(path.join(dir, 'adaptive.blend'), { ...scene, seed: 0 });
     const other = await makeNoisyScene(path.join(dir, 'other.blend'), { ...scene, seed: 7 });
-    const render = async (
-      blendFile: string,
-      name: string,
-      split?: { parts: number; part: number; dir: string },
-    ) => {
-      const result = await renderChunk({
-        blender,
-        blendFile,
-        scene: 'Scene',
-        frames: [1],
-        outputDir: path.join(dir, name),
-        filePattern: 'frame_####.exr',
-        ...(split ? { split } : {}),
-        onEvent: () => {},
-      });
-      t.same(result.failed, [], `${name} rendered`);
-      return path.join(dir, name, 'frame_0001.exr');
-    };
-    const single = await render(blend, 'single');
-    const otherSeed = await render(other, 'other');
+    const single = await renderFrameOne(t, blender, dir, blend, 'single');
+    const otherSeed = await renderFrameOne(t, blender, dir, other, 'other');
     const partsDir = path.join(dir, 'parts');
     for (let part = 0; part < 4; part += 1)
-      await render(blend, `part-${part}`, { parts: 4, part, dir: partsDir });
+      await renderFrameOne(t, blender, dir, blend, `part-${part}`, {
+        split: { parts: 4, part, dir: partsDir },
+      });
     const output = path.join(dir, 'merged', 'frame_0001.exr');
     await mergeFrame({
       blender,

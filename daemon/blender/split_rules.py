@@ -120,14 +120,11 @@ def effective_samples(scene, layer):
     return frame_samples(scene, layer)[1]
 
 
-def renders_exact_subsets(cycles):
-    """Whether a part can render exactly its run of the frame's sample sequence (see the header)."""
-    return has_sample_subsets(cycles) or getattr(cycles, "sampling_pattern", None) in COUNT_FREE_PATTERNS
-
-
 def splits_by_rows(scene):
-    """Whether this Blender splits the scene's frames into bands of rows rather than runs of samples."""
-    return not renders_exact_subsets(scene.cycles)
+    """Whether this Blender splits the scene's frames into bands of rows: a part cannot render exactly
+    its run of the frame's sample sequence (no sample subsets, a pattern that depends on the count)."""
+    cycles = scene.cycles
+    return not (has_sample_subsets(cycles) or getattr(cycles, "sampling_pattern", None) in COUNT_FREE_PATTERNS)
 
 
 def scene_denoises(scene, layer):

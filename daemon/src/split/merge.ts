@@ -124,9 +124,8 @@ export async function mergeParts(
     for (const [index, handle] of handles.entries()) layouts.push(await readExrLayout(handle, files[index]!));
     const first = layouts[0]!;
     layouts.forEach((layout, index) => assertSameLayout(first, layout, files[index]!));
-    layouts.forEach((layout, index) =>
-      assertShare(recordedSamples(layout, files[index]!), parts[index]!, frameSamples),
-    );
+    const recorded = layouts.map((layout, index) => recordedSamples(layout, files[index]!));
+    recorded.forEach((value, index) => assertShare(value, parts[index]!, frameSamples));
     const bands = layouts.map((layout, index) => bandOf(layout, files[index]!));
     const banded = bands.filter((band) => band !== null).length;
     if (banded > 0 && banded < bands.length) {
@@ -134,21 +133,9 @@ export async function mergeParts(
         'some parts are bands of rows and some are shares of the samples: they cannot be merged',
       );
     }
-    if (banded > 0) {
-      const height = first.parts[0]!.height;
-      const owners = bandOwners(bands as Band[], height, files);
-      const recorded = layouts.map((layout, index) => recordedSamples(layout, files[index]!));
-      await composeBands(handles, layouts, owners, temp);
-      await rename(temp, output);
-      return {
-        samples: recorded,
-        rows: (bands as Band[]).map((band) => band.end - band.first),
-        width: first.parts[0]!.width,
-        height,
-        channels: first.parts.reduce((sum, part) => sum + part.channels.length, 0),
-      };
-    }
-    const samples = parts.map((part) => part.samples);
+    // Bands: each scanline is copied from the part whose band holds it (none yet: zeros, a merge so far).
+    const owners = banded > 0 ? bandOwners(bands as Band[], first.parts[0]!.height, files) : null;
+    const samples = owners ? recorded : parts.map((part) => part.samples);
     const total = samples.reduce((sum, value) => sum + value, 0);
     const weights = samples.map((value) => value / total);
 
@@ -177,6 +164,17 @@ export async function mergeParts(
         const declared = chunk.readInt32LE(prefix - 4);
         if (declared !== bytes)
           throw new ExrFormatError(`${files[0]}: line ${line} holds ${declared} bytes, not ${bytes}`);
+        const owner = owners ? owners[line]! : 0;
+        if (owners && owner < 0) pixels.fill(0);
+        if (owners && owner > 0) {
+          const where = layouts[owner]!.parts[partIndex]!.offsets[line]! + prefix;
+          const { bytesRead } = await handles[owner]!.read(chunk, prefix, bytes, where);
+          if (bytesRead !== bytes) throw new ExrFormatError(`${files[owner]} ends inside line ${line}`);
+        }
+        if (owners) {
+          await out.write(chunk, 0, chunk.length, offset);
+          continue;
+        }
         for (let i = 0; i < floats; i += 1) sum[i] = pixels[i]! * weights[0]!;
         for (let k = 1; k < handles.length; k += 1) {
           const where = layouts[k]!.parts[partIndex]!.offsets[line]! + prefix;
@@ -195,51 +193,16 @@ export async function mergeParts(
     await out.close();
     out = undefined;
     await rename(temp, output);
-    return { samples, width: first.parts[0]!.width, height: first.parts[0]!.height, channels };
+    return {
+      samples,
+      ...(owners ? { rows: (bands as Band[]).map((band) => band.end - band.first) } : {}),
+      width: first.parts[0]!.width,
+      height: first.parts[0]!.height,
+      channels,
+    };
   } finally {
     await out?.close();
     await rm(temp, { force: true });
     await Promise.all(handles.map((handle) => handle.close()));
-  }
-}
-
-/** Writes the frame whose every scanline is the one of the part whose band holds it (zeros where no
- * part does yet: a merge so far). */
-async function composeBands(
-  handles: readonly FileHandle[],
-  layouts: readonly ExrLayout[],
-  owners: Int32Array,
-  temp: string,
-): Promise<void> {
-  const first = layouts[0]!;
-  const out = await open(temp, 'w');
-  try {
-    const head = Buffer.alloc(first.headerBytes);
-    await handles[0]!.read(head, 0, head.length, 0);
-    await out.write(head, 0, head.length, 0);
-    const prefix = chunkPrefixBytes(first);
-    for (const [partIndex, part] of first.parts.entries()) {
-      const bytes = lineBytes(part);
-      const chunk = Buffer.alloc(prefix + bytes);
-      for (let line = 0; line < part.height; line += 1) {
-        const offset = part.offsets[line]!;
-        // The prefix (part number, y, size) is the same in every part: the layouts match.
-        await handles[0]!.read(chunk, 0, prefix, offset);
-        const declared = chunk.readInt32LE(prefix - 4);
-        if (declared !== bytes)
-          throw new ExrFormatError(`line ${line} holds ${declared} bytes, not ${bytes}`);
-        const owner = owners[line]!;
-        if (owner < 0) {
-          chunk.fill(0, prefix);
-        } else {
-          const where = layouts[owner]!.parts[partIndex]!.offsets[line]! + prefix;
-          const { bytesRead } = await handles[owner]!.read(chunk, prefix, bytes, where);
-          if (bytesRead !== bytes) throw new ExrFormatError(`part ${owner} ends inside line ${line}`);
-        }
-        await out.write(chunk, 0, chunk.length, offset);
-      }
-    }
-  } finally {
-    await out.close();
   }
 }
